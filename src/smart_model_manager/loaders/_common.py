@@ -1,0 +1,99 @@
+"""Shared, dependency-free pieces of the torch and ONNX runners.
+
+Both backends must give the *same* numbers for the same folder, so everything that decides what
+the model sees (labels, max length, batching order, padding) lives here once. stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError, FormatError
+
+MODEL_TYPES = ("sentiment", "embeddings")
+DEFAULT_BATCH_SIZE = 32
+# tokenizer_config.json uses a huge sentinel (int(1e30)) for "no limit"; anything above this is that.
+_NO_LIMIT = 1_000_000
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Read a JSON object; a malformed file raises FormatError naming file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise BackendError(f"{path} is missing; the model folder is incomplete") from err
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise FormatError(f"invalid JSON: {err.msg} (column {err.colno})", path=path,
+                          line=err.lineno) from err
+    if not isinstance(data, dict):
+        raise FormatError(f"expected a JSON object, got {type(data).__name__}", path=path, line=1)
+    return data
+
+
+def read_optional_json(path: Path) -> dict[str, Any]:
+    return read_json(path) if path.is_file() else {}
+
+
+def labels_from_config(config: dict[str, Any], config_path: Path,
+                       expected: Sequence[str] | None) -> tuple[str, ...]:
+    """``id2label`` in id order. If the caller pinned labels (manifest/lock), they must agree."""
+    raw = config.get("id2label")
+    if not isinstance(raw, dict) or not raw:
+        if expected:
+            return tuple(expected)
+        raise FormatError("a sentiment model needs 'id2label' (label names in id order)",
+                          path=config_path)
+    try:
+        by_id = {int(k): str(v) for k, v in raw.items()}
+    except (TypeError, ValueError) as err:
+        raise FormatError(f"'id2label' keys must be integers, got {sorted(raw)!r}",
+                          path=config_path) from err
+    if sorted(by_id) != list(range(len(by_id))):
+        raise FormatError(f"'id2label' ids must be 0..{len(by_id) - 1}, got {sorted(by_id)}",
+                          path=config_path)
+    labels = tuple(by_id[i] for i in range(len(by_id)))
+    if expected is not None and tuple(x.lower() for x in expected) != tuple(x.lower() for x in labels):
+        raise BackendError(
+            f"{config_path}: id2label gives labels {list(labels)} but the manifest/lock pins "
+            f"{list(expected)}; the folder is not the model that was pinned")
+    return labels
+
+
+def max_length(config: dict[str, Any], tokenizer_config: dict[str, Any]) -> int:
+    """Truncation length: tokenizer ``model_max_length`` if it is real, else the position table size."""
+    candidates = []
+    tml = tokenizer_config.get("model_max_length")
+    if isinstance(tml, (int, float)) and 0 < tml < _NO_LIMIT:
+        candidates.append(int(tml))
+    mpe = config.get("max_position_embeddings")
+    if isinstance(mpe, int) and mpe > 0:
+        candidates.append(mpe)
+    return min(candidates) if candidates else 512
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), so padding stays small.
+
+    The sort is stable: equal lengths keep input order, which keeps results reproducible.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_rows(rows: Sequence[Sequence[int]], width: int, value: int) -> list[list[int]]:
+    """Right-pad each row to ``width`` (rows are never longer: they were truncated)."""
+    return [list(r) + [value] * (width - len(r)) for r in rows]
+
+
+def check_model_type(model_type: str) -> None:
+    if model_type not in MODEL_TYPES:
+        from ..errors import UnknownModelTypeError
+        raise UnknownModelTypeError(
+            f"model type {model_type!r} has no runner; valid types: {', '.join(MODEL_TYPES)}")

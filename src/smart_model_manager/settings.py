@@ -1,0 +1,149 @@
+"""Settings: the ONLY module that reads the process environment.
+
+``Settings.from_env(mapping)`` builds an immutable snapshot from any mapping (tests pass a dict);
+``Settings.from_env()`` reads ``os.environ`` at call time (never frozen at import). Building settings
+creates no folders and touches no network. Every variable is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import ConfigurationError
+
+ENVIRONMENTS = ("test", "dev", "ci", "production", "hub")
+BACKENDS = ("auto", "onnx", "torch")
+VERIFY_MODES = ("quick", "full")
+DEFAULT_VOLUME_DIR = "/app/models"
+MANIFEST_NAME = "model-metadata.yaml"
+DEFAULT_ENDPOINT = "https://huggingface.co"
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "CIRCLECI", "TF_BUILD")
+
+
+def environ() -> Mapping[str, str]:
+    """A snapshot of os.environ, for edge code (service, CLI) that needs raw variables."""
+    return dict(os.environ)
+
+
+def parse_bool(name: str, value: str | None, default: bool = False) -> bool:
+    if value is None:
+        return default
+    v = value.strip().lower()
+    if v in TRUE:
+        return True
+    if v in FALSE:
+        return False
+    raise ConfigurationError(f"{name}={value!r} is not a boolean; use one of 1/true/yes/on or 0/false/no/off")
+
+
+def _choice(name: str, value: str | None, choices: tuple[str, ...], default: str | None) -> str | None:
+    if value is None or value.strip() == "":
+        return default
+    v = value.strip().lower()
+    if v not in choices:
+        raise ConfigurationError(f"{name}={value!r} is not valid; valid values: {', '.join(choices)}")
+    return v
+
+
+def _positive_int(name: str, value: str | None) -> int | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigurationError(f"{name}={value!r} is not an integer") from None
+    if n < 1:
+        raise ConfigurationError(f"{name}={value!r} must be >= 1")
+    return n
+
+
+def _float(name: str, value: str | None, default: float) -> float:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        f = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name}={value!r} is not a number") from None
+    if f <= 0:
+        raise ConfigurationError(f"{name}={value!r} must be > 0")
+    return f
+
+
+def default_cache_dir(env: Mapping[str, str]) -> tuple[Path, str]:
+    """MODEL_CACHE_DIR, else the standard HF hub cache (HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)."""
+    if env.get("MODEL_CACHE_DIR"):
+        return Path(env["MODEL_CACHE_DIR"]).expanduser(), "MODEL_CACHE_DIR"
+    if env.get("HF_HUB_CACHE"):
+        return Path(env["HF_HUB_CACHE"]).expanduser(), "HF_HUB_CACHE"
+    if env.get("HF_HOME"):
+        return Path(env["HF_HOME"]).expanduser() / "hub", "HF_HOME"
+    xdg = env.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path(env.get("HOME", "~")).expanduser() / ".cache"
+    return base / "huggingface" / "hub", "default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective configuration. Build with :meth:`from_env`; override fields with :meth:`replace`."""
+
+    env_override: str | None = None          # SMM_ENV
+    cache_dir: Path = Path("~/.cache/huggingface/hub")
+    cache_dir_origin: str = "default"        # which variable set cache_dir
+    volume_dir: Path = Path(DEFAULT_VOLUME_DIR)
+    endpoint: str = DEFAULT_ENDPOINT          # HF_ENDPOINT
+    token: str | None = field(default=None, repr=False)  # HF_TOKEN
+    offline: bool = False                     # HF_HUB_OFFLINE / SMM_OFFLINE
+    backend: str = "auto"                     # SMM_BACKEND
+    verify: str = "quick"                     # SMM_VERIFY
+    lock_path: Path | None = None             # SMM_LOCK
+    allow_pickle: bool = False                # SMM_ALLOW_PICKLE
+    num_threads: int | None = None            # SMM_NUM_THREADS
+    timeout: float = 30.0                     # SMM_TIMEOUT seconds per network operation
+    retries: int = 3                          # SMM_RETRIES
+    debug: bool = False                       # SMM_DEBUG
+    default_model: str | None = None          # SMM_MODEL
+    # detection signals, copied verbatim so detection stays a pure function of Settings
+    signals: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        cache_dir, origin = default_cache_dir(env)
+        lock = env.get("SMM_LOCK")
+        retries = env.get("SMM_RETRIES")
+        watched = ("PYTEST_CURRENT_TEST", "TESTING", *CI_VARIABLES)
+        return cls(
+            env_override=_choice("SMM_ENV", env.get("SMM_ENV"), ENVIRONMENTS, None),
+            cache_dir=cache_dir,
+            cache_dir_origin=origin,
+            volume_dir=Path(env.get("SMM_VOLUME_DIR") or DEFAULT_VOLUME_DIR).expanduser(),
+            endpoint=(env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
+            token=env.get("HF_TOKEN") or None,
+            offline=parse_bool("HF_HUB_OFFLINE", env.get("HF_HUB_OFFLINE"))
+            or parse_bool("SMM_OFFLINE", env.get("SMM_OFFLINE")),
+            backend=_choice("SMM_BACKEND", env.get("SMM_BACKEND"), BACKENDS, "auto") or "auto",
+            verify=_choice("SMM_VERIFY", env.get("SMM_VERIFY"), VERIFY_MODES, "quick") or "quick",
+            lock_path=Path(lock).expanduser() if lock else None,
+            allow_pickle=parse_bool("SMM_ALLOW_PICKLE", env.get("SMM_ALLOW_PICKLE")),
+            num_threads=_positive_int("SMM_NUM_THREADS", env.get("SMM_NUM_THREADS")),
+            timeout=_float("SMM_TIMEOUT", env.get("SMM_TIMEOUT"), 30.0),
+            retries=(_positive_int("SMM_RETRIES", retries) or 3) if retries not in (None, "0") else 0,
+            debug=parse_bool("SMM_DEBUG", env.get("SMM_DEBUG")),
+            default_model=env.get("SMM_MODEL") or None,
+            signals=tuple((k, env[k]) for k in watched if k in env),
+        )
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.volume_dir / MANIFEST_NAME
+
+    def signal(self, name: str) -> str | None:
+        return dict(self.signals).get(name)
+
+    def replace(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
