@@ -1,0 +1,148 @@
+"""Turn a verified local model folder into a runner (layer 5). Heavy imports happen inside functions.
+
+Backends (``SMM_BACKEND`` / ``load_model(..., backend=...)``):
+
+========== ==============================================================================
+auto       ONNX when ``onnx/model.int8.onnx`` (quality gate passed) or ``onnx/model.onnx``
+           exists *and* onnxruntime + tokenizers are installed; otherwise torch
+torch      transformers + torch
+onnx       ONNX Runtime + tokenizers: the int8 file if its gate passed, else fp32. Never torch.
+onnx-int8  the int8 file only (its gate must have passed)
+onnx-fp32  the fp32 file only
+========== ==============================================================================
+
+An explicit ONNX backend with no exported file is an error naming the missing file and the
+``smm export onnx ...`` command that creates it: we never switch to torch behind your back.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import BackendError, ConfigurationError
+from ..model import Runner
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "onnx-fp32")
+ONNX_DIR = "onnx"
+FP32_FILE = "onnx/model.onnx"
+INT8_FILE = "onnx/model.int8.onnx"
+QUALITY_FILE = "onnx/quality.json"
+ONNX_INSTALL = "pip install 'smart-model-manager[onnx]'"
+TORCH_INSTALL = "pip install 'smart-model-manager[torch]'"
+
+#: ``verify(path)`` raises (e.g. IntegrityError) if the file is not the pinned one.
+VerifyHook = Callable[[Path], None]
+
+
+def onnx_available() -> bool:
+    """onnxruntime and tokenizers are installed (checked without importing them)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tokenizers"))
+
+
+def torch_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+
+
+def export_command(model_ref: str | Path) -> str:
+    return f"smm export onnx {model_ref}"
+
+
+def int8_gate_passed(folder: Path) -> bool:
+    """True when ``onnx/quality.json`` says the int8 file passed its quality gate."""
+    from ._common import read_json
+
+    qpath = folder / QUALITY_FILE
+    if not (folder / INT8_FILE).is_file() or not qpath.is_file():
+        return False
+    gate = read_json(qpath).get("int8")
+    return isinstance(gate, dict) and gate.get("accepted") is True
+
+
+def choose_onnx_file(folder: Path, backend: str, model_ref: str | Path) -> Path | None:
+    """The .onnx file ``backend`` asks for, or None (auto only); raises for explicit ONNX backends."""
+    fp32, int8 = folder / FP32_FILE, folder / INT8_FILE
+    cmd = export_command(model_ref)
+    if backend in ("auto", "onnx"):
+        if int8_gate_passed(folder):
+            return int8
+        if int8.is_file():
+            log.info("%s exists but its quality gate did not pass (%s); using fp32", int8,
+                     folder / QUALITY_FILE)
+        if fp32.is_file():
+            return fp32
+        if backend == "auto":
+            return None
+        raise BackendError(
+            f"backend 'onnx' needs {fp32} (or {int8}), which does not exist; create it with: "
+            f"{cmd}  (or use backend 'torch' / SMM_BACKEND=torch)")
+    if backend == "onnx-int8":
+        if not int8.is_file():
+            raise BackendError(f"backend 'onnx-int8' needs {int8}, which does not exist; create it "
+                               f"with: {cmd} --int8")
+        if not int8_gate_passed(folder):
+            raise BackendError(f"backend 'onnx-int8': {int8} did not pass its int8 quality gate "
+                               f"(see {folder / QUALITY_FILE}); use backend 'onnx-fp32' or 'onnx'")
+        return int8
+    if backend == "onnx-fp32":
+        if not fp32.is_file():
+            raise BackendError(f"backend 'onnx-fp32' needs {fp32}, which does not exist; create it "
+                               f"with: {cmd}")
+        return fp32
+    return None
+
+
+def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_pickle: bool = False,
+                threads: int | None = None, labels: Sequence[str] | None = None,
+                verify: VerifyHook | None = None, model_ref: str | None = None) -> Runner:
+    """A runner for the model in ``folder``.
+
+    ``threads``: explicit thread count (``settings.num_threads``); None sizes it from the CPU
+    quota (:func:`smart_model_manager.cpu.default_threads`). ``labels``: the label order pinned by
+    a manifest/lock, checked against ``config.json``. ``verify``: called with each ``.onnx`` path
+    before ONNX Runtime sees it. ``model_ref``: repo id used in error messages.
+    """
+    from ..cpu import default_threads
+
+    folder = Path(folder)
+    if backend not in BACKENDS:
+        raise ConfigurationError(
+            f"unknown backend {backend!r}; valid values: {', '.join(BACKENDS)} (SMM_BACKEND)")
+    from ._common import check_model_type
+    check_model_type(model_type)
+    n_threads = default_threads(threads)
+    ref = model_ref or str(folder)
+
+    if backend != "torch":
+        onnx_file = choose_onnx_file(folder, backend, ref)
+        if onnx_file is not None:
+            if not onnx_available():
+                if backend == "auto":
+                    log.info("%s exists but onnxruntime/tokenizers are not installed; using torch "
+                             "(%s)", onnx_file, ONNX_INSTALL)
+                else:
+                    raise BackendError(f"backend {backend!r} needs onnxruntime and tokenizers; "
+                                       f"install them with: {ONNX_INSTALL}")
+            elif backend == "auto" and not (folder / "tokenizer.json").is_file():
+                log.info("%s has no tokenizer.json, which the ONNX backend needs; using torch",
+                         folder)
+            else:
+                from .onnx import load_onnx_runner
+                return load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads,
+                                        labels=labels, verify=verify)
+
+    if not torch_available():
+        raise BackendError(f"the torch backend needs torch and transformers; install them with: "
+                           f"{TORCH_INSTALL}" + ("" if backend == "torch" else
+                                                 f", or export ONNX with: {export_command(ref)}"))
+    from .torch import load_torch_runner
+    return load_torch_runner(folder, model_type, allow_pickle=allow_pickle, threads=n_threads,
+                             labels=labels)
+
+
+__all__ = ["BACKENDS", "FP32_FILE", "INT8_FILE", "QUALITY_FILE", "VerifyHook", "choose_onnx_file",
+           "export_command", "int8_gate_passed", "load_runner", "onnx_available", "torch_available"]

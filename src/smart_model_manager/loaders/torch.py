@@ -1,0 +1,164 @@
+"""The transformers/torch runner (backend ``"torch"``).
+
+torch and transformers are imported inside functions only: importing this module is free.
+
+What we do that ``transformers.pipeline`` does not:
+- texts are tokenized once, sorted by token length and batched, so each batch is padded only to
+  its own longest text (dynamic padding) instead of every text to the longest of the whole call;
+- ``torch.inference_mode()`` (no autograd bookkeeping at all);
+- safetensors only unless the caller opts in to pickle weights (``allow_pickle``), and never
+  ``trust_remote_code``: a model folder is data, not code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError
+from ._common import (
+    DEFAULT_BATCH_SIZE,
+    check_model_type,
+    labels_from_config,
+    length_sorted_batches,
+    max_length,
+    pad_rows,
+    read_json,
+    read_optional_json,
+)
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'smart-model-manager[torch]'"
+
+
+def weights_format(folder: Path) -> str:
+    """"safetensors", "pickle" or "none" for the weights found in ``folder``."""
+    if any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").is_file():
+        return "safetensors"
+    if any(folder.glob("*.bin")) or (folder / "pytorch_model.bin.index.json").is_file():
+        return "pickle"
+    return "none"
+
+
+def check_weights(folder: Path, allow_pickle: bool) -> bool:
+    """Return use_safetensors; refuse pickle-only folders unless the caller opted in."""
+    fmt = weights_format(folder)
+    if fmt == "safetensors":
+        return True
+    if fmt == "pickle":
+        if not allow_pickle:
+            raise BackendError(
+                f"{folder} has only pickle weights (*.bin), which can run arbitrary code when "
+                "loaded; we load safetensors only. If you trust this model, opt in with "
+                "allow_pickle=True (load_model(..., allow_pickle=True) or SMM_ALLOW_PICKLE=1), or "
+                "convert it to model.safetensors")
+        log.warning("loading pickle weights from %s because allow_pickle is set", folder)
+        return False
+    raise BackendError(f"{folder} has no model weights (model.safetensors or pytorch_model.bin)")
+
+
+class TorchRunner:
+    """``runner(texts) -> list[list[float]]`` backed by a transformers model on CPU."""
+
+    def __init__(self, tokenizer: Any, model: Any, *, model_type: str, labels: tuple[str, ...],
+                 max_length: int, batch_size: int = DEFAULT_BATCH_SIZE):
+        self.tokenizer = tokenizer
+        self.model = model
+        self.model_type = model_type
+        self.labels = labels
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.backend = "torch"
+        self.input_names = [n for n in tokenizer.model_input_names
+                            if n in ("input_ids", "attention_mask", "token_type_ids")]
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        hidden = getattr(model.config, "hidden_size", None)
+        self.dimension: int | None = hidden if model_type == "embeddings" else None
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        import torch
+
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                             padding=False)
+        lengths = [len(ids) for ids in enc["input_ids"]]
+        out: list[list[float] | None] = [None] * len(texts)
+        with torch.inference_mode():
+            for idx in length_sorted_batches(lengths, self.batch_size):
+                width = max(lengths[i] for i in idx)
+                batch = {}
+                for name in self.input_names:
+                    if name not in enc:
+                        continue
+                    pad = self.pad_id if name == "input_ids" else 0
+                    batch[name] = torch.tensor(pad_rows([enc[name][i] for i in idx], width, pad),
+                                               dtype=torch.long)
+                rows = self._forward(batch)
+                for i, row in zip(idx, rows):
+                    out[i] = row
+        return out  # type: ignore[return-value]
+
+    def _forward(self, batch: dict[str, Any]) -> list[list[float]]:
+        import torch
+
+        result = self.model(**batch)
+        if self.model_type == "sentiment":
+            probs = torch.softmax(result.logits.float(), dim=-1)
+            return probs.tolist()
+        hidden = result.last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        summed = (hidden * mask).sum(dim=1)
+        counts = mask.sum(dim=1).clamp(min=1e-9)
+        pooled = summed / counts
+        return torch.nn.functional.normalize(pooled, p=2, dim=1).tolist()
+
+    def logits(self, texts: list[str]) -> list[list[float]]:
+        """Raw logits (sentiment) in input order, unbatched; used to compare backends."""
+        import torch
+
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                             padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            batch = {k: v for k, v in enc.items() if k in self.input_names}
+            return self.model(**batch).logits.float().tolist()
+
+
+def load_torch_runner(folder: str | Path, model_type: str, *, allow_pickle: bool = False,
+                      threads: int | None = None, labels: Sequence[str] | None = None,
+                      batch_size: int = DEFAULT_BATCH_SIZE) -> TorchRunner:
+    """Load ``folder`` (a verified local snapshot) into a :class:`TorchRunner`."""
+    folder = Path(folder)
+    check_model_type(model_type)
+    try:
+        import torch
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    except ImportError as err:
+        raise BackendError(
+            f"the torch backend needs torch and transformers ({err}); install them with: "
+            f"{INSTALL_HINT}") from err
+
+    config_path = folder / "config.json"
+    config = read_json(config_path)
+    tokenizer_config = read_optional_json(folder / "tokenizer_config.json")
+    found_labels = (labels_from_config(config, config_path, labels)
+                    if model_type == "sentiment" else ())
+    use_safetensors = check_weights(folder, allow_pickle)
+    if threads is not None:
+        # process-wide in torch; the caller sized it with cpu.default_threads()
+        torch.set_num_threads(threads)
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
+    model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False)
+    model.eval()
+    runner = TorchRunner(tokenizer, model, model_type=model_type, labels=found_labels,
+                         max_length=max_length(config, tokenizer_config), batch_size=batch_size)
+    log.debug("torch runner for %s: %s, max_length=%d", folder, model_type, runner.max_length)
+    return runner
+
+
+__all__ = ["TorchRunner", "check_weights", "load_torch_runner", "weights_format"]
