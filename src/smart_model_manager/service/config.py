@@ -1,0 +1,89 @@
+"""``ServiceConfig``: the sentiment service's knobs, built from a mapping (never read at import).
+
+Every field has an ``SMM_SERVICE_<FIELD>`` variable; ``ServiceConfig.from_env(environ)`` takes the
+mapping as an argument so tests pass a dict and only the edge (CLI, ASGI factory) passes
+``os.environ``. A bad value raises ``ConfigurationError`` naming the variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from ..errors import ConfigurationError
+
+PREFIX = "SMM_SERVICE_"
+
+# Short names users type -> Hub repo ids. "finbert" is the production default (issue 5).
+MODEL_ALIASES: dict[str, str] = {"finbert": "ProsusAI/finbert"}
+
+
+def resolve_model_name(name: str) -> str:
+    """``finbert`` -> ``ProsusAI/finbert``; anything else (a repo id, a manager alias) unchanged."""
+    return MODEL_ALIASES.get(name.strip().lower(), name.strip())
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits and batching for one service process. Defaults suit 2-4 CPU cores."""
+
+    max_batch: int = 32          # texts per model call
+    max_wait_ms: float = 5.0     # how long the first queued text waits for company
+    max_texts: int = 64          # texts per request            -> 413 limit=max_texts
+    max_chars: int = 2000        # characters per text          -> 413 limit=max_chars
+    max_body_bytes: int = 1_000_000  # request body            -> 413 limit=max_body_bytes
+    model: str = "finbert"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_texts", "max_chars", "max_body_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"ServiceConfig.{name}={value!r} must be an integer >= 1 "
+                                         f"(variable {PREFIX}{name.upper()})")
+        if not isinstance(self.max_wait_ms, (int, float)) or not 0 <= self.max_wait_ms <= 10_000:
+            raise ConfigurationError(f"ServiceConfig.max_wait_ms={self.max_wait_ms!r} must be a number "
+                                     f"in [0, 10000] (variable {PREFIX}MAX_WAIT_MS)")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ConfigurationError(f"ServiceConfig.port={self.port!r} must be in [0, 65535] "
+                                     f"(variable {PREFIX}PORT)")
+        if not str(self.model).strip():
+            raise ConfigurationError(f"ServiceConfig.model is empty; set {PREFIX}MODEL or --model")
+
+    @property
+    def repo_id(self) -> str:
+        return resolve_model_name(self.model)
+
+    def with_overrides(self, **changes: Any) -> ServiceConfig:
+        """A copy with the non-None ``changes`` applied (CLI options that were not given stay)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_env(self) -> dict[str, str]:
+        """The ``SMM_SERVICE_*`` variables that rebuild this config (for uvicorn worker processes)."""
+        return {PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ServiceConfig:
+        """Build from ``SMM_SERVICE_*`` entries of ``environ``; unset or empty keeps the default."""
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            var = PREFIX + f.name.upper()
+            raw = environ.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            raw = raw.strip()
+            if f.type in ("int", int):
+                try:
+                    kwargs[f.name] = int(raw)
+                except ValueError:
+                    raise ConfigurationError(f"{var}={raw!r} is not an integer") from None
+            elif f.type in ("float", float):
+                try:
+                    kwargs[f.name] = float(raw)
+                except ValueError:
+                    raise ConfigurationError(f"{var}={raw!r} is not a number") from None
+            else:
+                kwargs[f.name] = raw
+        return cls(**kwargs)

@@ -1,0 +1,143 @@
+"""Crypto symbols: a small table, detection in free text, per-symbol sentiment aggregation.
+
+Plain functions, stdlib only (``smm analyze`` uses them without FastAPI).
+
+Detection rules
+---------------
+* **Tickers are matched uppercase only** (``BTC``, ``$BTC``, ``#ETH``): lowercase "sol", "ada" or
+  "dot" are ordinary words in several languages.
+* **Names are matched case-insensitively** (``Bitcoin``, ``bitcoin``, ``BITCOIN``).
+* Both need a word boundary on each side: a letter, digit or underscore next to the match rejects
+  it, so ``BTCUSD`` and ``Bitcoins`` do not match but ``Bitcoin's``, ``$BTC`` and ``BTC/USD`` do.
+* Each symbol is reported once, in order of its first appearance in the text.
+
+Known false positives (names that are also words) are kept short on purpose: "ripple" and "ether"
+can appear in ordinary prose. "Avalanche" and "Polygon" are too common, so AVAX and POL match by
+ticker only.
+
+Aggregation (per symbol, over the items that mention it)
+--------------------------------------------------------
+For an item with probabilities ``p`` over ``labels``:
+
+* signed score ``s = p[positive] - p[negative]``, in [-1, 1];
+* confidence ``c = max(p)``, the probability of the top label, in [1/len(labels), 1];
+* ``mean_signed_score = sum(s) / n``;
+* ``confidence_weighted_score = sum(c * s) / sum(c)`` - confident items count more; ``c > 0``
+  always, so the denominator is never zero;
+* ``label_counts``: how many items had each label on top (every label present, zeros included;
+  ties go to the label that comes first in ``labels``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# ticker -> names (matched case-insensitively). Extend here; tests read this table.
+SYMBOLS: dict[str, tuple[str, ...]] = {
+    "BTC": ("Bitcoin",),
+    "ETH": ("Ether", "Ethereum"),
+    "SOL": ("Solana",),
+    "XRP": ("Ripple",),
+    "DOGE": ("Dogecoin",),
+    "ADA": ("Cardano",),
+    "BNB": ("Binance Coin",),
+    "DOT": ("Polkadot",),
+    "LTC": ("Litecoin",),
+    "AVAX": (),
+    "POL": (),
+    "TRX": ("Tron",),
+    "LINK": ("Chainlink",),
+    "USDT": ("Tether",),
+    "USDC": (),
+}
+
+_BOUNDARY_L = r"(?<![A-Za-z0-9_])"
+_BOUNDARY_R = r"(?![A-Za-z0-9_])"
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,15}$")
+
+
+def _build() -> tuple[re.Pattern[str], re.Pattern[str], dict[str, str]]:
+    tickers = sorted(SYMBOLS, key=len, reverse=True)
+    name_to_ticker = {name.lower(): t for t, names in SYMBOLS.items() for name in names}
+    names = sorted(name_to_ticker, key=len, reverse=True)  # "Ethereum" before "Ether"
+    ticker_re = re.compile(_BOUNDARY_L + "(" + "|".join(map(re.escape, tickers)) + ")" + _BOUNDARY_R)
+    name_re = re.compile(_BOUNDARY_L + "(" + "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in names)
+                         + ")" + _BOUNDARY_R, re.IGNORECASE)
+    return ticker_re, name_re, name_to_ticker
+
+
+_TICKER_RE, _NAME_RE, _NAME_TO_TICKER = _build()
+
+
+def detect_symbols(text: str) -> list[str]:
+    """Tickers mentioned in ``text`` (by ticker or name), once each, in order of first mention."""
+    hits: list[tuple[int, str]] = [(m.start(), m.group(1)) for m in _TICKER_RE.finditer(text)]
+    for m in _NAME_RE.finditer(text):
+        hits.append((m.start(), _NAME_TO_TICKER[" ".join(m.group(1).lower().split())]))
+    seen: dict[str, None] = {}
+    for _, ticker in sorted(hits):
+        seen.setdefault(ticker, None)
+    return list(seen)
+
+
+def normalise_symbols(symbols: Iterable[str]) -> list[str]:
+    """Caller-given symbols: strip, uppercase, drop a leading ``$``, dedupe keeping order.
+
+    Raises ValueError naming the element when one is not 1-15 letters/digits.
+    """
+    out: dict[str, None] = {}
+    for i, raw in enumerate(symbols):
+        s = raw.strip().upper().removeprefix("$") if isinstance(raw, str) else raw
+        if not isinstance(s, str) or not SYMBOL_RE.match(s):
+            raise ValueError(f"symbols[{i}]={raw!r:.40} is not a ticker (1-15 letters or digits, e.g. BTC)")
+        out.setdefault(s, None)
+    return list(out)
+
+
+def _label_index(labels: Sequence[str], wanted: str) -> int:
+    lowered = [lab.lower() for lab in labels]
+    if wanted not in lowered:
+        raise ValueError(f"labels {list(labels)} have no {wanted!r} label; per-symbol scores need "
+                         "a model with positive and negative labels")
+    return lowered.index(wanted)
+
+
+def signed_score(probs: Sequence[float], labels: Sequence[str]) -> float:
+    """P(positive) - P(negative)."""
+    return float(probs[_label_index(labels, "positive")]) - float(probs[_label_index(labels, "negative")])
+
+
+def aggregate_symbols(items_with_scores: Iterable[tuple[Sequence[str], Sequence[float]]],
+                      labels: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per-symbol aggregates of ``(symbols, probabilities)`` pairs; probabilities in ``labels`` order.
+
+    Returns ``{symbol: {"count", "mean_signed_score", "confidence_weighted_score", "label_counts"}}``
+    sorted by symbol; the formulas are in this module's docstring. Items without symbols are skipped.
+    """
+    pos, neg = _label_index(labels, "positive"), _label_index(labels, "negative")
+    acc: dict[str, dict[str, Any]] = {}
+    for n, (symbols, probs) in enumerate(items_with_scores):
+        if len(probs) != len(labels):
+            raise ValueError(f"item {n}: {len(probs)} probabilities for {len(labels)} labels {list(labels)}")
+        s = float(probs[pos]) - float(probs[neg])
+        top = max(range(len(probs)), key=lambda j: (probs[j], -j))  # ties -> first label
+        c = float(probs[top])
+        for sym in dict.fromkeys(symbols):  # an item mentioning BTC twice counts once
+            a = acc.setdefault(sym, {"count": 0, "sum_s": 0.0, "sum_cs": 0.0, "sum_c": 0.0,
+                                     "label_counts": dict.fromkeys(labels, 0)})
+            a["count"] += 1
+            a["sum_s"] += s
+            a["sum_cs"] += c * s
+            a["sum_c"] += c
+            a["label_counts"][labels[top]] += 1
+    return {
+        sym: {
+            "count": a["count"],
+            "mean_signed_score": a["sum_s"] / a["count"],
+            "confidence_weighted_score": a["sum_cs"] / a["sum_c"],
+            "label_counts": a["label_counts"],
+        }
+        for sym, a in sorted(acc.items())
+    }
