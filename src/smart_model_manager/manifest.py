@@ -19,6 +19,7 @@ from .errors import ManifestError
 from .hashing import is_sha256, with_prefix
 
 FORMAT = 1
+from .settings import MANIFEST_NAME  # noqa: E402  one definition, in settings (layer 1)
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 

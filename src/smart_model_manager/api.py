@@ -1,0 +1,225 @@
+"""The public API: ``get_model_manager()`` and ``ModelManager``.
+
+The environment decides the source chain (docs/design.md):
+
+=========== ===========================
+test        mock
+dev         cache -> download
+ci          cache -> download
+production  volume (read-only, verified)
+hub         cache -> hub
+=========== ===========================
+
+Outside ``test`` nothing ever degrades to a mock: the original design did, and it hid broken production.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import known_models
+from .environment import Detection, detect
+from .errors import ConfigurationError
+from .loaders.mock import MockEmbeddingRunner, MockSentimentRunner
+from .model import LoadInfo, Model
+from .registry import get_model_type
+from .settings import ENVIRONMENTS, Settings
+from .sources.base import Request, Resolved, Source
+from .sources.cache import CacheSource
+from .sources.mock import MockSource
+from .sources.volume import VolumeSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    name: str
+    model_type: str
+    revision: str | None
+    info: LoadInfo | None
+    error: str | None = None
+
+
+class ModelManager:
+    """Resolves and loads models for one environment. Thread-safe; caches per (name, type, revision)."""
+
+    def __init__(self, environment: str | None = None, *, settings: Settings | None = None,
+                 sources: Sequence[Source] | None = None, backend: str | None = None,
+                 lock: Any = None):
+        self.settings = settings or Settings.from_env()
+        if environment is not None:
+            if environment not in ENVIRONMENTS:
+                raise ConfigurationError(
+                    f"environment {environment!r} is not valid; valid values: {', '.join(ENVIRONMENTS)}")
+            self.detection = Detection(environment, "argument", f"ModelManager(environment={environment!r})")
+        else:
+            self.detection = detect(self.settings)
+        self.environment = self.detection.environment
+        if backend is not None and backend not in ("auto", "onnx", "torch"):
+            raise ConfigurationError(f"backend {backend!r} is not valid; valid values: auto, onnx, torch")
+        self.backend = backend or self.settings.backend
+        self._sources = list(sources) if sources is not None else self._default_sources()
+        self._lock_obj = lock
+        self._models: dict[tuple[str, str, str | None], Model] = {}
+        self._history: list[HistoryEntry] = []
+        self._mutex = threading.RLock()
+
+    # -- policy -------------------------------------------------------------------------------
+    def _default_sources(self) -> list[Source]:
+        s = self.settings
+        env = self.environment
+        if env == "test":
+            return [MockSource(s.cache_dir, s.volume_dir)]
+        if env == "production":
+            return [VolumeSource(s.volume_dir)]
+        chain: list[Source] = [CacheSource(s.cache_dir)]
+        chain.extend(self._remote_sources())
+        return chain
+
+    def _remote_sources(self) -> list[Source]:
+        """Download on demand / the Hub. Import lazily: only the hub source imports huggingface_hub."""
+        try:
+            from .sources.hub import HubSource
+        except ModuleNotFoundError as err:  # pragma: no cover - the module ships with the package
+            if err.name != "smart_model_manager.sources.hub":
+                raise
+            return []
+        return [HubSource(self.settings, fill_cache=True)]
+
+    @property
+    def sources(self) -> list[str]:
+        return [s.name for s in self._sources]
+
+    # -- lock ---------------------------------------------------------------------------------
+    def _lock(self) -> Any:
+        if self._lock_obj is None:
+            from . import lockfile
+
+            self._lock_obj = lockfile.find_lock(self.settings) or False
+        return self._lock_obj or None
+
+    def _request(self, name: str, model_type: str, revision: str | None) -> Request:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"model name must be a non-empty string, got {name!r}")
+        get_model_type(model_type)  # unknown type -> error listing the known ones
+        lock = self._lock()
+        pinned = lock.find(name) if lock is not None else None
+        if pinned is not None:
+            repo_id = pinned.repo_id
+            if pinned.model_type and pinned.model_type != model_type:
+                raise ConfigurationError(
+                    f"{name!r} is locked as model_type {pinned.model_type!r}, not {model_type!r} (see {lock.path})")
+        else:
+            repo_id = known_models.ALIASES.get(name, name)
+        return Request(name=name, repo_id=repo_id, revision=revision, model_type=model_type, pinned=pinned,
+                       verify=self.settings.verify)
+
+    # -- public -------------------------------------------------------------------------------
+    def resolve(self, name_or_alias: str, *, revision: str | None = None,
+                model_type: str = "sentiment") -> Resolved:
+        """The verified local folder, commit and source, without loading anything."""
+        from .resolver import resolve_chain
+
+        request = self._request(name_or_alias, model_type, revision)
+        return resolve_chain(self._sources, request, self.environment)
+
+    def load_model(self, name_or_alias: str, model_type: str = "sentiment", *,
+                   revision: str | None = None) -> Model:
+        key = (name_or_alias, model_type, revision)
+        with self._mutex:
+            if key in self._models:
+                return self._models[key]
+            try:
+                model = self._load(name_or_alias, model_type, revision)
+            except Exception as err:
+                self._history.append(HistoryEntry(name_or_alias, model_type, revision, None,
+                                                  f"{type(err).__name__}: {err}"))
+                raise
+            self._models[key] = model
+            self._history.append(HistoryEntry(name_or_alias, model_type, revision, model.info))
+            return model
+
+    def _load(self, name: str, model_type: str, revision: str | None) -> Model:
+        t0 = time.perf_counter()
+        mt = get_model_type(model_type)
+        resolved = self.resolve(name, revision=revision, model_type=model_type)
+        if resolved.source == "mock":
+            runner: Any
+            if mt.has_labels:
+                runner = MockSentimentRunner(resolved.repo_id, resolved.labels)
+            else:
+                runner = MockEmbeddingRunner(resolved.repo_id, resolved.dimension or mt.default_dimension or 384)
+            labels = resolved.labels
+            dim = resolved.dimension
+        else:
+            assert resolved.path is not None
+            from .loaders import load_runner
+
+            labels = resolved.labels or _config_labels(resolved.path)
+            runner = load_runner(resolved.path, model_type, backend=self.backend,
+                                 allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
+                                 labels=labels)
+            dim = resolved.dimension
+        info = LoadInfo(repo_id=resolved.repo_id, model_type=model_type, environment=self.environment,
+                        source=resolved.source, path=str(resolved.path) if resolved.path else None,
+                        commit=resolved.commit, revision=revision, backend=getattr(runner, "backend", "?"),
+                        load_seconds=round(time.perf_counter() - t0, 4), dimension=dim,
+                        alias=name if name != resolved.repo_id else None)
+        log.info("loaded %s: source=%s backend=%s in %.3fs", resolved.repo_id, info.source, info.backend,
+                 info.load_seconds)
+        return Model(runner, model_type=model_type, labels=labels if mt.has_labels else (), info=info)
+
+    def info(self) -> dict[str, Any]:
+        with self._mutex:
+            return {
+                "environment": self.environment,
+                "reason": self.detection.reason,
+                "signal": self.detection.signal,
+                "sources": self.sources,
+                "backend": self.backend,
+                "loaded": [m.info.as_dict() for m in self._models.values()],
+                "history": [{"name": h.name, "model_type": h.model_type, "revision": h.revision,
+                             "info": h.info.as_dict() if h.info else None, "error": h.error}
+                            for h in self._history],
+            }
+
+
+def _config_labels(folder: Path) -> tuple[str, ...]:
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+        return tuple(v for _, v in sorted(cfg.get("id2label", {}).items(), key=lambda kv: int(kv[0])))
+    except (OSError, ValueError):
+        return ()
+
+
+_manager: ModelManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_model_manager() -> ModelManager:
+    """The process-wide manager, built on first use from the environment. See reset_model_manager()."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            _manager = ModelManager()
+        return _manager
+
+
+def reset_model_manager() -> None:
+    """Forget the process-wide manager (tests, or after changing environment variables)."""
+    global _manager
+    with _manager_lock:
+        _manager = None
+
+
+def load_model(name_or_alias: str, model_type: str = "sentiment", *, revision: str | None = None) -> Model:
+    """Shortcut for ``get_model_manager().load_model(...)``."""
+    return get_model_manager().load_model(name_or_alias, model_type, revision=revision)

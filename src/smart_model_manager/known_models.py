@@ -1,0 +1,42 @@
+"""Schemas of well-known models, used by mocks when no config.json or lock entry is available.
+
+Label order is each model's ``config.json`` ``id2label`` order, so a mock's ``raw()`` columns line up
+with the real model's logits.
+"""
+
+from __future__ import annotations
+
+DEMO_REPO_ID = "smart-model-manager/finbert-mini-demo"
+
+KNOWN_LABELS: dict[str, tuple[str, ...]] = {
+    "prosusai/finbert": ("positive", "negative", "neutral"),
+    DEMO_REPO_ID: ("positive", "negative", "neutral"),
+    "yiyanghkust/finbert-tone": ("Neutral", "Positive", "Negative"),
+    "cardiffnlp/twitter-roberta-base-sentiment-latest": ("negative", "neutral", "positive"),
+    "distilbert/distilbert-base-uncased-finetuned-sst-2-english": ("NEGATIVE", "POSITIVE"),
+    "distilbert-base-uncased-finetuned-sst-2-english": ("NEGATIVE", "POSITIVE"),
+    "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis": ("negative", "neutral", "positive"),
+}
+
+KNOWN_DIMENSIONS: dict[str, int] = {
+    "sentence-transformers/all-minilm-l6-v2": 384,
+    "sentence-transformers/all-minilm-l12-v2": 384,
+    "sentence-transformers/all-mpnet-base-v2": 768,
+    "baai/bge-small-en-v1.5": 384,
+    "baai/bge-base-en-v1.5": 768,
+    "intfloat/e5-small-v2": 384,
+}
+
+ALIASES: dict[str, str] = {
+    "finbert": "ProsusAI/finbert",
+    "finbert-demo": DEMO_REPO_ID,
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2",
+}
+
+
+def known_labels(repo_id: str) -> tuple[str, ...] | None:
+    return KNOWN_LABELS.get(repo_id.lower())
+
+
+def known_dimension(repo_id: str) -> int | None:
+    return KNOWN_DIMENSIONS.get(repo_id.lower())

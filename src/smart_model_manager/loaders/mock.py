@@ -1,0 +1,123 @@
+"""Deterministic mock runners: no heavy imports, same output on every machine and process.
+
+Determinism comes from sha256 (never Python's salted ``hash()``). Sentiment uses a small
+financial/crypto lexicon so obvious headlines get the obvious label; embeddings use signed feature
+hashing of words, so texts sharing words have a positive cosine similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+
+WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+
+POSITIVE = frozenset("""
+surge surges surged soar soars soared rally rallies rallied record high highs gain gains gained jump jumps
+jumped rise rises rising rose climb climbs climbed boost boosts boosted inflow inflows approval approve approves
+approved beat beats bullish upgrade upgrades upgraded partnership adoption profit profits growth grows strong
+strength recovery recovers recovered breakout all-time outperform outperforms launch launches wins win tops
+top milestone expands expansion optimism optimistic buyback dividend raises raised surpass surpasses
+""".split())
+
+NEGATIVE = frozenset("""
+crash crashes crashed plunge plunges plunged hack hacked hacks exploit exploited lawsuit sues sued ban bans
+banned outflow outflows bearish drop drops dropped fall falls fell slump slumps slumped bankrupt bankruptcy
+fraud liquidation liquidations sell-off selloff loss losses miss misses missed fine fined fines probe
+downgrade downgrades downgraded halt halts halted collapse collapses collapsed tumble tumbles tumbled sink
+sinks sank warning warns weak weakness layoffs layoff decline declines declined stolen theft scam delist
+delisted delisting insolvency investigation crackdown default defaults fears fear panic depeg depegs
+""".split())
+
+NEGATORS = frozenset({"not", "no", "never", "fails", "fail", "without"})
+
+
+def _unit(text: str, salt: str) -> float:
+    """A stable pseudo-random number in [0, 1) from sha256."""
+    d = hashlib.sha256(f"{salt}\0{text}".encode()).digest()
+    return int.from_bytes(d[:8], "big") / 2**64
+
+
+def lexicon_counts(text: str) -> tuple[int, int]:
+    words = WORD.findall(text.lower())
+    pos = neg = 0
+    for i, w in enumerate(words):
+        negated = i > 0 and words[i - 1] in NEGATORS
+        if w in POSITIVE:
+            pos, neg = (pos, neg + 1) if negated else (pos + 1, neg)
+        elif w in NEGATIVE:
+            pos, neg = (pos + 1, neg) if negated else (pos, neg + 1)
+    return pos, neg
+
+
+def _softmax(xs: Sequence[float]) -> list[float]:
+    m = max(xs)
+    e = [math.exp(x - m) for x in xs]
+    s = sum(e)
+    return [v / s for v in e]
+
+
+def _polarity(label: str) -> str | None:
+    low = label.lower()
+    if low.startswith("pos") or low in ("bullish", "label_2_positive"):
+        return "positive"
+    if low.startswith("neg") or low == "bearish":
+        return "negative"
+    if low.startswith("neu"):
+        return "neutral"
+    return None
+
+
+class MockSentimentRunner:
+    backend = "mock"
+
+    def __init__(self, repo_id: str, labels: Sequence[str]):
+        if not labels:
+            raise ValueError("a sentiment mock needs at least one label")
+        self.repo_id = repo_id
+        self.labels = tuple(labels)
+        self._polarity = [_polarity(lab) for lab in self.labels]
+
+    def score(self, text: str) -> list[float]:
+        pos, neg = lexicon_counts(text)
+        logits = []
+        for lab, pol in zip(self.labels, self._polarity):
+            jitter = _unit(text, f"{self.repo_id}\0{lab}") * 0.3
+            if pol == "positive":
+                logits.append(1.6 * pos + jitter)
+            elif pol == "negative":
+                logits.append(1.6 * neg + jitter)
+            elif pol == "neutral":
+                logits.append(0.9 + jitter)
+            else:  # labels with no known polarity (LABEL_0, ...): spread by content hash
+                logits.append(_unit(text, lab) * 2.0)
+        return _softmax(logits)
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        return [self.score(t) for t in texts]
+
+
+class MockEmbeddingRunner:
+    backend = "mock"
+
+    def __init__(self, repo_id: str, dimension: int):
+        if dimension < 1:
+            raise ValueError("dimension must be >= 1")
+        self.repo_id = repo_id
+        self.dimension = dimension
+
+    def embed(self, text: str) -> list[float]:
+        vec = [0.0] * self.dimension
+        words = WORD.findall(text.lower()) or [text]
+        for w in words:
+            d = hashlib.sha256(f"{self.repo_id}\0{w}".encode()).digest()
+            for k in range(0, 16, 4):
+                idx = int.from_bytes(d[k:k + 3], "big") % self.dimension
+                vec[idx] += 1.0 if d[k + 3] & 1 else -1.0
+        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+        return [v / norm for v in vec]
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed(t) for t in texts]

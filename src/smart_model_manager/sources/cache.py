@@ -1,0 +1,35 @@
+"""The local cache source: a Hugging Face hub cache (anything huggingface_hub fetched is found)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import store
+from .base import Request, Resolved, Unavailable, read_schema
+from .verify import verify_folder
+
+
+class CacheSource:
+    name = "cache"
+
+    def __init__(self, cache_dir: Path):
+        self.cache_dir = Path(cache_dir)
+
+    def resolve(self, request: Request) -> Resolved:
+        commit = request.want_commit
+        revision = commit or request.revision or "main"
+        snap = store.find_snapshot(self.cache_dir, request.repo_id, revision)
+        if snap is None:
+            raise Unavailable(f"{request.repo_id}@{revision} is not in the local cache {self.cache_dir}")
+        if not (snap / "config.json").is_file():
+            raise Unavailable(f"{snap} has no config.json (an incomplete snapshot)")
+        pinned = request.pinned
+        files = dict(getattr(pinned, "files", {}) or {})
+        verified = "none"
+        if files and getattr(pinned, "commit", None) == snap.name:
+            # Pinned by the lock: check every file. A mismatch is fatal (never falls through).
+            verify_folder(snap, files, full=request.verify == "full", model=request.repo_id)
+            verified = request.verify
+        labels, dim = read_schema(snap)
+        return Resolved(repo_id=request.repo_id, source=self.name, path=snap, commit=snap.name,
+                        revision=request.revision, labels=labels, dimension=dim, files=files, verified=verified)
