@@ -1,0 +1,17 @@
+"""A read-only Hugging Face-compatible mirror over an HF hub cache folder (``smm mirror serve``).
+
+stdlib only, so it needs no extra::
+
+    from smart_model_manager.mirror import MirrorServer
+    with MirrorServer("/models") as mirror:      # port 0: a free port
+        snapshot_download("org/name", endpoint=mirror.url)
+
+See docs/mirror.md for routes, auth and what is never served.
+"""
+
+from __future__ import annotations
+
+from .index import FileEntry, MirrorIndex
+from .server import FileStats, MirrorServer, MirrorStats
+
+__all__ = sorted(["FileEntry", "FileStats", "MirrorIndex", "MirrorServer", "MirrorStats"])
