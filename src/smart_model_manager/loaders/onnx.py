@@ -1,0 +1,239 @@
+"""The lean runner: ONNX Runtime + ``tokenizers`` (backends ``"onnx"`` and ``"onnx-int8"``).
+
+Neither torch nor transformers is imported, here or by anything this imports (a subprocess test
+checks ``sys.modules``): that is where the cold-start and memory savings come from. The tokenizer
+is ``tokenizer.json`` read by the Rust ``tokenizers`` library, configured from
+``tokenizer_config.json`` / ``config.json`` exactly as the torch runner configures transformers
+(same truncation length, same right padding), so both backends see the same token ids.
+
+Session options, and why:
+- ``intra_op_num_threads`` from :mod:`smart_model_manager.cpu` (cgroup quota aware), because
+  ONNX Runtime's default is one thread per *host* core, which a CPU-limited pod cannot have;
+- ``inter_op_num_threads=1`` + sequential execution: BERT graphs are a chain, parallel branches
+  buy nothing and a second pool competes for the same cores;
+- spinning disabled (``session.intra_op.allow_spinning=0``): idle worker threads otherwise
+  busy-wait between requests and burn the CPU quota of a shared pod;
+- all graph optimizations on (attention/GELU/LayerNorm fusion).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError
+from ._common import (
+    DEFAULT_BATCH_SIZE,
+    check_model_type,
+    labels_from_config,
+    length_sorted_batches,
+    max_length,
+    read_json,
+    read_optional_json,
+)
+
+log = logging.getLogger(__name__)
+
+ONNX_INSTALL = "pip install 'smart-model-manager[onnx]'"
+
+
+def make_tokenizer(folder: Path, max_len: int) -> Any:
+    """``tokenizers.Tokenizer`` from ``tokenizer.json``: truncation at ``max_len``, no padding.
+
+    Padding is done per batch by the runner; whatever truncation/padding the file carries
+    (e.g. a fixed 128 padding in sentence-transformers exports) is replaced, to match transformers
+    called with ``truncation=True, max_length=max_len``.
+    """
+    from tokenizers import Tokenizer
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise BackendError(f"the ONNX backend needs {path} (a fast-tokenizer file), which does not "
+                           "exist; re-save the tokenizer with transformers or use backend 'torch'")
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises a bare Exception on malformed files
+        raise BackendError(f"{path} is not a valid tokenizer.json: {err}") from err
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_len)
+    return tok
+
+
+def session_options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    so.log_severity_level = 3  # errors only; ORT warns about every unused initializer otherwise
+    return so
+
+
+class OnnxRunner:
+    """``runner(texts) -> list[list[float]]`` backed by an ONNX Runtime session."""
+
+    def __init__(self, session: Any, tokenizer: Any, *, model_type: str, labels: tuple[str, ...],
+                 max_length: int, pad_id: int, backend: str, onnx_file: Path,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        self.session = session
+        self.tokenizer = tokenizer
+        self.model_type = model_type
+        self.labels = labels
+        self.max_length = max_length
+        self.pad_id = pad_id
+        self.backend = backend
+        self.onnx_file = onnx_file
+        self.batch_size = batch_size
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.output_name = session.get_outputs()[0].name
+        self.dimension: int | None = None
+        if model_type == "embeddings":
+            dim = session.get_outputs()[0].shape[-1]
+            self.dimension = dim if isinstance(dim, int) else None
+
+    def encode(self, texts: list[str]) -> list[Any]:
+        return self.tokenizer.encode_batch(list(texts))
+
+    def _feed(self, encs: list[Any], width: int) -> dict[str, Any]:
+        import numpy as np
+
+        n = len(encs)
+        ids = np.full((n, width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((n, width), dtype=np.int64)
+        types = np.zeros((n, width), dtype=np.int64)
+        for row, e in enumerate(encs):
+            k = len(e.ids)
+            ids[row, :k] = e.ids
+            mask[row, :k] = 1
+            types[row, :k] = e.type_ids
+        available = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return {name: available[name] for name in self.input_names}
+
+    def run_batch(self, encs: list[Any]) -> Any:
+        """Raw model output (logits or last hidden state) for one padded batch, as numpy."""
+        width = max(len(e.ids) for e in encs)
+        feed = self._feed(encs, width)
+        return self.session.run([self.output_name], feed)[0], feed["attention_mask"]
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        import numpy as np
+
+        if not texts:
+            return []
+        encs = self.encode(texts)
+        lengths = [len(e.ids) for e in encs]
+        out: list[list[float] | None] = [None] * len(texts)
+        for idx in length_sorted_batches(lengths, self.batch_size):
+            raw, mask = self.run_batch([encs[i] for i in idx])
+            raw = raw.astype(np.float32, copy=False)
+            if self.model_type == "sentiment":
+                shifted = raw - raw.max(axis=-1, keepdims=True)
+                exp = np.exp(shifted)
+                rows = exp / exp.sum(axis=-1, keepdims=True)
+            else:
+                m = mask[:, :, None].astype(np.float32)
+                pooled = (raw * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+                rows = pooled / np.clip(norms, 1e-12, None)
+            for i, row in zip(idx, rows.tolist()):
+                out[i] = row
+        return out  # type: ignore[return-value]
+
+    def logits(self, texts: list[str]) -> list[list[float]]:
+        """Raw outputs in input order (sentiment logits); used to compare with torch."""
+        encs = self.encode(texts)
+        raw, _ = self.run_batch(encs)
+        return raw.tolist()
+
+
+def check_recorded_size(folder: Path, onnx_file: Path) -> None:
+    """Refuse an .onnx whose size differs from what ``onnx/quality.json`` recorded at export.
+
+    A cheap guard against a truncated copy; full sha256 verification is the ``verify`` hook's
+    job (the volume/lock layers already hash every file they hand us).
+    """
+    from . import QUALITY_FILE
+
+    qpath = folder / QUALITY_FILE
+    if not qpath.is_file():
+        return
+    files = read_json(qpath).get("files")
+    if not isinstance(files, dict):
+        return
+    try:
+        rel = onnx_file.relative_to(folder).as_posix()
+    except ValueError:  # a file outside the model folder (export's temporary candidates)
+        return
+    entry = files.get(rel)
+    if isinstance(entry, dict) and isinstance(entry.get("size"), int):
+        actual = onnx_file.stat().st_size
+        if actual != entry["size"]:
+            from ..errors import IntegrityError
+            raise IntegrityError(
+                f"{onnx_file}: size {actual} bytes, but {qpath} recorded {entry['size']} bytes at "
+                f"export; the file is truncated or was replaced. Re-export it with "
+                f"'smm export onnx {folder}'", path=onnx_file, expected=str(entry["size"]),
+                actual=str(actual))
+
+
+def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Path | None = None,
+                     threads: int | None = None, labels: Sequence[str] | None = None,
+                     verify: Any = None, batch_size: int = DEFAULT_BATCH_SIZE) -> OnnxRunner:
+    """Load ``onnx_file`` (default ``onnx/model.onnx``) of ``folder`` into an :class:`OnnxRunner`.
+
+    ``verify(path)`` is called before ONNX Runtime opens the file; it should raise if the file is
+    not the pinned one.
+    """
+    from ..cpu import default_threads
+    from . import FP32_FILE, INT8_FILE
+
+    folder = Path(folder)
+    check_model_type(model_type)
+    onnx_path = Path(onnx_file) if onnx_file is not None else folder / FP32_FILE
+    if not onnx_path.is_file():
+        raise BackendError(f"{onnx_path} does not exist; create it with: smm export onnx {folder}")
+    try:
+        import onnxruntime as ort
+        import tokenizers  # noqa: F401
+    except ImportError as err:
+        raise BackendError(f"the ONNX backend needs onnxruntime and tokenizers ({err}); install "
+                           f"them with: {ONNX_INSTALL}") from err
+
+    config_path = folder / "config.json"
+    config = read_json(config_path)
+    tokenizer_config = read_optional_json(folder / "tokenizer_config.json")
+    found_labels = (labels_from_config(config, config_path, labels)
+                    if model_type == "sentiment" else ())
+    max_len = max_length(config, tokenizer_config)
+    tokenizer = make_tokenizer(folder, max_len)
+    pad_token = tokenizer_config.get("pad_token") or "[PAD]"
+    if isinstance(pad_token, dict):  # older files store an AddedToken dict
+        pad_token = pad_token.get("content") or "[PAD]"
+    pad_id = tokenizer.token_to_id(str(pad_token))
+    if pad_id is None:
+        pad_id = int(config.get("pad_token_id") or 0)
+
+    if verify is not None:
+        verify(onnx_path)
+    check_recorded_size(folder, onnx_path)
+    try:
+        session = ort.InferenceSession(str(onnx_path), session_options(default_threads(threads)),
+                                       providers=["CPUExecutionProvider"])
+    except Exception as err:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
+        raise BackendError(f"ONNX Runtime cannot load {onnx_path}: {err}. The file may be corrupt; "
+                           f"re-export it with 'smm export onnx {folder}'") from err
+    backend = "onnx-int8" if onnx_path.name == Path(INT8_FILE).name else "onnx"
+    runner = OnnxRunner(session, tokenizer, model_type=model_type, labels=found_labels,
+                        max_length=max_len, pad_id=pad_id, backend=backend, onnx_file=onnx_path,
+                        batch_size=batch_size)
+    log.debug("onnx runner for %s: %s, %s, max_length=%d", folder, onnx_path.name, model_type, max_len)
+    return runner
+
+
+__all__ = ["OnnxRunner", "load_onnx_runner", "make_tokenizer", "session_options"]
