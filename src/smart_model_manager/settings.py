@@ -25,6 +25,12 @@ FALSE = {"0", "false", "no", "off", ""}
 CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "CIRCLECI", "TF_BUILD")
 
 
+def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """SMM_DEBUG, read leniently: the error path must never fail on a bad value of another variable."""
+    value = (os.environ if env is None else env).get("SMM_DEBUG", "")
+    return value.strip().lower() in TRUE
+
+
 def environ() -> Mapping[str, str]:
     """A snapshot of os.environ, for edge code (service, CLI) that needs raw variables."""
     return dict(os.environ)
@@ -132,7 +138,7 @@ class Settings:
             allow_pickle=parse_bool("SMM_ALLOW_PICKLE", env.get("SMM_ALLOW_PICKLE")),
             num_threads=_positive_int("SMM_NUM_THREADS", env.get("SMM_NUM_THREADS")),
             timeout=_float("SMM_TIMEOUT", env.get("SMM_TIMEOUT"), 30.0),
-            retries=(_positive_int("SMM_RETRIES", retries) or 3) if retries not in (None, "0") else 0,
+            retries=3 if retries in (None, "") else (0 if retries.strip() == "0" else _positive_int("SMM_RETRIES", retries) or 3),
             debug=parse_bool("SMM_DEBUG", env.get("SMM_DEBUG")),
             default_model=env.get("SMM_MODEL") or None,
             signals=tuple((k, env[k]) for k in watched if k in env),

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from .. import errors
-from ..settings import Settings
+from ..settings import debug_enabled
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("smart_model_manager.cli.env", "env"),
@@ -90,7 +90,7 @@ def cli(verbose: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map exceptions to exit codes. Returns the exit code (also used by tests)."""
-    debug = Settings.from_env().debug
+    debug = debug_enabled()
     try:
         cli.main(args=argv, prog_name="smm", standalone_mode=False)
         return 0

@@ -45,10 +45,12 @@ def lexicon_counts(text: str) -> tuple[int, int]:
     pos = neg = 0
     for i, w in enumerate(words):
         negated = i > 0 and words[i - 1] in NEGATORS
+        if negated:  # "not crash" is not good news either: a negated cue counts for nothing
+            continue
         if w in POSITIVE:
-            pos, neg = (pos, neg + 1) if negated else (pos + 1, neg)
+            pos += 1
         elif w in NEGATIVE:
-            pos, neg = (pos + 1, neg) if negated else (pos, neg + 1)
+            neg += 1
     return pos, neg
 
 

