@@ -1,0 +1,89 @@
+"""`smm validate`: check a volume (default SMM_VOLUME_DIR) or a cache against its manifest and models.lock.
+
+Kept light on purpose: it is the Kubernetes startup probe, so it imports no huggingface_hub, rich or ML
+library. Exit codes: 0 ok, 1 findings, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..lockfile import DEFAULT_NAME
+from ..settings import Settings
+from ..validate import ValidationReport, validate as run_validate
+
+
+@click.command("validate")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+              help="Folder to check: a volume with model-metadata.yaml, or a cache. Default: SMM_VOLUME_DIR.")
+@click.option("--cache", "use_cache", is_flag=True,
+              help="Check the local cache (MODEL_CACHE_DIR / HF_HUB_CACHE) against models.lock instead.")
+@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="models.lock to compare with. Default: SMM_LOCK, else ./models.lock if present.")
+@click.option("--no-lock", is_flag=True, help="Do not compare with any models.lock.")
+@click.option("--quick", "quick", is_flag=True, help="Presence, sizes, manifest vs lock; no hashing (default).")
+@click.option("--full", "full", is_flag=True, help="Also re-hash every file (sha256).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (for machines).")
+def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no_lock: bool, quick: bool,
+             full: bool, as_json: bool) -> None:
+    """Check that every model file is present and intact; exit 1 with one line per finding.
+
+    \b
+    Examples:
+      smm validate --quick                           # the startup probe: the volume at SMM_VOLUME_DIR
+      smm validate --full --dir /app/models          # re-hash everything on a volume
+      smm validate --cache --lock models.lock        # is my local cache what the lock pins?
+      smm validate --json --dir /mnt/models | jq .findings
+    """
+    if quick and full:
+        raise click.UsageError("--quick and --full exclude each other")
+    if directory is not None and use_cache:
+        raise click.UsageError("--dir and --cache exclude each other")
+    if lock_path is not None and no_lock:
+        raise click.UsageError("--lock and --no-lock exclude each other")
+    settings = Settings.from_env()
+    if use_cache:
+        root, require = settings.cache_dir, False
+    elif directory is None:
+        root, require = settings.volume_dir, True  # the volume must carry its manifest
+    else:
+        root, require = directory, None
+    if lock_path is None and not no_lock:
+        if settings.lock_path is not None:
+            lock_path = settings.lock_path
+        elif Path(DEFAULT_NAME).is_file():
+            lock_path = Path(DEFAULT_NAME)
+    report = run_validate(root, lock=lock_path, mode="full" if full else "quick", require_manifest=require)
+    click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True) if as_json else render(report))
+    if not report.ok:
+        raise FindingsFound(len(report.findings))
+
+
+class FindingsFound(click.ClickException):
+    """Exit 1 after the report is printed. A ClickException (not ``click.exceptions.Exit``) because
+    ``cli.main(standalone_mode=False)`` swallows Exit and returns its code, which ``main()`` drops."""
+
+    exit_code = 1
+
+    def __init__(self, count: int):
+        super().__init__(f"{count} finding(s)")
+
+    def show(self, file: object = None) -> None:  # the report already said everything
+        pass
+
+
+def render(report: ValidationReport) -> str:
+    """One summary line, then one line per finding: kind, file(:line), message, expected, actual."""
+    against = f", against {report.lock}" if report.lock else ""
+    status = "OK" if report.ok else f"FAILED with {len(report.findings)} finding(s)"
+    lines = [f"{status}: {report.directory} ({report.mode}{against}): {report.models_checked} model(s), "
+             f"{report.files_checked} file(s) checked in {report.seconds * 1000:.1f} ms"]
+    for f in report.findings:
+        detail = ""
+        if f.expected is not None or f.actual is not None:
+            detail = f" (expected {f.expected or '-'}, actual {f.actual or '-'})"
+        lines.append(f"{f.kind:<9} {f.where}: {f.message}{detail}")
+    return "\n".join(lines)

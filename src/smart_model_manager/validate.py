@@ -1,0 +1,332 @@
+"""Check a models folder against what it claims to hold (layer 4): a report, never an exception for findings.
+
+Two kinds of folder (both standard Hugging Face hub caches, docs/design.md):
+
+* a provisioned **volume** holds ``model-metadata.yaml``: every listed file is checked against it, and the
+  manifest itself against ``models.lock`` when one is given;
+* a local **cache** has no manifest: with a lock, every pinned snapshot is checked against the lock;
+  without one, only the structure (refs point to snapshots, snapshot links point to blobs).
+
+Finding kinds, each with one meaning:
+
+========== ==========================================================================================
+missing    a listed file, snapshot, model or the manifest itself is absent (or a link is dangling)
+corrupt    a file exists with the wrong size (quick and full) or the wrong sha256 (full only)
+stale      the manifest disagrees with models.lock: other commit, other files, other lock digest
+extra      on disk but not listed: a file in a snapshot, another snapshot, a model not in the manifest
+malformed  the manifest or the lock cannot be parsed (file and line)
+========== ==========================================================================================
+
+``quick`` uses ``os.stat`` only (it is the Kubernetes startup probe: milliseconds for a volume of
+several models); ``full`` re-hashes every file, each blob once. Nothing is ever written, so this
+works on a read-only mount. The CLI maps the report to exit codes (0 ok, 1 findings).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import lockfile, manifest as manifest_mod
+from .errors import ConfigurationError, FormatError
+from .hashing import sha256_file, strip_prefix, with_prefix
+from .manifest import FileEntry
+
+KINDS = ("missing", "corrupt", "stale", "extra", "malformed")
+MODES = ("quick", "full")
+_SKIP_SUFFIXES = (".incomplete",)
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str                  # one of KINDS
+    model: str | None          # repo id, or None for folder-level findings
+    file: str | None           # the path the finding is about
+    message: str
+    expected: str | None = None
+    actual: str | None = None
+    line: int | None = None    # malformed only: 1-based line in ``file``
+
+    @property
+    def where(self) -> str:
+        if self.file is None:
+            return "-"
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    ok: bool
+    findings: tuple[Finding, ...]
+    models_checked: int
+    files_checked: int
+    seconds: float
+    directory: str = ""
+    mode: str = "quick"
+    manifest: str | None = None  # the manifest checked, if any
+    lock: str | None = None      # the lock compared against, if any
+
+    def by_kind(self, kind: str) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.kind == kind)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["findings"] = [f.as_dict() for f in self.findings]
+        d["counts"] = {k: len(self.by_kind(k)) for k in KINDS}
+        return d
+
+
+@dataclass
+class _Run:
+    root: Path
+    full: bool
+    findings: list[Finding] = field(default_factory=list)
+    models: int = 0
+    files: int = 0
+    hashed: dict[str, str] = field(default_factory=dict)  # real path -> sha256 hex (a blob is hashed once)
+
+    def add(self, kind: str, model: str | None, file: Path | str | None, message: str,
+            expected: Any = None, actual: Any = None, line: int | None = None) -> None:
+        self.findings.append(Finding(kind, model, None if file is None else str(file), message,
+                                     None if expected is None else str(expected),
+                                     None if actual is None else str(actual), line))
+
+    def sha256(self, path: Path) -> str:
+        real = os.path.realpath(path)
+        if real not in self.hashed:
+            self.hashed[real] = sha256_file(real)
+        return self.hashed[real]
+
+
+def validate(directory: str | os.PathLike[str], *, lock: lockfile.Lock | str | os.PathLike[str] | None = None,
+             mode: str = "quick", require_manifest: bool | None = None) -> ValidationReport:
+    """Validate ``directory`` (a volume or a cache). ``lock`` is a Lock or a path to models.lock.
+
+    ``require_manifest``: True = it must be a volume (a missing manifest is a finding); False = treat it
+    as a cache even if a manifest is present; None = decide by the manifest's presence.
+    Raises ConfigurationError only for bad arguments (unknown mode, a lock path that does not exist).
+    """
+    if mode not in MODES:
+        raise ConfigurationError(f"mode {mode!r} is not valid; valid values: {', '.join(MODES)}")
+    t0 = time.perf_counter()
+    root = Path(directory)
+    run = _Run(root=root, full=mode == "full")
+    lock_obj = _load_lock(run, lock)
+    man_path = root / manifest_mod.MANIFEST_NAME
+    man: manifest_mod.Manifest | None = None
+    if not root.is_dir():
+        run.add("missing", None, root, f"{root} does not exist or is not a folder (is the volume mounted? "
+                "set SMM_VOLUME_DIR or pass --dir)")
+    elif require_manifest is not False and man_path.is_file():
+        man = _load_manifest(run, man_path)
+        if man is not None:
+            _check_volume(run, man)
+            if lock_obj is not None:
+                _compare_lock(run, man, lock_obj)
+        elif lock_obj is not None:  # unparsable manifest: still say what the lock's files look like
+            _check_against_lock(run, lock_obj)
+    elif require_manifest:
+        run.add("missing", None, man_path, f"no {manifest_mod.MANIFEST_NAME} in {root}: the volume was never "
+                "provisioned or provisioning did not finish (the manifest is written last); run "
+                "`smm pull --target DIR`")
+    elif lock_obj is not None:
+        _check_against_lock(run, lock_obj)
+    elif _repo_dirs(root):
+        _check_structure(run)
+    else:
+        run.add("missing", None, man_path, f"{root} holds neither {manifest_mod.MANIFEST_NAME} nor any "
+                "models--* folder; pass --lock to check a cache against models.lock")
+    return ValidationReport(
+        ok=not run.findings, findings=tuple(run.findings), models_checked=run.models, files_checked=run.files,
+        seconds=round(time.perf_counter() - t0, 6), directory=str(root), mode=mode,
+        manifest=str(man_path) if man is not None else None,
+        lock=(lock_obj.path if lock_obj is not None else None))
+
+
+# -- loading ------------------------------------------------------------------------------------------
+
+def _load_lock(run: _Run, lock: lockfile.Lock | str | os.PathLike[str] | None) -> lockfile.Lock | None:
+    if lock is None or isinstance(lock, lockfile.Lock):
+        return lock
+    try:
+        return lockfile.load(Path(lock))  # a path that does not exist -> ConfigurationError (usage)
+    except FormatError as err:
+        run.add("malformed", None, err.path or lock, err.reason, line=err.line)
+        return None
+
+
+def _load_manifest(run: _Run, path: Path) -> manifest_mod.Manifest | None:
+    try:
+        return manifest_mod.load(path)
+    except FormatError as err:
+        run.add("malformed", None, err.path or path, err.reason, line=err.line)
+        return None
+
+
+# -- checks -------------------------------------------------------------------------------------------
+
+def _repo_dirs(root: Path) -> dict[str, Path]:
+    """Lower-cased repo id -> models--* folder. Hidden and temp entries are not repos."""
+    out: dict[str, Path] = {}
+    try:
+        with os.scandir(root) as it:
+            for e in it:
+                if e.name.startswith("models--") and e.is_dir():
+                    out[e.name[len("models--"):].replace("--", "/").lower()] = Path(e.path)
+    except OSError:
+        pass
+    return out
+
+
+def _walk_files(folder: Path, prefix: str = "") -> Iterator[str]:
+    """Relative POSIX paths of every non-directory entry (links included, dangling or not)."""
+    with os.scandir(folder) as it:
+        for e in it:
+            rel = prefix + e.name
+            if e.is_dir():  # follows symlinks, like os.walk(followlinks=True) in store.snapshot_files
+                yield from _walk_files(Path(e.path), rel + "/")
+            else:
+                yield rel
+
+
+def _check_snapshot(run: _Run, model: str, snap: Path, files: dict[str, FileEntry], what: str) -> None:
+    """Every pinned file present with its size (and sha256 in full mode); unlisted files are extra."""
+    run.models += 1
+    if not snap.is_dir():
+        run.add("missing", model, snap, f"{model}: snapshot {snap.name} listed in {what} is absent",
+                expected=snap.name)
+        return
+    for rel, entry in sorted(files.items()):
+        run.files += 1
+        p = snap / rel
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            dangling = os.path.islink(p)
+            why = "is a link to a missing blob" if dangling else "is absent"
+            run.add("missing", model, p, f"{model}: {rel} {why}", expected=f"{entry.size} bytes {entry.sha256}")
+            continue
+        except OSError as err:
+            run.add("missing", model, p, f"{model}: {rel} cannot be read: {err.strerror}")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            run.add("corrupt", model, p, f"{model}: {rel} is not a regular file", expected="a file")
+        elif st.st_size != entry.size:
+            run.add("corrupt", model, p, f"{model}: {rel} has the wrong size", expected=f"{entry.size} bytes",
+                    actual=f"{st.st_size} bytes")
+        elif run.full:
+            try:
+                actual = run.sha256(p)
+            except OSError as err:
+                run.add("missing", model, p, f"{model}: {rel} cannot be read: {err.strerror}")
+                continue
+            if actual != strip_prefix(entry.sha256):
+                run.add("corrupt", model, p, f"{model}: {rel} has the wrong sha256", expected=entry.sha256,
+                        actual=with_prefix(actual))
+    for rel in sorted(_walk_files(snap)):
+        if rel not in files:
+            run.add("extra", model, snap / rel, f"{model}: {rel} is in the snapshot but not listed in {what}")
+
+
+def _check_volume(run: _Run, man: manifest_mod.Manifest) -> None:
+    repos = _repo_dirs(run.root)
+    listed = {rid.lower() for rid in man.models}
+    for rid, entry in sorted(man.models.items()):
+        rdir = repos.get(rid.lower())
+        if rdir is None:
+            run.models += 1
+            run.add("missing", rid, run.root / f"models--{rid.replace('/', '--')}",
+                    f"{rid}: listed in the manifest but its folder is absent", expected=entry.commit)
+            continue
+        _check_snapshot(run, rid, rdir / "snapshots" / entry.commit, entry.files, "the manifest")
+        for other in _snapshot_names(rdir):
+            if other != entry.commit:
+                run.add("extra", rid, rdir / "snapshots" / other,
+                        f"{rid}: snapshot {other} is not the one the manifest lists ({entry.commit})")
+    for low, rdir in sorted(repos.items()):
+        if low not in listed:
+            rid = rdir.name[len("models--"):].replace("--", "/")
+            run.add("extra", rid, rdir, f"{rid} ({rdir.name}) is on the volume but not listed in the manifest")
+
+
+def _snapshot_names(rdir: Path) -> list[str]:
+    try:
+        with os.scandir(rdir / "snapshots") as it:
+            return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+
+
+def _describe(entry: FileEntry | None) -> str | None:
+    return None if entry is None else f"{entry.size} bytes {entry.sha256}"
+
+
+def _compare_lock(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock) -> None:
+    where = man.path or str(run.root / manifest_mod.MANIFEST_NAME)
+    if man.lock_digest and lock.digest and man.lock_digest != lock.digest:
+        run.add("stale", None, where, f"the volume was provisioned from another models.lock than {lock.path}; "
+                "re-provision with `smm pull --target DIR`", expected=lock.digest, actual=man.lock_digest)
+    for alias, le in sorted(lock.models.items()):
+        me = man.find(le.repo_id)
+        if me is None:
+            run.add("missing", le.repo_id, where, f"{le.repo_id} (locked as {alias!r}) is not on the volume",
+                    expected=le.commit)
+            continue
+        if me.commit != le.commit:
+            run.add("stale", le.repo_id, where, f"{le.repo_id}: the volume holds another commit than models.lock",
+                    expected=le.commit, actual=me.commit)
+            continue
+        for rel in sorted(set(le.files) | set(me.files)):
+            lf, mf = le.files.get(rel), me.files.get(rel)
+            if lf != mf:
+                run.add("stale", le.repo_id, where, f"{le.repo_id}: {rel} differs between models.lock and the "
+                        "manifest", expected=_describe(lf) or "not listed", actual=_describe(mf) or "not listed")
+
+
+def _check_against_lock(run: _Run, lock: lockfile.Lock) -> None:
+    repos = _repo_dirs(run.root)
+    for alias, le in sorted(lock.models.items()):
+        rdir = repos.get(le.repo_id.lower())
+        if rdir is None:
+            run.models += 1
+            run.add("missing", le.repo_id, run.root / f"models--{le.repo_id.replace('/', '--')}",
+                    f"{le.repo_id} (locked as {alias!r}) is not in {run.root}; fetch it with `smm pull`",
+                    expected=le.commit)
+            continue
+        _check_snapshot(run, le.repo_id, rdir / "snapshots" / le.commit, le.files, "models.lock")
+
+
+def _check_structure(run: _Run) -> None:
+    """No manifest, no lock: refs must point to snapshots and links to blobs; full also hashes sha256 blobs."""
+    for low, rdir in sorted(_repo_dirs(run.root).items()):
+        run.models += 1
+        refs = rdir / "refs"
+        for rel in sorted(_walk_files(refs)) if refs.is_dir() else []:
+            commit = (refs / rel).read_text(encoding="utf-8", errors="replace").strip()
+            if not (rdir / "snapshots" / commit).is_dir():
+                run.add("missing", low, refs / rel, f"{low}: ref {rel} points to snapshot {commit[:12]}, which "
+                        "is absent", expected=commit)
+        for name in _snapshot_names(rdir):
+            snap = rdir / "snapshots" / name
+            for rel in sorted(_walk_files(snap)):
+                if rel.endswith(_SKIP_SUFFIXES):
+                    continue
+                run.files += 1
+                p = snap / rel
+                if not p.exists():
+                    run.add("missing", low, p, f"{low}: {name[:12]}/{rel} is a link to a missing blob")
+                    continue
+                blob = os.path.basename(os.path.realpath(p))
+                if run.full and len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):
+                    actual = run.sha256(p)
+                    if actual != blob:  # blobs named by sha256 (LFS files, our imports) carry their digest
+                        run.add("corrupt", low, p, f"{low}: {name[:12]}/{rel} has the wrong sha256",
+                                expected=with_prefix(blob), actual=with_prefix(actual))
