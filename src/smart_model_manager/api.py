@@ -30,7 +30,7 @@ from .errors import ConfigurationError
 from .loaders.mock import MockEmbeddingRunner, MockSentimentRunner
 from .model import LoadInfo, Model
 from .registry import get_model_type
-from .settings import ENVIRONMENTS, Settings
+from .settings import BACKENDS, ENVIRONMENTS, Settings
 from .sources.base import Request, Resolved, Source
 from .sources.cache import CacheSource
 from .sources.mock import MockSource
@@ -63,8 +63,8 @@ class ModelManager:
         else:
             self.detection = detect(self.settings)
         self.environment = self.detection.environment
-        if backend is not None and backend not in ("auto", "onnx", "torch"):
-            raise ConfigurationError(f"backend {backend!r} is not valid; valid values: auto, onnx, torch")
+        if backend is not None and backend not in BACKENDS:
+            raise ConfigurationError(f"backend {backend!r} is not valid; valid values: {', '.join(BACKENDS)}")
         self.backend = backend or self.settings.backend
         self._sources = list(sources) if sources is not None else self._default_sources()
         self._lock_obj = lock

@@ -71,9 +71,9 @@ def smm_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def smm_isolated(smm_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """smm_cache plus a clean environment: no SMM_*/HF_*/CI variables leak in from the outside."""
-    import os
+    from .settings import environ
 
-    for key in list(os.environ):
+    for key in environ():
         if key.startswith(ISOLATED_PREFIXES) or key in ISOLATED_NAMES:
             if key != "MODEL_CACHE_DIR":
                 monkeypatch.delenv(key, raising=False)

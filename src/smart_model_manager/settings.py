@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import ConfigurationError
 
 ENVIRONMENTS = ("test", "dev", "ci", "production", "hub")
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = ("auto", "onnx", "torch", "onnx-int8", "onnx-fp32")
 VERIFY_MODES = ("quick", "full")
 DEFAULT_VOLUME_DIR = "/app/models"
 MANIFEST_NAME = "model-metadata.yaml"

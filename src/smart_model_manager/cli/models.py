@@ -66,7 +66,7 @@ def _export(root: Path, snapshot: Path) -> None:
     click.echo("exporting ONNX (fp32 + int8 with quality gate)...", err=True)
     with tempfile.TemporaryDirectory(prefix="smm-onnx-") as tmp:
         rep = export_onnx(snapshot, "sentiment", out_dir=Path(tmp), int8=True)
-        files = {p.relative_to(tmp).as_posix(): p for p in Path(tmp).rglob("*") if p.is_file()}
+        files = {"onnx/" + p.relative_to(tmp).as_posix(): p for p in Path(tmp).rglob("*") if p.is_file()}
         store.add_files(root, DEMO_REPO_ID, snapshot.name, files)
     quality = getattr(rep, "as_dict", lambda: rep)()
     click.echo(f"onnx: {json.dumps(quality, default=str, sort_keys=True)[:300]}")

@@ -1,0 +1,43 @@
+"""`import smart_model_manager` (and the pytest plugin, and `smm --help`) stay light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+HEAVY = ["torch", "transformers", "onnxruntime", "huggingface_hub", "numpy", "tokenizers", "fastapi"]
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = code + f"\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))"
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_import_package_imports_nothing_heavy():
+    assert _loaded_after("import smart_model_manager") == []
+
+
+def test_mock_load_imports_nothing_heavy():
+    code = ("import os; os.environ['TESTING'] = 'true'\n"
+            "from smart_model_manager import get_model_manager\n"
+            "get_model_manager().load_model('ProsusAI/finbert', 'sentiment')('BTC up')")
+    assert _loaded_after(code) == []
+
+
+def test_pytest_plugin_imports_nothing_heavy():
+    assert _loaded_after("import smart_model_manager.pytest_plugin") == []
+
+
+def test_cli_help_imports_nothing_heavy():
+    code = "from smart_model_manager.cli.main import main\nmain(['--help'])"
+    assert _loaded_after(code) == []
+
+
+def test_service_package_and_symbols_import_no_fastapi():
+    assert _loaded_after("import smart_model_manager.service.symbols") == []

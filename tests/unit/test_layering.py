@@ -1,0 +1,100 @@
+"""Lower layers never import higher ones (docs/design.md). Walks src/ with ast."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+PKG = Path(__file__).resolve().parents[2] / "src" / "smart_model_manager"
+
+LAYER = {
+    "errors": 0, "_types": 0,
+    "settings": 1, "hashing": 1, "_yaml": 1,
+    "environment": 2, "manifest": 2, "lockfile": 2, "store": 2, "registry": 2, "model": 2, "cpu": 2,
+    "known_models": 2, "spec": 2,
+    "sources": 3,
+    "resolver": 4, "validate": 4, "maintenance": 4, "locking": 4, "pull": 4,
+    "loaders": 5, "export": 5, "demo": 5,
+    "api": 6, "doctor": 6,
+    "cli": 9, "mirror": 9, "pytest_plugin": 9, "service": 9, "__init__": 9,
+}
+# heavy third-party imports allowed only in these top-level modules (and only inside functions there)
+HEAVY = {"torch", "transformers", "onnxruntime", "tokenizers", "numpy", "fastapi", "uvicorn", "prometheus_client"}
+
+
+def _module_of(path: Path) -> str:
+    rel = path.relative_to(PKG).with_suffix("")
+    return rel.parts[0]
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """(top-level submodule of smart_model_manager that is imported, line) for every intra-package import."""
+    rel = path.relative_to(PKG)
+    package = ["smart_model_manager", *rel.parts[:-1]]  # the package this file lives in
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                full = [*base, *(node.module.split(".") if node.module else [])]
+            else:
+                full = node.module.split(".") if node.module else []
+            if full[:1] != ["smart_model_manager"]:
+                continue
+            if len(full) == 1:  # from smart_model_manager import x, y  /  from . import x
+                out += [(a.name, node.lineno) for a in node.names]
+            else:
+                out.append((full[1], node.lineno))
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                parts = a.name.split(".")
+                if parts[0] == "smart_model_manager" and len(parts) > 1:
+                    out.append((parts[1], node.lineno))
+    return out
+
+
+def _files():
+    return sorted(p for p in PKG.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: str(p.relative_to(PKG)))
+def test_lower_layers_do_not_import_higher_ones(path):
+    me = _module_of(path)
+    mine = LAYER.get(me)
+    assert mine is not None, f"{me} has no layer in this test; add it to LAYER and docs/design.md"
+    for target, line in _imports(path):
+        if target == me or target not in LAYER:
+            continue
+        assert LAYER[target] <= mine or mine == 9, (
+            f"{path.relative_to(PKG)}:{line} (layer {mine}) imports {target} (layer {LAYER[target]})")
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: str(p.relative_to(PKG)))
+def test_heavy_libraries_are_imported_inside_functions_only(path):
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name.split(".")[0] for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module.split(".")[0]]
+        heavy = set(names) & HEAVY
+        allowed = path.relative_to(PKG).parts[0] == "service" and heavy <= {"fastapi", "uvicorn", "prometheus_client"}
+        assert not heavy or allowed or path.name.startswith("_bench"), (
+            f"{path.relative_to(PKG)}:{node.lineno} imports {sorted(heavy)} at module level")
+
+
+def test_only_settings_reads_os_environ():
+    offenders = []
+    for path in _files():
+        if path.name == "settings.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os"
+                    and node.attr in ("environ", "getenv", "putenv")):
+                offenders.append(f"{path.relative_to(PKG)}:{node.lineno}")
+    assert offenders == [], f"these modules read the environment directly: {offenders}"
