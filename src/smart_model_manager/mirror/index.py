@@ -161,6 +161,8 @@ class Repo:
         commits = set(self.commits())
         for dirpath, _dirs, files in os.walk(refs_dir):
             for name in files:
+                if name.startswith("."):  # a writer's temp file (store.atomic_write_text), not a ref
+                    continue
                 full = Path(dirpath) / name
                 rel = full.relative_to(refs_dir).as_posix()
                 target = self._read_ref(full)
@@ -296,8 +298,10 @@ class MirrorIndex:
         if repo_type not in REPO_TYPES or not valid_repo_id(repo_id):
             raise NotFound("RepoNotFound", f"Repository Not Found: {repo_id!r} is not a valid repo id")
         folder = self.root / f"{REPO_TYPES[repo_type]}--{repo_id.replace('/', '--')}"
-        if not (folder / "snapshots").is_dir() or not os.path.realpath(folder).startswith(
-                os.path.realpath(self.root) + os.sep):
+        if folder.is_symlink() and (folder / "snapshots").is_dir():
+            # A symlinked repo folder would widen "inside the repo" to wherever it points; refuse it.
+            log.warning("mirror: ignoring %s: repo folders must not be symlinks", folder)
+        if folder.is_symlink() or not (folder / "snapshots").is_dir():
             raise NotFound("RepoNotFound", f"Repository Not Found: {repo_type} {repo_id} is not on this mirror")
         return Repo(self, repo_type, repo_id, folder)
 
@@ -313,7 +317,7 @@ class MirrorIndex:
         for repo_type, plural in REPO_TYPES.items():
             for folder in sorted(self.root.glob(f"{plural}--*")):
                 repo_id = folder.name[len(plural) + 2:].replace("--", "/")
-                if valid_repo_id(repo_id) and (folder / "snapshots").is_dir():
+                if valid_repo_id(repo_id) and not folder.is_symlink() and (folder / "snapshots").is_dir():
                     out.append(Repo(self, repo_type, repo_id, folder))
         return out
 

@@ -344,12 +344,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
             return "unsatisfiable"
         return max(0, size - n), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and int(last) < start:
+        return None  # "bytes=5-2" is invalid syntax, not an unsatisfiable range
     if start >= size:
         return "unsatisfiable"
-    return start, min(end, size - 1)
+    return start, min(int(last), size - 1) if last else size - 1
 
 
 class MirrorServer:
