@@ -1,0 +1,64 @@
+"""`smm serve`: run the HTTP services. ``smm serve sentiment`` runs the crypto-news sentiment API."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from ..settings import environ
+
+
+@click.group("serve")
+def serve() -> None:
+    """Run an HTTP service."""
+
+
+@serve.command("sentiment")
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1; SMM_SERVICE_HOST). Use 0.0.0.0 in a pod.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8000; SMM_SERVICE_PORT).")
+@click.option("--model", default=None,
+              help="finbert (default, = ProsusAI/finbert), finbert-demo, or any repo id (SMM_SERVICE_MODEL).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes; each loads its own copy of the model.")
+@click.option("--max-batch", type=click.IntRange(1, 1024), default=None,
+              help="Texts per model call (default 32; SMM_SERVICE_MAX_BATCH).")
+@click.option("--max-wait-ms", type=click.FloatRange(0, 10_000), default=None,
+              help="Wait for more texts before a call (default 5; SMM_SERVICE_MAX_WAIT_MS).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
+@click.option("--log-format", type=click.Choice(["auto", "json", "text"]), default="auto", show_default=True,
+              help="auto: JSON lines unless stderr is a terminal.")
+def sentiment(host: str | None, port: int | None, model: str | None, workers: int, max_batch: int | None,
+              max_wait_ms: float | None, log_level: str, log_format: str) -> None:
+    """Serve crypto-news sentiment over HTTP (POST /v1/sentiment, /v1/analyze; /docs).
+
+    The model is loaded through get_model_manager(), so the environment decides where it comes from:
+    mocks under pytest, the HF cache in dev, the verified volume in production.
+
+    \b
+    Examples:
+      smm serve sentiment                                  # 127.0.0.1:8000, ProsusAI/finbert
+      smm serve sentiment --model finbert-demo --port 8080
+      SMM_ENV=production SMM_VOLUME_DIR=/models smm serve sentiment --host 0.0.0.0
+    """
+    import uvicorn
+
+    from ..service.config import ServiceConfig
+    from ..service.logs import configure_logging, logging_config
+
+    config = ServiceConfig.from_env(environ()).with_overrides(
+        host=host, port=port, model=model, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    json_lines = None if log_format == "auto" else log_format == "json"
+    log_config = logging_config(log_level.upper(), json_lines=json_lines)
+    configure_logging(log_level.upper(), json_lines=json_lines)
+    logging.getLogger(__name__).info("starting sentiment service", extra={
+        "host": config.host, "port": config.port, "model": config.repo_id, "workers": workers,
+        "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms})
+    # Worker processes rebuild the config from SMM_SERVICE_* through the ASGI factory, so the
+    # effective config travels in the environment (the same path `uvicorn --factory` users take).
+    os.environ.update(config.to_env())
+    uvicorn.run("smart_model_manager.service.app:create_app", factory=True, host=config.host,
+                port=config.port, workers=workers, log_config=log_config, access_log=False,
+                timeout_graceful_shutdown=30, proxy_headers=False)
