@@ -30,12 +30,19 @@ _FIXTURES = (small_root, tiny_bert_root)  # imported for pytest's fixture lookup
 
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch):
-    """huggingface_hub with telemetry and offline mode forced off (its constants are frozen at import)."""
+    """huggingface_hub with telemetry and offline mode off and Xet ON (its constants are frozen at import).
+
+    Xet stays enabled on purpose (hf_xet is installed): had the mirror advertised Xet anywhere, the client
+    would switch protocols and these downloads would fail.
+    """
     import huggingface_hub
     from huggingface_hub import constants
+    from huggingface_hub.utils._runtime import is_xet_available
 
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    assert is_xet_available()
     return huggingface_hub
 
 
