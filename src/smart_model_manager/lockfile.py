@@ -141,3 +141,20 @@ def find_lock(settings: Settings, cwd: Path | None = None) -> Lock | None:
         return load(settings.lock_path)
     candidate = (cwd or Path.cwd()) / DEFAULT_NAME
     return load(candidate) if candidate.is_file() else None
+
+
+def write_lock(path: str | Path, lock: Lock) -> bool:
+    """Write ``lock`` canonically and atomically. Returns False (and touches nothing, not even the mtime)
+    when the file already holds exactly these bytes, so relocking an unchanged input is a no-op for
+    git, make and Docker layer caches."""
+    from .store import atomic_write_bytes  # store needs filelock; reading a lock must not
+
+    p = Path(path)
+    data = lock.dumps().encode("utf-8")
+    try:
+        if p.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write_bytes(p, data)
+    return True

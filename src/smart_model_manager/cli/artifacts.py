@@ -1,0 +1,222 @@
+"""`smm lock`, `smm pull`, `smm import`: pin models, fetch them verified, provision volumes.
+
+Thin: parse arguments, call :mod:`smart_model_manager.locking` / :mod:`smart_model_manager.pull`, print a
+summary. Exceptions become exit codes in ``cli.main`` (0 ok, 1 failure, 2 usage).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from .. import lockfile, spec as spec_mod
+from ..errors import FormatError
+from ..settings import Settings
+
+
+class Failed(click.ClickException):
+    """Exit 1 after our own output (``standalone_mode=False`` drops ``ctx.exit`` codes)."""
+
+    exit_code = 1
+
+    def show(self, file: object = None) -> None:
+        click.echo(self.message, err=True)
+
+
+def _lock_path(given: Path | None, settings: Settings) -> Path:
+    if given is not None:
+        return given
+    return settings.lock_path or Path(lockfile.DEFAULT_NAME)
+
+
+@click.command("lock")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(spec_mod.DEFAULT_NAME), show_default=True, help="The models.yaml to resolve.")
+@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The lock to write. Default: SMM_LOCK, else ./models.lock.")
+@click.option("--endpoint", default=None, help="Hub or mirror URL. Default: HF_ENDPOINT, else huggingface.co.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if the lock is missing or out of date (CI).")
+def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: bool) -> None:
+    """Pin every model in models.yaml to a commit and every file to a sha256.
+
+    \b
+    Examples:
+      smm lock                                   # models.yaml -> models.lock
+      smm lock --endpoint http://mirror:8080     # resolve against a mirror
+      smm lock --check                           # in CI: fail when models.lock is stale
+    """
+    from ..locking import diff, resolve_lock
+
+    settings = Settings.from_env()
+    path = _lock_path(lock_path, settings)
+    spec = spec_mod.load(spec_path)
+    previous = None
+    old_bytes = path.read_bytes() if path.is_file() else None
+    if old_bytes is not None:
+        try:
+            previous = lockfile.loads(old_bytes.decode("utf-8"), path)
+        except (FormatError, UnicodeDecodeError) as err:
+            if check:
+                raise Failed(f"{path} is malformed ({err}); regenerate it with `smm lock`") from err
+            click.echo(f"warning: ignoring malformed {path}: {err}", err=True)
+    new = resolve_lock(spec, endpoint or settings.endpoint, settings.token, timeout=settings.timeout,
+                       retries=settings.retries, previous=previous)
+    if check:
+        if old_bytes == new.dumps().encode("utf-8"):
+            click.echo(f"{path} is up to date ({len(new.models)} model(s))")
+            return
+        lines = "\n".join(f"  - {line}" for line in diff(previous, new))
+        raise Failed(f"{path} is out of date with {spec_path} / the endpoint:\n{lines}\nRun `smm lock` and commit it.")
+    written = lockfile.write_lock(path, new)
+    click.echo(f"{'wrote' if written else 'unchanged:'} {path} ({len(new.models)} model(s))")
+    for alias, e in sorted(new.models.items()):
+        click.echo(f"  {alias}: {e.repo_id}@{e.commit[:12]} {len(e.files)} files, "
+                   f"{sum(f.size for f in e.files.values()) / 1e6:,.1f} MB")
+
+
+@click.command("pull")
+@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The lock to pull. Default: SMM_LOCK, else ./models.lock.")
+@click.option("--target", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Provision this volume folder (HF cache layout + model-metadata.yaml written last).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Fill this cache instead. Default: MODEL_CACHE_DIR / HF_HUB_CACHE / ~/.cache/huggingface/hub.")
+@click.option("--endpoint", default=None, help="Hub or mirror URL. Default: HF_ENDPOINT, else huggingface.co.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Files downloaded in parallel.")
+@click.option("--only", multiple=True, metavar="ALIAS", help="Pull only these aliases (repeatable).")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
+def pull(lock_path: Path | None, target: Path | None, cache_dir: Path | None, endpoint: str | None, jobs: int,
+         only: tuple[str, ...], progress: bool | None) -> None:
+    """Download every locked model, verify each sha256, publish atomically.
+
+    \b
+    Examples:
+      smm pull                                   # fill the local cache from ./models.lock
+      smm pull --target /mnt/models              # provision a volume (manifest written last)
+      HF_ENDPOINT=http://mirror:8080 smm pull --target /mnt/models --jobs 8
+      smm pull --only finbert --cache-dir /tmp/hf
+    """
+    from ..pull import pull as run_pull
+
+    if target is not None and cache_dir is not None:
+        raise click.UsageError("--target and --cache-dir exclude each other")
+    settings = Settings.from_env()
+    lock_obj = lockfile.load(_lock_path(lock_path, settings))
+    hook = _progress(progress)
+    try:
+        report = run_pull(lock_obj, target=target, cache_dir=None if target else (cache_dir or settings.cache_dir),
+                          endpoint=endpoint or settings.endpoint, token=settings.token, jobs=jobs, progress=hook,
+                          timeout=settings.timeout, retries=settings.retries, only=only or None)
+    finally:
+        hook.close()
+    for m in report.models:
+        extra = f", {len(m.repaired)} repaired" if m.repaired else ""
+        click.echo(f"{m.alias}: {m.repo_id}@{m.commit[:12]} {len(m.downloaded)} downloaded, {len(m.reused)} "
+                   f"already present{extra} -> {m.snapshot}")
+    where = f"volume {report.root} (manifest {report.manifest_path})" if report.is_volume else f"cache {report.root}"
+    click.echo(f"{len(report.models)} model(s) verified in {where}: {report.files_downloaded} file(s), "
+               f"{report.bytes_downloaded / 1e6:,.1f} MB downloaded in {report.seconds:.1f}s")
+
+
+@click.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--as", "repo_id", required=True, help="Repo id to file it under, e.g. myorg/finbert-tuned.")
+@click.option("--target", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Import into this volume and update its model-metadata.yaml (last).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Import into this cache. Default: MODEL_CACHE_DIR / HF_HUB_CACHE / ~/.cache/huggingface/hub.")
+@click.option("--alias", default=None, help="Alias recorded in the volume manifest (load_model(alias)).")
+@click.option("--model-type", default="sentiment", show_default=True, help="sentiment or embeddings.")
+@click.option("--revision", default="main", show_default=True, help="The ref to point at the imported commit.")
+def import_(folder: Path, repo_id: str, target: Path | None, cache_dir: Path | None, alias: str | None,
+            model_type: str, revision: str) -> None:
+    """Import a local model folder (air-gapped machines): content-addressed, verified, atomic.
+
+    \b
+    Examples:
+      smm import ./finbert-tuned --as myorg/finbert-tuned
+      smm import ./finbert-tuned --as myorg/finbert-tuned --target /mnt/models --alias finbert
+      smm import ./minilm --as sentence-transformers/all-MiniLM-L6-v2 --model-type embeddings
+    """
+    from ..pull import provision_from_folder
+
+    if target is not None and cache_dir is not None:
+        raise click.UsageError("--target and --cache-dir exclude each other")
+    settings = Settings.from_env()
+    root = target or cache_dir or settings.cache_dir
+    result = provision_from_folder(folder, root, repo_id, model_type=model_type, alias=alias, revision=revision,
+                                   write_manifest=target is not None)
+    size = sum(s for s, _ in result.files.values())
+    click.echo(f"imported {folder} as {repo_id}@{result.commit} ({len(result.files)} files, {size / 1e6:,.1f} MB) "
+               f"into {root}" + (f"; manifest {result.manifest_path}" if result.manifest_path else ""))
+
+
+# -- progress ------------------------------------------------------------------------------------
+class _LineProgress:
+    """Plain lines (CI logs, pipes): one when a file starts, one when it ends. Never per chunk."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, int] = {}
+
+    def start(self, key: str, total: int | None) -> None:
+        with self._lock:
+            self._seen[key] = 0
+        size = f" ({total / 1e6:,.1f} MB)" if total else ""
+        click.echo(f"downloading {key}{size}", err=True)
+
+    def advance(self, key: str, n: int) -> None:
+        with self._lock:
+            self._seen[key] = self._seen.get(key, 0) + n
+
+    def finish(self, key: str) -> None:
+        with self._lock:
+            n = self._seen.pop(key, 0)
+        click.echo(f"fetched {key} ({n / 1e6:,.1f} MB)", err=True)
+
+    def close(self) -> None:
+        pass
+
+
+class _RichProgress:
+    def __init__(self) -> None:
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        self._bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                              TransferSpeedColumn(), TimeRemainingColumn(), transient=False)
+        self._tasks: dict[str, object] = {}
+        self._bars.start()
+
+    def start(self, key: str, total: int | None) -> None:
+        self._tasks[key] = self._bars.add_task(key, total=total)
+
+    def advance(self, key: str, n: int) -> None:
+        self._bars.advance(self._tasks[key], n)  # type: ignore[arg-type]
+
+    def finish(self, key: str) -> None:
+        pass
+
+    def close(self) -> None:
+        self._bars.stop()
+
+
+class _NoProgress(_LineProgress):
+    def start(self, key: str, total: int | None) -> None:
+        pass
+
+    def finish(self, key: str) -> None:
+        pass
+
+
+def _progress(wanted: bool | None) -> _LineProgress | _RichProgress:
+    tty = sys.stderr.isatty()
+    if wanted is False:
+        return _NoProgress()
+    if tty:
+        return _RichProgress()
+    return _LineProgress()

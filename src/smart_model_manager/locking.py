@@ -1,0 +1,138 @@
+"""``smm lock``: resolve ``models.yaml`` against an endpoint into ``models.lock``.
+
+For each model: one metadata request gives the commit the revision points to and every file with its
+size (``HubClient.revision``). sha256 digests come from LFS metadata when the endpoint lists it; small
+files stored in git are DOWNLOADED and hashed, because their Hub etag is a git sha1, not a sha256
+(pixeloven/ComfyUI-Docker#92 is what trusting it looks like). Labels come from the pinned commit's
+``config.json`` (``id2label`` in id order); ``dimension`` from ``hidden_size`` for label-less types.
+
+Relocking is cheap and stable: when an alias already in the old lock resolves to the same repo, commit
+and file set, its digests, labels and dimension are reused (a commit's bytes never change), so an
+unchanged upstream costs one request per model and rewrites no bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import FormatError, LockfileError, ModelNotFoundError
+from .hashing import sha256_file, with_prefix
+from .lockfile import Lock, LockEntry
+from .manifest import FileEntry
+from .registry import get_model_type
+from .sources.base import Unavailable
+from .sources.hub import HubClient, RemoteRevision
+from .spec import Spec, SpecEntry, select_files
+
+log = logging.getLogger(__name__)
+
+
+def resolve_lock(spec: Spec, endpoint: str, token: str | None = None, *, timeout: float = 30.0,
+                 retries: int = 3, previous: Lock | None = None, client: HubClient | None = None) -> Lock:
+    """Pin every model of ``spec`` to a commit and every selected file to a sha256."""
+    client = client or HubClient(endpoint, token, timeout=timeout, retries=retries)
+    models = {}
+    for alias, entry in sorted(spec.models.items()):
+        old = previous.models.get(alias) if previous is not None else None
+        models[alias] = _lock_one(client, entry, old, spec.path)
+    return Lock(models=models)
+
+
+def _lock_one(client: HubClient, entry: SpecEntry, old: LockEntry | None, spec_path: str | None) -> LockEntry:
+    where = f"{spec_path}:{entry.line}: " if spec_path and entry.line else ""
+    try:
+        remote = client.revision(entry.repo_id, entry.revision)
+    except Unavailable as why:
+        raise ModelNotFoundError(f"{where}models.{entry.alias}: {entry.repo_id}@{entry.revision} cannot be "
+                                 f"locked: {why.reason}", attempts=[("hub", why.reason)]) from None
+    paths = select_files(remote.files, entry.include, entry.exclude)
+    if not paths:
+        raise LockfileError(f"models.{entry.alias}: no file of {entry.repo_id}@{remote.commit[:12]} matches "
+                            f"include={list(entry.include)} exclude={list(entry.exclude)}; "
+                            f"the repo has: {', '.join(sorted(remote.files)[:20])}",
+                            path=spec_path, line=entry.line)
+    if old is not None and old.repo_id == entry.repo_id and old.commit == remote.commit \
+            and sorted(old.files) == paths and old.model_type == entry.model_type:
+        log.info("lock: %s unchanged at %s", entry.alias, remote.commit[:12])
+        return LockEntry(alias=entry.alias, repo_id=entry.repo_id, revision=entry.revision, commit=remote.commit,
+                         model_type=entry.model_type, files=dict(old.files), labels=old.labels,
+                         dimension=old.dimension, extra=dict(old.extra))
+    files, config = _digests(client, remote, paths)
+    labels, dimension = _schema(config, entry, remote)
+    log.info("lock: %s -> %s@%s (%d files)", entry.alias, entry.repo_id, remote.commit[:12], len(files))
+    return LockEntry(alias=entry.alias, repo_id=entry.repo_id, revision=entry.revision, commit=remote.commit,
+                     model_type=entry.model_type, files=files, labels=labels, dimension=dimension)
+
+
+@dataclass(frozen=True)
+class _Config:
+    data: dict | None
+
+
+def _digests(client: HubClient, remote: RemoteRevision, paths: list[str]) -> tuple[dict[str, FileEntry], _Config]:
+    files: dict[str, FileEntry] = {}
+    config: dict | None = None
+    need_config = "config.json" in remote.files
+    with tempfile.TemporaryDirectory(prefix="smm-lock-") as tmp:
+        for rel in paths + (["config.json"] if need_config and "config.json" not in paths else []):
+            rf = remote.files[rel]
+            if rf.sha256 and rf.size is not None and rel != "config.json":
+                if rel in paths:
+                    files[rel] = FileEntry(size=rf.size, sha256=with_prefix(rf.sha256))
+                continue
+            dest = Path(tmp) / "file"
+            size, sha = client.download(remote.repo_id, remote.commit, rel, dest, size=rf.size)
+            if rf.sha256 and sha != rf.sha256:
+                from .errors import IntegrityError
+
+                raise IntegrityError(f"{remote.repo_id}@{remote.commit[:12]}: {rel}: the endpoint lists sha256:"
+                                     f"{rf.sha256} but served bytes with sha256:{sha}",
+                                     path=rel, expected="sha256:" + rf.sha256, actual="sha256:" + sha)
+            if rel == "config.json":
+                try:
+                    config = json.loads(dest.read_text(encoding="utf-8"))
+                except (UnicodeDecodeError, ValueError) as err:
+                    raise FormatError(f"{remote.repo_id}@{remote.commit[:12]}: config.json is not JSON: {err}",
+                                      path="config.json") from err
+            if rel in paths:
+                files[rel] = FileEntry(size=size, sha256=with_prefix(sha256_file(dest)))
+            dest.unlink()
+    return files, _Config(config if isinstance(config, dict) else None)
+
+
+def _schema(config: _Config, entry: SpecEntry, remote: RemoteRevision) -> tuple[tuple[str, ...], int | None]:
+    mt = get_model_type(entry.model_type)
+    cfg = config.data or {}
+    if mt.has_labels:
+        id2label = cfg.get("id2label")
+        if not isinstance(id2label, dict) or not id2label:
+            raise LockfileError(f"models.{entry.alias}: {entry.repo_id}@{remote.commit[:12]} has no id2label in "
+                                f"config.json, so a {entry.model_type} model's labels are unknown")
+        try:
+            return tuple(str(v) for _, v in sorted(id2label.items(), key=lambda kv: int(kv[0]))), None
+        except ValueError as err:
+            raise LockfileError(f"models.{entry.alias}: config.json id2label keys are not integers: {err}") from err
+    dim = cfg.get("hidden_size") or cfg.get("dim") or cfg.get("d_model")
+    return (), dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
+
+
+def diff(old: Lock | None, new: Lock) -> list[str]:
+    """Human lines saying what changed between two locks (for ``smm lock --check``)."""
+    if old is None:
+        return ["no lock file yet"]
+    lines = []
+    for alias in sorted(set(old.models) | set(new.models)):
+        a, b = old.models.get(alias), new.models.get(alias)
+        if a is None:
+            lines.append(f"{alias}: not locked yet")
+        elif b is None:
+            lines.append(f"{alias}: locked but no longer in models.yaml")
+        elif a.commit != b.commit:
+            lines.append(f"{alias}: {a.repo_id} moved {a.commit[:12]} -> {b.commit[:12]}")
+        elif a.as_dict() != b.as_dict():
+            lines.append(f"{alias}: entry differs (files, labels, revision or type)")
+    return lines or ["formatting differs (rewrite with `smm lock`)"]
