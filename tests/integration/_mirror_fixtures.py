@@ -103,15 +103,15 @@ def small_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, st
     return root, src, result.commit
 
 
-def raw_request(url: str, target: bytes, method: bytes = b"GET",
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def raw_request(url: str, target: bytes, method: bytes = b"GET", headers: dict[str, str] | None = None,
+                body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
     """Send a request line byte-for-byte (no client-side path normalisation); return status, headers, body."""
     hostport = url.split("://", 1)[1]
     host, port = hostport.rsplit(":", 1)
     lines = [method + b" " + target + b" HTTP/1.1", b"Host: " + hostport.encode(), b"Connection: close"]
     lines += [f"{k}: {v}".encode() for k, v in (headers or {}).items()]
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n")
+        sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
         resp = http.client.HTTPResponse(sock, method=method.decode())
         resp.begin()
         body = resp.read()

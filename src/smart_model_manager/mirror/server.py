@@ -140,6 +140,12 @@ class _Handler(BaseHTTPRequestHandler):
         # Called by send_response; the access line is written once the body went out (handle_one_request).
         self._status = int(code) if str(code).isdigit() else 0
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError) as err:  # the client went away between requests: routine
+            log.debug("mirror: connection from %s ended: %s", self.client_address[0], err)
+
     def handle_one_request(self) -> None:
         self._status: int | None = None
         self._sent = 0
@@ -385,7 +391,7 @@ class MirrorServer:
         except OSError as err:
             raise MirrorError(f"cannot listen on {self.host}:{self.port}: {err}; pick another --port "
                               f"(0 picks a free one)") from err
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"smm-mirror-{self.port}", daemon=True)
         self._thread.start()
         if self.warm:
