@@ -221,7 +221,7 @@ class HubClient:
                         fh.seek(0)
                         fh.truncate()
                         state["written"], state["hash"] = 0, hashlib.sha256()
-                    for chunk in resp.iter_bytes(CHUNK):
+                    for chunk in resp.iter_bytes():  # as received: a drop keeps every byte already read
                         fh.write(chunk)
                         state["hash"].update(chunk)
                         state["written"] += len(chunk)
