@@ -231,12 +231,12 @@ def provision_from_folder(src: Path, root: Path, repo_id: str, *, model_type: st
     volume manifest is updated last. Labels/dimension come from the folder's ``config.json``."""
     mt = get_model_type(model_type)
     root = Path(root).expanduser()
-    ensure_writable(root, what="target" if write_manifest else "cache folder")
-    result = store.import_folder(Path(src), root, repo_id, revision=revision, commit=commit)
-    labels, dim = read_schema(result.snapshot)
-    if mt.has_labels and not labels:
+    labels, dim = read_schema(Path(src))
+    if mt.has_labels and not labels:  # refuse before anything is written
         raise ConfigurationError(f"{Path(src) / 'config.json'} has no id2label; a {model_type} model needs its "
                                  "labels (add id2label to config.json)")
+    ensure_writable(root, what="target" if write_manifest else "cache folder")
+    result = store.import_folder(Path(src), root, repo_id, revision=revision, commit=commit)
     files = {rel: FileEntry(size=size, sha256=with_prefix(sha)) for rel, (size, sha) in result.files.items()}
     aliases = (alias,) if alias and alias.lower() != repo_id.lower() else ()
     entry = ModelEntry(repo_id=repo_id, commit=result.commit, model_type=model_type, files=files,

@@ -1,0 +1,152 @@
+"""`pull` / `smm pull` / `smm import` in-process against a real mirror: provisioning, pre-flight checks
+(space, writability) before any download, integrity failures that leave no manifest, repairs, imports."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import shutil
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+from smart_model_manager import lockfile, manifest
+from smart_model_manager.cli.main import main
+from smart_model_manager.errors import IntegrityError
+from smart_model_manager.locking import resolve_lock
+from smart_model_manager.mirror import MirrorServer
+from smart_model_manager.pull import provision_from_folder, pull
+from smart_model_manager.sources.base import Request, Unavailable
+from smart_model_manager.sources.volume import VolumeSource
+from smart_model_manager.spec import loads as load_spec
+
+try:
+    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
+except ImportError:
+    from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
+
+pytestmark = pytest.mark.integration
+
+SPEC = "models:\n  fin:\n    repo_id: org/fin\n    model_type: sentiment\n"
+
+
+@pytest.fixture
+def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+    root = tmp_path / "upstream"
+    src = make_sentiment_folder(tmp_path / "src", weights=400_000)
+    commit = hub_like_root(src, root, "org/fin")
+    with MirrorServer(root) as mirror:
+        lock = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
+        path = tmp_path / "models.lock"
+        lockfile.write_lock(path, lock)
+        mirror.stats.reset()
+        yield mirror, root, src, commit, lockfile.load(path)
+
+
+def full_check(volume: Path, name: str = "fin") -> None:
+    VolumeSource(volume).resolve(Request(name, "org/fin", None, "sentiment", verify="full"))
+
+
+def test_pull_target_provisions_a_verified_volume_with_the_manifest_last(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mirror, _root, src, commit, lock = upstream
+    vol = tmp_path / "vol"
+    report = pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
+    assert report.is_volume and report.files_downloaded == 4 and report.bytes_downloaded == report.needed_bytes
+    man = manifest.load(vol / "model-metadata.yaml")
+    entry = man.find("fin")  # the alias is recorded
+    assert entry is not None and entry.commit == commit and entry.files == lock.models["fin"].files
+    assert man.lock_digest == lock.digest and man.generated_by.startswith("smart-model-manager ")
+    assert entry.labels == ("negative", "neutral", "positive")
+    full_check(vol)
+    # a second pull downloads nothing and rewrites the manifest with the same models
+    again = pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
+    assert again.files_downloaded == 0 and again.needed_bytes == 0
+    assert all(s.full_gets == 1 for s in mirror.stats.files().values())
+
+
+def test_pull_repairs_a_corrupt_local_blob(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mirror, _root, src, commit, lock = upstream
+    vol = tmp_path / "vol"
+    pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
+    target = (vol / "models--org--fin" / "snapshots" / commit / "model.safetensors").resolve()
+    target.write_bytes(b"\0" * target.stat().st_size)  # bit rot, same size
+    report = pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
+    assert report.models[0].repaired == ("model.safetensors",)
+    full_check(vol)
+
+
+def test_tampered_upstream_fails_and_leaves_no_manifest(upstream, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    mirror, root, src, commit, lock = upstream
+    sha = lock.models["fin"].files["model.safetensors"].sha256.removeprefix("sha256:")
+    blob = root / "models--org--fin" / "blobs" / sha
+    blob.write_bytes(blob.read_bytes()[::-1])
+    vol = tmp_path / "vol"
+    assert main(["pull", "--lock", str(lock.path), "--target", str(vol), "--endpoint", mirror.url, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "integrity error" in err and "model.safetensors" in err and f"expected sha256:{sha}" in err
+    assert not (vol / "model-metadata.yaml").exists()
+    assert not (vol / "models--org--fin" / "snapshots").exists()
+    assert [p for p in (vol / ".staging").iterdir() if p.is_dir()] == []
+    with pytest.raises(Unavailable):
+        full_check(vol)
+
+
+def test_not_enough_space_fails_before_any_download(upstream, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    mirror, *_ , lock = upstream
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(OSError) as exc:
+        pull(lock, target=tmp_path / "vol", endpoint=mirror.url, timeout=10, retries=0)
+    assert exc.value.errno == errno.ENOSPC
+    assert "only 0.0 MB is free; short by" in str(exc.value) and str(tmp_path / "vol") in str(exc.value)
+    assert mirror.stats.files() == {}
+
+
+def test_unwritable_target_fails_before_any_download(upstream, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    mirror, *_ , lock = upstream
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    target = blocker / "vol"
+    assert main(["pull", "--lock", str(lock.path), "--target", str(target), "--endpoint", mirror.url]) == 1
+    err = capsys.readouterr().err
+    assert f"target {target} is not writable" in err
+    assert mirror.stats.files() == {}
+
+
+def test_pull_into_the_cache_then_load_path_finds_it(upstream, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    mirror, _root, src, commit, lock = upstream
+    for k, v in smm_env(mirror.url, MODEL_CACHE_DIR=str(tmp_path / "cache")).items():
+        if k.startswith(("HF_", "SMM_", "MODEL_")):
+            monkeypatch.setenv(k, v)
+    assert main(["pull", "--lock", str(lock.path), "--no-progress"]) == 0
+    assert "1 model(s) verified in cache" in capsys.readouterr().out
+    snap = tmp_path / "cache" / "models--org--fin" / "snapshots" / commit
+    assert sorted(p.name for p in snap.iterdir()) == sorted(lock.models["fin"].files)
+    assert not (tmp_path / "cache" / "model-metadata.yaml").exists()
+
+
+def test_import_into_a_volume_updates_the_manifest(tmp_path: Path, capsys) -> None:
+    src = make_sentiment_folder(tmp_path / "src")
+    vol = tmp_path / "vol"
+    assert main(["import", str(src), "--as", "myorg/fin-tuned", "--target", str(vol), "--alias", "tuned"]) == 0
+    assert "imported" in capsys.readouterr().out
+    man = manifest.load(vol / "model-metadata.yaml")
+    entry = man.find("tuned")
+    assert entry is not None and entry.repo_id == "myorg/fin-tuned" and entry.labels[0] == "negative"
+    for rel, f in entry.files.items():
+        assert f.sha256 == "sha256:" + hashlib.sha256((src / rel).read_bytes()).hexdigest()
+    resolved = VolumeSource(vol).resolve(Request("tuned", "tuned", None, "sentiment", verify="full"))
+    assert resolved.commit == entry.commit
+    # a second import of another model keeps the first one listed
+    other = make_sentiment_folder(tmp_path / "other", seed=b"o")
+    provision_from_folder(other, vol, "myorg/other", model_type="sentiment", write_manifest=True)
+    assert sorted(manifest.load(vol / "model-metadata.yaml").models) == ["myorg/fin-tuned", "myorg/other"]
+
+
+def test_import_of_a_sentiment_folder_without_labels_is_refused(tmp_path: Path, capsys) -> None:
+    src = make_sentiment_folder(tmp_path / "src")
+    (src / "config.json").write_text('{"hidden_size": 8}')
+    assert main(["import", str(src), "--as", "org/x", "--target", str(tmp_path / "vol")]) == 2
+    assert "has no id2label" in capsys.readouterr().err
+    assert not (tmp_path / "vol").exists()  # refused before anything was written

@@ -1,0 +1,160 @@
+"""Real `smm pull` processes against a real mirror: 8 at once into one volume, and SIGKILL mid-file then rerun.
+
+While they run, a poller checks that nothing partial is ever visible under ``snapshots/`` and that the
+manifest never lists what is not complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from smart_model_manager import lockfile, manifest
+from smart_model_manager.locking import resolve_lock
+from smart_model_manager.mirror import MirrorServer, server as mirror_server
+from smart_model_manager.sources.base import Request
+from smart_model_manager.sources.volume import VolumeSource
+from smart_model_manager.spec import loads as load_spec
+
+try:
+    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, snapshot_problems, wait_for
+except ImportError:
+    from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, snapshot_problems, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SPEC = ("models:\n  fin:\n    repo_id: org/fin\n    model_type: sentiment\n"
+        "  fin2:\n    repo_id: org/fin2\n    model_type: sentiment\n")
+BIG = 6_000_000
+
+
+@pytest.fixture
+def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+    root = tmp_path / "upstream"
+    hub_like_root(make_sentiment_folder(tmp_path / "src", weights=BIG), root, "org/fin")
+    hub_like_root(make_sentiment_folder(tmp_path / "src2", weights=300_000, seed=b"2"), root, "org/fin2")
+    with MirrorServer(root) as mirror:
+        lock = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
+        path = tmp_path / "models.lock"
+        lockfile.write_lock(path, lock)
+        mirror.stats.reset()
+        yield mirror, lockfile.load(path)
+
+
+class Poller:
+    """Watches a volume in a thread: every snapshot folder complete, the manifest only listing complete models."""
+
+    def __init__(self, vol: Path, lock: lockfile.Lock):
+        self.vol = vol
+        self.expected = {e.repo_id: {r: f.size for r, f in e.files.items()} for e in lock.models.values()}
+        self.problems: list[str] = []
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for repo, files in self.expected.items():
+                self.problems += snapshot_problems(self.vol, repo, files)
+            man = self.vol / "model-metadata.yaml"
+            if man.exists():
+                for rid, entry in manifest.load(man).models.items():
+                    snap = self.vol / f"models--{rid.replace('/', '--')}" / "snapshots" / entry.commit
+                    for rel, f in entry.files.items():
+                        try:
+                            size = (snap / rel).stat().st_size
+                        except OSError:
+                            size = -1
+                        if size != f.size:
+                            self.problems.append(f"manifest lists {rid}/{rel} but it is not complete")
+            self.polls += 1
+            time.sleep(0.005)
+
+    def __enter__(self) -> Poller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def hash_everything(vol: Path, lock: lockfile.Lock) -> None:
+    for e in lock.models.values():
+        snap = vol / f"models--{e.repo_id.replace('/', '--')}" / "snapshots" / e.commit
+        for rel, f in e.files.items():
+            assert "sha256:" + hashlib.sha256((snap / rel).read_bytes()).hexdigest() == f.sha256, rel
+        VolumeSource(vol).resolve(Request(e.alias, e.repo_id, None, "sentiment", verify="full"))
+    leftovers = [p for p in (vol / ".staging").iterdir() if p.is_dir()]
+    assert leftovers == []
+    assert list(vol.rglob("*.incomplete")) == []
+
+
+def test_eight_concurrent_pulls_into_one_volume(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mirror, lock = upstream
+    vol = tmp_path / "vol"
+    env = smm_env(mirror.url)
+    with Poller(vol, lock) as poller:
+        procs = [subprocess.Popen(smm_cmd("pull", "--lock", str(lock.path), "--target", str(vol), "--no-progress",
+                                          "--jobs", "2"),
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(8)]
+        outs = [p.communicate(timeout=180) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        assert "2 model(s) verified in volume" in out
+    assert poller.problems == [] and poller.polls > 10
+    # each file's bytes left the mirror once in total (the per-repo lock + re-check), far below once per process
+    stats = mirror.stats.files()
+    for e in lock.models.values():
+        for rel, f in e.files.items():
+            s = stats[f"{e.repo_id}/{rel}"]
+            assert s.full_gets + s.range_gets == 1, (rel, s)
+            assert s.bytes_served == f.size
+    assert sorted(manifest.load(vol / "model-metadata.yaml").models) == ["org/fin", "org/fin2"]
+    hash_everything(vol, lock)
+
+
+def test_sigkill_mid_file_then_rerun_completes(upstream, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    mirror, lock = upstream
+    original = mirror_server._Handler._stream
+
+    def slow(self, fh, start, length, key):  # type: ignore[no-untyped-def]
+        if not key.endswith("org/fin/model.safetensors"):
+            return original(self, fh, start, length, key)
+        sent = 0
+        while sent < length:  # ~1.5 s for the big file: time to kill the client mid-file
+            n = min(64 << 10, length - sent)
+            original(self, fh, start + sent, n, key)
+            sent += n
+            time.sleep(0.015)
+
+    monkeypatch.setattr(mirror_server._Handler, "_stream", slow)
+    vol = tmp_path / "vol"
+    env = smm_env(mirror.url)
+    cmd = smm_cmd("pull", "--lock", str(lock.path), "--target", str(vol), "--no-progress", "--jobs", "1")
+    with Poller(vol, lock) as poller:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def mid_file() -> bool:
+            return any(p.stat().st_size > BIG // 5 for p in (vol / ".staging").glob("*/*.incomplete"))
+
+        assert wait_for(mid_file, timeout=60), "the download never started"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        # what a SIGKILL leaves: a staging folder nobody reads, no manifest, no snapshot of the killed model
+        assert [p for p in (vol / ".staging").iterdir() if p.is_dir()] != []
+        assert not (vol / "model-metadata.yaml").exists()
+        assert not (vol / "models--org--fin" / "snapshots").exists()
+        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr
+    assert poller.problems == [] and poller.polls > 10
+    hash_everything(vol, lock)
