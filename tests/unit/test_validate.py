@@ -212,6 +212,13 @@ def test_default_dir_is_the_volume_and_it_must_have_a_manifest(tmp_path: Path, m
     (v / manifest.MANIFEST_NAME).unlink()
     assert main(["validate", "--quick"]) == 1
     assert "provision" in capsys.readouterr().out
+    # --dir naming SMM_VOLUME_DIR (the startup probe's form) also insists on the manifest, even when every
+    # locked file is present: the manifest is written last, so without it provisioning did not finish
+    lock_for(manifest.Manifest(models=make_volume(tmp_path / "w", {A: make_model_folder(tmp_path / "a")},
+                                                  write_manifest=False).models), tmp_path / "models.lock")
+    assert validate(v, lock=tmp_path / "models.lock").ok  # as a plain folder: the files are all there
+    assert main(["validate", "--quick", "--dir", str(v)]) == 1
+    assert main(["validate", "--quick", "--dir", str(v) + "/"]) == 1
     # --dir on a folder with neither manifest nor lock: nothing to check is a finding, not a pass
     empty = tmp_path / "empty"
     empty.mkdir()

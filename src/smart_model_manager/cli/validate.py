@@ -18,7 +18,8 @@ from ..validate import ValidationReport, validate as run_validate
 
 @click.command("validate")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
-              help="Folder to check: a volume with model-metadata.yaml, or a cache. Default: SMM_VOLUME_DIR.")
+              help="Folder to check: a volume with model-metadata.yaml, or a cache. Default: SMM_VOLUME_DIR "
+                   "(which must hold a manifest).")
 @click.option("--cache", "use_cache", is_flag=True,
               help="Check the local cache (MODEL_CACHE_DIR / HF_HUB_CACHE) against models.lock instead.")
 @click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -47,10 +48,12 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
     settings = Settings.from_env()
     if use_cache:
         root, require = settings.cache_dir, False
-    elif directory is None:
-        root, require = settings.volume_dir, True  # the volume must carry its manifest
+    elif directory is None or _same(directory, settings.volume_dir):
+        # The volume must carry its manifest (written last): without it provisioning did not finish, and a
+        # pod must not start on it even if every locked file happens to be there already.
+        root, require = settings.volume_dir if directory is None else directory, True
     else:
-        root, require = directory, None
+        root, require = directory, None  # any other folder: a volume if it has a manifest, else a cache
     if lock_path is None and not no_lock:
         if settings.lock_path is not None:
             lock_path = settings.lock_path
@@ -73,6 +76,13 @@ class FindingsFound(click.ClickException):
 
     def show(self, file: object = None) -> None:  # the report already said everything
         pass
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def render(report: ValidationReport) -> str:
