@@ -158,7 +158,9 @@ class HubClient:
                 raise
             except Exception as err:  # noqa: BLE001 - classified right below
                 mapped = self._classify(err, what)
-                if not isinstance(mapped, SourceError):
+                if mapped is err:  # not a network condition: a bug or a local problem, raised as is
+                    raise
+                if not isinstance(mapped, SourceError):  # "does not exist" / "not allowed": next source
                     raise mapped from err
                 if attempt == attempts:
                     raise SourceError(f"{mapped} (gave up after {attempts} attempt(s); SMM_RETRIES)") from err
