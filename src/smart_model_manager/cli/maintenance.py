@@ -12,11 +12,12 @@ from ..settings import Settings
 
 
 def human(n: int) -> str:
+    """Decimal units (kB = 1000 B), like `smm import` and `du --si`."""
     size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
+        size /= 1000
     return f"{n} B"  # pragma: no cover
 
 
