@@ -70,6 +70,13 @@ def test_bad_requests_get_clean_json_errors(server, method, target, headers, sta
     assert "x-xet-hash" not in resp_headers
 
 
+def test_crafted_names_cannot_inject_headers(server) -> None:
+    status, headers, body = raw_request(server.url, b"/org/small/resolve/main/x%0d%0aSet-Cookie:%20a=b%0d%0a%0d%0aHTTP")
+    assert status == 404 and "set-cookie" not in headers
+    assert "Set-Cookie" in headers["x-error-message"] and "\n" not in headers["x-error-message"]
+    assert json.loads(body)["error"]
+
+
 def test_garbage_request_lines_do_not_kill_the_server(server) -> None:
     host, port = server.url.rsplit("//", 1)[1].split(":")
     for junk in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",

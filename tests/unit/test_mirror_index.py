@@ -115,6 +115,16 @@ def test_missing_file_carries_the_commit(root: Path) -> None:
         assert info.value.code == "EntryNotFound" and info.value.commit == C2
 
 
+def test_symlinked_folder_inside_the_repo_is_neither_listed_nor_served(root: Path) -> None:
+    snap = root / "models--org--name" / "snapshots" / C2
+    (snap / "alias").symlink_to("docs", target_is_directory=True)  # stays inside the repo folder
+    repo = MirrorIndex(root).repo("org/name")
+    assert "alias/README.md" not in {f.path for f in repo.files(C2)}
+    assert repo.file(C2, "docs/README.md").size > 0
+    with pytest.raises(NotFound):
+        repo.file(C2, "alias/README.md")
+
+
 def test_repo_lookup(root: Path) -> None:
     index = MirrorIndex(root)
     assert [r.repo_id for r in index.repos()] == ["org/name"]

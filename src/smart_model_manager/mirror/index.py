@@ -217,6 +217,11 @@ class Repo:
 
     def _entry(self, commit: str, path: str) -> FileEntry | None:
         link = self.folder / "snapshots" / commit / path
+        # Only the last component may be a link (snapshot file -> blob); a symlinked folder on the way
+        # (or a symlinked snapshot) is refused, so what resolve serves is exactly what the tree lists.
+        if os.path.realpath(link.parent) != os.path.join(self._real, "snapshots", commit, *path.split("/")[:-1]):
+            log.warning("refusing %s: a folder on its path is a symlink", link)
+            return None
         real = os.path.realpath(link)
         if not self._inside(real):
             log.warning("refusing %s: it resolves outside %s", link, self.folder)
