@@ -17,6 +17,13 @@ extra      on disk but not listed: a file in a snapshot, another snapshot, a mod
 malformed  the manifest or the lock cannot be parsed (file and line)
 ========== ==========================================================================================
 
+Every finding is an ``error`` (``report.ok`` is False) except leftovers that cannot change what is
+loaded, which are ``warning``: another snapshot of a listed model, a model folder the manifest does not
+list, a manifest entry the lock no longer pins. Re-provisioning from a new lock leaves exactly those
+behind (snapshots are per commit), and a startup probe must not fail on what ``smm prune`` removes.
+An unlisted file *inside* the listed snapshot is an error: a loader could pick it up (an extra
+``model.safetensors`` wins over a listed ``pytorch_model.bin``).
+
 ``quick`` uses ``os.stat`` only (it is the Kubernetes startup probe: milliseconds for a volume of
 several models); ``full`` re-hashes every file, each blob once. Nothing is ever written, so this
 works on a read-only mount. The CLI maps the report to exit codes (0 ok, 1 findings).
@@ -51,6 +58,7 @@ class Finding:
     expected: str | None = None
     actual: str | None = None
     line: int | None = None    # malformed only: 1-based line in ``file``
+    severity: str = "error"    # error | warning (see the module docstring)
 
     @property
     def where(self) -> str:
@@ -64,7 +72,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class ValidationReport:
-    ok: bool
+    ok: bool                   # no error findings (warnings allowed)
     findings: tuple[Finding, ...]
     models_checked: int
     files_checked: int
@@ -77,10 +85,19 @@ class ValidationReport:
     def by_kind(self, kind: str) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.kind == kind)
 
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "warning")
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["findings"] = [f.as_dict() for f in self.findings]
         d["counts"] = {k: len(self.by_kind(k)) for k in KINDS}
+        d["errors"], d["warnings"] = len(self.errors), len(self.warnings)
         return d
 
 
@@ -94,10 +111,10 @@ class _Run:
     hashed: dict[str, str] = field(default_factory=dict)  # real path -> sha256 hex (a blob is hashed once)
 
     def add(self, kind: str, model: str | None, file: Path | str | None, message: str,
-            expected: Any = None, actual: Any = None, line: int | None = None) -> None:
+            expected: Any = None, actual: Any = None, line: int | None = None, severity: str = "error") -> None:
         self.findings.append(Finding(kind, model, None if file is None else str(file), message,
                                      None if expected is None else str(expected),
-                                     None if actual is None else str(actual), line))
+                                     None if actual is None else str(actual), line, severity))
 
     def sha256(self, path: Path) -> str:
         real = os.path.realpath(path)
@@ -145,8 +162,8 @@ def validate(directory: str | os.PathLike[str], *, lock: lockfile.Lock | str | o
         run.add("missing", None, man_path, f"{root} holds neither {manifest_mod.MANIFEST_NAME} nor any "
                 "models--* folder; pass --lock to check a cache against models.lock")
     return ValidationReport(
-        ok=not run.findings, findings=tuple(run.findings), models_checked=run.models, files_checked=run.files,
-        seconds=round(time.perf_counter() - t0, 6), directory=str(root), mode=mode,
+        ok=not any(f.severity == "error" for f in run.findings), findings=tuple(run.findings),
+        models_checked=run.models, files_checked=run.files, seconds=round(time.perf_counter() - t0, 6), directory=str(root), mode=mode,
         manifest=str(man_path) if man is not None else None,
         lock=(lock_obj.path if lock_obj is not None else None))
 
@@ -250,11 +267,13 @@ def _check_volume(run: _Run, man: manifest_mod.Manifest) -> None:
         for other in _snapshot_names(rdir):
             if other != entry.commit:
                 run.add("extra", rid, rdir / "snapshots" / other,
-                        f"{rid}: snapshot {other} is not the one the manifest lists ({entry.commit})")
+                        f"{rid}: snapshot {other} is not the one the manifest lists ({entry.commit}); "
+                        "`smm prune` removes it", severity="warning")
     for low, rdir in sorted(repos.items()):
         if low not in listed:
             rid = rdir.name[len("models--"):].replace("--", "/")
-            run.add("extra", rid, rdir, f"{rid} ({rdir.name}) is on the volume but not listed in the manifest")
+            run.add("extra", rid, rdir, f"{rid} ({rdir.name}) is on the volume but not listed in the manifest",
+                    severity="warning")
 
 
 def _snapshot_names(rdir: Path) -> list[str]:
@@ -274,6 +293,11 @@ def _compare_lock(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock) ->
     if man.lock_digest and lock.digest and man.lock_digest != lock.digest:
         run.add("stale", None, where, f"the volume was provisioned from another models.lock than {lock.path}; "
                 "re-provision with `smm pull --target DIR`", expected=lock.digest, actual=man.lock_digest)
+    pinned = {le.repo_id.lower() for le in lock.models.values()}
+    for rid in sorted(man.models):
+        if rid.lower() not in pinned:
+            run.add("stale", rid, where, f"{rid} is listed in the manifest but {lock.path} does not pin it "
+                    "(left from an older lock?)", severity="warning")
     for alias, le in sorted(lock.models.items()):
         me = man.find(le.repo_id)
         if me is None:

@@ -158,8 +158,27 @@ def test_unlisted_file_snapshot_and_model_are_extra(vol: Path, tmp_path: Path) -
     store.import_folder(make_model_folder(tmp_path / "z"), vol, "acme/unlisted")
     r = validate(vol)
     assert kinds(r) == ["extra", "extra", "extra"]
-    files = sorted(Path(f.file).name for f in r.findings)
-    assert files == sorted(["notes.txt", old.commit, "models--acme--unlisted"])
+    severity = {Path(f.file).name: f.severity for f in r.findings}
+    # a stray file inside the listed snapshot could be loaded: an error; leftovers beside it are warnings
+    assert severity == {"notes.txt": "error", old.commit: "warning", "models--acme--unlisted": "warning"}
+    assert not r.ok
+    (snap_file(vol, A, "notes.txt")).unlink()
+    r = validate(vol)
+    assert r.ok and len(r.warnings) == 2 and r.errors == ()
+
+
+def test_leftovers_from_an_older_lock_warn_and_fail_only_with_strict(vol: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Re-provisioning from a new lock leaves the old snapshot and the dropped model behind."""
+    man = manifest.load(vol / manifest.MANIFEST_NAME)
+    store.import_folder(make_model_folder(tmp_path / "a-v0", {"model.safetensors": b"v0"}), vol, A, revision="v0")
+    lock_for(manifest.Manifest(models={A: man.models[A]}), tmp_path / "models.lock")  # B dropped from the lock
+    r = validate(vol, lock=tmp_path / "models.lock")
+    assert r.ok and sorted((f.kind, f.model) for f in r.warnings) == [("extra", A), ("stale", B)]
+    assert main(["validate", "--dir", str(vol)]) == 0
+    assert capsys.readouterr().out.startswith("OK with 2 warning(s):")
+    assert main(["validate", "--dir", str(vol), "--strict"]) == 1
+    assert "stale (warning)" in capsys.readouterr().out
 
 
 def test_malformed_manifest_is_reported_with_file_and_line(vol: Path, capsys: pytest.CaptureFixture[str]) -> None:

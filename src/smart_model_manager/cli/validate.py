@@ -27,10 +27,14 @@ from ..validate import ValidationReport, validate as run_validate
 @click.option("--no-lock", is_flag=True, help="Do not compare with any models.lock.")
 @click.option("--quick", "quick", is_flag=True, help="Presence, sizes, manifest vs lock; no hashing (default).")
 @click.option("--full", "full", is_flag=True, help="Also re-hash every file (sha256).")
+@click.option("--strict", is_flag=True, help="Warnings (leftover snapshots, unlisted models) fail too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (for machines).")
 def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no_lock: bool, quick: bool,
-             full: bool, as_json: bool) -> None:
+             full: bool, strict: bool, as_json: bool) -> None:
     """Check that every model file is present and intact; exit 1 with one line per finding.
+
+    Exit 0 when nothing is wrong or there are only warnings (leftovers that cannot change what is loaded,
+    such as old snapshots after re-provisioning; --strict makes them fail), 1 on errors, 2 on usage errors.
 
     \b
     Examples:
@@ -61,7 +65,7 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
             lock_path = Path(DEFAULT_NAME)
     report = run_validate(root, lock=lock_path, mode="full" if full else "quick", require_manifest=require)
     click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True) if as_json else render(report))
-    if not report.ok:
+    if not report.ok or (strict and report.warnings):
         raise FindingsFound(len(report.findings))
 
 
@@ -88,12 +92,18 @@ def _same(a: Path, b: Path) -> bool:
 def render(report: ValidationReport) -> str:
     """One summary line, then one line per finding: kind, file(:line), message, expected, actual."""
     against = f", against {report.lock}" if report.lock else ""
-    status = "OK" if report.ok else f"FAILED with {len(report.findings)} finding(s)"
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    warned = f"{n_warn} warning(s)" if n_warn else ""
+    if report.ok:
+        status = f"OK with {warned}" if warned else "OK"
+    else:
+        status = f"FAILED with {n_err} error(s)" + (f", {warned}" if warned else "")
     lines = [f"{status}: {report.directory} ({report.mode}{against}): {report.models_checked} model(s), "
              f"{report.files_checked} file(s) checked in {report.seconds * 1000:.1f} ms"]
     for f in report.findings:
         detail = ""
         if f.expected is not None or f.actual is not None:
             detail = f" (expected {f.expected or '-'}, actual {f.actual or '-'})"
-        lines.append(f"{f.kind:<9} {f.where}: {f.message}{detail}")
+        kind = f.kind if f.severity == "error" else f"{f.kind} (warning)"
+        lines.append(f"{kind:<9} {f.where}: {f.message}{detail}")
     return "\n".join(lines)
