@@ -232,3 +232,53 @@ def test_transformers_auto_classes_through_the_mirror(bert_mirror, tmp_path: Pat
     assert all(s in (200, 404) for _m, _p, s in server.stats.requests), server.stats.requests
     assert server.stats[f"{REPO}/model.safetensors"].full_gets == 1
     assert os.environ.get("HF_ENDPOINT") != server.url  # the subprocess env did not leak into ours
+
+
+def test_pull_request_revision_travels_percent_encoded(hub, small_root, tmp_path: Path) -> None:
+    """``refs/pr/1`` arrives as ``refs%2Fpr%2F1``: split the raw path first, then decode (protocol §9.1)."""
+    from smart_model_manager.store import import_folder
+
+    _root, src, main_commit = small_root
+    root = tmp_path / "root"
+    import_folder(src, root, "org/pr")
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    (changed / "config.json").write_text('{"hidden_size": 16}')
+    pr_commit = import_folder(changed, root, "org/pr", revision="refs/pr/1").commit
+    assert pr_commit != main_commit
+    with MirrorServer(root) as server:
+        path = Path(hub.snapshot_download("org/pr", revision="refs/pr/1", endpoint=server.url,
+                                          cache_dir=tmp_path / "c", token=False))
+        assert path.name == pr_commit and digests(path) == digests(changed)
+        assert "/api/models/org/pr/revision/refs%2Fpr%2F1" in [p for _m, p, _s in server.stats.requests]
+        refs = hub.HfApi(endpoint=server.url, token=False).list_repo_refs("org/pr", include_pull_requests=True)
+        assert [(r.ref, r.target_commit) for r in refs.pull_requests] == [("refs/pr/1", pr_commit)]
+        assert [(r.name, r.target_commit) for r in refs.branches] == [("main", main_commit)]
+
+
+def test_serves_a_provisioned_volume_and_not_its_manifest(hub, small_root, tmp_path: Path) -> None:
+    from _volumes import make_volume  # tests/_volumes.py, the shared volume builder
+
+    _root, src, commit = small_root
+    volume = tmp_path / "volume"
+    make_volume(volume, {"org/vol": src})
+    assert (volume / "model-metadata.yaml").is_file()
+    with MirrorServer(volume) as server:
+        path = Path(hub.snapshot_download("org/vol", endpoint=server.url, cache_dir=tmp_path / "c", token=False))
+        assert path.name == commit and digests(path) == digests(src)
+        status, _h, _b = raw_request(server.url, b"/model-metadata.yaml")
+        assert status == 404
+
+
+def test_a_client_cache_filled_from_the_mirror_can_itself_be_served(hub, bert_mirror, tmp_path: Path) -> None:
+    """Mirror of a mirror: the client's cache (with trees/, .no_exist/, .locks) is a valid root as is."""
+    from huggingface_hub.errors import EntryNotFoundError
+
+    server, src, commit = bert_mirror
+    first = tmp_path / "first"
+    hub.snapshot_download(REPO, endpoint=server.url, cache_dir=first, token=False)
+    with pytest.raises(EntryNotFoundError):  # leaves a .no_exist marker in the cache we are about to serve
+        hub.hf_hub_download(REPO, "absent.txt", endpoint=server.url, cache_dir=first, token=False)
+    with MirrorServer(first) as second:
+        path = Path(hub.snapshot_download(REPO, endpoint=second.url, cache_dir=tmp_path / "again", token=False))
+        assert path.name == commit and digests(path) == digests(src)
