@@ -60,6 +60,7 @@ def small_mirror(small_root):
         yield server, src, commit
 
 
+@pytest.mark.ml_models  # the fixture builds a torch model
 def test_snapshot_download_bytes_match_source(hub, bert_mirror, tmp_path: Path) -> None:
     server, src, commit = bert_mirror
     server.stats.reset()
@@ -214,6 +215,8 @@ print(json.dumps({"labels": cfg.id2label, "ids": enc["input_ids"].tolist(), "ref
 """
 
 
+@pytest.mark.ml_models
+@pytest.mark.slow  # a transformers subprocess, ~15 s on 2 cores
 def test_transformers_auto_classes_through_the_mirror(bert_mirror, tmp_path: Path) -> None:
     server, src, commit = bert_mirror
     server.stats.reset()
@@ -270,6 +273,7 @@ def test_serves_a_provisioned_volume_and_not_its_manifest(hub, small_root, tmp_p
         assert status == 404
 
 
+@pytest.mark.ml_models  # the fixture builds a torch model
 def test_a_client_cache_filled_from_the_mirror_can_itself_be_served(hub, bert_mirror, tmp_path: Path) -> None:
     """Mirror of a mirror: the client's cache (with trees/, .no_exist/, .locks) is a valid root as is."""
     from huggingface_hub.errors import EntryNotFoundError
