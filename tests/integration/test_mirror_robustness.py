@@ -77,6 +77,18 @@ def test_crafted_names_cannot_inject_headers(server) -> None:
     assert json.loads(body)["error"]
 
 
+def test_an_internal_bug_is_a_logged_json_500_and_the_server_lives_on(server, monkeypatch, caplog) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(server.index, "has_repo", broken)
+        status, headers, body = raw_request(server.url, b"/api/models/org/small")
+    assert status == 500 and headers["retry-after"] == "0" and "simulated" not in body.decode()
+    assert any(r.levelno == logging.ERROR and r.exc_info for r in caplog.records)
+    assert raw_request(server.url, b"/api/models/org/small")[0] == 200
+
+
 def test_garbage_request_lines_do_not_kill_the_server(server) -> None:
     host, port = server.url.rsplit("//", 1)[1].split(":")
     for junk in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",

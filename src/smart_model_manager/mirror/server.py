@@ -213,6 +213,11 @@ class _Handler(BaseHTTPRequestHandler):
         except routes.HttpError as err:
             self._error(err.status, None, str(err), head=head)
             return
+        except Exception:  # noqa: BLE001 - a bug or an unreadable folder: answer, log, keep serving
+            log.exception("mirror: error while answering %s %s", self.command, self.path)
+            self._error(500, None, "internal error in the mirror (see its log)", head=head,
+                        extra={"Retry-After": "0"})
+            return
         if isinstance(response, routes.FileResponse):
             self._send_file(response, head=head)
         else:
