@@ -180,3 +180,22 @@ def test_stop_closes_idle_keep_alive_connections(small_root) -> None:
         conn.getresponse().read()
     conn.close()
     assert Path(small_root[0]).is_dir()
+
+
+def test_ipv6_loopback(small_root) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this Python build")
+    try:
+        srv = MirrorServer(small_root[0], host="::1").start()
+    except OSError as err:  # MirrorError is an OSError: no ::1 on this machine
+        pytest.skip(f"cannot bind ::1 here: {err}")
+    try:
+        assert srv.url.startswith("http://[::1]:")
+        host_port = srv.url.split("//", 1)[1]
+        conn = http.client.HTTPConnection(host_port, timeout=5)
+        conn.request("GET", "/api/models/org/small")
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["sha"] == small_root[2]
+        conn.close()
+    finally:
+        srv.stop()

@@ -96,6 +96,8 @@ class _Server(ThreadingHTTPServer):
         self.stats = stats
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
+        if ":" in addr[0]:  # "::1", "::": an IPv6 listener
+            self.address_family = socket.AF_INET6
         super().__init__(addr, _Handler)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
