@@ -203,15 +203,31 @@ def _repo_dirs(root: Path) -> dict[str, Path]:
     return out
 
 
-def _walk_files(folder: Path, prefix: str = "") -> Iterator[str]:
-    """Relative POSIX paths of every non-directory entry (links included, dangling or not)."""
+def _walk_files(folder: Path, prefix: str = "", seen: set[str] | None = None) -> Iterator[str]:
+    """Relative POSIX paths of every non-directory entry (links included, dangling or not).
+
+    Directory links are followed, like store.snapshot_files; one that leads back to a folder already
+    walked (a cycle) is yielded as an entry instead, so it is reported once rather than walked forever."""
+    seen = {os.path.realpath(folder)} if seen is None else seen
     with os.scandir(folder) as it:
         for e in it:
             rel = prefix + e.name
-            if e.is_dir():  # follows symlinks, like os.walk(followlinks=True) in store.snapshot_files
-                yield from _walk_files(Path(e.path), rel + "/")
-            else:
-                yield rel
+            if e.is_dir():
+                real = os.path.realpath(e.path)
+                if real not in seen:
+                    seen.add(real)
+                    yield from _walk_files(Path(e.path), rel + "/", seen)
+                    continue
+            yield rel
+
+
+def _listing(run: _Run, model: str | None, folder: Path) -> list[str]:
+    """Sorted _walk_files, or a finding (and nothing) when the folder cannot be listed."""
+    try:
+        return sorted(_walk_files(folder))
+    except OSError as err:
+        run.add("missing", model, folder, f"{folder} cannot be listed: {err.strerror or err}")
+        return []
 
 
 def _check_snapshot(run: _Run, model: str, snap: Path, files: dict[str, FileEntry], what: str) -> None:
@@ -248,7 +264,7 @@ def _check_snapshot(run: _Run, model: str, snap: Path, files: dict[str, FileEntr
             if actual != strip_prefix(entry.sha256):
                 run.add("corrupt", model, p, f"{model}: {rel} has the wrong sha256", expected=entry.sha256,
                         actual=with_prefix(actual))
-    for rel in sorted(_walk_files(snap)):
+    for rel in _listing(run, model, snap):
         if rel not in files:
             run.add("extra", model, snap / rel, f"{model}: {rel} is in the snapshot but not listed in {what}")
 
@@ -333,14 +349,18 @@ def _check_structure(run: _Run) -> None:
     for low, rdir in sorted(_repo_dirs(run.root).items()):
         run.models += 1
         refs = rdir / "refs"
-        for rel in sorted(_walk_files(refs)) if refs.is_dir() else []:
-            commit = (refs / rel).read_text(encoding="utf-8", errors="replace").strip()
+        for rel in _listing(run, low, refs) if refs.is_dir() else []:
+            try:
+                commit = (refs / rel).read_text(encoding="utf-8", errors="replace").strip()
+            except OSError as err:
+                run.add("missing", low, refs / rel, f"{low}: ref {rel} cannot be read: {err.strerror or err}")
+                continue
             if not (rdir / "snapshots" / commit).is_dir():
                 run.add("missing", low, refs / rel, f"{low}: ref {rel} points to snapshot {commit[:12]}, which "
                         "is absent", expected=commit)
         for name in _snapshot_names(rdir):
             snap = rdir / "snapshots" / name
-            for rel in sorted(_walk_files(snap)):
+            for rel in _listing(run, low, snap):
                 if rel.endswith(_SKIP_SUFFIXES):
                     continue
                 run.files += 1

@@ -273,3 +273,9 @@ def test_the_validate_command_imports_nothing_heavy(vol: Path) -> None:
             "'transformers', 'numpy', 'onnxruntime', 'fastapi', 'requests', 'httpx'}); print(rc, heavy)")
     out = subprocess.run([sys.executable, "-c", code, str(vol)], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_directory_link_cycle_in_a_snapshot_terminates_as_an_extra_error(vol: Path) -> None:
+    os.symlink(".", snap_file(vol, A, "loop"))
+    r = validate(vol)
+    assert not r.ok and [(f.kind, Path(f.file).name) for f in r.errors] == [("extra", "loop")]
