@@ -179,3 +179,29 @@ def test_missing_repo_and_offline_are_unavailable_with_a_reason(upstream, tmp_pa
     with pytest.raises(Unavailable, match="offline"):
         offline.resolve(Request(REPO, REPO, None, "sentiment"))
     assert mirror.stats.files() == {}
+
+
+@pytest.mark.parametrize("retries, ok", [(3, True), (1, False)])
+def test_server_errors_are_retried_a_bounded_number_of_times(upstream, tmp_path: Path, monkeypatch,
+                                                             retries: int, ok: bool) -> None:  # type: ignore[no-untyped-def]
+    mirror, _root, src, commit, lock = upstream
+    original = mirror_server._Handler._send_file
+    failures: list[str] = []
+
+    def flaky(self, resp, *, head):  # type: ignore[no-untyped-def]
+        if resp.entry.path == "model.safetensors" and len(failures) < 2:
+            failures.append(resp.entry.path)
+            self._error(503, None, "overloaded, try again", head=head)
+            return
+        original(self, resp, head=head)
+
+    monkeypatch.setattr(mirror_server._Handler, "_send_file", flaky)
+    client = HubClient(mirror.url, timeout=5, retries=retries, backoff=0.05)
+    dest = tmp_path / "weights"
+    if ok:
+        size, sha = client.download(REPO, commit, "model.safetensors", dest)
+        assert "sha256:" + sha == lock.models["fin"].files["model.safetensors"].sha256
+        assert len(failures) == 2
+    else:
+        with pytest.raises(SourceError, match=r"HTTP 503 .*gave up after 2 attempt"):
+            client.download(REPO, commit, "model.safetensors", dest)

@@ -122,39 +122,88 @@ def test_eight_concurrent_pulls_into_one_volume(upstream, tmp_path: Path) -> Non
     hash_everything(vol, lock)
 
 
-def test_sigkill_mid_file_then_rerun_completes(upstream, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    mirror, lock = upstream
+def throttle(monkeypatch, slow: dict[str, tuple[int, float]]) -> None:  # type: ignore[no-untyped-def]
+    """Serve the files named in ``slow`` ("org/name/path" -> (chunk bytes, pause)) slowly: time to kill mid-file."""
     original = mirror_server._Handler._stream
 
-    def slow(self, fh, start, length, key):  # type: ignore[no-untyped-def]
-        if not key.endswith("org/fin/model.safetensors"):
+    def slow_stream(self, fh, start, length, key):  # type: ignore[no-untyped-def]
+        if key not in slow:
             return original(self, fh, start, length, key)
+        chunk, pause = slow[key]
         sent = 0
-        while sent < length:  # ~1.5 s for the big file: time to kill the client mid-file
-            n = min(64 << 10, length - sent)
+        while sent < length:
+            n = min(chunk, length - sent)
             original(self, fh, start + sent, n, key)
             sent += n
-            time.sleep(0.015)
+            time.sleep(pause)
 
-    monkeypatch.setattr(mirror_server._Handler, "_stream", slow)
+    monkeypatch.setattr(mirror_server._Handler, "_stream", slow_stream)
+
+
+def staging_bytes(vol: Path) -> int:
+    return max((p.stat().st_size for p in (vol / ".staging").glob("*/*.incomplete")), default=0)
+
+
+def kill_when(proc: subprocess.Popen, predicate) -> None:  # type: ignore[no-untyped-def, type-arg]
+    assert wait_for(predicate, timeout=60), "the kill point was never reached"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def run_pull(lock_path: str, vol: Path, env: dict[str, str]) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    return subprocess.run(smm_cmd("pull", "--lock", lock_path, "--target", str(vol), "--no-progress", "--jobs", "1"),
+                          env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize("kill_point", ["first-model-mid-file", "second-model-mid-file"])
+def test_sigkill_then_rerun_completes(upstream, tmp_path: Path, monkeypatch, kill_point: str) -> None:  # type: ignore[no-untyped-def]
+    mirror, lock = upstream
+    throttle(monkeypatch, {"org/fin/model.safetensors": (64 << 10, 0.015),
+                           "org/fin2/model.safetensors": (8 << 10, 0.02)})
     vol = tmp_path / "vol"
     env = smm_env(mirror.url)
+    fin_snap = vol / "models--org--fin" / "snapshots" / lock.models["fin"].commit
     cmd = smm_cmd("pull", "--lock", str(lock.path), "--target", str(vol), "--no-progress", "--jobs", "1")
     with Poller(vol, lock) as poller:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-        def mid_file() -> bool:
-            return any(p.stat().st_size > BIG // 5 for p in (vol / ".staging").glob("*/*.incomplete"))
-
-        assert wait_for(mid_file, timeout=60), "the download never started"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
-        assert proc.returncode == -signal.SIGKILL
-        # what a SIGKILL leaves: a staging folder nobody reads, no manifest, no snapshot of the killed model
+        if kill_point == "first-model-mid-file":
+            kill_when(proc, lambda: staging_bytes(vol) > BIG // 5)
+            assert not (vol / "models--org--fin" / "snapshots").exists()
+        else:  # fin is published (complete snapshot), fin2 is half-way, the manifest is not written yet
+            kill_when(proc, lambda: fin_snap.is_dir() and staging_bytes(vol) > 50_000)
+            assert not (vol / "models--org--fin2" / "snapshots").exists()
+        # what a SIGKILL leaves: a staging folder nobody reads, and no manifest
         assert [p for p in (vol / ".staging").iterdir() if p.is_dir()] != []
         assert not (vol / "model-metadata.yaml").exists()
-        assert not (vol / "models--org--fin" / "snapshots").exists()
-        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+        rerun = run_pull(str(lock.path), vol, env)
     assert rerun.returncode == 0, rerun.stderr
     assert poller.problems == [] and poller.polls > 10
     hash_everything(vol, lock)
+
+
+def test_sigkill_while_upgrading_a_volume_keeps_the_old_version_valid(upstream, tmp_path: Path,
+                                                                      monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    mirror, lock = upstream
+    vol = tmp_path / "vol"
+    env = smm_env(mirror.url)
+    assert run_pull(str(lock.path), vol, env).returncode == 0
+    # upstream publishes a new version of org/fin; the lock moves to it
+    new_src = make_sentiment_folder(tmp_path / "src-v2", weights=BIG, seed=b"v2")
+    new_commit = hub_like_root(new_src, mirror.index.root, "org/fin")
+    lock2 = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
+    assert lock2.models["fin"].commit == new_commit != lock.models["fin"].commit
+    lockfile.write_lock(tmp_path / "models-v2.lock", lock2)
+    throttle(monkeypatch, {"org/fin/model.safetensors": (64 << 10, 0.015)})
+    proc = subprocess.Popen(smm_cmd("pull", "--lock", str(tmp_path / "models-v2.lock"), "--target", str(vol),
+                                    "--no-progress"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    kill_when(proc, lambda: staging_bytes(vol) > BIG // 5)
+    # readers still get the old, complete, verified version
+    man = manifest.load(vol / "model-metadata.yaml")
+    assert man.models["org/fin"].commit == lock.models["fin"].commit
+    old = VolumeSource(vol).resolve(Request("fin", "org/fin", None, "sentiment", verify="full"))
+    assert old.commit == lock.models["fin"].commit
+    rerun = run_pull(str(tmp_path / "models-v2.lock"), vol, env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert manifest.load(vol / "model-metadata.yaml").models["org/fin"].commit == new_commit
+    hash_everything(vol, lockfile.load(tmp_path / "models-v2.lock"))

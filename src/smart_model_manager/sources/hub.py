@@ -361,9 +361,10 @@ def _existing(snap: Path, blobs: Path, rel: str, want: Want) -> tuple[Path | Non
     entry = snap / rel
     broken = False
     if entry.is_file():
-        if want.sha256 is None:
+        size_ok = want.size is None or entry.stat().st_size == want.size
+        if want.sha256 is None and size_ok:
             return entry, False  # not pinned: trust what is there (reported as unverified)
-        if (want.size is None or entry.stat().st_size == want.size) and sha256_file(entry) == want.sha256:
+        if size_ok and sha256_file(entry) == want.sha256:
             return entry, False
         broken = True
     elif entry.is_symlink() or entry.exists():
