@@ -36,6 +36,9 @@ DEFAULT_EXCLUDE = (
     "*.h5", "*.msgpack", "*.ot", "*.tflite", "*.mlmodel", "*.mlpackage/**", "coreml/**", "openvino/**",
     "onnx/**", "*.gguf", "*.ckpt", ".gitattributes", "README.md", "*.png", "*.jpg",
 )
+# ...except the files our ONNX loader reads (loaders/__init__.py); upstream onnx/ folders otherwise hold
+# up to nine variants (O1-O4, per-CPU int8) of which none is read.
+DEFAULT_KEEP = ("onnx/model.onnx", "onnx/model.onnx_data", "onnx/model.int8.onnx", "onnx/quality.json")
 PICKLE_WEIGHTS = ("pytorch_model*.bin", "*/pytorch_model*.bin")
 
 
@@ -69,7 +72,7 @@ def _match(path: str, patterns: Iterable[str]) -> bool:
 def select_files(paths: Iterable[str], include: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[str]:
     """The files to pin/download, sorted. Globs match the whole path or, without '/', the file name.
 
-    With no ``include``: everything except :data:`DEFAULT_EXCLUDE`, and pickle weights
+    With no ``include``: everything except :data:`DEFAULT_EXCLUDE` (but :data:`DEFAULT_KEEP`), and pickle weights
     (``pytorch_model*.bin``) are dropped when safetensors weights exist (the torch loader refuses pickles
     unless SMM_ALLOW_PICKLE=1, so they would be dead weight).
     """
@@ -78,7 +81,7 @@ def select_files(paths: Iterable[str], include: Iterable[str] = (), exclude: Ite
     if include:
         chosen = [p for p in all_paths if _match(p, include)]
     else:
-        chosen = [p for p in all_paths if not _match(p, DEFAULT_EXCLUDE)]
+        chosen = [p for p in all_paths if p in DEFAULT_KEEP or not _match(p, DEFAULT_EXCLUDE)]
         if any(p.endswith(".safetensors") for p in chosen):
             chosen = [p for p in chosen if not _match(p, PICKLE_WEIGHTS)]
     return [p for p in chosen if not _match(p, exclude)]

@@ -91,12 +91,12 @@ def test_missing_spec_file_says_how_to_fix(tmp_path: Path) -> None:
 
 
 FILES = ["config.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack",
-         "onnx/model.onnx", "tokenizer.json", "vocab.txt", "README.md", ".gitattributes", "1_Pooling/config.json"]
+         "onnx/model.onnx", "onnx/model_O4.onnx", "onnx/model_qint8_avx512.onnx", "tokenizer.json", "vocab.txt", "README.md", ".gitattributes", "1_Pooling/config.json"]
 
 
 def test_default_selection_keeps_what_loaders_read() -> None:
     assert spec.select_files(FILES) == ["1_Pooling/config.json", "config.json", "model.safetensors",
-                                        "tokenizer.json", "vocab.txt"]
+                                        "onnx/model.onnx", "tokenizer.json", "vocab.txt"]
 
 
 def test_pickle_weights_kept_when_they_are_the_only_weights() -> None:
@@ -106,7 +106,8 @@ def test_pickle_weights_kept_when_they_are_the_only_weights() -> None:
 def test_include_and_exclude_globs() -> None:
     assert spec.select_files(FILES, include=["*.json"]) == ["1_Pooling/config.json", "config.json", "tokenizer.json"]
     assert spec.select_files(FILES, include=["*.json"], exclude=["1_Pooling/**"]) == ["config.json", "tokenizer.json"]
-    assert spec.select_files(FILES, include=["onnx/**"]) == ["onnx/model.onnx"]
+    assert spec.select_files(FILES, include=["onnx/**"]) == ["onnx/model.onnx", "onnx/model_O4.onnx",
+                                                             "onnx/model_qint8_avx512.onnx"]
 
 
 def _lock() -> lockfile.Lock:
