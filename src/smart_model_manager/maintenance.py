@@ -7,8 +7,11 @@ volume manifest lists, and every blob one of those snapshots links to. Removable
 
 * ``revision``  a snapshot no ref points to and nothing pins;
 * ``blob``      a blob no kept snapshot links to (what makes a removed revision actually free space);
-* ``temp``      ``.tmp-*`` / ``*.incomplete`` leftovers of interrupted writes, older than ``min_temp_age``
-  (a younger one may belong to a download in progress in another process).
+* ``temp``      ``.tmp-*`` / ``*.incomplete`` leftovers of interrupted writes.
+
+Blobs and temps younger than ``min_age`` are kept: they may belong to a write in progress in another
+process. huggingface_hub renames a finished download into ``blobs/`` a moment *before* it links it from
+the snapshot and takes none of our locks, so an unlinked fresh blob is not proof of an orphan.
 
 Deletion re-plans each repo under its write lock (``store.repo_lock``) and deletes only what is still
 removable, so a concurrent ``smm pull`` that links a blob after the plan keeps it.
@@ -31,7 +34,7 @@ from .lockfile import Lock
 log = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".incomplete"
-DEFAULT_MIN_TEMP_AGE = 3600.0  # seconds; a download stalled for an hour is not coming back
+DEFAULT_MIN_AGE = 3600.0  # seconds; a download stalled for an hour is not coming back
 
 
 # -- listing ------------------------------------------------------------------------------------------
@@ -264,7 +267,7 @@ def _plan_repo(rid: str, rdir: Path, pinned: set[str], min_age: float, now: floa
         if _is_temp(e.name):
             continue  # a temp: handled below, with its age check
         real = os.path.realpath(e.path)
-        if real not in keep and e.is_file(follow_symlinks=False):
+        if real not in keep and e.is_file(follow_symlinks=False) and _old_enough(Path(e.path), min_age, now):
             items.append(PruneItem("blob", rid, e.path, e.stat(follow_symlinks=False).st_size,
                                    "no kept snapshot links to it"))
     doomed = tuple(i.path + os.sep for i in items if i.kind == "revision")
@@ -283,7 +286,7 @@ def _pins(root: Path, lock: Lock | None) -> dict[str, set[str]]:
 
 
 def plan_prune(root: str | os.PathLike[str], *, lock: Lock | None = None,
-               min_temp_age: float = DEFAULT_MIN_TEMP_AGE, now: float | None = None) -> PrunePlan:
+               min_age: float = DEFAULT_MIN_AGE, now: float | None = None) -> PrunePlan:
     """What prune would delete, with bytes. Changes nothing."""
     root = Path(root)
     now = time.time() if now is None else now
@@ -291,10 +294,10 @@ def plan_prune(root: str | os.PathLike[str], *, lock: Lock | None = None,
     items: list[PruneItem] = []
     kept = 0
     for rid, rdir in _repo_folders(root):
-        repo_items, repo_kept = _plan_repo(rid, rdir, pins.get(rid.lower(), set()), min_temp_age, now)
+        repo_items, repo_kept = _plan_repo(rid, rdir, pins.get(rid.lower(), set()), min_age, now)
         items.extend(repo_items)
         kept += repo_kept
-    items.extend(_temps(root, None, min_temp_age, now, recurse=False))
+    items.extend(_temps(root, None, min_age, now, recurse=False))
     return PrunePlan(root=str(root), items=tuple(items), kept_revisions=kept)
 
 
@@ -306,7 +309,7 @@ def _delete(path: Path) -> None:
 
 
 def execute_prune(plan: PrunePlan, *, lock: Lock | None = None,
-                  min_temp_age: float = DEFAULT_MIN_TEMP_AGE) -> PruneResult:
+                  min_age: float = DEFAULT_MIN_AGE) -> PruneResult:
     """Delete the plan's items that are still removable, each repo under its write lock."""
     root = Path(plan.root)
     pins = _pins(root, lock)
@@ -317,11 +320,11 @@ def execute_prune(plan: PrunePlan, *, lock: Lock | None = None,
         by_repo.setdefault(item.repo_id, []).append(item)
     for rid, items in by_repo.items():
         if rid is None:
-            still = {i.path: i for i in _temps(root, None, min_temp_age, time.time(), recurse=False)}
+            still = {i.path: i for i in _temps(root, None, min_age, time.time(), recurse=False)}
             _apply(items, still, deleted, skipped)
             continue
         with store.repo_lock(root, rid):
-            fresh, _kept = _plan_repo(rid, store.repo_dir(root, rid), pins.get(rid.lower(), set()), min_temp_age,
+            fresh, _kept = _plan_repo(rid, store.repo_dir(root, rid), pins.get(rid.lower(), set()), min_age,
                                       time.time())
             _apply(items, {i.path: i for i in fresh}, deleted, skipped)
     freed = sum(i.bytes for i in deleted)

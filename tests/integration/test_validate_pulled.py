@@ -74,9 +74,9 @@ def test_validate_follows_the_lock_through_an_upstream_update(tmp_path: Path,
     assert revs[v2].locked and revs[v2].refs == ("main",) and not revs[v1].locked
 
     # the cache's refs/main moved to v2 and nothing pins v1 any more: prune removes it and its blobs
-    plan = maintenance.plan_prune(cache, lock=lock2, min_temp_age=0)
+    plan = maintenance.plan_prune(cache, lock=lock2, min_age=0)
     assert {(i.kind, Path(i.path).name) for i in plan.items if i.kind == "revision"} == {("revision", v1)}
     before = regular_bytes(cache)
-    result = maintenance.execute_prune(plan, lock=lock2, min_temp_age=0)
+    result = maintenance.execute_prune(plan, lock=lock2, min_age=0)
     assert before - regular_bytes(cache) == plan.total_bytes == result.freed_bytes > 0
     assert main(["validate", "--full", "--dir", str(cache), "--lock", str(tmp_path / "v2.lock")]) == 0

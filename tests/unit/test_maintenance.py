@@ -52,14 +52,16 @@ def cache(tmp_path: Path) -> dict[str, object]:
     orphan.write_bytes(os.urandom(1111))
     stale = blobs / f"{'d' * 64}.incomplete"
     stale.write_bytes(os.urandom(222))
-    age(stale, 2 * HOUR)
-    fresh = blobs / f"{'c' * 64}.incomplete"  # a download in progress elsewhere: must survive
-    fresh.write_bytes(os.urandom(333))
     root_tmp = root / ".tmp-model-metadata.yaml.0123"
     root_tmp.write_text("half a manifest")
-    age(root_tmp, 2 * HOUR)
+    for p in root.rglob("*"):  # everything so far was written two hours ago
+        age(p, 2 * HOUR)
+    fresh = blobs / f"{'c' * 64}.incomplete"  # a download in progress elsewhere: must survive
+    fresh.write_bytes(os.urandom(333))
+    just_renamed = blobs / ("f" * 64)  # huggingface_hub renamed it into blobs/ and is about to link it
+    just_renamed.write_bytes(os.urandom(444))
     return {"root": root, "old": old, "new": new, "lock": lock, "orphan": orphan, "stale": stale, "fresh": fresh,
-            "root_tmp": root_tmp, "man": man}
+            "root_tmp": root_tmp, "man": man, "just_renamed": just_renamed}
 
 
 def test_plan_lists_exactly_the_unreferenced_items_with_their_bytes(cache: dict) -> None:
@@ -89,10 +91,12 @@ def test_prune_frees_exactly_the_planned_bytes_and_keeps_what_is_pinned(cache: d
     assert before - after == plan.total_bytes == result.freed_bytes
     assert result.skipped == ()
     assert cache["fresh"].exists() and not cache["stale"].exists() and not cache["orphan"].exists()
+    assert cache["just_renamed"].exists()  # younger than --min-age: possibly a download being linked
+    assert [Path(i.path).name for i in maintenance.plan_prune(root, lock=cache["lock"], min_age=0).items] == [
+        "f" * 64, f"{'c' * 64}.incomplete"]
     assert validate(root, lock=cache["lock"], mode="full").ok       # the locked B is intact
     assert store.find_snapshot(root, A, "main") == cache["new"].snapshot
     assert validate(root, mode="full", require_manifest=False).ok  # structure of what is left is sound
-    assert maintenance.plan_prune(root, lock=cache["lock"]).items == ()
 
 
 def test_without_the_lock_the_lock_only_revision_is_planned_too(cache: dict) -> None:

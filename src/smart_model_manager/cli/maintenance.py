@@ -81,10 +81,11 @@ def ls(directory: Path | None, lock_path: Path | None, no_lock: bool, as_json: b
 @_lock_opt
 @_no_lock_opt
 @click.option("--dry-run", is_flag=True, help="Print the plan and delete nothing.")
-@click.option("--min-temp-age", type=click.FloatRange(min=0), default=maintenance.DEFAULT_MIN_TEMP_AGE,
-              show_default=True, help="Seconds a .tmp-*/.incomplete leftover must be untouched to be removed.")
+@click.option("--min-age", type=click.FloatRange(min=0), default=maintenance.DEFAULT_MIN_AGE,
+              show_default=True, help="Seconds a blob or .tmp-*/.incomplete leftover must be untouched to be removed "
+                   "(younger ones may belong to a download in progress).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan (and result) as JSON.")
-def prune(directory: Path | None, lock_path: Path | None, no_lock: bool, dry_run: bool, min_temp_age: float,
+def prune(directory: Path | None, lock_path: Path | None, no_lock: bool, dry_run: bool, min_age: float,
           as_json: bool) -> None:
     """Delete revisions nothing references, blobs nothing links to, and stale temp files.
 
@@ -99,9 +100,9 @@ def prune(directory: Path | None, lock_path: Path | None, no_lock: bool, dry_run
     settings = Settings.from_env()
     lock = _lock(settings, lock_path, no_lock)
     root = directory if directory is not None else settings.cache_dir
-    plan = maintenance.plan_prune(root, lock=lock, min_temp_age=min_temp_age)
+    plan = maintenance.plan_prune(root, lock=lock, min_age=min_age)
     result = None if dry_run or not plan.items else maintenance.execute_prune(plan, lock=lock,
-                                                                            min_temp_age=min_temp_age)
+                                                                            min_age=min_age)
     if as_json:
         click.echo(json.dumps({"plan": plan.as_dict(), "dry_run": dry_run,
                                "result": result.as_dict() if result else None}, indent=2, sort_keys=True))
