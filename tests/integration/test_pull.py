@@ -150,3 +150,17 @@ def test_import_of_a_sentiment_folder_without_labels_is_refused(tmp_path: Path, 
     assert main(["import", str(src), "--as", "org/x", "--target", str(tmp_path / "vol")]) == 2
     assert "has no id2label" in capsys.readouterr().err
     assert not (tmp_path / "vol").exists()  # refused before anything was written
+
+
+def test_token_protected_mirror_needs_hf_token(tmp_path: Path) -> None:
+    root = tmp_path / "upstream"
+    hub_like_root(make_sentiment_folder(tmp_path / "src"), root, "org/fin")
+    with MirrorServer(root, token="s3cret") as mirror:
+        spec_ = load_spec(SPEC, "models.yaml")
+        with pytest.raises(Exception, match=r"org/fin@main cannot be locked: .*set HF_TOKEN"):
+            resolve_lock(spec_, mirror.url, None, timeout=10, retries=0)
+        lock = resolve_lock(spec_, mirror.url, "s3cret", timeout=10, retries=0)
+        report = pull(lock, target=tmp_path / "vol", endpoint=mirror.url, token="s3cret", timeout=10, retries=0)
+        assert report.files_downloaded == 4
+        assert not any(status == 401 for _m, path, status in mirror.stats.requests if "/resolve/" in path)
+    full_check(tmp_path / "vol")

@@ -547,6 +547,7 @@ class HubSource:
                 raise Unavailable(f"{request.repo_id}@{revision} at {self.client.endpoint} has no loadable files")
             verified = "lfs-only" if any(w.sha256 for w in wants.values()) else "none"
         ref = revision if revision != commit and len(revision) != 40 else None
+        clean_stale_staging(self.root)  # leftovers of a killed process; live writers hold their lock
         result = fetch_into(self.root, self.client, request.repo_id, commit, wants, revision=ref, jobs=self.jobs)
         labels, dim = read_schema(result.snapshot)
         log.info("hub: %s@%s ready in %s (%d downloaded, %d reused, verified=%s)", request.repo_id, commit[:12],
