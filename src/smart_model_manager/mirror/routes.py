@@ -13,13 +13,13 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
-from .index import DEFAULT_BRANCH, FileEntry, MirrorIndex, NotFound, Repo
+from .index import FileEntry, MirrorIndex, Repo
 
 API_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 RESOLVE_PREFIXES = {"datasets": "dataset", "spaces": "space"}
 KEYWORDS = {"revision", "tree", "refs", "commits", "paths-info", "discussions", "resolve"}
 TRUE = {"1", "true", "yes"}
-SUFFIX_PR = "refs/pr/"
+PR_PREFIX = "refs/pr/"
 
 
 class HttpError(Exception):
@@ -178,8 +178,8 @@ def repo_info(repo: Repo, revision: str | None, *, blobs: bool = False) -> dict[
 def refs(repo: Repo, *, include_prs: bool) -> dict[str, object]:
     branches, prs = [], []
     for name, commit in sorted(repo.refs().items()):
-        if name.startswith(SUFFIX_PR):
-            prs.append({"name": name[len(SUFFIX_PR):], "ref": name, "targetCommit": commit})
+        if name.startswith(PR_PREFIX):
+            prs.append({"name": name[len(PR_PREFIX):], "ref": name, "targetCommit": commit})
         else:
             # A cache cannot tell tags from branches (both are refs/<name>); call them branches.
             branches.append({"name": name, "ref": f"refs/heads/{name}", "targetCommit": commit})
@@ -200,4 +200,4 @@ def paths_info(repo: Repo, commit: str, body: bytes) -> list[dict[str, object]]:
     return [by_path[p] for p in wanted if p in by_path]
 
 
-__all__ = ["DEFAULT_BRANCH", "FileResponse", "HttpError", "NotFound", "Request", "route"]
+__all__ = ["FileResponse", "HttpError", "Request", "route"]
