@@ -33,7 +33,7 @@ def mirror() -> None:
               help="Append one line per request to this file.")
 def serve(root: Path, host: str, port: int, token: str | None, token_file: Path | None,
           access_log_path: Path | None) -> None:
-    """Serve ROOT over HTTP until SIGINT/SIGTERM.
+    """Serve the --root folder read-only over HTTP until SIGINT/SIGTERM (see docs/mirror.md).
 
     \b
     Examples:
