@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .errors import FormatError, LockfileError, ModelNotFoundError
-from .hashing import sha256_file, with_prefix
+from .errors import FormatError, IntegrityError, LockfileError, ModelNotFoundError
+from .hashing import with_prefix
 from .lockfile import Lock, LockEntry
 from .manifest import FileEntry
 from .registry import get_model_type
@@ -68,14 +68,11 @@ def _lock_one(client: HubClient, entry: SpecEntry, old: LockEntry | None, spec_p
                      model_type=entry.model_type, files=files, labels=labels, dimension=dimension)
 
 
-@dataclass(frozen=True)
-class _Config:
-    data: dict | None
-
-
-def _digests(client: HubClient, remote: RemoteRevision, paths: list[str]) -> tuple[dict[str, FileEntry], _Config]:
+def _digests(client: HubClient, remote: RemoteRevision,
+             paths: list[str]) -> tuple[dict[str, FileEntry], dict[str, Any]]:
+    """sha256 of every selected file, and the pinned config.json (always fetched: labels, dimension)."""
     files: dict[str, FileEntry] = {}
-    config: dict | None = None
+    config: Any = None
     need_config = "config.json" in remote.files
     with tempfile.TemporaryDirectory(prefix="smm-lock-") as tmp:
         for rel in paths + (["config.json"] if need_config and "config.json" not in paths else []):
@@ -87,8 +84,6 @@ def _digests(client: HubClient, remote: RemoteRevision, paths: list[str]) -> tup
             dest = Path(tmp) / "file"
             size, sha = client.download(remote.repo_id, remote.commit, rel, dest, size=rf.size)
             if rf.sha256 and sha != rf.sha256:
-                from .errors import IntegrityError
-
                 raise IntegrityError(f"{remote.repo_id}@{remote.commit[:12]}: {rel}: the endpoint lists sha256:"
                                      f"{rf.sha256} but served bytes with sha256:{sha}",
                                      path=rel, expected="sha256:" + rf.sha256, actual="sha256:" + sha)
@@ -99,14 +94,13 @@ def _digests(client: HubClient, remote: RemoteRevision, paths: list[str]) -> tup
                     raise FormatError(f"{remote.repo_id}@{remote.commit[:12]}: config.json is not JSON: {err}",
                                       path="config.json") from err
             if rel in paths:
-                files[rel] = FileEntry(size=size, sha256=with_prefix(sha256_file(dest)))
+                files[rel] = FileEntry(size=size, sha256=with_prefix(sha))  # hashed while streaming
             dest.unlink()
-    return files, _Config(config if isinstance(config, dict) else None)
+    return files, config if isinstance(config, dict) else {}
 
 
-def _schema(config: _Config, entry: SpecEntry, remote: RemoteRevision) -> tuple[tuple[str, ...], int | None]:
+def _schema(cfg: dict[str, Any], entry: SpecEntry, remote: RemoteRevision) -> tuple[tuple[str, ...], int | None]:
     mt = get_model_type(entry.model_type)
-    cfg = config.data or {}
     if mt.has_labels:
         id2label = cfg.get("id2label")
         if not isinstance(id2label, dict) or not id2label:

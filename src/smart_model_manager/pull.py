@@ -191,6 +191,8 @@ def update_manifest(root: Path, models: dict[str, ModelEntry], *, lock_digest: s
     listed snapshot is complete and verified: the manifest's presence is the volume's "ready" signal."""
     path = root / manifest_mod.MANIFEST_NAME
     with _volume_lock(root):
+        for leftover in root.glob(f"{store.TMP_PREFIX}{manifest_mod.MANIFEST_NAME}.*"):  # a writer killed mid-write
+            leftover.unlink(missing_ok=True)
         current: dict[str, ModelEntry] = {}
         if path.is_file():
             try:

@@ -205,3 +205,14 @@ def test_server_errors_are_retried_a_bounded_number_of_times(upstream, tmp_path:
     else:
         with pytest.raises(SourceError, match=r"HTTP 503 .*gave up after 2 attempt"):
             client.download(REPO, commit, "model.safetensors", dest)
+
+
+def test_an_endpoint_sending_more_than_pinned_is_cut_off(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mirror, root, src, commit, lock = upstream
+    pinned = lock.models["fin"].files["model.safetensors"]
+    blob = root / "models--org--fin" / "blobs" / pinned.sha256.removeprefix("sha256:")
+    blob.write_bytes(blob.read_bytes() + b"\0" * 5_000_000)  # a much bigger file behind the same name
+    client = HubClient(mirror.url, timeout=5, retries=0)
+    with pytest.raises(IntegrityError, match=rf"sent more than the pinned {pinned.size} bytes"):
+        client.download(REPO, commit, "model.safetensors", tmp_path / "f", size=pinned.size)
+    assert (tmp_path / "f").stat().st_size <= pinned.size

@@ -164,3 +164,23 @@ def test_token_protected_mirror_needs_hf_token(tmp_path: Path) -> None:
         assert report.files_downloaded == 4
         assert not any(status == 401 for _m, path, status in mirror.stats.requests if "/resolve/" in path)
     full_check(tmp_path / "vol")
+
+
+def test_leftovers_of_killed_writers_are_cleaned(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mirror, _root, src, commit, lock = upstream
+    vol = tmp_path / "vol"
+    pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
+    rdir = vol / "models--org--fin"
+    planted = [rdir / "refs" / ".tmp-main.dead", rdir / "blobs" / ".tmp-abc.dead.incomplete",
+               rdir / "blobs" / ("f" * 40 + ".incomplete"), vol / ".tmp-model-metadata.yaml.dead"]
+    for p in planted:
+        p.write_bytes(b"half")
+    (rdir / "snapshots" / commit / ".tmp-config.json.dead").symlink_to("../../blobs/nothing")
+    (vol / ".staging" / "deadbeef").mkdir()
+    (vol / ".staging" / "deadbeef" / "00000.incomplete").write_bytes(b"half")
+    report = pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
+    assert report.stale_staging_removed == 1 and report.files_downloaded == 0
+    assert [p for p in planted if p.exists()] == []
+    assert sorted(p.name for p in (rdir / "snapshots" / commit).iterdir()) == sorted(lock.models["fin"].files)
+    assert [p.name for p in (vol / ".staging").iterdir() if p.is_dir()] == []
+    full_check(vol)

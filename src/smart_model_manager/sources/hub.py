@@ -224,6 +224,12 @@ class HubClient:
                         fh.truncate()
                         state["written"], state["hash"] = 0, hashlib.sha256()
                     for chunk in resp.iter_bytes():  # as received: a drop keeps every byte already read
+                        if size is not None and state["written"] + len(chunk) > size:
+                            # never let a wrong (or hostile) endpoint fill the disk past what the lock pins
+                            raise IntegrityError(
+                                f"{repo_id}: {path}: {self.endpoint} sent more than the pinned {size} bytes; "
+                                "stopped the download", path=path, expected=str(size),
+                                actual=f">{size}")
                         fh.write(chunk)
                         state["hash"].update(chunk)
                         state["written"] += len(chunk)
@@ -298,12 +304,24 @@ def clean_stale_staging(root: Path, *, max_lock_age: float = 3600.0) -> int:
     return removed
 
 
-def clean_incomplete_blobs(root: Path, repo_id: str) -> int:
-    """Under the repo writer lock: drop ``blobs/*.incomplete`` nobody is writing (huggingface_hub #3371)."""
+def clean_leftovers(root: Path, repo_id: str) -> int:
+    """Under the repo writer lock: drop what killed writers leave behind. Returns how many entries went.
+
+    ``blobs/*.incomplete`` nobody is writing (huggingface_hub #3371 reuses them), and our ``.tmp-*`` names
+    in ``refs/`` and inside snapshots (a kill between ``symlink`` and ``rename`` leaves one; ``hf cache
+    scan`` would read it as a ref or a file).
+    """
     from filelock import FileLock, Timeout
 
     rdir = store.repo_dir(Path(root), repo_id)
     removed = 0
+    for sub in ("refs", "snapshots"):
+        for dirpath, dirnames, filenames in os.walk(rdir / sub):
+            for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                if name.startswith(store.TMP_PREFIX):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(dirpath, name))
+                        removed += 1
     for f in (rdir / "blobs").glob("*.incomplete") if (rdir / "blobs").is_dir() else []:
         if f.name.startswith(store.TMP_PREFIX):  # ours (store.publish_blob): writers hold the repo lock we hold
             f.unlink(missing_ok=True)
@@ -415,7 +433,7 @@ def fetch_into(root: Path, client: HubClient, repo_id: str, commit: str, files: 
     try:
         with store.repo_lock(root, repo_id, timeout=lock_timeout):
             # Re-check presence only now: another process may have finished while we waited.
-            clean_incomplete_blobs(root, repo_id)
+            clean_leftovers(root, repo_id)
             local: dict[str, Path] = {}
             broken: set[str] = set()
             missing: list[str] = []
