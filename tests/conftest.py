@@ -4,7 +4,6 @@ outside, and HF_ENDPOINT pointing at a closed loopback port so nothing can reach
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,27 +62,3 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok.save_pretrained(out)
     shutil.copy(src / "vocab.txt", out / "vocab.txt")
     return out
-
-
-@pytest.fixture
-def make_volume() -> Callable[..., Path]:
-    """``make_volume(root, {repo_id: folder}, model_type)`` provisions a volume; see _make_volume."""
-    return _make_volume
-
-
-def _make_volume(root: Path, models: dict[str, Path], model_type: str = "sentiment") -> Path:
-    """Provision ``root`` as a volume: HF-cache layout + model-metadata.yaml written last."""
-    from smart_model_manager import manifest, store
-    from smart_model_manager.sources.base import read_schema
-
-    entries = {}
-    for repo_id, folder in models.items():
-        res = store.import_folder(folder, root, repo_id)
-        labels, dim = read_schema(res.snapshot)
-        entries[repo_id] = manifest.ModelEntry(
-            repo_id=repo_id, commit=res.commit, model_type=model_type,
-            files={p: manifest.FileEntry(size, "sha256:" + sha) for p, (size, sha) in res.files.items()},
-            labels=labels if model_type == "sentiment" else (), dimension=None if model_type == "sentiment" else dim)
-    man = manifest.Manifest(models=entries, generated_by="tests", verified_at=manifest.now_iso())
-    store.atomic_write_text(root / manifest.MANIFEST_NAME, man.dumps())
-    return root
