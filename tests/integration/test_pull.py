@@ -184,3 +184,25 @@ def test_leftovers_of_killed_writers_are_cleaned(upstream, tmp_path: Path) -> No
     assert sorted(p.name for p in (rdir / "snapshots" / commit).iterdir()) == sorted(lock.models["fin"].files)
     assert [p.name for p in (vol / ".staging").iterdir() if p.is_dir()] == []
     full_check(vol)
+
+
+def test_plain_progress_lines_when_not_a_terminal(upstream, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    mirror, *_, lock = upstream
+    assert main(["pull", "--lock", str(lock.path), "--cache-dir", str(tmp_path / "c"), "--endpoint", mirror.url]) == 0
+    captured = capsys.readouterr()
+    assert "downloading org/fin/model.safetensors (0.4 MB)" in captured.err
+    assert "fetched org/fin/model.safetensors (0.4 MB)" in captured.err
+    assert "downloading" not in captured.out  # stdout keeps only the summary
+
+
+@pytest.mark.parametrize("command", ["lock", "pull", "import"])
+def test_help_has_examples(command: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main([command, "--help"]) == 0
+    assert "Examples:" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["pull", "--target", str(tmp_path / "a"), "--cache-dir", str(tmp_path / "b")]) == 2
+    assert main(["import", str(tmp_path), "--as", "org/x", "--target", "a", "--cache-dir", "b"]) == 2
+    assert main(["pull", "--lock", str(tmp_path / "nope.lock"), "--cache-dir", str(tmp_path / "c")]) == 2
+    assert "create it with `smm lock`" in capsys.readouterr().err
