@@ -66,7 +66,8 @@ _LOADER = yaml.SafeLoader("")
 def load(text: str, path: str | Path, error: type[FormatError] = FormatError) -> Doc:
     doc = Doc(None, {}, str(path), error)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        # libyaml's parser when available: ~20x faster, which matters for the startup-probe path
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or str(err)

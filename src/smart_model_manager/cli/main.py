@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map exceptions to exit codes. Returns the exit code (also used by tests)."""
     debug = debug_enabled()
     try:
-        cli.main(args=argv, prog_name="smm", standalone_mode=False)
-        return 0
+        rv = cli.main(args=argv, prog_name="smm", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as e:
         return int(e.exit_code or 0)
     except click.exceptions.Abort:
