@@ -11,7 +11,9 @@ See docs/mirror.md for routes, auth and what is never served.
 
 from __future__ import annotations
 
+from .faults import Fault
 from .index import FileEntry, MirrorIndex
-from .server import FileStats, MirrorServer, MirrorStats
+from .server import MirrorServer
+from .stats import FileStats, MirrorStats
 
-__all__ = sorted(["FileEntry", "FileStats", "MirrorIndex", "MirrorServer", "MirrorStats"])
+__all__ = sorted(["Fault", "FileEntry", "FileStats", "MirrorIndex", "MirrorServer", "MirrorStats"])

@@ -18,15 +18,15 @@ import logging
 import socket
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ..errors import MirrorError
 from . import routes
+from .faults import Fault, FaultPlan
 from .index import BadPath, MirrorIndex, NotFound
+from .stats import MirrorStats
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger(__name__ + ".access")
@@ -37,63 +37,17 @@ MAX_BODY = 1 << 20
 IDLE_TIMEOUT = 120.0
 
 
-@dataclass
-class FileStats:
-    full_gets: int = 0     # GETs answered 200 with the whole body
-    range_gets: int = 0    # GETs answered 206
-    bytes_served: int = 0  # body bytes actually written (a dropped connection counts what went out)
-
-
-class MirrorStats:
-    """Thread-safe counters: per ``"{repo_id}/{path}"`` file stats, and the last requests seen."""
-
-    def __init__(self, keep_requests: int = 10_000) -> None:
-        self._lock = threading.Lock()
-        self._files: dict[str, FileStats] = {}
-        self.requests: deque[tuple[str, str, int]] = deque(maxlen=keep_requests)
-
-    def _file(self, key: str) -> FileStats:
-        return self._files.setdefault(key, FileStats())
-
-    def record_get(self, key: str, *, partial: bool) -> None:
-        with self._lock:
-            stats = self._file(key)
-            if partial:
-                stats.range_gets += 1
-            else:
-                stats.full_gets += 1
-
-    def add_bytes(self, key: str, n: int) -> None:
-        with self._lock:
-            self._file(key).bytes_served += n
-
-    def record_request(self, method: str, path: str, status: int) -> None:
-        with self._lock:
-            self.requests.append((method, path, status))
-
-    def files(self) -> dict[str, FileStats]:
-        """A copy: ``{"org/name/path": FileStats}`` for every file that was GET."""
-        with self._lock:
-            return {k: FileStats(v.full_gets, v.range_gets, v.bytes_served) for k, v in self._files.items()}
-
-    def __getitem__(self, key: str) -> FileStats:
-        return self.files().get(key, FileStats())
-
-    def reset(self) -> None:
-        with self._lock:
-            self._files.clear()
-            self.requests.clear()
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, addr: tuple[str, int], index: MirrorIndex, token: str | None, stats: MirrorStats):
+    def __init__(self, addr: tuple[str, int], index: MirrorIndex, token: str | None, stats: MirrorStats,
+                 faults: FaultPlan):
         self.index = index
         self.token = token
         self.stats = stats
+        self.faults = faults
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
         if ":" in addr[0]:  # "::1", "::": an IPv6 listener
@@ -293,6 +247,11 @@ class _Handler(BaseHTTPRequestHandler):
         if rng:
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         key = f"{resp.repo_id}/{entry.path}"
+        fault = None if head else self.server.faults.take(key)
+        if fault is not None and fault.mode == "server_error":
+            self._error(fault.status, None, f"injected fault server_error on {key}", head=False,
+                        extra={"Retry-After": "0"})
+            return
         try:
             fh = open(entry.real, "rb")  # noqa: SIM115 - closed in finally, after the headers went out
         except OSError as err:
@@ -304,6 +263,13 @@ class _Handler(BaseHTTPRequestHandler):
             if head:
                 return
             self.server.stats.record_get(key, partial=bool(rng))
+            if fault is not None and fault.mode == "stalls":
+                time.sleep(fault.seconds)
+            if fault is not None and fault.mode == "drops_mid_file":
+                self._stream(fh, start, min(length, fault.after_bytes), key)
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self._stream(fh, start, length, key)
         finally:
             fh.close()
@@ -368,7 +334,8 @@ class MirrorServer:
     """The mirror in a background thread: ``with MirrorServer(root) as m: ... m.url ...``.
 
     ``port=0`` picks a free port; ``url`` is known after :meth:`start`. ``token`` makes every request
-    need ``Authorization: Bearer <token>``. ``stats`` counts GETs and bytes per file.
+    need ``Authorization: Bearer <token>``. ``stats`` counts GETs and bytes per file; :meth:`inject` adds
+    named failures (``drops_mid_file``, ``server_error``, ``stalls``) for resilience tests.
     """
 
     def __init__(self, root: str | Any, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
@@ -379,6 +346,7 @@ class MirrorServer:
         self.token = token or None
         self.warm = warm
         self.stats = MirrorStats()
+        self.faults = FaultPlan()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -394,7 +362,7 @@ class MirrorServer:
         if self._server is not None:
             return self
         try:
-            self._server = _Server((self.host, self.port), self.index, self.token, self.stats)
+            self._server = _Server((self.host, self.port), self.index, self.token, self.stats, self.faults)
         except OSError as err:
             raise MirrorError(f"cannot listen on {self.host}:{self.port}: {err}; pick another --port "
                               f"(0 picks a free one)") from err
@@ -406,6 +374,10 @@ class MirrorServer:
             threading.Thread(target=self._warm, name="smm-mirror-warm", daemon=True).start()
         log.info("mirror serving %s at %s", self.index.root, self.url)
         return self
+
+    def inject(self, fault: Fault) -> None:
+        """Make the next matching GET(s) fail in a named way (see :mod:`.faults`); ``faults.clear()`` undoes."""
+        self.faults.add(fault)
 
     def _warm(self) -> None:
         t0 = time.monotonic()
