@@ -164,3 +164,15 @@ def test_check_rel_path_rejects(path: str) -> None:
 def test_check_rel_path_accepts_odd_but_safe_names() -> None:
     for path in ("with space+plus #1.txt", "a/b/c.bin", "..hidden", "x..y", "ünï/cödé"):
         assert check_rel_path(path) == path
+
+
+def test_mirror_and_its_cli_import_nothing_heavy() -> None:
+    """The mirror needs only the core install (no extra): no torch/numpy/huggingface_hub/fastapi/httpx."""
+    import subprocess
+    import sys
+
+    code = ("import sys, smart_model_manager.mirror, smart_model_manager.cli.mirror; "
+            "heavy = {'torch', 'transformers', 'onnxruntime', 'numpy', 'huggingface_hub', 'fastapi', 'uvicorn', "
+            "'httpx'}; print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
