@@ -144,6 +144,15 @@ class ExportReport:
     seconds: float
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "model_type": self.model_type,
+                "fp32_path": str(self.fp32_path),
+                "int8_path": str(self.int8_path) if self.int8_path else None,
+                "quality_path": str(self.quality_path), "exporter": self.exporter,
+                "fp32_max_abs_diff": self.fp32_max_abs_diff,
+                "gate": self.gate.as_dict() if self.gate else None,
+                "seconds": round(self.seconds, 2), "files": self.files}
+
     @property
     def int8_accepted(self) -> bool:
         return self.gate is not None and self.gate.accepted
@@ -168,6 +177,19 @@ class ExportReport:
 
 def _mb(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
+
+
+def infer_model_type(folder: Path) -> str:
+    """sentiment for ``*ForSequenceClassification`` checkpoints, embeddings for bare encoders."""
+    from .loaders._common import read_json
+
+    archs = read_json(Path(folder) / "config.json").get("architectures") or []
+    if any(str(a).endswith("ForSequenceClassification") for a in archs):
+        return "sentiment"
+    if not archs or any(str(a).endswith("Model") for a in archs):
+        return "embeddings"
+    raise UnknownModelTypeError(f"{folder}/config.json: cannot tell the model type from architectures "
+                                f"{archs}; pass it explicitly (--type sentiment|embeddings)")
 
 
 def default_sample_texts() -> list[str]:
@@ -351,7 +373,9 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
                                f"on sample texts; not publishing {fp32_path}")
         fp32_out = fp32_runner(texts)
         os.replace(tmp_fp32, fp32_path)
-        files = {f"{out.name}/model.onnx": _file_entry(fp32_path)}
+        # keys are where the files live in the model folder, even when written elsewhere first
+        # (the CLI exports to a temp dir and adds the files to a cache snapshot)
+        files = {"onnx/model.onnx": _file_entry(fp32_path)}
         quality: dict[str, Any] = {
             "format": QUALITY_FORMAT, "model_type": model_type, "exporter": exporter,
             "fp32": {"max_abs_diff_vs_torch": float(f"{diff:.3e}"), "samples": len(check),
@@ -372,7 +396,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
             if gate.accepted:
                 os.replace(tmp_int8, int8_path)
                 published_int8 = int8_path
-                files[f"{out.name}/model.int8.onnx"] = _file_entry(int8_path)
+                files["onnx/model.int8.onnx"] = _file_entry(int8_path)
             else:
                 log.warning("int8 quality gate failed for %s: %s %.4f < %s; keeping fp32 only",
                             folder, gate.metric, gate.value, gate.threshold)
@@ -394,4 +418,4 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
 
 
 __all__ = ["BUILTIN_SAMPLES", "ExportReport", "GATE_THRESHOLDS", "GateResult",
-           "default_sample_texts", "export_onnx"]
+           "default_sample_texts", "export_onnx", "infer_model_type"]

@@ -307,3 +307,34 @@ def test_empty_string_has_a_defined_result(small_batch_runner: Any, torch_runner
     assert abs(sum(row) - 1) < 1e-6 and len(row) == 3
     assert max_abs([row], torch_runner([""])) < 1e-4
     assert small_batch_runner([]) == []
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+
+def test_cli_export_repo_id_adds_files_to_cache_snapshot(exported: tuple[Path, Any], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from smart_model_manager import store
+    from smart_model_manager.cli.main import main
+    from smart_model_manager.loaders import load_runner
+
+    src = copy_model(exported[0], tmp_path / "src")
+    shutil.rmtree(src / "onnx")
+    cache = tmp_path / "cache"
+    snap = store.import_folder(src, cache, "acme/tiny-bert").snapshot
+    code = main(["export", "onnx", "acme/tiny-bert", "--cache-dir", str(cache)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "quality gate PASSED" in out and "added onnx/model.int8.onnx, onnx/model.onnx, onnx/quality.json" in out
+    for name in ("model.onnx", "model.int8.onnx", "quality.json"):
+        link = snap / "onnx" / name
+        assert link.is_symlink() and link.resolve().parent.name == "blobs"
+    assert str(tmp_path / "cache") in out and "smm-onnx-" not in out  # paths name the snapshot, not a temp dir
+    assert load_runner(snap, "sentiment", threads=1).backend == "onnx-int8"
+
+
+def test_cli_export_unknown_repo_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from smart_model_manager.cli.main import main
+
+    code = main(["export", "onnx", "acme/absent", "--cache-dir", str(tmp_path)])
+    assert code == 1
+    assert "acme/absent@main is not in the cache" in capsys.readouterr().err
