@@ -216,3 +216,35 @@ def test_an_endpoint_sending_more_than_pinned_is_cut_off(upstream, tmp_path: Pat
     with pytest.raises(IntegrityError, match=rf"sent more than the pinned {pinned.size} bytes"):
         client.download(REPO, commit, "model.safetensors", tmp_path / "f", size=pinned.size)
     assert (tmp_path / "f").stat().st_size <= pinned.size
+
+
+def test_a_local_write_error_is_not_retried_nor_called_a_network_error(upstream, tmp_path: Path,
+                                                                      monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno as errno_mod
+
+    mirror, _root, _src, commit, _lock = upstream
+    mirror.stats.reset()
+
+    class FullDisk:
+        """A file object whose writes fail like a full disk."""
+
+        def __init__(self, *a, **k):  # type: ignore[no-untyped-def]
+            pass
+
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            return self
+
+        def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+            return False
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno_mod.ENOSPC, "No space left on device")
+
+    import smart_model_manager.sources.hub as hub_mod
+
+    monkeypatch.setattr(hub_mod, "open", FullDisk, raising=False)
+    client = HubClient(mirror.url, timeout=5, retries=3, backoff=0.05)
+    with pytest.raises(OSError) as exc:
+        client.download(REPO, commit, "model.safetensors", tmp_path / "f")
+    assert exc.value.errno == errno_mod.ENOSPC and not isinstance(exc.value, SourceError)
+    assert mirror.stats["org/fin/model.safetensors"].full_gets == 1  # not retried

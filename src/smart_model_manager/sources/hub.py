@@ -142,9 +142,9 @@ class HubClient:
         if isinstance(err, httpx2.TimeoutException):
             return SourceError(f"{what}: no answer from {self.endpoint} within {self.timeout:g}s "
                                f"({type(err).__name__}); raise SMM_TIMEOUT if the link is just slow")
-        if isinstance(err, (httpx2.TransportError, OSError)):
+        if isinstance(err, (httpx2.TransportError, ConnectionError)):
             return SourceError(f"{what}: cannot reach {self.endpoint}: {type(err).__name__}: {err}")
-        return err
+        return err  # e.g. ENOSPC while writing: local, not retried, not disguised as a network error
 
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
         if self.offline:
