@@ -248,3 +248,20 @@ def test_a_local_write_error_is_not_retried_nor_called_a_network_error(upstream,
         client.download(REPO, commit, "model.safetensors", tmp_path / "f")
     assert exc.value.errno == errno_mod.ENOSPC and not isinstance(exc.value, SourceError)
     assert mirror.stats["org/fin/model.safetensors"].full_gets == 1  # not retried
+
+
+def test_pinned_commit_and_other_revisions(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mirror, root, src, commit, lock = upstream
+    cache = tmp_path / "cache"
+    settings = settings_for(mirror.url, cache)
+    # asking for the locked commit explicitly is the pinned path (verified)
+    pinned = ModelManager("dev", settings=settings, lock=lock).resolve("fin", revision=commit)
+    assert pinned.source == "hub" and pinned.commit == commit and pinned.verified == "full"
+    # a newer upstream commit, asked for by its own id, is not the pinned one: downloaded, not fully verified
+    (src / "vocab.txt").write_text("[PAD]\n[UNK]\nether\n")
+    newer = hub_like_root(src, root, REPO, revision="dev")
+    other = ModelManager("dev", settings=settings, lock=lock).resolve("fin", revision=newer)
+    assert other.commit == newer and other.verified != "full"
+    assert (other.path / "vocab.txt").read_text().endswith("ether\n")
+    # the pinned snapshot is untouched, and the cache now holds both
+    assert (pinned.path / "vocab.txt").read_text().endswith("bitcoin\n")
