@@ -1,0 +1,109 @@
+"""Shared helpers of the backend benchmarks: fresh-process runs, medians, machine notes, JSON output.
+
+Every benchmark here runs its baseline in the same run as the candidates, alternating them round by
+round (order rotated) so that load drift on a shared machine hits all of them alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "bench" / ".models"
+RESULTS = REPO / "bench" / "results"
+PY = sys.executable
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on, including how busy the machine was."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        uptime = subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        uptime = ""
+    return {"cpu": cpu, "cpus_affinity": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+            "loadavg": [round(x, 2) for x in os.getloadavg()], "uptime": uptime,
+            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "transformers", "onnxruntime", "tokenizers", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def run_child(code: str, env: dict[str, str] | None = None, timeout: float = 600) -> dict[str, Any]:
+    """Run ``python -c code`` in a fresh process.
+
+    The child must print, as its last stdout line, a JSON object with ``t_done`` (``time.time()``
+    when its work was done). Returns that object plus ``seconds`` (spawn -> t_done), and the child's
+    peak RSS and CPU time from ``wait4`` (the kernel's accounting, not the child's word).
+    """
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    with tempfile.TemporaryFile() as err:
+        t0 = time.time()
+        proc = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, stderr=err, env=full_env,
+                                cwd=str(REPO))
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode()
+        _, status, ru = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"child failed ({proc.returncode}):\n{err.read().decode()[-3000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["seconds"] = result["t_done"] - t0
+    result["peak_rss_mb"] = ru.ru_maxrss / 1024  # Linux: KiB
+    result["cpu_seconds"] = ru.ru_utime + ru.ru_stime
+    return result
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def rotated(names: list[str], round_no: int) -> list[str]:
+    k = round_no % len(names)
+    return names[k:] + names[:k]
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def headlines(n: int | None = None) -> list[str]:
+    """The project's headline texts (train + test), cycled to ``n`` if given."""
+    texts = []
+    for f in sorted((REPO / "data" / "headlines").glob("*.jsonl")):
+        texts += [json.loads(line)["text"] for line in f.read_text().splitlines() if line.strip()]
+    if n is None:
+        return texts
+    return [texts[i % len(texts)] for i in range(n)]

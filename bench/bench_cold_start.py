@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Cold start: a fresh process, from spawn to its first prediction, and that process's peak RSS.
+
+Candidates (ours) and the baseline run on the SAME folder (bench/.models/finbert-shaped, a
+BERT-base shaped like FinBERT), alternating round by round with the order rotated:
+
+* ``lean-int8``  ``load_runner(folder, backend="onnx-int8")``: onnxruntime + tokenizers, no torch
+* ``lean-fp32``  ``load_runner(folder, backend="onnx-fp32")``
+* ``ours-torch`` ``load_runner(folder, backend="torch")`` (context: our torch path)
+* ``pipeline``   BASELINE: ``transformers.pipeline("text-classification", model=folder, top_k=None)``
+
+Time = spawn -> first prediction returned (interpreter start, imports, model load, one text).
+Peak RSS = the child's ru_maxrss from wait4. The page cache is warm (the files were just written or
+read by an earlier round): this measures the software, not the disk.
+
+    .venv/bin/python bench/bench_cold_start.py              # --rounds 5; ~2 min on 2 idle cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_util import machine, median, rotated, run_child, versions, write_result  # noqa: E402
+from make_finbert_shaped import ensure  # noqa: E402
+
+TEXT = "Stocks rally as inflation cools more than expected"
+REPORT = """
+import json, sys, time
+t = time.time()
+heavy = sorted(m for m in ("torch", "transformers", "onnxruntime") if m in sys.modules)
+print(json.dumps({{"t_done": t, "backend": {backend}, "top": {top}, "heavy": heavy}}))
+"""
+OURS = """
+from smart_model_manager.loaders import load_runner
+r = load_runner({folder!r}, "sentiment", backend={backend!r})
+out = r([{text!r}])
+""" + REPORT.format(backend="r.backend", top="max(range(len(out[0])), key=out[0].__getitem__)")
+PIPELINE = """
+from transformers import pipeline
+p = pipeline("text-classification", model={folder!r}, top_k=None, device="cpu")
+out = p([{text!r}])
+""" + REPORT.format(backend='"pipeline"', top="out[0][0]['label']")
+
+TARGETS = {"lean-int8": {"seconds": 0.10, "peak_rss_mb": 0.35}, "lean-fp32": {"seconds": 0.25}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-torch", action="store_true", help="skip the ours-torch context variant")
+    args = ap.parse_args()
+    folder = str(ensure())
+    codes = {
+        "lean-int8": OURS.format(folder=folder, backend="onnx-int8", text=TEXT),
+        "lean-fp32": OURS.format(folder=folder, backend="onnx-fp32", text=TEXT),
+        "ours-torch": OURS.format(folder=folder, backend="torch", text=TEXT),
+        "pipeline": PIPELINE.format(folder=folder, text=TEXT),
+    }
+    if args.no_torch:
+        del codes["ours-torch"]
+    before = machine()
+    runs: dict[str, list[dict]] = {name: [] for name in codes}
+    run_child(codes["lean-int8"])  # warm the page cache for everyone
+    run_child(codes["pipeline"])
+    for rnd in range(args.rounds):
+        for name in rotated(list(codes), rnd):
+            r = run_child(codes[name])
+            runs[name].append(r)
+            print(f"round {rnd + 1}/{args.rounds} {name:<10} {r['seconds']:6.2f}s  "
+                  f"{r['peak_rss_mb']:6.0f} MB  heavy={r['heavy']}", file=sys.stderr)
+    summary = {}
+    for name, rs in runs.items():
+        summary[name] = {"seconds": median([r["seconds"] for r in rs]),
+                         "peak_rss_mb": median([r["peak_rss_mb"] for r in rs]),
+                         "cpu_seconds": median([r["cpu_seconds"] for r in rs]),
+                         "backend": rs[0]["backend"], "imports": rs[0]["heavy"]}
+    base = summary["pipeline"]
+    ratios = {name: {"seconds": s["seconds"] / base["seconds"],
+                     "peak_rss_mb": s["peak_rss_mb"] / base["peak_rss_mb"],
+                     "cpu_seconds": s["cpu_seconds"] / base["cpu_seconds"]}
+              for name, s in summary.items() if name != "pipeline"}
+    verdicts = {f"{name} {metric} <= {limit}x": ratios[name][metric] <= limit
+                for name, t in TARGETS.items() for metric, limit in t.items()}
+    path = write_result("cold_start", {
+        "benchmark": "cold_start", "model": "finbert-shaped (BERT-base, 12x768, random weights)",
+        "rounds": args.rounds, "baseline": "pipeline", "medians": summary, "ratios": ratios,
+        "targets": verdicts, "runs": runs, "machine_before": before, "machine_after": machine(),
+        "versions": versions()})
+    for name, s in summary.items():
+        r = ratios.get(name)
+        extra = f"  {r['seconds']:.3f}x time  {r['peak_rss_mb']:.3f}x RSS" if r else "  (baseline)"
+        print(f"{name:<10} {s['seconds']:6.2f}s  {s['peak_rss_mb']:6.0f} MB{extra}")
+    for k, ok in verdicts.items():
+        print(f"target {k}: {'met' if ok else 'MISSED'}")
+    print(f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Test-environment cold start: a fresh process to its first MOCK prediction vs ``import transformers``.
+
+* ``mock``                 ``TESTING=true python -c "from smart_model_manager import get_model_manager;
+  get_model_manager().load_model('ProsusAI/finbert','sentiment')('x')"``
+* ``import-transformers``  BASELINE: ``python -c "import transformers"`` (what any test that touches
+  a real model pays before doing anything)
+* ``python``               context: ``python -c pass``, the floor
+
+Time = spawn -> done (first prediction / import finished). Alternating, order rotated, medians.
+
+    .venv/bin/python bench/bench_mock.py            # --rounds 10; ~1 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_util import machine, median, rotated, run_child, versions, write_result  # noqa: E402
+
+DONE = """
+import json, sys, time
+t = time.time()
+print(json.dumps({{"t_done": t, "result": {result}, "heavy": sorted(m for m in ("torch", "transformers",
+    "onnxruntime", "numpy", "huggingface_hub") if m in sys.modules)}}))
+"""
+CODES = {
+    "mock": """
+from smart_model_manager import get_model_manager
+m = get_model_manager().load_model("ProsusAI/finbert", "sentiment")
+out = m("x")
+""" + DONE.format(result='{"backend": m.info.backend, "source": m.info.source, "top": out[0]["label"]}'),
+    "import-transformers": "import transformers\n" + DONE.format(result="transformers.__version__"),
+    "python": DONE.format(result="None"),
+}
+TARGET = 0.05
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=10)
+    args = ap.parse_args()
+    # a clean environment: only TESTING decides; nothing from the caller's SMM_*/HF_* leaks in
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMM_", "HF_"))}
+    env["TESTING"] = "true"
+    for code in CODES.values():
+        run_child(code, env=env)  # warm-up (page cache, .pyc)
+    before = machine()
+    runs: dict[str, list[dict]] = {name: [] for name in CODES}
+    for rnd in range(args.rounds):
+        for name in rotated(list(CODES), rnd):
+            runs[name].append(run_child(CODES[name], env=env))
+    summary = {name: {"seconds": median([r["seconds"] for r in rs]),
+                      "peak_rss_mb": median([r["peak_rss_mb"] for r in rs]),
+                      "cpu_seconds": median([r["cpu_seconds"] for r in rs]),
+                      "result": rs[0]["result"], "imports": rs[0]["heavy"]} for name, rs in runs.items()}
+    ratio = summary["mock"]["seconds"] / summary["import-transformers"]["seconds"]
+    # CPU time is the steadier figure on a shared machine (wall time includes waiting for a core)
+    cpu_ratio = summary["mock"]["cpu_seconds"] / summary["import-transformers"]["cpu_seconds"]
+    path = write_result("mock", {
+        "benchmark": "mock", "rounds": args.rounds, "baseline": "import-transformers", "medians": summary,
+        "ratios": {"mock": ratio, "mock_cpu": cpu_ratio}, "targets": {f"mock <= {TARGET}x": ratio <= TARGET},
+        "runs": runs, "machine_before": before, "machine_after": machine(), "versions": versions()})
+    for name, s in summary.items():
+        print(f"{name:<20} {s['seconds'] * 1000:7.0f} ms wall {s['cpu_seconds'] * 1000:6.0f} ms CPU "
+              f"{s['peak_rss_mb']:5.0f} MB  imports={s['imports']}")
+    print(f"mock / import transformers = {ratio:.3f}x (target <= {TARGET}x: {'met' if ratio <= TARGET else 'MISSED'}); "
+          f"CPU time {cpu_ratio:.3f}x")
+    print(f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Throughput on 2,048 headlines, warm, one process: our three backends vs ``pipeline(batch_size=32)``.
+
+Same folder for all (bench/.models/finbert-shaped, BERT-base shaped like FinBERT), same threads
+(torch and ONNX Runtime both sized to the available CPUs). Variants alternate round by round with
+the order rotated; each round runs all 2,048 texts through each variant; medians reported.
+
+* ``ours-torch``  ``load_runner(backend="torch")``: length-sorted batches of 32, dynamic padding,
+  inference_mode
+* ``onnx-fp32``   ``load_runner(backend="onnx-fp32")``
+* ``onnx-int8``   ``load_runner(backend="onnx-int8")``
+* ``pipeline``    BASELINE: ``pipeline("text-classification", model=folder, top_k=None,
+  batch_size=32)`` called on the list
+
+Also recorded: label agreement of each variant with the pipeline (a speed-up that changes answers
+would not count).
+
+    .venv/bin/python bench/bench_throughput.py            # --rounds 3 --n 2048; ~10 min on 2 idle cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_util import headlines, machine, median, rotated, versions, write_result  # noqa: E402
+from make_finbert_shaped import ensure  # noqa: E402
+
+TARGETS = {"onnx-int8": 2.5, "onnx-fp32": 1.3, "ours-torch": 1.1}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--n", type=int, default=2048)
+    args = ap.parse_args()
+    folder = ensure()
+    texts = headlines(args.n)
+
+    from transformers import pipeline
+
+    from smart_model_manager.cpu import default_threads
+    from smart_model_manager.loaders import load_runner
+
+    threads = default_threads(None)
+    runners = {
+        "ours-torch": load_runner(folder, "sentiment", backend="torch", threads=threads),
+        "onnx-fp32": load_runner(folder, "sentiment", backend="onnx-fp32", threads=threads),
+        "onnx-int8": load_runner(folder, "sentiment", backend="onnx-int8", threads=threads),
+    }
+    labels = runners["ours-torch"].labels
+    pipe = pipeline("text-classification", model=str(folder), top_k=None, batch_size=32, device="cpu")
+
+    def run_pipeline(batch: list[str]) -> list[str]:
+        return [rows[0]["label"] for rows in pipe(batch)]
+
+    def wrap(runner):  # noqa: ANN001, ANN202
+        return lambda batch: [labels[max(range(len(p)), key=p.__getitem__)] for p in runner(batch)]
+
+    fns = {name: wrap(r) for name, r in runners.items()}
+    fns["pipeline"] = run_pipeline
+    for fn in fns.values():  # warm-up: first-call allocations, lazy inits
+        fn(texts[:64])
+
+    before = machine()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    answers: dict[str, list[str]] = {}
+    for rnd in range(args.rounds):
+        for name in rotated(list(fns), rnd):
+            t = time.perf_counter()
+            answers[name] = fns[name](texts)
+            times[name].append(time.perf_counter() - t)
+            print(f"round {rnd + 1}/{args.rounds} {name:<10} {args.n / times[name][-1]:7.1f} texts/s",
+                  file=sys.stderr)
+    summary = {name: {"seconds": median(ts), "texts_per_s": args.n / median(ts),
+                      "agreement_with_pipeline": sum(a == b for a, b in zip(answers[name], answers["pipeline"]))
+                      / args.n}
+               for name, ts in times.items()}
+    base = summary["pipeline"]["texts_per_s"]
+    ratios = {name: s["texts_per_s"] / base for name, s in summary.items() if name != "pipeline"}
+    verdicts = {f"{name} >= {limit}x": ratios[name] >= limit for name, limit in TARGETS.items()}
+    path = write_result("throughput", {
+        "benchmark": "throughput", "model": "finbert-shaped (BERT-base, 12x768, random weights)",
+        "texts": args.n, "rounds": args.rounds, "threads": threads, "baseline": "pipeline(batch_size=32)",
+        "medians": summary, "ratios": ratios, "targets": verdicts, "times": times,
+        "machine_before": before, "machine_after": machine(), "versions": versions()})
+    for name, s in summary.items():
+        extra = f"  {ratios[name]:.2f}x" if name in ratios else "  (baseline)"
+        print(f"{name:<10} {s['texts_per_s']:7.1f} texts/s  agreement {s['agreement_with_pipeline']:.4f}{extra}")
+    for k, ok in verdicts.items():
+        print(f"target {k}: {'met' if ok else 'MISSED'}")
+    print(f"-> {path}")
+
+
+if __name__ == "__main__":
+    main()
