@@ -13,7 +13,7 @@ import pytest
 from smart_model_manager import ModelManager, Settings
 from smart_model_manager.errors import IntegrityError, ModelNotFoundError, SourceError
 from smart_model_manager.locking import resolve_lock
-from smart_model_manager.mirror import MirrorServer, server as mirror_server
+from smart_model_manager.mirror import Fault, MirrorServer
 from smart_model_manager.resolver import resolve_chain
 from smart_model_manager.sources.base import Request, Resolved, Unavailable
 from smart_model_manager.sources.cache import CacheSource
@@ -116,30 +116,26 @@ def test_without_a_lock_files_are_published_unverified_and_logged(upstream, tmp_
     assert "WITHOUT a pinned sha256" in caplog.text and "vocab.txt" in caplog.text
 
 
-def test_dropped_connection_resumes_with_range(upstream, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_dropped_connection_resumes_with_range(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     mirror, _root, src, commit, lock = upstream
-    original = mirror_server._Handler._stream
-    dropped: list[str] = []
-
-    def drops_mid_file(self, fh, start, length, key):  # type: ignore[no-untyped-def]
-        if key.endswith("model.safetensors") and not dropped:
-            dropped.append(key)
-            half = length // 2
-            self.connection.sendfile(fh, offset=start, count=half)
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return
-        original(self, fh, start, length, key)
-
-    monkeypatch.setattr(mirror_server._Handler, "_stream", drops_mid_file)
+    mirror.stats.reset()
+    mirror.inject(Fault("drops_mid_file", "org/fin/model.safetensors", after_bytes=250_000))
     resolved = HubSource(settings_for(mirror.url, tmp_path / "cache")).resolve(
         Request("fin", REPO, None, "sentiment", pinned=lock.models["fin"]))
-    assert dropped
     stats = mirror.stats["org/fin/model.safetensors"]
     assert stats.full_gets == 1 and stats.range_gets == 1  # resumed, not restarted
-    # the fake above does not count its half; the resumed request served exactly the other half
-    assert stats.bytes_served == (src / "model.safetensors").stat().st_size // 2
+    assert stats.bytes_served == (src / "model.safetensors").stat().st_size  # every byte sent once
     assert (resolved.path / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
+
+
+def test_a_stall_mid_download_times_out_and_is_retried(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mirror, _root, src, commit, lock = upstream
+    mirror.inject(Fault("stalls", "org/fin/model.safetensors", seconds=3))
+    client = HubClient(mirror.url, timeout=0.5, retries=1, backoff=0.05)
+    t0 = time.monotonic()
+    size, sha = client.download(REPO, commit, "model.safetensors", tmp_path / "f")
+    assert time.monotonic() - t0 < 2.5  # did not sit out the 3 s stall
+    assert "sha256:" + sha == lock.models["fin"].files["model.safetensors"].sha256
 
 
 def test_silent_server_fails_in_bounded_time(tmp_path: Path) -> None:
@@ -182,26 +178,15 @@ def test_missing_repo_and_offline_are_unavailable_with_a_reason(upstream, tmp_pa
 
 
 @pytest.mark.parametrize("retries, ok", [(3, True), (1, False)])
-def test_server_errors_are_retried_a_bounded_number_of_times(upstream, tmp_path: Path, monkeypatch,
+def test_server_errors_are_retried_a_bounded_number_of_times(upstream, tmp_path: Path,
                                                              retries: int, ok: bool) -> None:  # type: ignore[no-untyped-def]
     mirror, _root, src, commit, lock = upstream
-    original = mirror_server._Handler._send_file
-    failures: list[str] = []
-
-    def flaky(self, resp, *, head):  # type: ignore[no-untyped-def]
-        if resp.entry.path == "model.safetensors" and len(failures) < 2:
-            failures.append(resp.entry.path)
-            self._error(503, None, "overloaded, try again", head=head)
-            return
-        original(self, resp, head=head)
-
-    monkeypatch.setattr(mirror_server._Handler, "_send_file", flaky)
+    mirror.inject(Fault("server_error", "org/fin/model.safetensors", status=503, times=2))
     client = HubClient(mirror.url, timeout=5, retries=retries, backoff=0.05)
     dest = tmp_path / "weights"
     if ok:
         size, sha = client.download(REPO, commit, "model.safetensors", dest)
         assert "sha256:" + sha == lock.models["fin"].files["model.safetensors"].sha256
-        assert len(failures) == 2
     else:
         with pytest.raises(SourceError, match=r"HTTP 503 .*gave up after 2 attempt"):
             client.download(REPO, commit, "model.safetensors", dest)
