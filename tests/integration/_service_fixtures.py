@@ -187,7 +187,8 @@ def subprocess_server(args: list[str], env: Mapping[str, str], port: int,
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMM_", "HF_"))}
+    # no SMM_*/HF_* and no PYTEST_CURRENT_TEST: a child is in the test environment only when asked
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMM_", "HF_", "PYTEST_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(extra)
     return env

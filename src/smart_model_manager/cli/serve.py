@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
+import tempfile
+from typing import Any
 
 import click
 
@@ -56,9 +60,23 @@ def sentiment(host: str | None, port: int | None, model: str | None, workers: in
     logging.getLogger(__name__).info("starting sentiment service", extra={
         "host": config.host, "port": config.port, "model": config.repo_id, "workers": workers,
         "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms})
-    # Worker processes rebuild the config from SMM_SERVICE_* through the ASGI factory, so the
-    # effective config travels in the environment (the same path `uvicorn --factory` users take).
-    os.environ.update(config.to_env())
-    uvicorn.run("smart_model_manager.service.app:create_app", factory=True, host=config.host,
-                port=config.port, workers=workers, log_config=log_config, access_log=False,
-                timeout_graceful_shutdown=30, proxy_headers=False)
+    if workers == 1:
+        from ..service.app import create_app
+
+        uvicorn.run(create_app(config=config), host=config.host, port=config.port, log_config=log_config,
+                    access_log=False, timeout_graceful_shutdown=30)
+        return
+    _exec_workers(config, workers, log_config)
+
+
+def _exec_workers(config: Any, workers: int, log_config: dict[str, Any]) -> None:
+    """Several processes: hand over to uvicorn's supervisor, which imports the ASGI factory by name
+    in each worker. The effective config travels as SMM_SERVICE_* in the child's environment (the
+    path `uvicorn --factory` users take); our own process environment is left untouched."""
+    fd, log_path = tempfile.mkstemp(prefix="smm-serve-logging-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(log_config, fh)
+    args = [sys.executable, "-m", "uvicorn", "smart_model_manager.service.app:create_app", "--factory",
+            "--host", config.host, "--port", str(config.port), "--workers", str(workers),
+            "--log-config", log_path, "--no-access-log", "--timeout-graceful-shutdown", "30"]
+    os.execve(sys.executable, args, {**environ(), **config.to_env()})

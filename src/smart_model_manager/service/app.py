@@ -15,7 +15,6 @@ drains the batcher. Errors are always JSON ``{"error": {...}, "request_id": ...}
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..settings import environ
 from .batching import BatcherClosed, MicroBatcher
 from .config import ServiceConfig
 from .logs import request_id_from, request_id_var
@@ -271,7 +271,7 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
     """Build the app. ``model`` overrides ``config.model``; ``config`` defaults to ``SMM_SERVICE_*``
     from ``os.environ``; ``loader(name) -> Model`` defaults to ``get_model_manager().load_model``."""
     if config is None:
-        config = ServiceConfig.from_env(os.environ)  # the ASGI factory is an edge: it may read the env
+        config = ServiceConfig.from_env(environ())  # the ASGI factory is an edge: it may read the env
     if model is not None:
         config = config.with_overrides(model=model)
     metrics = ServiceMetrics()

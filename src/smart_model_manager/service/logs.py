@@ -64,6 +64,11 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = "-"
+        return super().format(record)
+
 
 def logging_config(level: int | str = logging.INFO, *, json_lines: bool | None = None,
                    stream: str = "ext://sys.stderr") -> dict[str, Any]:
