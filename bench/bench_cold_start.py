@@ -35,13 +35,13 @@ print(json.dumps({{"t_done": t, "backend": {backend}, "top": {top}, "heavy": hea
 """
 OURS = """
 from smart_model_manager.loaders import load_runner
-r = load_runner({folder!r}, "sentiment", backend={backend!r})
-out = r([{text!r}])
+r = load_runner(@FOLDER@, "sentiment", backend=@BACKEND@)
+out = r([@TEXT@])
 """ + REPORT.format(backend="r.backend", top="max(range(len(out[0])), key=out[0].__getitem__)")
 PIPELINE = """
 from transformers import pipeline
-p = pipeline("text-classification", model={folder!r}, top_k=None, device="cpu")
-out = p([{text!r}])
+p = pipeline("text-classification", model=@FOLDER@, top_k=None, device="cpu")
+out = p([@TEXT@])
 """ + REPORT.format(backend='"pipeline"', top="out[0][0]['label']")
 
 TARGETS = {"lean-int8": {"seconds": 0.10, "peak_rss_mb": 0.35}, "lean-fp32": {"seconds": 0.25}}
@@ -53,11 +53,15 @@ def main() -> None:
     ap.add_argument("--no-torch", action="store_true", help="skip the ours-torch context variant")
     args = ap.parse_args()
     folder = str(ensure())
+    def fill(template: str, backend: str = "") -> str:
+        return (template.replace("@FOLDER@", repr(folder)).replace("@BACKEND@", repr(backend))
+                .replace("@TEXT@", repr(TEXT)))
+
     codes = {
-        "lean-int8": OURS.format(folder=folder, backend="onnx-int8", text=TEXT),
-        "lean-fp32": OURS.format(folder=folder, backend="onnx-fp32", text=TEXT),
-        "ours-torch": OURS.format(folder=folder, backend="torch", text=TEXT),
-        "pipeline": PIPELINE.format(folder=folder, text=TEXT),
+        "lean-int8": fill(OURS, "onnx-int8"),
+        "lean-fp32": fill(OURS, "onnx-fp32"),
+        "ours-torch": fill(OURS, "torch"),
+        "pipeline": fill(PIPELINE),
     }
     if args.no_torch:
         del codes["ours-torch"]

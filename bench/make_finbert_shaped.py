@@ -7,9 +7,10 @@
 tensor shapes and file sizes as FinBERT, so load time, memory and speed are representative;
 its *predictions* are meaningless (quality is measured on trained models in bench_int8_quality.py).
 
-The classifier head is drawn wider (std 0.5) and the pooler narrower (std 0.02) than BERT's init,
-so the random model gives decisive, varied labels instead of near-ties everywhere; otherwise the
-int8 agreement figure recorded in quality.json would measure nothing but tie-breaking.
+The classifier head is drawn wider (std 0.5) and the pooler narrower (std 0.02) than BERT's init.
+Even so, a 12-layer random BERT maps every headline to nearly the same vector, so this model
+predicts one label for all of them: the int8 "agreement 1.0" its quality.json records is trivial
+and says nothing about int8 quality. That is measured on trained models (bench_int8_quality.py).
 
     .venv/bin/python bench/make_finbert_shaped.py            # -> bench/.models/finbert-shaped (git-ignored)
     .venv/bin/python bench/make_finbert_shaped.py --force
