@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import store
+from ..errors import MissingFileError
 from .base import Request, Resolved, Unavailable, read_schema
 from .verify import verify_folder
 
@@ -27,8 +28,14 @@ class CacheSource:
         files = dict(getattr(pinned, "files", {}) or {})
         verified = "none"
         if files and getattr(pinned, "commit", None) == snap.name:
-            # Pinned by the lock: check every file. A mismatch is fatal (never falls through).
-            verify_folder(snap, files, full=request.verify == "full", model=request.repo_id)
+            # Pinned by the lock: check every file. A *missing* file means a partial snapshot (huggingface_hub
+            # fills snapshots file by file): let the download source complete it. A size or sha256
+            # mismatch is fatal: it never falls through (huggingface_hub #2364).
+            try:
+                verify_folder(snap, files, full=request.verify == "full", model=request.repo_id)
+            except MissingFileError as err:
+                raise Unavailable(f"the cached snapshot {snap.name[:12]} is incomplete: {err}",
+                                  hint="complete it with `smm pull`") from err
             verified = request.verify
         labels, dim = read_schema(snap)
         return Resolved(repo_id=request.repo_id, source=self.name, path=snap, commit=snap.name,
