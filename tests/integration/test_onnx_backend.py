@@ -156,6 +156,33 @@ def test_int8_refused_when_gate_fails(exported: tuple[Path, Any], tmp_path: Path
         load_runner(folder, "sentiment", backend="onnx-int8")
 
 
+@pytest.mark.parametrize(("archs", "expected"), [
+    (["BertForSequenceClassification"], "sentiment"),
+    (["BertModel"], "embeddings"),
+    (None, "embeddings"),
+    (["BertForMaskedLM"], None),
+])
+def test_infer_model_type(tmp_path: Path, archs: list[str] | None, expected: str | None) -> None:
+    from smart_model_manager.export import infer_model_type
+
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": archs} if archs else {}))
+    if expected is None:
+        with pytest.raises(UnknownModelTypeError, match="--type"):
+            infer_model_type(tmp_path)
+    else:
+        assert infer_model_type(tmp_path) == expected
+
+
+def test_default_sample_texts_are_the_demo_headlines() -> None:
+    from smart_model_manager.export import BUILTIN_SAMPLES, default_sample_texts
+
+    texts = default_sample_texts()
+    repo = Path(__file__).resolve().parents[2]
+    expected = sum(1 for f in (repo / "data" / "headlines").glob("*.jsonl")
+                   for line in f.read_text().splitlines() if line.strip())
+    assert len(texts) == (expected or len(BUILTIN_SAMPLES)) and len(BUILTIN_SAMPLES) == 64
+
+
 def test_export_rejects_unknown_model_type(tmp_path: Path) -> None:
     from smart_model_manager.export import export_onnx
 
