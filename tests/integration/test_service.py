@@ -193,6 +193,41 @@ def test_200_concurrent_requests_match_unbatched_results():
     assert len(runner.batch_sizes) < 200  # really coalesced
 
 
+def test_a_model_failure_is_a_json_500_and_the_service_keeps_serving():
+    class Flaky(TableRunner):
+        def __call__(self, texts):
+            if "explode" in texts:
+                raise RuntimeError("kernel died")
+            return super().__call__(texts)
+
+    with serve(make_model(Flaky()), config=ServiceConfig(max_wait_ms=0)) as (url, _):
+        bad = httpx.post(url + "/v1/sentiment", json={"texts": ["explode"]}, headers={"X-Request-ID": "boom-1"})
+        good = httpx.post(url + "/v1/sentiment", json={"texts": ["Markets wait for the Fed"]})
+    err = assert_error(bad, 500, "internal_error")
+    assert "kernel died" not in err["message"] and bad.json()["request_id"] == "boom-1"
+    assert good.status_code == 200
+
+
+def test_a_slow_client_does_not_block_others():
+    body = json.dumps({"texts": ["Markets wait for the Fed"]}).encode()
+    with serve() as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(b"POST /v1/sentiment HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])  # ...and stalls
+            t0 = time.perf_counter()
+            others = [httpx.post(url + "/v1/sentiment", json={"texts": [f"other {i}"]}) for i in range(20)]
+            elapsed = time.perf_counter() - t0
+            assert [r.status_code for r in others] == [200] * 20
+            assert elapsed < 5, elapsed
+            slow.sendall(body[10:])  # the slow client finishes and still gets its answer
+            data = b""
+            while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+                data += slow.recv(65536)
+    assert data.startswith(b"HTTP/1.1 200")
+    assert json.loads(data.split(b"\r\n\r\n", 1)[1])["results"][0]["label"] == "neutral"
+
+
 def test_metrics_parse_and_count(caplog):
     with serve() as (url, _):
         for _ in range(3):
@@ -389,10 +424,66 @@ def test_unchanged_service_gets_the_mock_in_the_test_environment():
     assert r.status_code == 200 and set(r.json()["results"][0]["scores"]) == set(m["labels"])
 
 
-def test_production_volume_gets_the_real_demo_model():
-    pytest.skip("needs the lead's volume source + demo model builder (smm models build-demo / provision); "
-                "enable once smart_model_manager.demo and sources.volume land")
+@pytest.fixture(scope="module")
+def demo_volume(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from _volumes import make_volume
+
+    from smart_model_manager.known_models import DEMO_REPO_ID
+
+    root = tmp_path_factory.mktemp("service-volume")
+    make_volume(root, {DEMO_REPO_ID: demo_model_dir})
+    return root
+
+
+@pytest.mark.ml_models
+@pytest.mark.slow
+def test_unchanged_service_gets_the_real_demo_model_from_a_production_volume(demo_volume: Path, tmp_path: Path):
+    """Same file, same code: SMM_ENV=production + SMM_VOLUME_DIR -> the real model, verified, no mock."""
+    from smart_model_manager import manifest
+
+    port = free_port()
+    env = child_env(SMM_ENV="production", SMM_VOLUME_DIR=str(demo_volume), SMM_BACKEND="torch",
+                    MODEL_CACHE_DIR=str(tmp_path / "cache"), HOME=str(tmp_path))
+    texts = ["Bitcoin crashes 20% after exchange hack", "ETF inflows push BTC to a record high",
+             "The central bank will publish its minutes on Wednesday"]
+    args = ["services/enhanced_sentiment_ml_analysis.py", "--port", str(port), "--model", "finbert-demo"]
+    with subprocess_server(args, env, port) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_ready(url, timeout=180)
+        (m,) = httpx.get(url + "/v1/models").json()["models"]
+        r = httpx.post(url + "/v1/sentiment", json={"texts": texts}, timeout=60)
+        a = httpx.post(url + "/v1/analyze", json={"items": [{"id": str(i), "text": t} for i, t in enumerate(texts)]},
+                       timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    man = manifest.load(demo_volume / "model-metadata.yaml")
+    (entry,) = man.models.values()
+    assert (m["environment"], m["source"], m["backend"]) == ("production", "volume", "torch")
+    assert m["repo_id"] == "smart-model-manager/finbert-mini-demo" and m["commit"] == entry.commit
+    assert m["path"].startswith(str(demo_volume))
+    assert r.status_code == 200 and a.status_code == 200
+    body = r.json()
+    assert body["model"] == {"id": m["repo_id"], "commit": entry.commit, "backend": "torch"}
+    # the service's scores are the real model's: plain transformers.pipeline on the same folder
+    from transformers import pipeline
+
+    ref = pipeline("text-classification", model=m["path"], top_k=None)(texts)
+    for got, want in zip(body["results"], ref):
+        for d in want:
+            assert got["scores"][d["label"]] == pytest.approx(d["score"], abs=1e-5)
+    assert body["results"][0]["label"] == "negative"
+    assert a.json()["symbols"]["BTC"]["count"] == 2
 
 
 def test_repo_root_is_where_we_think():
     assert (REPO / "pyproject.toml").is_file()
+
+
+def test_cli_serve_sentiment_help_lists_the_options(capsys):
+    from smart_model_manager.cli.main import main
+
+    assert main(["serve", "sentiment", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--host", "--port", "--model", "--workers", "--max-batch", "--max-wait-ms"):
+        assert flag in out
+    assert main(["serve", "sentiment", "--max-batch", "0"]) == 2  # click range check, before any server
