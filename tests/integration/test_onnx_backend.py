@@ -149,6 +149,7 @@ def test_int8_refused_when_gate_fails(exported: tuple[Path, Any], tmp_path: Path
     assert sorted(p.name for p in (folder / "onnx").iterdir()) == ["model.onnx", "quality.json"]
     gate = json.loads((folder / "onnx" / "quality.json").read_text())["int8"]
     assert gate["accepted"] is False and gate["threshold"] == 1.01 and 0.9 <= gate["value"] <= 1.0
+    assert [a["recipe"] for a in gate["attempts"]] == ["all", "ffn-out-fp32"]  # every recipe was tried
     assert "onnx/model.int8.onnx" not in json.loads((folder / "onnx" / "quality.json").read_text())["files"]
     assert any("NOT published" in line for line in report.lines())
     assert load_runner(folder, "sentiment", threads=1).backend == "onnx"
@@ -181,6 +182,27 @@ def test_default_sample_texts_are_the_demo_headlines() -> None:
     expected = sum(1 for f in (repo / "data" / "headlines").glob("*.jsonl")
                    for line in f.read_text().splitlines() if line.strip())
     assert len(texts) == (expected or len(BUILTIN_SAMPLES)) and len(BUILTIN_SAMPLES) == 64
+
+
+def test_ffn_output_matmuls_one_per_layer(exported: tuple[Path, Any]) -> None:
+    from smart_model_manager.export import ffn_output_matmuls
+
+    assert len(ffn_output_matmuls(exported[0] / "onnx" / "model.onnx")) == 2  # num_hidden_layers
+
+
+def test_int8_recipe_keeping_ffn_output_fp32(exported: tuple[Path, Any], tmp_path: Path) -> None:
+    from smart_model_manager.export import export_onnx
+
+    folder = copy_model(exported[0], tmp_path / "model")
+    all_int8_size = (folder / "onnx" / "model.int8.onnx").stat().st_size
+    report = export_onnx(folder, "sentiment", int8_recipes=("ffn-out-fp32",))
+    assert report.int8_accepted and report.gate.recipe == "ffn-out-fp32"
+    quality = json.loads((folder / "onnx" / "quality.json").read_text())
+    assert quality["int8"]["recipe"] == "ffn-out-fp32"
+    # 2 layers x (64 x 128) FFN weights stay fp32: 4 bytes instead of 1 each
+    assert (folder / "onnx" / "model.int8.onnx").stat().st_size - all_int8_size >= 2 * 64 * 128 * 3
+    with pytest.raises(ValueError, match="int8_recipes"):
+        export_onnx(folder, "sentiment", int8_recipes=("fp16",))
 
 
 def test_export_rejects_unknown_model_type(tmp_path: Path) -> None:
