@@ -20,7 +20,7 @@ import pytest
 
 from smart_model_manager.errors import BackendError, IntegrityError, UnknownModelTypeError
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 
 LABELS = {0: "negative", 1: "neutral", 2: "positive"}
 MAX_LEN = 32
@@ -387,3 +387,21 @@ def test_cli_export_unknown_repo_is_an_error(tmp_path: Path, capsys: pytest.Capt
     code = main(["export", "onnx", "acme/absent", "--cache-dir", str(tmp_path)])
     assert code == 1
     assert "acme/absent@main is not in the cache" in capsys.readouterr().err
+
+
+# -- the demo model (trained; built once per session by the shared fixture) -----------------------
+
+@pytest.mark.slow
+def test_demo_model_fp32_onnx_matches_torch(demo_model_dir: Path, tmp_path: Path) -> None:
+    from smart_model_manager.export import export_onnx
+    from smart_model_manager.loaders import load_runner
+
+    folder = copy_model(demo_model_dir, tmp_path / "demo")  # never export into the shared fixture
+    report = export_onnx(folder, "sentiment", int8=False)
+    assert report.gate is None and not (folder / "onnx" / "model.int8.onnx").exists()
+    t = load_runner(folder, "sentiment", backend="torch", threads=1)
+    o = load_runner(folder, "sentiment", backend="onnx", threads=1)
+    assert o.backend == "onnx" and t.labels == o.labels
+    ref = t.logits(TEXTS)
+    assert max_abs(o.logits(TEXTS), ref) < 1e-4
+    assert max_abs(o(TEXTS), t(TEXTS)) < 1e-4
