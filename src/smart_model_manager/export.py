@@ -198,20 +198,27 @@ def infer_model_type(folder: Path) -> str:
 
 
 def default_sample_texts() -> list[str]:
-    """Demo headlines (``data/headlines/*.jsonl``) if this is a source checkout, else built-ins."""
+    """Gate sample: the held-out demo headlines (``data/headlines/test.jsonl``, in a source
+    checkout) plus the 64 built-in headlines; never the demo's training split.
+
+    A fine-tuned model is confident on its training texts and int8 noise almost never flips those
+    labels, so a gate sampled on them passes too easily. Measured on the demo model: all-int8
+    agrees with fp32 on 100 % of the 306 training headlines but on 93.3 % of the 75 held-out ones;
+    on held-out + built-in texts the gate refuses it and takes the ``ffn-out-fp32`` recipe.
+    """
     texts: list[str] = []
-    folder = _REPO_ROOT / "data" / "headlines"
-    for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                text = json.loads(line).get("text")
-            except (json.JSONDecodeError, AttributeError):
-                continue  # sample texts are a convenience; a bad line is not worth failing over
-            if isinstance(text, str) and text.strip():
-                texts.append(text)
-    return texts or list(BUILTIN_SAMPLES)
+    path = _REPO_ROOT / "data" / "headlines" / "test.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            text = json.loads(line).get("text")
+        except (json.JSONDecodeError, AttributeError):
+            continue  # sample texts are a convenience; a bad line is not worth failing over
+        if isinstance(text, str) and text.strip():
+            texts.append(text)
+    return texts + [t for t in BUILTIN_SAMPLES if t not in set(texts)]
 
 
 def _tmp_name(out_dir: Path, name: str) -> Path:
