@@ -387,3 +387,19 @@ def test_demo_model_fp32_onnx_matches_torch(demo_model_dir: Path, tmp_path: Path
     ref = t.logits(TEXTS)
     assert max_abs(o.logits(TEXTS), ref) < 1e-4
     assert max_abs(o(TEXTS), t(TEXTS)) < 1e-4
+
+
+def test_cli_samples_file_feeds_the_gate(exported: tuple[Path, Any], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from smart_model_manager.cli.main import main
+
+    folder = copy_model(exported[0], tmp_path / "model")
+    samples = tmp_path / "held_out.txt"
+    samples.write_text("\n".join(TEXTS) + "\n\n")
+    assert main(["export", "onnx", str(folder), "--samples", str(samples)]) == 0
+    assert "on 5 texts" in capsys.readouterr().out
+    assert json.loads((folder / "onnx" / "quality.json").read_text())["int8"]["samples"] == 5
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"txt": 1}\n')
+    assert main(["export", "onnx", str(folder), "--samples", str(bad)]) == 1
+    assert "bad.jsonl:2:" in capsys.readouterr().err

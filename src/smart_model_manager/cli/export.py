@@ -34,6 +34,32 @@ def _snapshot_of(path: Path) -> tuple[Path, str, str] | None:
     return (path.parents[2], repo_id, path.name) if repo_id else None
 
 
+def read_samples(path: Path) -> list[str]:
+    """Texts from a .txt (one per line) or .jsonl (``text`` field) file; bad lines name file:line."""
+    import json
+
+    from ..errors import FormatError
+
+    texts: list[str] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                text = json.loads(line).get("text")
+            except (json.JSONDecodeError, AttributeError) as err:
+                raise FormatError(f"expected a JSON object with a 'text' field ({err})", path=path,
+                                  line=lineno) from err
+            if not isinstance(text, str) or not text.strip():
+                raise FormatError("'text' must be a non-empty string", path=path, line=lineno)
+            texts.append(text)
+        else:
+            texts.append(line.strip())
+    if not texts:
+        raise FormatError("no texts found", path=path)
+    return texts
+
+
 @export.command("onnx")
 @click.argument("model_or_path")
 @click.option("--int8/--no-int8", default=True, show_default=True,
@@ -46,14 +72,18 @@ def _snapshot_of(path: Path) -> tuple[Path, str, str] | None:
 @click.option("--revision", default="main", show_default=True, help="Cache revision of a repo id.")
 @click.option("--threshold", type=float, default=None,
               help="int8 gate threshold (default 0.99: label agreement / mean cosine vs fp32).")
+@click.option("--samples", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Gate sample texts: a .txt file (one text per line) or .jsonl with a 'text' field. "
+                   "Use held-out, production-like texts, not the model's training data.")
 def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str | None,
-         revision: str, threshold: float | None) -> None:
+         revision: str, threshold: float | None, samples: Path | None) -> None:
     """Export MODEL_OR_PATH to onnx/model.onnx (+ onnx/model.int8.onnx if its gate passes).
 
     \b
     Examples:
       smm export onnx ProsusAI/finbert            # a model in the local cache
       smm export onnx ./my-model --no-int8        # a plain folder, in place
+      smm export onnx ./my-model --samples held_out.txt   # gate on your own texts
       SMM_BACKEND=onnx smm analyze "Stocks rally" # then use it
     """
     from ..export import export_onnx, infer_model_type
@@ -74,16 +104,17 @@ def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str
                 "--cache-dir")
         folder, target = snap, (root, repo_id, snap.name)
     mtype = model_type or infer_model_type(folder)
+    texts = read_samples(samples) if samples is not None else None
     click.echo(f"exporting {folder} ({mtype}) to ONNX...", err=True)
 
     if target is None:
-        report = export_onnx(folder, mtype, int8=int8, int8_threshold=threshold)
+        report = export_onnx(folder, mtype, int8=int8, int8_threshold=threshold, sample_texts=texts)
         lines = report.lines()
     else:
         root, repo_id, commit = target
         with tempfile.TemporaryDirectory(prefix="smm-onnx-") as tmp:
             report = export_onnx(folder, mtype, out_dir=Path(tmp), int8=int8,
-                                 int8_threshold=threshold)
+                                 int8_threshold=threshold, sample_texts=texts)
             files = {f"onnx/{p.name}": p for p in sorted(Path(tmp).iterdir()) if p.is_file()}
             store.add_files(root, repo_id, commit, files)
             lines = [line.replace(tmp, str(folder / "onnx")) for line in report.lines()]
