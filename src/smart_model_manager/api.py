@@ -68,7 +68,7 @@ class ModelManager:
         self.backend = backend or self.settings.backend
         self._sources = list(sources) if sources is not None else self._default_sources()
         self._lock_obj = lock
-        self._models: dict[tuple[str, str, str | None], Model] = {}
+        self._models: dict[tuple[str, str, str | None, str | None], Model] = {}
         self._history: list[HistoryEntry] = []
         self._mutex = threading.RLock()
 
@@ -132,13 +132,16 @@ class ModelManager:
         return resolve_chain(self._sources, request, self.environment)
 
     def load_model(self, name_or_alias: str, model_type: str = "sentiment", *,
-                   revision: str | None = None) -> Model:
-        key = (name_or_alias, model_type, revision)
+                   revision: str | None = None, backend: str | None = None) -> Model:
+        """Load (once) and return a Model. ``backend`` overrides SMM_BACKEND / the manager's backend."""
+        if backend is not None and backend not in BACKENDS:
+            raise ConfigurationError(f"backend {backend!r} is not valid; valid values: {', '.join(BACKENDS)}")
+        key = (name_or_alias, model_type, revision, backend)
         with self._mutex:
             if key in self._models:
                 return self._models[key]
             try:
-                model = self._load(name_or_alias, model_type, revision)
+                model = self._load(name_or_alias, model_type, revision, backend or self.backend)
             except Exception as err:
                 self._history.append(HistoryEntry(name_or_alias, model_type, revision, None,
                                                   f"{type(err).__name__}: {err}"))
@@ -147,7 +150,7 @@ class ModelManager:
             self._history.append(HistoryEntry(name_or_alias, model_type, revision, model.info))
             return model
 
-    def _load(self, name: str, model_type: str, revision: str | None) -> Model:
+    def _load(self, name: str, model_type: str, revision: str | None, backend: str) -> Model:
         t0 = time.perf_counter()
         mt = get_model_type(model_type)
         resolved = self.resolve(name, revision=revision, model_type=model_type)
@@ -164,7 +167,7 @@ class ModelManager:
             from .loaders import load_runner
 
             labels = resolved.labels or _config_labels(resolved.path)
-            runner = load_runner(resolved.path, model_type, backend=self.backend,
+            runner = load_runner(resolved.path, model_type, backend=backend,
                                  allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
                                  labels=labels)
             dim = resolved.dimension
@@ -220,6 +223,7 @@ def reset_model_manager() -> None:
         _manager = None
 
 
-def load_model(name_or_alias: str, model_type: str = "sentiment", *, revision: str | None = None) -> Model:
+def load_model(name_or_alias: str, model_type: str = "sentiment", *, revision: str | None = None,
+               backend: str | None = None) -> Model:
     """Shortcut for ``get_model_manager().load_model(...)``."""
-    return get_model_manager().load_model(name_or_alias, model_type, revision=revision)
+    return get_model_manager().load_model(name_or_alias, model_type, revision=revision, backend=backend)
