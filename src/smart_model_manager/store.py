@@ -24,8 +24,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from .errors import ConfigurationError, IntegrityError
 from .hashing import content_commit, sha256_file
 
@@ -93,6 +91,8 @@ def list_repos(root: Path) -> list[str]:
 @contextlib.contextmanager
 def repo_lock(root: Path, repo_id: str, name: str = "write", timeout: float = 600) -> Iterator[None]:
     """An inter-process lock for writers of one repo (readers never lock)."""
+    from filelock import FileLock  # lazily: readers (and mocks) never need it
+
     lock_dir = Path(root) / ".locks" / repo_folder_name(repo_id)
     lock_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock_dir / f"{name}.lock"), timeout=timeout):

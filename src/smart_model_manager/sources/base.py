@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..manifest import FileEntry
+if TYPE_CHECKING:  # keep the mock path free of PyYAML
+    from ..manifest import FileEntry
 
 
 class Unavailable(Exception):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import known_models, manifest as manifest_mod, store
+from .. import known_models, store
 from ..errors import FormatError
+from ..settings import MANIFEST_NAME
 from ..registry import get_model_type
 from .base import Request, Resolved, read_schema
 
@@ -29,9 +30,11 @@ class MockSource:
                 labels, dim = read_schema(snap)
                 if labels or dim:
                     return labels, dim, f"{where} config.json"
-        if self.volume_dir is not None and (self.volume_dir / manifest_mod.MANIFEST_NAME).is_file():
+        if self.volume_dir is not None and (self.volume_dir / MANIFEST_NAME).is_file():
+            from .. import manifest as manifest_mod  # PyYAML only when there is a manifest to read
+
             try:
-                entry = manifest_mod.load(self.volume_dir / manifest_mod.MANIFEST_NAME).find(repo_id)
+                entry = manifest_mod.load(self.volume_dir / MANIFEST_NAME).find(repo_id)
             except FormatError:
                 entry = None
             if entry is not None and (entry.labels or entry.dimension):

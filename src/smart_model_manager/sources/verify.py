@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import MissingFileError
 from ..hashing import verify_file
-from ..manifest import FileEntry
+
+if TYPE_CHECKING:
+    from ..manifest import FileEntry
 
 
 def verify_folder(folder: Path, files: dict[str, FileEntry], *, full: bool, model: str) -> None:
