@@ -23,8 +23,9 @@ Usage (full run < 5 min on 2 cores)::
     .venv/bin/python bench/bench_service_load.py                       # demo model if built, else tiny BERT
     .venv/bin/python bench/bench_service_load.py --model-dir path/to/folder --backend torch
 
-Writes ``bench/results/service_load-<timestamp>.json`` and the section between the
-``bench_service_load`` markers in ``docs/benchmarks.md`` (other sections are left alone).
+Writes ``bench/results/service_load-<timestamp>.json`` and, in ``docs/benchmarks.md``, the block
+between the ``bench_service_load:<variant>`` markers (one per backend/threads variant; everything
+else in the file is left alone).
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ from pydantic import BaseModel  # the bench needs the [server] extra anyway
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 DOCS = REPO / "docs" / "benchmarks.md"
-MARK_START = "<!-- bench_service_load:start -->"
-MARK_END = "<!-- bench_service_load:end -->"
+MARK = "bench_service_load"  # one marked block per variant (backend, threads) in docs/benchmarks.md
 BENCH_REPO_ID = "bench/sentiment-under-test"
 MAX_IN_FLIGHT = 512          # open loop: beyond this the client counts "dropped" instead of piling up
 MAX_REQUESTS_PER_PHASE = 50_000
@@ -242,13 +242,26 @@ async def open_loop(port: int, texts: list[str], rate: float, duration: float, s
     idle: list[Conn] = []
     in_flight = 0
     dropped = 0
+    stale_retries = 0
     tasks: list[asyncio.Task[None]] = []
 
     async def one(i: int, scheduled: float) -> None:
         nonlocal in_flight
-        conn = idle.pop() if idle else await Conn.open(port)
+        nonlocal stale_retries
+        reused = bool(idle)
+        conn = idle.pop() if reused else await Conn.open(port)
         try:
-            status = str(await conn.post("/v1/sentiment", payloads[i % len(payloads)]))
+            try:
+                status = str(await conn.post("/v1/sentiment", payloads[i % len(payloads)]))
+            except (ConnectionError, asyncio.IncompleteReadError):
+                if not reused:
+                    raise
+                # the server closed this idle keep-alive connection (uvicorn: 5 s); like any HTTP
+                # client, retry once on a fresh connection
+                stale_retries += 1
+                conn.close()
+                conn = await Conn.open(port)
+                status = str(await conn.post("/v1/sentiment", payloads[i % len(payloads)]))
             idle.append(conn)
         except (OSError, asyncio.IncompleteReadError, ValueError) as err:
             status = f"transport:{type(err).__name__}"
@@ -276,7 +289,7 @@ async def open_loop(port: int, texts: list[str], rate: float, duration: float, s
     for c in idle:
         c.close()
     return summarise(lat, statuses, duration, {"mode": "open", "rate_rps": rate, "sent": len(tasks),
-                                               "dropped_client_side": dropped})
+                                               "dropped_client_side": dropped, "stale_retries": stale_retries})
 
 
 def loadgen_main(spec: dict[str, Any]) -> None:
@@ -530,8 +543,10 @@ def update_docs(r: dict[str, Any], out: Path) -> None:
     sweep = " / ".join(f"c={a['concurrency']}: {a['throughput_rps']:.1f} vs {b['throughput_rps']:.1f}"
                        for a, b in zip(ours["saturation"], naive["saturation"]))
     t = r["targets"]
-    section = f"""{MARK_START}
-## Sentiment service under load (`bench/bench_service_load.py`)
+    variant = f"backend={r['backend_requested']},threads={r['threads'] or 'default'}"
+    mark_start, mark_end = f"<!-- {MARK}:{variant}:start -->", f"<!-- {MARK}:{variant}:end -->"
+    section = f"""{mark_start}
+## Sentiment service under load: ours with {variant} (`bench/bench_service_load.py`)
 
 Command: `.venv/bin/python {r['command'].strip()}` ({r['wall_seconds']} s wall, {r['timestamp']}).
 Model: {r['model']}; our service loaded it from a production-style volume (source
@@ -552,12 +567,13 @@ server's saturation), measured from the scheduled send time. Closed-loop sweep (
 Ratios: throughput **x{r['ratios']['throughput']}** (target >= 2: {'met' if t['throughput_ratio_ge_2'] else 'NOT met'}),
 p95 at half the naive saturation **x{r['ratios']['p95_at_half_naive_saturation']}** (target <= 0.5:
 {'met' if t['p95_ratio_le_0.5'] else 'NOT met'}), 5xx in our service: {'zero' if t['zero_5xx_ours'] else 'SOME'}.
+Threads: {r['threads'] or "each server's default (ours: sized to the CPU quota; naive: torch's default)"}.
 Raw numbers: `{out.relative_to(REPO).as_posix()}`.
-{MARK_END}"""
+{mark_end}"""
     text = DOCS.read_text(encoding="utf-8") if DOCS.is_file() else "# Benchmarks\n"
-    if MARK_START in text and MARK_END in text:
-        head, _, rest = text.partition(MARK_START)
-        _, _, tail = rest.partition(MARK_END)
+    if mark_start in text and mark_end in text:
+        head, _, rest = text.partition(mark_start)
+        _, _, tail = rest.partition(mark_end)
         text = head + section + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
