@@ -348,6 +348,7 @@ BAD_BODIES = [
     ("deep_nesting", b"[" * 100_000 + b"]" * 100_000, "application/json", 413, "limit_exceeded"),
     ("deep_nesting_small", b'{"texts": ' + b"[" * 900 + b"]" * 900 + b"}", "application/json", 422,
      "invalid_request"),
+    ("lone_surrogate", b'{"texts": ["ok \\ud800 then"]}', "application/json", 422, "invalid_text"),
     ("plain_text", b"hello", "text/plain", 415, "unsupported_media_type"),
     ("form", b"texts=a", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
 ]

@@ -117,19 +117,24 @@ def test_model_runs_off_the_event_loop():
     assert runner.threads and all(name.startswith("smm-model") for name in runner.threads)
 
 
-def test_model_error_reaches_only_that_batch():
+def test_model_error_reaches_only_the_failing_texts_caller():
     runner = RecordingRunner(fail_on="bad")
 
     async def main():
-        b = MicroBatcher(runner, max_batch=4, max_wait_ms=0)
+        b = MicroBatcher(runner, max_batch=8, max_wait_ms=50)
         b.start()
+        bad = asyncio.ensure_future(b.submit(["bad"]))
+        good = asyncio.ensure_future(b.submit(["good", "fine"]))  # same batch as "bad"
         with pytest.raises(RuntimeError, match="boom on bad"):
-            await b.submit(["bad"])
-        ok = await b.submit(["good"])
+            await bad
+        ok = await good
         await b.close()
         return ok
 
-    assert run(main()) == expected(["good"])
+    assert run(main()) == expected(["good", "fine"])
+    # the shared batch failed, then each text was retried alone
+    assert runner.batches[0] == ["bad", "good", "fine"]
+    assert sorted(map(tuple, runner.batches[1:])) == [("bad",), ("fine",), ("good",)]
 
 
 def test_cancelled_request_is_not_computed():

@@ -135,6 +135,12 @@ class ServiceState:
                                f"limit is {c.max_chars} (max_chars)", limit="max_chars", index=i)
             if not t.strip():
                 raise ApiError(422, "empty_text", f"{where}[{i}]{field} is empty or whitespace", index=i)
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as err:  # JSON "\ud800" escapes decode to lone surrogates,
+                # which tokenizers reject with a TypeError (a 500, and a failed batch) further down
+                raise ApiError(422, "invalid_text", f"{where}[{i}]{field} holds a lone surrogate at "
+                               f"character {err.start}; send valid Unicode", index=i) from None
 
     async def classify(self, texts: list[str], route: str) -> list[list[float]]:
         try:

@@ -6,7 +6,8 @@ One collector task forms batches: it takes what is queued right now, then waits 
 ``max_wait_ms`` (from the first text) for more, up to ``max_batch``. The model runs in ONE worker
 thread, off the event loop; while it runs, new texts queue up and form the next batch, so under load
 batches fill without waiting. Results go back through the futures, so every caller gets its own
-rows in its own order. A caller that went away (cancelled future) is skipped, never computed.
+rows in its own order. A caller that went away (cancelled future) is skipped, never computed. When a
+model call fails, the batch is retried text by text, so only the caller of the failing text sees it.
 
 ``close()`` stops intake and drains: everything already queued is still computed (graceful SIGTERM:
 uvicorn lets in-flight requests finish, then the app's lifespan closes the batcher).
@@ -161,11 +162,18 @@ class MicroBatcher:
             rows = await loop.run_in_executor(self._executor, self._run, texts)
             if len(rows) != len(texts):
                 raise RuntimeError(f"model returned {len(rows)} rows for {len(texts)} texts")
-        except Exception as err:  # noqa: BLE001 - routed to every caller of this batch
-            log.error("model call failed for a batch of %d texts: %s", len(texts), err)
-            for e in batch:
-                if not e.future.done():
-                    e.future.set_exception(err)
+        except Exception as err:  # noqa: BLE001 - routed to the callers, never raised here
+            if len(batch) > 1:
+                # One bad text must not fail everyone who shared its batch: retry one by one so
+                # only the culprit's caller gets the error.
+                log.warning("model call failed for a batch of %d texts (%s); retrying one by one",
+                            len(texts), err)
+                for e in batch:
+                    await self._run_batch(loop, [e])
+                return
+            log.error("model call failed: %s", err)
+            if not batch[0].future.done():
+                batch[0].future.set_exception(err)
             return
         seconds = time.perf_counter() - t0
         self.batches += 1
