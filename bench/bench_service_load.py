@@ -61,7 +61,7 @@ MAX_REQUESTS_PER_PHASE = 50_000
 
 def find_or_build_model(arg: str | None) -> tuple[Path, str]:
     """(folder, description): the given folder, the demo model from the local cache, or a tiny
-    random BERT built locally (bench/.cache) when neither exists."""
+    random BERT built locally (build/bench-tiny-bert) when neither exists."""
     if arg:
         folder = Path(arg).resolve()
         if not (folder / "config.json").is_file():
@@ -73,7 +73,7 @@ def find_or_build_model(arg: str | None) -> tuple[Path, str]:
     snap = store.find_snapshot(Settings.from_env().cache_dir, DEMO_REPO_ID)
     if snap is not None:
         return snap, f"demo model {DEMO_REPO_ID}@{snap.name[:12]} from the local cache"
-    out = REPO / "bench" / ".cache" / "tiny-bert"
+    out = REPO / "build" / "bench-tiny-bert"  # /build/ is git-ignored
     if not (out / "config.json").is_file():
         build_tiny_bert(out)
     return out, "tiny random BERT (2 layers, hidden 32) built locally: no demo model in the cache"
