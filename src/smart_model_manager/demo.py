@@ -321,6 +321,11 @@ def build_demo_model(out_dir: Path, *, data_dir: Path | None = None, seed: int =
             "torch_version": torch.__version__, "transformers_version": transformers.__version__,
         }
         _save(model, tokenizer, encoder_dir, staging, eval_results)
+        # mkdtemp makes the folder 0700 and transformers writes model.safetensors 0600; a model
+        # folder is meant to be shared (imported into a cache, baked into a volume image).
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        staging.chmod(0o755)
         if out_dir.exists():
             out_dir.rmdir()  # checked empty above; os.replace cannot replace a directory otherwise
         os.replace(staging, out_dir)

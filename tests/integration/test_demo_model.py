@@ -41,6 +41,9 @@ def test_folder_is_a_standard_safetensors_classifier(demo_model_dir: Path) -> No
             "vocab.txt", "eval_results.json"} <= names
     assert not any(n.endswith((".bin", ".pt", ".pth", ".ckpt")) for n in names)
     assert not any(n.startswith(".") for n in names)  # no staging leftovers
+    # Readable by the other users a shared cache or volume has (mkdtemp alone would give 0700).
+    assert demo_model_dir.stat().st_mode & 0o755 == 0o755
+    assert all(p.stat().st_mode & 0o444 == 0o444 for p in demo_model_dir.iterdir())
     config = json.loads((demo_model_dir / "config.json").read_text())
     assert config["architectures"] == ["BertForSequenceClassification"]
     assert config["id2label"] == {str(i): label for i, label in enumerate(LABELS)}
