@@ -177,7 +177,7 @@ def train_classifier(model: Any, tokenizer: Any, examples: Sequence[tuple[str, i
     steps_per_epoch = math.ceil(len(examples) / BATCH_SIZE)
     total_steps = steps_per_epoch * epochs
     warmup = max(1, int(total_steps * WARMUP_FRACTION))
-    # The word-embedding matrix is half the parameters; 306 headlines cannot improve it, and
+    # The word-embedding matrix is half the parameters; a few hundred headlines cannot improve it;
     # freezing it cut a training step's CPU time by ~30% in our measurements.
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
     decay, no_decay = [], []
