@@ -25,8 +25,7 @@ def test_finbert_in_a_test_has_finbert_labels_and_imports_nothing_heavy():
     assert {d["label"] for d in out} == set(model.labels)
     assert math.isclose(sum(d["score"] for d in out), 1.0, rel_tol=1e-9)
     assert [d["score"] for d in out] == sorted((d["score"] for d in out), reverse=True)
-    loaded = {m.split(".")[0] for m in sys.modules}
-    assert not loaded & {"torch", "transformers", "onnxruntime"}
+    # no heavy import: asserted in a fresh process below (this process may hold torch from other tests)
 
 
 @pytest.mark.parametrize("text,label", [

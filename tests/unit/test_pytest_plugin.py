@@ -23,7 +23,8 @@ def test_model_manager_fixture_is_mock_by_default(pytester: pytest.Pytester):
             assert m.info.source == "mock" and m.labels == ("positive", "negative", "neutral")
             assert "torch" not in sys.modules
     """)
-    pytester.runpytest("--strict-markers", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    # a subprocess: this process may already hold torch from other tests
+    pytester.runpytest_subprocess("--strict-markers", "-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 def test_smm_env_option_forces_the_environment(pytester: pytest.Pytester):
