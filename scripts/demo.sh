@@ -10,6 +10,4 @@ bash scripts/setup.sh
 SMM=.venv/bin/smm
 $SMM models build-demo
 echo
-$SMM env | head -2
-echo
 $SMM analyze --model finbert-demo --file data/sample_headlines.txt --format table --symbols

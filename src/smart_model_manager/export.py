@@ -19,13 +19,14 @@ torch, transformers, onnx and onnxruntime are imported inside functions only (la
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,21 @@ class _Wrapper:
         return Wrapped().eval()
 
 
+@contextlib.contextmanager
+def _quiet(*logger_names: str) -> Iterator[None]:
+    """Silence third-party chatter (torch.onnx registration notes, onnxruntime's pre-processing advice,
+    which it logs on the *root* logger) for the duration of one export step; levels are restored after."""
+    loggers = [logging.getLogger(n) if n else logging.getLogger() for n in logger_names]
+    saved = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        yield
+    finally:
+        for lg, level in zip(loggers, saved):
+            lg.setLevel(level)
+
+
 def _export_graph(wrapped: Any, example: tuple[Any, ...], input_names: list[str], output: str,
                   path: Path) -> str:
     """torch.onnx.export with dynamic batch/sequence axes. Returns which exporter worked.
@@ -267,7 +283,7 @@ def _export_graph(wrapped: Any, example: tuple[Any, ...], input_names: list[str]
 
     axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
     out_axes = {0: "batch"} if output == "logits" else {0: "batch", 1: "sequence"}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"):
         # exporter internals warn about renamed axes / tracing; not the user's concern
         warnings.simplefilter("ignore")
         try:
@@ -332,7 +348,7 @@ def _quantize(src: Path, dst: Path, recipe: str, quantize_dynamic: Any, qtype: A
         kwargs["nodes_to_exclude"] = ffn_output_matmuls(src)
     elif recipe != "all":
         raise ValueError(f"unknown int8 recipe {recipe!r}; known: {', '.join(INT8_RECIPES)}")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet("", "onnxruntime"):
         warnings.simplefilter("ignore")
         quantize_dynamic(src, dst, **kwargs)
 
@@ -387,8 +403,16 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
     # eager attention: a plain matmul/softmax graph that ORT fuses, with the mask always applied
     use_safetensors = check_weights(folder, allow_pickle=False)
     cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
-    model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
-                                attn_implementation="eager").eval()
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise inside an export step
+    try:
+        model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
+                                    attn_implementation="eager").eval()
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     # the order of Wrapped.forward's parameters
     input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
