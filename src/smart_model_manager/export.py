@@ -272,6 +272,21 @@ def _quiet(*logger_names: str) -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _strip_debug_metadata(path: Path) -> None:
+    """Drop the dynamo exporter's per-node debug metadata (Python stack traces with absolute paths and
+    line numbers, FX node dumps). It is not used at runtime, and it made the bytes of model.onnx, and so
+    the content-derived commit of an exported model, depend on where and from which checkout it was built."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    graphs = [model.graph] + [f for f in model.functions]
+    for g in graphs:
+        for node in g.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+    onnx.save(model, str(path))
+
+
 def _export_graph(wrapped: Any, example: tuple[Any, ...], input_names: list[str], output: str,
                   path: Path) -> str:
     """torch.onnx.export with dynamic batch/sequence axes. Returns which exporter worked.
@@ -292,6 +307,7 @@ def _export_graph(wrapped: Any, example: tuple[Any, ...], input_names: list[str]
             torch.onnx.export(wrapped, example, str(path), input_names=input_names,
                               output_names=[output], dynamic_shapes=dyn, dynamo=True,
                               external_data=False, verbose=False)
+            _strip_debug_metadata(path)
             return "dynamo"
         except Exception as err:  # noqa: BLE001 - any capture failure: try the tracer instead
             log.warning("dynamo ONNX export failed (%s: %s); falling back to the TorchScript "
