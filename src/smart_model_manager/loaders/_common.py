@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,26 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
 def pad_rows(rows: Sequence[Sequence[int]], width: int, value: int) -> list[list[int]]:
     """Right-pad each row to ``width`` (rows are never longer: they were truncated)."""
     return [list(r) + [value] * (width - len(r)) for r in rows]
+
+
+@dataclass(frozen=True)
+class FolderMeta:
+    """What both backends read from a model folder before loading anything heavy."""
+
+    config: dict[str, Any]
+    tokenizer_config: dict[str, Any]
+    labels: tuple[str, ...]   # id order; empty for embeddings
+    max_length: int
+
+
+def read_folder_meta(folder: Path, model_type: str, labels: Sequence[str] | None) -> FolderMeta:
+    """config.json + tokenizer_config.json, labels checked against a pinned order, max sequence length."""
+    check_model_type(model_type)
+    config_path = folder / "config.json"
+    config = read_json(config_path)
+    tokenizer_config = read_optional_json(folder / "tokenizer_config.json")
+    found = tuple(labels_from_config(config, config_path, labels)) if model_type == "sentiment" else ()
+    return FolderMeta(config, tokenizer_config, found, max_length(config, tokenizer_config))
 
 
 def check_model_type(model_type: str) -> None:

@@ -27,11 +27,9 @@ from ..errors import BackendError
 from ._common import (
     DEFAULT_BATCH_SIZE,
     check_model_type,
-    labels_from_config,
     length_sorted_batches,
-    max_length,
+    read_folder_meta,
     read_json,
-    read_optional_json,
 )
 
 log = logging.getLogger(__name__)
@@ -205,12 +203,9 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
         raise BackendError(f"the ONNX backend needs onnxruntime and tokenizers ({err}); install "
                            f"them with: {ONNX_INSTALL}") from err
 
-    config_path = folder / "config.json"
-    config = read_json(config_path)
-    tokenizer_config = read_optional_json(folder / "tokenizer_config.json")
-    found_labels = (labels_from_config(config, config_path, labels)
-                    if model_type == "sentiment" else ())
-    max_len = max_length(config, tokenizer_config)
+    meta = read_folder_meta(folder, model_type, labels)
+    config, tokenizer_config, found_labels, max_len = (meta.config, meta.tokenizer_config, meta.labels,
+                                                       meta.max_length)
     tokenizer = make_tokenizer(folder, max_len)
     pad_token = tokenizer_config.get("pad_token") or "[PAD]"
     if isinstance(pad_token, dict):  # older files store an AddedToken dict

@@ -21,12 +21,9 @@ from ..errors import BackendError
 from ._common import (
     DEFAULT_BATCH_SIZE,
     check_model_type,
-    labels_from_config,
     length_sorted_batches,
-    max_length,
     pad_rows,
-    read_json,
-    read_optional_json,
+    read_folder_meta,
 )
 
 log = logging.getLogger(__name__)
@@ -141,11 +138,7 @@ def load_torch_runner(folder: str | Path, model_type: str, *, allow_pickle: bool
             f"the torch backend needs torch and transformers ({err}); install them with: "
             f"{INSTALL_HINT}") from err
 
-    config_path = folder / "config.json"
-    config = read_json(config_path)
-    tokenizer_config = read_optional_json(folder / "tokenizer_config.json")
-    found_labels = (labels_from_config(config, config_path, labels)
-                    if model_type == "sentiment" else ())
+    meta = read_folder_meta(folder, model_type, labels)
     use_safetensors = check_weights(folder, allow_pickle)
     if threads is not None:
         # process-wide in torch; the caller sized it with cpu.default_threads()
@@ -155,8 +148,8 @@ def load_torch_runner(folder: str | Path, model_type: str, *, allow_pickle: bool
     cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
     model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False)
     model.eval()
-    runner = TorchRunner(tokenizer, model, model_type=model_type, labels=found_labels,
-                         max_length=max_length(config, tokenizer_config), batch_size=batch_size)
+    runner = TorchRunner(tokenizer, model, model_type=model_type, labels=meta.labels,
+                         max_length=meta.max_length, batch_size=batch_size)
     log.debug("torch runner for %s: %s, max_length=%d", folder, model_type, runner.max_length)
     return runner
 
