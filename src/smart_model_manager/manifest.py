@@ -19,7 +19,7 @@ from .errors import ManifestError
 from .hashing import is_sha256, with_prefix
 
 FORMAT = 1
-from .settings import MANIFEST_NAME  # noqa: E402  one definition, in settings (layer 1)
+from .settings import MANIFEST_NAME  # noqa: F401  re-exported; one definition, in settings (layer 1)
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
@@ -117,7 +117,7 @@ def _parse_files(doc: _yaml.Doc, kp: tuple[Any, ...], raw: Any) -> dict[str, Fil
             doc.fail(fkp + ("sha256",), f"expected 'sha256:' followed by 64 lowercase hex digits, got {digest!r}")
         unknown = set(spec) - {"size", "sha256"}
         if unknown:
-            doc.fail(fkp + (sorted(unknown)[0],), f"unknown key; expected only size and sha256")
+            doc.fail(fkp + (sorted(unknown)[0],), "unknown key; expected only size and sha256")
         files[rel] = FileEntry(size=size, sha256=digest)
     return files
 

@@ -13,7 +13,6 @@ import pytest
 
 from smart_model_manager import lockfile, manifest
 from smart_model_manager.cli.main import main
-from smart_model_manager.errors import IntegrityError
 from smart_model_manager.locking import resolve_lock
 from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.pull import provision_from_folder, pull

@@ -401,16 +401,6 @@ def test_config_from_env_mapping():
 
 # --- same code everywhere ----------------------------------------------------------------------
 
-def _public_api_available() -> bool:
-    try:
-        from smart_model_manager import get_model_manager  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _public_api_available(),
-                    reason="smart_model_manager.get_model_manager (lead's api.py) has not landed yet")
 def test_unchanged_service_gets_the_mock_in_the_test_environment():
     port = free_port()
     env = child_env(PYTEST_CURRENT_TEST=os.environ.get("PYTEST_CURRENT_TEST", "x"))
