@@ -88,12 +88,8 @@ class ModelManager:
 
     def _remote_sources(self) -> list[Source]:
         """Download on demand / the Hub. Import lazily: only the hub source imports huggingface_hub."""
-        try:
-            from .sources.hub import HubSource
-        except ModuleNotFoundError as err:  # pragma: no cover - the module ships with the package
-            if err.name != "smart_model_manager.sources.hub":
-                raise
-            return []
+        from .sources.hub import HubSource
+
         return [HubSource(self.settings, fill_cache=True)]
 
     @property

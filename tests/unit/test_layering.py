@@ -84,7 +84,7 @@ def test_heavy_libraries_are_imported_inside_functions_only(path):
             names = [node.module.split(".")[0]]
         heavy = set(names) & HEAVY
         allowed = path.relative_to(PKG).parts[0] == "service" and heavy <= {"fastapi", "uvicorn", "prometheus_client"}
-        assert not heavy or allowed or path.name.startswith("_bench"), (
+        assert not heavy or allowed, (
             f"{path.relative_to(PKG)}:{node.lineno} imports {sorted(heavy)} at module level")
 
 

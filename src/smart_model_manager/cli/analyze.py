@@ -43,7 +43,7 @@ def _batches(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield items[i:i + BATCH]
 
 
-def _progress(total: int, out: TextIO) -> Any:
+def _progress(total: int) -> Any:
     from rich.progress import Progress
 
     return Progress(transient=True, disable=not (sys.stderr.isatty() and total > BATCH))
@@ -89,7 +89,7 @@ def analyze(texts: tuple[str, ...], file_: Path | None, model: str | None, fmt: 
 
     m = get_model_manager().load_model(name, "sentiment")
     results: list[dict[str, Any]] = []
-    with _progress(len(items), output) as progress:
+    with _progress(len(items)) as progress:
         task = progress.add_task("analysing", total=len(items))
         for batch in _batches(items):
             probs = m.raw([it["text"] for it in batch])
