@@ -149,7 +149,21 @@ def throttle(monkeypatch, slow: dict[str, tuple[int, float]]) -> None:  # type: 
 
 
 def staging_bytes(vol: Path) -> int:
-    return max((p.stat().st_size for p in (vol / ".staging").glob("*/*.incomplete")), default=0)
+    """Largest in-flight download. The puller removes a staging folder as soon as it publishes it, so
+    folders and files may vanish while we look: that is the protocol working, not an error."""
+    sizes = [0]
+    try:
+        folders = list((vol / ".staging").iterdir())
+    except FileNotFoundError:
+        return 0
+    for folder in folders:  # staging folders, and their <uuid>.lock files beside them
+        try:
+            for p in folder.iterdir():
+                if p.name.endswith(".incomplete"):
+                    sizes.append(p.stat().st_size)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return max(sizes)
 
 
 def kill_when(proc: subprocess.Popen, predicate) -> None:  # type: ignore[no-untyped-def, type-arg]
