@@ -6,6 +6,7 @@
 Importing this package never imports torch, transformers, onnxruntime or huggingface_hub.
 """
 
+from ._version import __version__
 from .api import ModelManager, get_model_manager, load_model, reset_model_manager
 from .environment import Detection, detect
 from .errors import (
@@ -26,12 +27,10 @@ from .model import LoadInfo, Model
 from .registry import ModelType, get_model_type, model_types, register_model_type
 from .settings import Settings
 
-__version__ = "0.1.0"
-
-__all__ = sorted([
+__all__ = [
     "BackendError", "ConfigurationError", "Detection", "FormatError", "IntegrityError", "LoadInfo",
     "LockfileError", "ManifestError", "MirrorError", "MissingFileError", "Model", "ModelManager",
     "ModelNotFoundError", "ModelType", "Settings", "SmmError", "SourceError", "UnknownModelTypeError",
     "__version__", "detect", "get_model_manager", "get_model_type", "load_model", "model_types",
     "register_model_type", "reset_model_manager",
-])
+]

@@ -26,6 +26,7 @@ from typing import Any
 
 from . import known_models
 from .environment import Detection, detect
+from ._layout import LOCK_NAME
 from .errors import ConfigurationError
 from .loaders.mock import MockEmbeddingRunner, MockSentimentRunner
 from .model import LoadInfo, Model
@@ -35,7 +36,7 @@ from .sources.base import Request, Resolved, Source
 from .sources.mock import MockSource
 
 log = logging.getLogger(__name__)
-DEFAULT_LOCK_NAME = "models.lock"  # == lockfile.DEFAULT_NAME (not imported: it pulls in PyYAML)
+DEFAULT_LOCK_NAME = LOCK_NAME  # == lockfile.DEFAULT_NAME (lockfile is not imported: it pulls in PyYAML)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class ModelManager:
         """Download on demand / the Hub. Import lazily: only the hub source imports huggingface_hub."""
         from .sources.hub import HubSource
 
-        return [HubSource(self.settings, fill_cache=True)]
+        return [HubSource(self.settings)]
 
     @property
     def sources(self) -> list[str]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import CI_VARIABLES, Settings, parse_bool
+from ._layout import CI_VARIABLES
+from .settings import Settings, parse_bool
 
 
 @dataclass(frozen=True)

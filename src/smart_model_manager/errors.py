@@ -15,6 +15,10 @@ either (the huggingface_hub habit: ``LocalEntryNotFoundError(FileNotFoundError, 
     ├── SourceError(OSError)                  a source failed for a transient reason (network, timeout)
     ├── BackendError(RuntimeError)            a backend cannot load the model (missing extra, missing .onnx)
     └── MirrorError(OSError)                  the mirror server cannot start or serve
+
+Control flow, not errors (they never leave the library; the resolver and the CLI turn them into the above)::
+
+    Unavailable(Exception)                    "this source does not have the model": try the next source
 """
 
 from __future__ import annotations
@@ -90,8 +94,20 @@ class MirrorError(SmmError, OSError):
     """The mirror server cannot start or serve."""
 
 
-__all__ = sorted([
+class Unavailable(Exception):  # noqa: N818 - a signal, not an error: it never reaches a caller
+    """Not an error: this source does not have the model; the resolver tries the next one.
+
+    ``reason`` says why (recorded in ``ModelNotFoundError.attempts``); ``hint`` what would make it available.
+    """
+
+    def __init__(self, reason: str, hint: str | None = None):
+        self.reason = reason
+        self.hint = hint
+        super().__init__(reason)
+
+
+__all__ = [
     "BackendError", "ConfigurationError", "FormatError", "IntegrityError", "LockfileError",
     "ManifestError", "MirrorError", "MissingFileError", "ModelNotFoundError", "SmmError",
-    "SourceError", "UnknownModelTypeError",
-])
+    "SourceError", "Unavailable", "UnknownModelTypeError",
+]

@@ -25,11 +25,12 @@ from typing import Any
 
 from . import _yaml
 from .errors import ConfigurationError, LockfileError
-from .manifest import HEX40, REPO_ID, FileEntry, _parse_files
+from ._layout import LOCK_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id
+from .manifest import FileEntry, parse_files
 from .settings import Settings
 
 VERSION = 1
-DEFAULT_NAME = "models.lock"
+DEFAULT_NAME = LOCK_NAME
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,11 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
             if key not in raw:
                 doc.fail(kp, f"missing required key '{key}'")
         rid = raw["repo_id"]
-        if not isinstance(rid, str) or not REPO_ID.match(rid):
-            doc.fail(kp + ("repo_id",), f"expected a repo id like 'org/name', got {rid!r}")
+        if not is_repo_id(rid):
+            doc.fail(kp + ("repo_id",), f"expected {REPO_ID_EXPECTED}, got {rid!r}")
         if not isinstance(raw["revision"], str) or not raw["revision"]:
             doc.fail(kp + ("revision",), "expected a branch, tag or commit")
-        if not isinstance(raw["commit"], str) or not HEX40.match(raw["commit"]):
+        if not is_commit(raw["commit"]):
             doc.fail(kp + ("commit",), f"expected a 40-hex commit id, got {raw['commit']!r}")
         if not isinstance(raw["model_type"], str):
             doc.fail(kp + ("model_type",), "expected a model type name")
@@ -118,7 +119,7 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
             doc.fail(kp + ("repo_id",), f"{rid} is locked twice: as {owners[rid.lower()]!r} and as {alias!r}")
         owners[rid.lower()] = alias
         models[alias] = LockEntry(alias=alias, repo_id=rid, revision=raw["revision"], commit=raw["commit"],
-                                  model_type=raw["model_type"], files=_parse_files(doc, kp + ("files",), raw["files"]),
+                                  model_type=raw["model_type"], files=parse_files(doc, kp + ("files",), raw["files"]),
                                   labels=tuple(labels), dimension=dim, extra=raw.get("extra") or {})
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Lock(models=models, path=str(path), digest=digest)

@@ -19,13 +19,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import FormatError, IntegrityError, LockfileError, ModelNotFoundError
+from .errors import FormatError, IntegrityError, LockfileError, ModelNotFoundError, Unavailable
 from .hashing import with_prefix
 from .lockfile import Lock, LockEntry
 from .manifest import FileEntry
 from .registry import get_model_type
-from .sources.base import Unavailable
-from .sources.hub import HubClient, RemoteRevision
+from .hub_client import HubClient, RemoteRevision
 from .spec import Spec, SpecEntry, select_files
 
 log = logging.getLogger(__name__)

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import _yaml
+from ._layout import MANIFEST_NAME as MANIFEST_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id  # re-exported
 from .errors import ManifestError
 from .hashing import is_sha256, with_prefix
 
 FORMAT = 1
-from .settings import MANIFEST_NAME  # noqa: F401  re-exported; one definition, in settings (layer 1)
-HEX40 = re.compile(r"^[0-9a-f]{40}$")
-REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _parse_files(doc: _yaml.Doc, kp: tuple[Any, ...], raw: Any) -> dict[str, FileEntry]:
+def parse_files(doc: _yaml.Doc, kp: tuple[Any, ...], raw: Any) -> dict[str, FileEntry]:
     if not isinstance(raw, dict) or not raw:
         doc.fail(kp, "expected a non-empty mapping of file path -> {size, sha256}")
     files: dict[str, FileEntry] = {}
@@ -124,15 +121,15 @@ def _parse_files(doc: _yaml.Doc, kp: tuple[Any, ...], raw: Any) -> dict[str, Fil
 
 def _parse_model(doc: _yaml.Doc, rid: str, raw: Any) -> ModelEntry:
     kp: tuple[Any, ...] = ("models", rid)
-    if not REPO_ID.match(rid):
-        doc.fail(kp, "expected a repo id like 'org/name'")
+    if not is_repo_id(rid):
+        doc.fail(kp, f"expected {REPO_ID_EXPECTED}")
     if not isinstance(raw, dict):
         doc.fail(kp, "expected a mapping with commit, model_type and files")
     for key in ("commit", "model_type", "files"):
         if key not in raw:
             doc.fail(kp, f"missing required key '{key}'")
     commit = raw["commit"]
-    if not isinstance(commit, str) or not HEX40.match(commit):
+    if not is_commit(commit):
         doc.fail(kp + ("commit",), f"expected a 40-hex commit id, got {commit!r}")
     mtype = raw["model_type"]
     if not isinstance(mtype, str) or not mtype:
@@ -152,7 +149,7 @@ def _parse_model(doc: _yaml.Doc, rid: str, raw: Any) -> ModelEntry:
     unknown = set(raw) - {"commit", "model_type", "files", "labels", "dimension", "aliases", "extra"}
     if unknown:
         doc.fail(kp + (sorted(unknown)[0],), "unknown key")
-    return ModelEntry(repo_id=rid, commit=commit, model_type=mtype, files=_parse_files(doc, kp + ("files",),
+    return ModelEntry(repo_id=rid, commit=commit, model_type=mtype, files=parse_files(doc, kp + ("files",),
                       raw["files"]), labels=tuple(labels), dimension=dim, aliases=tuple(aliases), extra=extra)
 
 

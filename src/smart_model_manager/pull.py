@@ -27,21 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import manifest as manifest_mod, store
-from .errors import ConfigurationError, FormatError, ModelNotFoundError
+from ._layout import REPO_ID_EXPECTED, is_repo_id
+from ._version import __version__
+from .errors import ConfigurationError, FormatError, ModelNotFoundError, Unavailable
 from .hashing import with_prefix
 from .lockfile import Lock, LockEntry
 from .manifest import FileEntry, Manifest, ModelEntry
 from .registry import get_model_type
-from .sources.base import Unavailable, read_schema
-from .sources.hub import (
-    HubClient,
-    NullProgress,
-    ProgressHook,
-    Want,
-    check_space,
-    clean_stale_staging,
-    fetch_into,
-)
+from .hub_client import HubClient
+from .publish import Downloader, NullProgress, ProgressHook, Want, check_space, clean_stale_staging, fetch_into
+from .sources.base import read_schema
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +73,6 @@ class PullReport:
 
 
 def generated_by() -> str:
-    from . import __version__
-
     return f"smart-model-manager {__version__}"
 
 
@@ -122,7 +115,7 @@ def missing_bytes(root: Path, entries: Iterable[LockEntry]) -> int:
 def pull(lock: Lock, *, target: Path | None = None, cache_dir: Path | None = None, endpoint: str,
          token: str | None = None, jobs: int = 4, progress: ProgressHook | None = None,
          timeout: float = 30.0, retries: int = 3, only: Iterable[str] | None = None,
-         client: HubClient | None = None) -> PullReport:
+         client: Downloader | None = None) -> PullReport:
     """Download every locked model (or those named in ``only``), verified, into a cache or a volume."""
     t0 = time.monotonic()
     if (target is None) == (cache_dir is None):
@@ -231,6 +224,8 @@ def provision_from_folder(src: Path, root: Path, repo_id: str, *, model_type: st
                           commit: str | None = None) -> ProvisionResult:
     """Import a local model folder (air-gapped path) into a cache or volume; with ``write_manifest`` the
     volume manifest is updated last. Labels/dimension come from the folder's ``config.json``."""
+    if not is_repo_id(repo_id):  # refuse before anything is written
+        raise ConfigurationError(f"{repo_id!r} is not a valid repo id: expected {REPO_ID_EXPECTED}")
     mt = get_model_type(model_type)
     root = Path(root).expanduser()
     labels, dim = read_schema(Path(src))

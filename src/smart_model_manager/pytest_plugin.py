@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ._layout import CI_VARIABLES
 from .settings import ENVIRONMENTS
 
 MARKERS = {
@@ -33,8 +34,7 @@ MARKERS = {
 }
 
 ISOLATED_PREFIXES = ("SMM_", "HF_", "TRANSFORMERS_")
-ISOLATED_NAMES = ("MODEL_CACHE_DIR", "TESTING", "CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL",
-                  "CIRCLECI", "TF_BUILD")
+ISOLATED_NAMES = ("MODEL_CACHE_DIR", "TESTING", *CI_VARIABLES)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -12,17 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ._layout import CI_VARIABLES, MANIFEST_NAME
 from .errors import ConfigurationError
 
 ENVIRONMENTS = ("test", "dev", "ci", "production", "hub")
 BACKENDS = ("auto", "onnx", "torch", "onnx-int8", "onnx-fp32")
 VERIFY_MODES = ("quick", "full")
 DEFAULT_VOLUME_DIR = "/app/models"
-MANIFEST_NAME = "model-metadata.yaml"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
-CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "CIRCLECI", "TF_BUILD")
 
 
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:

@@ -17,6 +17,7 @@ Errors name the file, the line and the field (``models.yaml:7: models.finbert.re
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,21 @@ from typing import Any
 
 from . import _yaml
 from .errors import ConfigurationError, LockfileError, UnknownModelTypeError
-from .manifest import HEX40, REPO_ID
+from ._layout import (
+    COMMIT,
+    ONNX_DATA_FILE,
+    ONNX_FP32_FILE,
+    ONNX_INT8_FILE,
+    ONNX_QUALITY_FILE,
+    REPO_ID_EXPECTED,
+    SPEC_NAME,
+    is_repo_id,
+)
 from .registry import get_model_type
 
-DEFAULT_NAME = "models.yaml"
-ALIAS = REPO_ID  # an alias may look like a repo id, but then it must not name a different repo
+DEFAULT_NAME = SPEC_NAME
+# an alias may look like a repo id, but then it must not name a different repo
+ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 
 # Weights in formats no loader here reads. Without this default a lock of ProsusAI/finbert pins (and a pull
 # downloads) tf_model.h5 and flax_model.msgpack too: three copies of 440 MB for one usable one.
@@ -38,7 +49,7 @@ DEFAULT_EXCLUDE = (
 )
 # ...except the files our ONNX loader reads (loaders/__init__.py); upstream onnx/ folders otherwise hold
 # up to nine variants (O1-O4, per-CPU int8) of which none is read.
-DEFAULT_KEEP = ("onnx/model.onnx", "onnx/model.onnx_data", "onnx/model.int8.onnx", "onnx/quality.json")
+DEFAULT_KEEP = (ONNX_FP32_FILE, ONNX_DATA_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE)
 PICKLE_WEIGHTS = ("pytorch_model*.bin", "*/pytorch_model*.bin")
 
 
@@ -119,7 +130,7 @@ def loads(text: str, path: str | Path = "<string>") -> Spec:
     by_alias: dict[str, str] = {}
     for alias, raw in raw_models.items():
         kp: tuple[Any, ...] = ("models", alias)
-        if not ALIAS.match(alias):
+        if not isinstance(alias, str) or not ALIAS.fullmatch(alias):
             doc.fail(kp, "an alias is letters, digits, '.', '_', '-' (optionally 'org/name')")
         if isinstance(raw, str):  # shorthand "alias: org/name" is not enough: the model type is required
             doc.fail(kp, f"expected a mapping, e.g. {{repo_id: {raw}, model_type: sentiment}}")
@@ -132,14 +143,14 @@ def loads(text: str, path: str | Path = "<string>") -> Spec:
             if key not in raw:
                 doc.fail(kp, f"missing required key '{key}'")
         rid = raw["repo_id"]
-        if not isinstance(rid, str) or not REPO_ID.match(rid) or "--" in rid or ".." in rid:
-            doc.fail(kp + ("repo_id",), f"expected a repo id like 'org/name', got {rid!r}")
+        if not is_repo_id(rid):
+            doc.fail(kp + ("repo_id",), f"expected {REPO_ID_EXPECTED}, got {rid!r}")
         rev = raw.get("revision", "main")
         if isinstance(rev, int) or rev is None:  # an unquoted all-digit commit prefix parses as int
             doc.fail(kp + ("revision",), f"expected a branch, tag or 40-hex commit as a string, got {rev!r}")
         if not isinstance(rev, str) or not rev.strip() or any(c.isspace() for c in rev):
             doc.fail(kp + ("revision",), f"expected a branch, tag or 40-hex commit, got {rev!r}")
-        if len(rev) == 40 and not HEX40.match(rev) and all(c in "0123456789abcdefABCDEF" for c in rev):
+        if len(rev) == 40 and not COMMIT.fullmatch(rev) and all(c in "0123456789abcdefABCDEF" for c in rev):
             doc.fail(kp + ("revision",), "commit ids are lowercase hex")
         mtype = raw["model_type"]
         if not isinstance(mtype, str):

@@ -17,30 +17,30 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._layout import (  # noqa: F401  TMP_PREFIX and repo_id_from_folder are used as store.X elsewhere
+    INCOMPLETE_SUFFIX,
+    LOCKS_DIR,
+    REPO_ID_EXPECTED,
+    TMP_PREFIX,
+    is_commit,
+    is_repo_id,
+    repo_folder,
+    repo_id_from_folder,
+    tmp_name,
+)
 from .errors import ConfigurationError, IntegrityError
 from .hashing import content_commit, sha256_file
 
-HEX40 = re.compile(r"^[0-9a-f]{40}$")
-TMP_PREFIX = ".tmp-"
-
 
 def repo_folder_name(repo_id: str) -> str:
-    if not repo_id or repo_id.startswith("/") or ".." in repo_id or "--" in repo_id or repo_id.count("/") > 1:
-        raise ConfigurationError(f"{repo_id!r} is not a valid repo id (expected 'name' or 'org/name')")
-    return "models--" + repo_id.replace("/", "--")
-
-
-def repo_id_from_folder(name: str) -> str | None:
-    if not name.startswith("models--"):
-        return None
-    return name[len("models--"):].replace("--", "/")
+    if not is_repo_id(repo_id):
+        raise ConfigurationError(f"{repo_id!r} is not a valid repo id (expected {REPO_ID_EXPECTED})")
+    return repo_folder(repo_id)
 
 
 def repo_dir(root: Path, repo_id: str) -> Path:
@@ -49,14 +49,14 @@ def repo_dir(root: Path, repo_id: str) -> Path:
 
 def read_ref(root: Path, repo_id: str, revision: str = "main") -> str | None:
     """The commit a revision points to in this cache, or None. A 40-hex revision is returned as is."""
-    if HEX40.match(revision):
+    if is_commit(revision):
         return revision
     ref = repo_dir(root, repo_id) / "refs" / revision
     try:
         commit = ref.read_text().strip()
     except OSError:
         return None
-    return commit if HEX40.match(commit) else None
+    return commit if is_commit(commit) else None
 
 
 def find_snapshot(root: Path, repo_id: str, revision: str = "main") -> Path | None:
@@ -74,18 +74,11 @@ def snapshot_files(snapshot: Path) -> dict[str, Path]:
     for dirpath, dirnames, filenames in os.walk(snapshot, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(TMP_PREFIX))
         for f in sorted(filenames):
-            if f.endswith(".incomplete") or f.startswith(TMP_PREFIX):
+            if f.endswith(INCOMPLETE_SUFFIX) or f.startswith(TMP_PREFIX):
                 continue
             p = Path(dirpath) / f
             out[p.relative_to(snapshot).as_posix()] = p
     return out
-
-
-def list_repos(root: Path) -> list[str]:
-    try:
-        return sorted(r for r in (repo_id_from_folder(p.name) for p in Path(root).iterdir() if p.is_dir()) if r)
-    except OSError:
-        return []
 
 
 @contextlib.contextmanager
@@ -93,7 +86,7 @@ def repo_lock(root: Path, repo_id: str, name: str = "write", timeout: float = 60
     """An inter-process lock for writers of one repo (readers never lock)."""
     from filelock import FileLock  # lazily: readers (and mocks) never need it
 
-    lock_dir = Path(root) / ".locks" / repo_folder_name(repo_id)
+    lock_dir = Path(root) / LOCKS_DIR / repo_folder_name(repo_id)
     lock_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock_dir / f"{name}.lock"), timeout=timeout):
         yield
@@ -101,7 +94,7 @@ def repo_lock(root: Path, repo_id: str, name: str = "write", timeout: float = 60
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{uuid.uuid4().hex}"
+    tmp = path.parent / tmp_name(path.name)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -123,7 +116,7 @@ def publish_blob(blobs: Path, src: Path, sha256: str, size: int) -> Path:
     if blob.is_file() and blob.stat().st_size == size:
         return blob
     blobs.mkdir(parents=True, exist_ok=True)
-    tmp = blobs / f"{TMP_PREFIX}{sha256}.{uuid.uuid4().hex}.incomplete"
+    tmp = blobs / (tmp_name(sha256) + INCOMPLETE_SUFFIX)
     try:
         shutil.copyfile(src, tmp)
         actual = sha256_file(tmp)
@@ -141,7 +134,7 @@ def _link(snapshot_dir: Path, rel: str, blob: Path) -> None:
     dest = snapshot_dir / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
     target = os.path.relpath(blob, dest.parent)
-    tmp = dest.parent / f"{TMP_PREFIX}{dest.name}.{uuid.uuid4().hex}"
+    tmp = dest.parent / tmp_name(dest.name)
     os.symlink(target, tmp)
     os.replace(tmp, dest)
 
@@ -183,7 +176,7 @@ def import_folder(src: Path, root: Path, repo_id: str, *, revision: str = "main"
         for rel, (size, sha) in files.items():
             publish_blob(rdir / "blobs", src / rel, sha, size)
         if not snap.is_dir():
-            staging = rdir / "snapshots" / f"{TMP_PREFIX}{commit}.{uuid.uuid4().hex}"
+            staging = rdir / "snapshots" / tmp_name(commit)
             try:
                 for rel, (_size, sha) in files.items():
                     _link(staging, rel, rdir / "blobs" / sha)

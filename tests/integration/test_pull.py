@@ -151,6 +151,15 @@ def test_import_of_a_sentiment_folder_without_labels_is_refused(tmp_path: Path, 
     assert not (tmp_path / "vol").exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize("bad", ["not a repo", "org/x/y", "org--x", "org/x.git", "org/x\n"])
+def test_import_under_an_invalid_repo_id_is_refused(tmp_path: Path, capsys, bad: str) -> None:
+    """One repo-id rule (_layout.is_repo_id): what models.yaml rejects, `smm import --as` rejects too."""
+    src = make_sentiment_folder(tmp_path / "src")
+    assert main(["import", str(src), "--as", bad, "--target", str(tmp_path / "vol")]) == 2
+    assert "is not a valid repo id" in capsys.readouterr().err
+    assert not (tmp_path / "vol").exists()  # refused before anything was written
+
+
 def test_token_protected_mirror_needs_hf_token(tmp_path: Path) -> None:
     root = tmp_path / "upstream"
     hub_like_root(make_sentiment_folder(tmp_path / "src"), root, "org/fin")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .. import store
+from .._layout import MANIFEST_NAME, ONNX_FP32_FILE
 from ..known_models import DEMO_REPO_ID
 from ..settings import Settings
 
@@ -43,9 +44,9 @@ def build_demo(cache_dir: Path | None, target: Path | None, force: bool, seed: i
         raise click.UsageError("give --cache-dir or --target, not both")
     root = target or cache_dir or Settings.from_env().cache_dir
     existing = store.find_snapshot(root, DEMO_REPO_ID)
-    complete = existing is not None and (not onnx or (existing / "onnx" / "model.onnx").is_file())
+    complete = existing is not None and (not onnx or (existing / ONNX_FP32_FILE).is_file())
     if target is not None:
-        complete = complete and (target / "model-metadata.yaml").is_file()
+        complete = complete and (target / MANIFEST_NAME).is_file()
     if complete and not force:
         click.echo(f"demo model already built: {existing}")
         return

@@ -22,16 +22,18 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .._layout import (
+    ONNX_DIR as ONNX_DIR,
+    ONNX_FP32_FILE as FP32_FILE,
+    ONNX_INT8_FILE as INT8_FILE,
+    ONNX_QUALITY_FILE as QUALITY_FILE,
+)
 from ..errors import BackendError, ConfigurationError
 from ..model import Runner
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "onnx-fp32")
-ONNX_DIR = "onnx"
-FP32_FILE = "onnx/model.onnx"
-INT8_FILE = "onnx/model.int8.onnx"
-QUALITY_FILE = "onnx/quality.json"
 ONNX_INSTALL = "pip install 'smart-model-manager[onnx]'"
 TORCH_INSTALL = "pip install 'smart-model-manager[torch]'"
 

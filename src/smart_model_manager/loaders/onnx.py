@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._layout import ONNX_FP32_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE
 from ..errors import BackendError
 from ._common import (
     DEFAULT_BATCH_SIZE,
@@ -156,9 +157,7 @@ def check_recorded_size(folder: Path, onnx_file: Path) -> None:
     A cheap guard against a truncated copy; full sha256 verification is the ``verify`` hook's
     job (the volume/lock layers already hash every file they hand us).
     """
-    from . import QUALITY_FILE
-
-    qpath = folder / QUALITY_FILE
+    qpath = folder / ONNX_QUALITY_FILE
     if not qpath.is_file():
         return
     files = read_json(qpath).get("files")
@@ -189,11 +188,10 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
     not the pinned one.
     """
     from ..cpu import default_threads
-    from . import FP32_FILE, INT8_FILE
 
     folder = Path(folder)
     check_model_type(model_type)
-    onnx_path = Path(onnx_file) if onnx_file is not None else folder / FP32_FILE
+    onnx_path = Path(onnx_file) if onnx_file is not None else folder / ONNX_FP32_FILE
     if not onnx_path.is_file():
         raise BackendError(f"{onnx_path} does not exist; create it with: smm export onnx {folder}")
     try:
@@ -223,7 +221,7 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
     except Exception as err:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
         raise BackendError(f"ONNX Runtime cannot load {onnx_path}: {err}. The file may be corrupt; "
                            f"re-export it with 'smm export onnx {folder}'") from err
-    backend = "onnx-int8" if onnx_path.name == Path(INT8_FILE).name else "onnx"
+    backend = "onnx-int8" if onnx_path.name == Path(ONNX_INT8_FILE).name else "onnx"
     runner = OnnxRunner(session, tokenizer, model_type=model_type, labels=found_labels,
                         max_length=max_len, pad_id=pad_id, backend=backend, onnx_file=onnx_path,
                         batch_size=batch_size)

@@ -25,15 +25,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._layout import COMMIT as HEX40, HEX64, is_repo_id
 from ..errors import MirrorError
 from ..hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
-HEX40 = re.compile(r"[0-9a-f]{40}")
-HEX64 = re.compile(r"[0-9a-f]{64}")
-# huggingface_hub utils/_validators.py: [A-Za-z0-9._-], at most 96 chars, no "--" / "..", no ".git" suffix.
-REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 REPO_TYPES = {"model": "models", "dataset": "datasets", "space": "spaces"}
 DEFAULT_BRANCH = "main"
 
@@ -66,11 +63,7 @@ def check_rel_path(path: str) -> str:
 
 
 def valid_repo_id(repo_id: str) -> bool:
-    parts = repo_id.split("/")
-    if not 1 <= len(parts) <= 2:
-        return False
-    return all(REPO_PART.fullmatch(p) and "--" not in p and ".." not in p and not p.endswith(".git")
-               for p in parts)
+    return is_repo_id(repo_id)
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:

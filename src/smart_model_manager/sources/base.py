@@ -7,17 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import Unavailable as Unavailable  # its home is errors.py; imported from here by sources
+
 if TYPE_CHECKING:  # keep the mock path free of PyYAML
     from ..manifest import FileEntry
-
-
-class Unavailable(Exception):
-    """Not an error: this source does not have the model; the resolver tries the next one."""
-
-    def __init__(self, reason: str, hint: str | None = None):
-        self.reason = reason
-        self.hint = hint
-        super().__init__(reason)
 
 
 @dataclass(frozen=True)

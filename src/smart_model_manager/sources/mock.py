@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import known_models, store
 from ..errors import FormatError
-from ..settings import MANIFEST_NAME
+from .._layout import MANIFEST_NAME
 from ..registry import get_model_type
 from .base import Request, Resolved, read_schema
 
