@@ -31,7 +31,7 @@ from .errors import ConfigurationError
 from .loaders.mock import MockEmbeddingRunner, MockSentimentRunner
 from .model import LoadInfo, Model
 from .registry import get_model_type
-from .settings import BACKENDS, ENVIRONMENTS, Settings
+from .settings import BACKENDS, ENVIRONMENTS, Settings, parse_device, parse_dtype
 from .sources.base import Request, Resolved, Source
 from .sources.mock import MockSource
 
@@ -53,7 +53,7 @@ class ModelManager:
 
     def __init__(self, environment: str | None = None, *, settings: Settings | None = None,
                  sources: Sequence[Source] | None = None, backend: str | None = None,
-                 lock: Any = None):
+                 lock: Any = None, device: str | None = None, dtype: str | None = None):
         self.settings = settings or Settings.from_env()
         if environment is not None:
             if environment not in ENVIRONMENTS:
@@ -66,6 +66,8 @@ class ModelManager:
         if backend is not None and backend not in BACKENDS:
             raise ConfigurationError(f"backend {backend!r} is not valid; valid values: {', '.join(BACKENDS)}")
         self.backend = backend or self.settings.backend
+        self.device = parse_device(device, "device") if device is not None else self.settings.device
+        self.dtype = parse_dtype(dtype, "dtype") if dtype is not None else self.settings.dtype
         self._sources = list(sources) if sources is not None else self._default_sources()
         self._lock_obj = lock
         self._models: dict[tuple[str, str, str | None, str | None], Model] = {}
@@ -134,16 +136,21 @@ class ModelManager:
         return resolve_chain(self._sources, request, self.environment)
 
     def load_model(self, name_or_alias: str, model_type: str = "sentiment", *,
-                   revision: str | None = None, backend: str | None = None) -> Model:
-        """Load (once) and return a Model. ``backend`` overrides SMM_BACKEND / the manager's backend."""
+                   revision: str | None = None, backend: str | None = None, device: str | None = None,
+                   dtype: str | None = None) -> Model:
+        """Load (once) and return a Model. ``backend``, ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``)
+        and ``dtype`` (``auto``, ``fp32``, ``fp16``, ``bf16``) override SMM_BACKEND / SMM_DEVICE / SMM_DTYPE
+        and the manager's own values. See docs/gpu.md for the rules."""
         if backend is not None and backend not in BACKENDS:
             raise ConfigurationError(f"backend {backend!r} is not valid; valid values: {', '.join(BACKENDS)}")
-        key = (name_or_alias, model_type, revision, backend)
+        dev = parse_device(device, "device") if device is not None else self.device
+        dt = parse_dtype(dtype, "dtype") if dtype is not None else self.dtype
+        key = (name_or_alias, model_type, revision, backend, dev, dt)
         with self._mutex:
             if key in self._models:
                 return self._models[key]
             try:
-                model = self._load(name_or_alias, model_type, revision, backend or self.backend)
+                model = self._load(name_or_alias, model_type, revision, backend or self.backend, dev, dt)
             except Exception as err:
                 self._history.append(HistoryEntry(name_or_alias, model_type, revision, None,
                                                   f"{type(err).__name__}: {err}"))
@@ -152,7 +159,8 @@ class ModelManager:
             self._history.append(HistoryEntry(name_or_alias, model_type, revision, model.info))
             return model
 
-    def _load(self, name: str, model_type: str, revision: str | None, backend: str) -> Model:
+    def _load(self, name: str, model_type: str, revision: str | None, backend: str, device: str = "auto",
+              dtype: str = "auto") -> Model:
         t0 = time.perf_counter()
         mt = get_model_type(model_type)
         resolved = self.resolve(name, revision=revision, model_type=model_type)
@@ -166,20 +174,23 @@ class ModelManager:
             dim = resolved.dimension
         else:
             assert resolved.path is not None
+            from .device import choose_device
             from .loaders import load_runner
 
             labels = resolved.labels or _config_labels(resolved.path)
             runner = load_runner(resolved.path, model_type, backend=backend,
                                  allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
-                                 labels=labels, verify=_onnx_verifier(resolved), model_ref=resolved.repo_id)
+                                 labels=labels, verify=_onnx_verifier(resolved), model_ref=resolved.repo_id,
+                                 device=choose_device(device, dtype), token_budget=self.settings.token_budget)
             dim = resolved.dimension
         info = LoadInfo(repo_id=resolved.repo_id, model_type=model_type, environment=self.environment,
                         source=resolved.source, path=str(resolved.path) if resolved.path else None,
                         commit=resolved.commit, revision=revision, backend=getattr(runner, "backend", "?"),
                         load_seconds=round(time.perf_counter() - t0, 4), dimension=dim,
-                        alias=name if name != resolved.repo_id else None)
-        log.info("loaded %s: source=%s backend=%s in %.3fs", resolved.repo_id, info.source, info.backend,
-                 info.load_seconds)
+                        alias=name if name != resolved.repo_id else None,
+                        device=getattr(runner, "device", "cpu"), dtype=getattr(runner, "dtype", "fp32"))
+        log.info("loaded %s: source=%s backend=%s device=%s dtype=%s in %.3fs", resolved.repo_id, info.source,
+                 info.backend, info.device, info.dtype, info.load_seconds)
         return Model(runner, model_type=model_type, labels=labels if mt.has_labels else (), info=info)
 
     def info(self) -> dict[str, Any]:
@@ -190,6 +201,8 @@ class ModelManager:
                 "signal": self.detection.signal,
                 "sources": self.sources,
                 "backend": self.backend,
+                "device": self.device,
+                "dtype": self.dtype,
                 "loaded": [m.info.as_dict() for m in self._models.values()],
                 "history": [{"name": h.name, "model_type": h.model_type, "revision": h.revision,
                              "info": h.info.as_dict() if h.info else None, "error": h.error}
@@ -249,6 +262,7 @@ def reset_model_manager() -> None:
 
 
 def load_model(name_or_alias: str, model_type: str = "sentiment", *, revision: str | None = None,
-               backend: str | None = None) -> Model:
+               backend: str | None = None, device: str | None = None, dtype: str | None = None) -> Model:
     """Shortcut for ``get_model_manager().load_model(...)``."""
-    return get_model_manager().load_model(name_or_alias, model_type, revision=revision, backend=backend)
+    return get_model_manager().load_model(name_or_alias, model_type, revision=revision, backend=backend,
+                                          device=device, dtype=dtype)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .device import describe
 from .environment import cache_has_models, detect
 from .settings import Settings
 
@@ -46,6 +47,10 @@ def report(settings: Settings) -> dict[str, Any]:
         "token": "set" if settings.token else "not set",
         "offline": settings.offline,
         "backend": settings.backend,
+        "device_setting": settings.device,
+        "dtype_setting": settings.dtype,
+        **describe(settings.device, settings.dtype),
+        "token_budget": settings.token_budget,
         "verify": settings.verify,
         "lock": str(settings.lock_path) if settings.lock_path else ("models.lock" if Path("models.lock").is_file()
                                                                      else None),

@@ -33,6 +33,8 @@ class LoadInfo:
     load_seconds: float
     dimension: int | None = None
     alias: str | None = None
+    device: str = "cpu"         # where the runner computes: "cpu" or "cuda:N"
+    dtype: str = "fp32"         # its precision: "fp32", "fp16", "bf16", "int8"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,6 +18,8 @@ from .errors import ConfigurationError
 ENVIRONMENTS = ("test", "dev", "ci", "production", "hub")
 BACKENDS = ("auto", "onnx", "torch", "onnx-int8", "onnx-fp32")
 VERIFY_MODES = ("quick", "full")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")   # cuda:N = the N-th GPU (0-based)
+DTYPES = ("auto", "fp32", "fp16", "bf16")
 DEFAULT_VOLUME_DIR = "/app/models"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 TRUE = {"1", "true", "yes", "on"}
@@ -53,6 +55,28 @@ def _choice(name: str, value: str | None, choices: tuple[str, ...], default: str
     if v not in choices:
         raise ConfigurationError(f"{name}={value!r} is not valid; valid values: {', '.join(choices)}")
     return v
+
+
+def parse_device(value: str | None, name: str = "SMM_DEVICE") -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, normalised (lower case, no spaces); else ConfigurationError."""
+    if value is None or str(value).strip() == "":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ConfigurationError(f"{name}={value!r} is not valid; valid values: {', '.join(DEVICES)}")
+    v = str(value).strip().lower()
+    if v in ("auto", "cpu", "cuda"):
+        return v
+    if v.startswith("cuda:") and v[5:].isdigit():
+        return f"cuda:{int(v[5:])}"
+    raise ConfigurationError(f"{name}={value!r} is not valid; valid values: {', '.join(DEVICES)} "
+                             "(e.g. cuda:1 for the second GPU)")
+
+
+def parse_dtype(value: str | None, name: str = "SMM_DTYPE") -> str:
+    """``auto``, ``fp32``, ``fp16`` or ``bf16``; else ConfigurationError."""
+    if value is None or str(value).strip() == "":
+        return "auto"
+    return _choice(name, str(value), DTYPES, "auto") or "auto"
 
 
 def _positive_int(name: str, value: str | None) -> int | None:
@@ -108,6 +132,9 @@ class Settings:
     lock_path: Path | None = None             # SMM_LOCK
     allow_pickle: bool = False                # SMM_ALLOW_PICKLE
     num_threads: int | None = None            # SMM_NUM_THREADS
+    device: str = "auto"                      # SMM_DEVICE: auto | cpu | cuda | cuda:N
+    dtype: str = "auto"                       # SMM_DTYPE: auto | fp32 | fp16 | bf16
+    token_budget: int | None = None           # SMM_TOKEN_BUDGET: padded tokens per GPU batch
     timeout: float = 30.0                     # SMM_TIMEOUT seconds per network operation
     retries: int = 3                          # SMM_RETRIES
     debug: bool = False                       # SMM_DEBUG
@@ -136,6 +163,9 @@ class Settings:
             lock_path=Path(lock).expanduser() if lock else None,
             allow_pickle=parse_bool("SMM_ALLOW_PICKLE", env.get("SMM_ALLOW_PICKLE")),
             num_threads=_positive_int("SMM_NUM_THREADS", env.get("SMM_NUM_THREADS")),
+            device=parse_device(env.get("SMM_DEVICE")),
+            dtype=parse_dtype(env.get("SMM_DTYPE")),
+            token_budget=_positive_int("SMM_TOKEN_BUDGET", env.get("SMM_TOKEN_BUDGET")),
             timeout=_float("SMM_TIMEOUT", env.get("SMM_TIMEOUT"), 30.0),
             retries=3 if retries in (None, "") else (0 if retries.strip() == "0" else _positive_int("SMM_RETRIES", retries) or 3),
             debug=parse_bool("SMM_DEBUG", env.get("SMM_DEBUG")),

@@ -13,6 +13,10 @@ onnx-fp32  the fp32 file only
 
 An explicit ONNX backend with no exported file is an error naming the missing file and the
 ``smm export onnx ...`` command that creates it: we never switch to torch behind your back.
+
+On a CUDA device (``device=DeviceChoice`` from :func:`smart_model_manager.device.choose_device`)
+``auto`` prefers torch on the GPU in bf16/fp16, then ``onnx/model.onnx`` (fp32) on ONNX Runtime's
+CUDAExecutionProvider; the int8 file is a CPU artifact and is refused on a GPU (docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .._layout import (
     ONNX_INT8_FILE as INT8_FILE,
     ONNX_QUALITY_FILE as QUALITY_FILE,
 )
+from ..device import CPU, DeviceChoice
 from ..errors import BackendError, ConfigurationError
 from ..model import Runner
 
@@ -100,13 +105,15 @@ def choose_onnx_file(folder: Path, backend: str, model_ref: str | Path) -> Path 
 
 def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_pickle: bool = False,
                 threads: int | None = None, labels: Sequence[str] | None = None,
-                verify: VerifyHook | None = None, model_ref: str | None = None) -> Runner:
+                verify: VerifyHook | None = None, model_ref: str | None = None,
+                device: DeviceChoice | None = None, token_budget: int | None = None) -> Runner:
     """A runner for the model in ``folder``.
 
     ``threads``: explicit thread count (``settings.num_threads``); None sizes it from the CPU
     quota (:func:`smart_model_manager.cpu.default_threads`). ``labels``: the label order pinned by
     a manifest/lock, checked against ``config.json``. ``verify``: called with each ``.onnx`` path
-    before ONNX Runtime sees it. ``model_ref``: repo id used in error messages.
+    before ONNX Runtime sees it. ``model_ref``: repo id used in error messages. ``device``: where
+    and in which precision (default: the CPU, fp32). ``token_budget``: padded tokens per GPU batch.
     """
     from ..cpu import default_threads
 
@@ -118,6 +125,15 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
     check_model_type(model_type)
     n_threads = default_threads(threads)
     ref = model_ref or str(folder)
+    choice = device or CPU
+    if choice.is_cuda:
+        from .gpu import load_gpu_runner
+        runner = load_gpu_runner(folder, model_type, backend=backend, choice=choice, allow_pickle=allow_pickle,
+                                 threads=n_threads, labels=labels, verify=verify, model_ref=ref,
+                                 token_budget=token_budget)
+        if runner is not None:
+            return runner
+        # None: device "auto" and nothing can use the GPU here; the CPU rules below apply (logged)
 
     if backend != "torch":
         onnx_file = choose_onnx_file(folder, backend, ref)

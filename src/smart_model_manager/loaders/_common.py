@@ -88,6 +88,31 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def token_budget_batches(lengths: Sequence[int], budget: int, max_rows: int) -> list[list[int]]:
+    """Length-sorted batches (longest first) whose *padded* size, rows x longest row, stays within
+    ``budget`` tokens and ``max_rows`` rows. A text longer than the budget gets a batch of its own.
+
+    Short headlines (~30 tokens) go hundreds to a batch; 512-token documents a few, so device memory
+    per batch is bounded by the budget, not by the texts a caller happened to send. Stable order.
+    """
+    if budget < 1 or max_rows < 1:
+        raise ValueError(f"budget and max_rows must be >= 1, got {budget}, {max_rows}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for i in order:
+        if current and ((len(current) + 1) * width > budget or len(current) >= max_rows):
+            batches.append(current)
+            current = []
+        if not current:
+            width = max(1, lengths[i])
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
 def pad_rows(rows: Sequence[Sequence[int]], width: int, value: int) -> list[list[int]]:
     """Right-pad each row to ``width`` (rows are never longer: they were truncated)."""
     return [list(r) + [value] * (width - len(r)) for r in rows]

@@ -14,6 +14,11 @@ Session options, and why:
 - spinning disabled (``session.intra_op.allow_spinning=0``): idle worker threads otherwise
   busy-wait between requests and burn the CPU quota of a shared pod;
 - all graph optimizations on (attention/GELU/LayerNorm fusion).
+
+On a CUDA device (``device=`` a :class:`~smart_model_manager.device.DeviceChoice`) the session asks
+for CUDAExecutionProvider first. If ONNX Runtime has no such provider, or the session comes up on the
+CPU provider anyway (no driver, no GPU), device ``auto`` logs the fallback and runs on the CPU; an
+explicit ``SMM_DEVICE=cuda`` raises: never a silent CPU run.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .._layout import ONNX_FP32_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE
+from ..device import DeviceChoice
 from ..errors import BackendError
 from ._common import (
     DEFAULT_BATCH_SIZE,
@@ -74,6 +80,51 @@ def session_options(threads: int) -> Any:
     return so
 
 
+CUDA_EP, CPU_EP = "CUDAExecutionProvider", "CPUExecutionProvider"
+GPU_INSTALL = "pip install 'smart-model-manager[gpu]' (onnxruntime-gpu, instead of onnxruntime)"
+
+
+def providers_for(choice: DeviceChoice | None, available: Sequence[str]) -> list[Any]:
+    """The execution providers to ask for: CUDA first on a GPU device, else the CPU."""
+    if choice is None or not choice.is_cuda:
+        return [CPU_EP]
+    if CUDA_EP not in available:
+        problem = (f"onnxruntime has no {CUDA_EP} (available: {', '.join(available) or 'none'}); "
+                   f"install it with: {GPU_INSTALL}")
+        if choice.explicit:
+            raise BackendError(f"SMM_DEVICE={choice.requested_device}: {problem}")
+        log.warning("device auto chose %s, but %s; ONNX Runtime runs on the CPU", choice.device, problem)
+        return [CPU_EP]
+    return [(CUDA_EP, {"device_id": choice.index}), CPU_EP]
+
+
+def create_session(path: Path, options: Any, choice: DeviceChoice | None) -> tuple[Any, str]:
+    """An InferenceSession and the device it really runs on ("cpu" or "cuda:N")."""
+    import warnings
+
+    import onnxruntime as ort
+
+    providers = providers_for(choice, ort.get_available_providers())
+    with warnings.catch_warnings(record=True) as caught:  # ORT warns (not raises) about absent providers
+        warnings.simplefilter("always")
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    for w in caught:
+        log.info("onnxruntime: %s", w.message)
+    wanted_cuda = providers[0] != CPU_EP
+    if not wanted_cuda:
+        return session, "cpu"
+    assert choice is not None
+    active = list(session.get_providers())
+    if CUDA_EP in active:
+        return session, choice.device
+    problem = f"the ONNX Runtime session for {path} came up on {active}, not {CUDA_EP} (no usable GPU/driver?)"
+    if choice.explicit:
+        raise BackendError(f"SMM_DEVICE={choice.requested_device}: {problem}; use SMM_DEVICE=auto or cpu to "
+                           "allow the CPU")
+    log.warning("device auto: %s; fell back to the CPU provider", problem)
+    return session, "cpu"
+
+
 class OnnxRunner:
     """``runner(texts) -> list[list[float]]`` backed by an ONNX Runtime session."""
 
@@ -89,6 +140,8 @@ class OnnxRunner:
         self.backend = backend
         self.onnx_file = onnx_file
         self.batch_size = batch_size
+        self.device = "cpu"
+        self.dtype = "fp32" if backend == "onnx" else "int8"
         self.input_names = [i.name for i in session.get_inputs()]
         self.output_name = session.get_outputs()[0].name
         self.dimension: int | None = None
@@ -181,7 +234,8 @@ def check_recorded_size(folder: Path, onnx_file: Path) -> None:
 
 def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Path | None = None,
                      threads: int | None = None, labels: Sequence[str] | None = None,
-                     verify: Any = None, batch_size: int = DEFAULT_BATCH_SIZE) -> OnnxRunner:
+                     verify: Any = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                     device: DeviceChoice | None = None) -> OnnxRunner:
     """Load ``onnx_file`` (default ``onnx/model.onnx``) of ``folder`` into an :class:`OnnxRunner`.
 
     ``verify(path)`` is called before ONNX Runtime opens the file; it should raise if the file is
@@ -195,7 +249,7 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
     if not onnx_path.is_file():
         raise BackendError(f"{onnx_path} does not exist; create it with: smm export onnx {folder}")
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
         import tokenizers  # noqa: F401
     except ImportError as err:
         raise BackendError(f"the ONNX backend needs onnxruntime and tokenizers ({err}); install "
@@ -216,8 +270,9 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
         verify(onnx_path)
     check_recorded_size(folder, onnx_path)
     try:
-        session = ort.InferenceSession(str(onnx_path), session_options(default_threads(threads)),
-                                       providers=["CPUExecutionProvider"])
+        session, actual_device = create_session(onnx_path, session_options(default_threads(threads)), device)
+    except BackendError:
+        raise
     except Exception as err:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
         raise BackendError(f"ONNX Runtime cannot load {onnx_path}: {err}. The file may be corrupt; "
                            f"re-export it with 'smm export onnx {folder}'") from err
@@ -225,6 +280,9 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
     runner = OnnxRunner(session, tokenizer, model_type=model_type, labels=found_labels,
                         max_length=max_len, pad_id=pad_id, backend=backend, onnx_file=onnx_path,
                         batch_size=batch_size)
+    runner.device = actual_device
+    if actual_device != "cpu":
+        runner.batch_size = max(batch_size, 256)  # a GPU wants large batches; texts are length-sorted
     log.debug("onnx runner for %s: %s, %s, max_length=%d", folder, onnx_path.name, model_type, max_len)
     return runner
 

@@ -69,6 +69,8 @@ class TorchRunner:
         self.max_length = max_length
         self.batch_size = batch_size
         self.backend = "torch"
+        self.device = "cpu"
+        self.dtype = "fp32"
         self.input_names = [n for n in tokenizer.model_input_names
                             if n in ("input_ids", "attention_mask", "token_type_ids")]
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -1,0 +1,153 @@
+"""The torch runner on a CUDA GPU (backend ``"torch"``, device ``cuda:N``). Heavy imports inside functions.
+
+What it does differently from the CPU runner (:mod:`.torch`, unchanged for CPU users):
+
+- the weights are loaded straight in the chosen precision (bf16 / fp16 / fp32) and moved to the GPU;
+- the texts of one call are tokenized in one batched call of the fast tokenizer, sorted by length
+  and grouped so that each batch's *padded* size (rows x its longest row) stays within a token
+  budget (:data:`DEFAULT_TOKEN_BUDGET`, ``SMM_TOKEN_BUDGET``): hundreds of short headlines per batch,
+  a few long documents, and GPU memory per batch bounded whatever a caller sends;
+- each batch is padded on the host into pinned (page-locked) memory and copied with
+  ``non_blocking=True``; results stay on the GPU until the end of the call. CUDA runs kernels
+  asynchronously, so while the GPU computes batch k the CPU already pads and queues batch k+1:
+  one synchronisation per call instead of one per batch;
+- softmax / mean pooling in fp32, so probabilities are comparable with the CPU fp32 path; the rows
+  come back in input order and label-id order, exactly the shape the CPU runner returns.
+
+The runner also works on ``device="cpu"`` (no pinning there): the unit tests run this exact code path
+on the CPU machines of CI, in fp32 and bf16.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..device import DeviceChoice
+from ..errors import BackendError
+from ._common import check_model_type, pad_rows, read_folder_meta, token_budget_batches
+from .torch import INSTALL_HINT, TorchRunner, check_weights
+
+log = logging.getLogger(__name__)
+
+#: Padded tokens per batch on a GPU. 256 headlines of ~32 tokens = 8,192; the default leaves room for
+#: larger batches on big GPUs. bench/bench_gpu.py --budgets measures candidates; SMM_TOKEN_BUDGET overrides.
+DEFAULT_TOKEN_BUDGET = 16_384
+#: Rows per batch whatever the budget (very short texts would otherwise make huge batches).
+MAX_ROWS = 512
+TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+class CudaTorchRunner(TorchRunner):
+    """``runner(texts) -> list[list[float]]``: a transformers model on a (CUDA) device, in ``dtype``."""
+
+    def __init__(self, tokenizer: Any, model: Any, *, model_type: str, labels: tuple[str, ...],
+                 max_length: int, device: str, dtype: str, token_budget: int = DEFAULT_TOKEN_BUDGET,
+                 max_rows: int = MAX_ROWS):
+        super().__init__(tokenizer, model, model_type=model_type, labels=labels, max_length=max_length,
+                         batch_size=max_rows)
+        import torch
+
+        if token_budget < 1:
+            raise BackendError(f"token budget must be >= 1, got {token_budget} (SMM_TOKEN_BUDGET)")
+        self.device = device
+        self.dtype = dtype
+        self.token_budget = token_budget
+        self.max_rows = max_rows
+        self._device = torch.device(device)
+        self._pin = self._device.type == "cuda"
+
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        return token_budget_batches(lengths, self.token_budget, self.max_rows)
+
+    def _to_device(self, rows: list[list[int]]) -> Any:
+        import torch
+
+        t = torch.tensor(rows, dtype=torch.long)
+        if self._pin:
+            t = t.pin_memory()
+        return t.to(self._device, non_blocking=self._pin)
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        import torch
+
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False)
+        lengths = [len(ids) for ids in enc["input_ids"]]
+        order: list[int] = []
+        parts = []
+        with torch.inference_mode():
+            for idx in self.batches(lengths):
+                width = max(lengths[i] for i in idx)
+                batch = {}
+                for name in self.input_names:
+                    if name in enc:
+                        pad = self.pad_id if name == "input_ids" else 0
+                        batch[name] = self._to_device(pad_rows([enc[name][i] for i in idx], width, pad))
+                parts.append(self._forward_device(batch))
+                order.extend(idx)
+            stacked = torch.cat(parts).cpu()  # the one synchronisation of the call
+        out = torch.empty_like(stacked)
+        out[torch.tensor(order, dtype=torch.long)] = stacked
+        return out.tolist()
+
+    def _forward_device(self, batch: dict[str, Any]) -> Any:
+        """fp32 probabilities / normalised vectors for one batch, left on the device."""
+        import torch
+
+        result = self.model(**batch)
+        if self.model_type == "sentiment":
+            return torch.softmax(result.logits.float(), dim=-1)
+        hidden = result.last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    def logits(self, texts: list[str]) -> list[list[float]]:
+        import torch
+
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True,
+                             return_tensors="pt")
+        with torch.inference_mode():
+            batch = {k: v.to(self._device) for k, v in enc.items() if k in self.input_names}
+            return self.model(**batch).logits.float().cpu().tolist()
+
+
+def load_cuda_runner(folder: str | Path, model_type: str, *, choice: DeviceChoice, allow_pickle: bool = False,
+                     threads: int | None = None, labels: Sequence[str] | None = None,
+                     token_budget: int | None = None) -> CudaTorchRunner:
+    """Load ``folder`` onto ``choice.device`` in ``choice.dtype``."""
+    folder = Path(folder)
+    check_model_type(model_type)
+    try:
+        import torch
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    except ImportError as err:
+        raise BackendError(f"the torch backend needs torch and transformers ({err}); install them with: "
+                           f"{INSTALL_HINT}") from err
+    meta = read_folder_meta(folder, model_type, labels)
+    use_safetensors = check_weights(folder, allow_pickle)
+    if threads is not None:
+        torch.set_num_threads(threads)  # the host side only feeds the GPU; see docs/gpu.md
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
+    torch_dtype = getattr(torch, TORCH_DTYPES[choice.dtype])
+    model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
+                                dtype=torch_dtype)
+    try:
+        model.to(choice.device)
+    except (RuntimeError, AssertionError) as err:  # no driver, out of memory, bad index
+        raise BackendError(f"cannot move {folder} to {choice.device} ({choice.reason}): {err}") from err
+    model.eval()
+    runner = CudaTorchRunner(tokenizer, model, model_type=model_type, labels=meta.labels,
+                             max_length=meta.max_length, device=choice.device, dtype=choice.dtype,
+                             token_budget=token_budget or DEFAULT_TOKEN_BUDGET)
+    log.info("torch runner for %s on %s in %s (%s), token budget %d", folder, choice.device, choice.dtype,
+             choice.reason, runner.token_budget)
+    return runner
+
+
+__all__ = ["DEFAULT_TOKEN_BUDGET", "MAX_ROWS", "CudaTorchRunner", "load_cuda_runner"]
