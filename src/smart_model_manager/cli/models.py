@@ -10,6 +10,7 @@ import click
 from .. import store
 from .._layout import MANIFEST_NAME, ONNX_FP32_FILE
 from ..known_models import DEMO_REPO_ID
+from ..progress import Progress
 from ..settings import Settings
 
 
@@ -51,28 +52,37 @@ def build_demo(cache_dir: Path | None, target: Path | None, force: bool, seed: i
         click.echo(f"demo model already built: {existing}")
         return
     from ..demo import build_demo_model
-    from ..pull import provision_from_folder
+    from ..pull import ensure_writable, provision_from_folder
 
-    click.echo("building the demo model (MiniLM encoder + 3-label head, seeded)...", err=True)
-    with tempfile.TemporaryDirectory(prefix="smm-demo-") as tmp:
+    # Fail before minutes of training, not after (issue 11): the destination must take files now.
+    ensure_writable(root, what="target" if target is not None else "cache folder")
+    click.echo(f"building the demo model into {root} (MiniLM encoder + 3-label head, seeded; "
+               "about 1-3 minutes on 2 cores)", err=True)
+    with cli_progress() as progress, tempfile.TemporaryDirectory(prefix="smm-demo-") as tmp:
         folder = Path(tmp) / "model"
-        rep = build_demo_model(folder, seed=seed)
+        rep = build_demo_model(folder, seed=seed, progress=progress)
         click.echo(f"trained in {rep.seconds:.1f}s: held-out accuracy {rep.accuracy:.3f}, "
                    f"macro-F1 {rep.macro_f1:.3f} (n_test={rep.n_test})")
         if onnx:
-            _export(folder)
+            _export(folder, progress)
+        progress.say(f"adding the files to {root}")
         result = provision_from_folder(folder, root, DEMO_REPO_ID, model_type="sentiment", alias="finbert-demo",
                                        write_manifest=target is not None)
     click.echo(f"built {DEMO_REPO_ID}@{result.commit[:12]}: {result.snapshot}")
 
 
-def _export(folder: Path) -> None:
+def cli_progress() -> Progress:
+    """Status lines on stderr, indented; a heartbeat at least every 5 s while in a ``with``."""
+    return Progress(lambda line: click.echo(f"  {line}", err=True))
+
+
+def _export(folder: Path, progress: Progress) -> None:
     try:
         from ..export import export_onnx
     except ModuleNotFoundError as err:  # pragma: no cover - export ships with the package
         raise click.ClickException(f"ONNX export is not available ({err}); "
                                    "install it with: pip install 'smart-model-manager[export]'") from None
-    click.echo("exporting ONNX (fp32 + int8 behind the quality gate)...", err=True)
-    rep = export_onnx(folder, "sentiment", int8=True)
+    click.echo("exporting ONNX (fp32, and int8 if it passes its quality gate)", err=True)
+    rep = export_onnx(folder, "sentiment", int8=True, progress=progress)
     for line in rep.lines():
         click.echo(f"  {line}", err=True)
