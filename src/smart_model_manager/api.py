@@ -127,20 +127,28 @@ class ModelManager:
                        verify=self.settings.verify)
 
     # -- public -------------------------------------------------------------------------------
-    def resolve(self, name_or_alias: str, *, revision: str | None = None,
+    def resolve(self, name_or_alias: str | None = None, *, revision: str | None = None,
                 model_type: str = "sentiment") -> Resolved:
-        """The verified local folder, commit and source, without loading anything."""
+        """The verified local folder, commit and source, without loading anything (no name: the
+        default model)."""
         from .resolver import resolve_chain
 
+        if name_or_alias is None:
+            name_or_alias = known_models.default_model(self.settings)
         request = self._request(name_or_alias, model_type, revision)
         return resolve_chain(self._sources, request, self.environment)
 
-    def load_model(self, name_or_alias: str, model_type: str = "sentiment", *,
+    def load_model(self, name_or_alias: str | None = None, model_type: str = "sentiment", *,
                    revision: str | None = None, backend: str | None = None, device: str | None = None,
                    dtype: str | None = None) -> Model:
         """Load (once) and return a Model. ``backend``, ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``)
         and ``dtype`` (``auto``, ``fp32``, ``fp16``, ``bf16``) override SMM_BACKEND / SMM_DEVICE / SMM_DTYPE
-        and the manager's own values. See docs/gpu.md for the rules."""
+        and the manager's own values. See docs/gpu.md for the rules.
+
+        With no name: the default model (``SMM_MODEL``, else ``finbert``; see
+        ``known_models.default_model``), the same rule every command uses."""
+        if name_or_alias is None:
+            name_or_alias = known_models.default_model(self.settings)
         if backend is not None and backend not in BACKENDS:
             raise ConfigurationError(f"backend {backend!r} is not valid; valid values: {', '.join(BACKENDS)}")
         dev = parse_device(device, "device") if device is not None else self.device
@@ -261,8 +269,9 @@ def reset_model_manager() -> None:
         _manager = None
 
 
-def load_model(name_or_alias: str, model_type: str = "sentiment", *, revision: str | None = None,
-               backend: str | None = None, device: str | None = None, dtype: str | None = None) -> Model:
+def load_model(name_or_alias: str | None = None, model_type: str = "sentiment", *,
+               revision: str | None = None, backend: str | None = None, device: str | None = None,
+               dtype: str | None = None) -> Model:
     """Shortcut for ``get_model_manager().load_model(...)``."""
     return get_model_manager().load_model(name_or_alias, model_type, revision=revision, backend=backend,
                                           device=device, dtype=dtype)

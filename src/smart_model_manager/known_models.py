@@ -6,6 +6,8 @@ with the real model's logits.
 
 from __future__ import annotations
 
+from .settings import Settings
+
 DEMO_REPO_ID = "smart-model-manager/finbert-mini-demo"
 
 KNOWN_LABELS: dict[str, tuple[str, ...]] = {
@@ -32,6 +34,21 @@ ALIASES: dict[str, str] = {
     "finbert-demo": DEMO_REPO_ID,
     "minilm": "sentence-transformers/all-MiniLM-L6-v2",
 }
+
+
+# The one default-model rule (issue 11), shared by `smm analyze`, `smm serve sentiment` and
+# `ModelManager.load_model()` with no name: SMM_MODEL if set, else "finbert". A name, not a repo id:
+# a models.lock or volume manifest that maps "finbert" to a fine-tuned repo changes the default for
+# every command alike; with neither, "finbert" is ProsusAI/finbert. Deliberately not "whatever is
+# in the cache" (the offline demo model, say): a default that changes with the cache's contents
+# would make the same command answer with different models on different machines.
+DEFAULT_MODEL = "finbert"
+
+
+def default_model(settings: Settings | None = None) -> str:
+    """``SMM_MODEL``, else :data:`DEFAULT_MODEL`."""
+    settings = settings if settings is not None else Settings.from_env()
+    return settings.default_model or DEFAULT_MODEL
 
 
 def known_labels(repo_id: str) -> tuple[str, ...] | None:

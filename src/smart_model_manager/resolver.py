@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from .errors import ModelNotFoundError, SourceError
-from .known_models import DEMO_REPO_ID
+from .known_models import DEFAULT_MODEL, DEMO_REPO_ID
 from .sources.base import Request, Resolved, Source, Unavailable
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,10 @@ def _fix_hint(request: Request, environment: str, hints: list[str]) -> str:
     tips = list(dict.fromkeys(h for h in hints if h))
     if request.repo_id == DEMO_REPO_ID:
         tips.insert(0, "build the offline demo model with `smm models build-demo`")
+    elif request.name == DEFAULT_MODEL and environment != "production":
+        tips.insert(0, f"{DEFAULT_MODEL!r} is the default model (set SMM_MODEL or --model to "
+                       "change it); offline, the demo model built by `smm models build-demo` "
+                       "works wherever a name does: --model finbert-demo")
     if environment == "production":
         tips.append("production loads only from the volume: provision it with `smm pull --target DIR` "
                     "and point SMM_VOLUME_DIR at it")

@@ -68,17 +68,17 @@ def test_readiness_flips_only_after_the_model_is_loaded():
         ready = wait_for_ready(srv.url, timeout=10)
         assert ready.json()["model"] == {"id": "test/table-sentiment", "commit": "0" * 40, "backend": "fake"}
         assert httpx.get(srv.url + "/healthz").json()["model_loaded"] is True
-    assert loader.names == ["ProsusAI/finbert"]  # the "finbert" default alias reached the loader
+    assert loader.names == [None]  # no name: the manager applies the one default-model rule
 
 
 def test_failed_load_is_reported_by_readyz_and_healthz():
-    app = create_app(config=ServiceConfig(), loader=FailingLoader())
+    app = create_app(config=ServiceConfig(model="finbert"), loader=FailingLoader())
     with ServerThread(app) as srv:
         deadline = time.monotonic() + 10
         while httpx.get(srv.url + "/healthz").status_code == 200 and time.monotonic() < deadline:
             time.sleep(0.02)
         err = assert_error(httpx.get(srv.url + "/readyz"), 503, "model_load_failed")
-        assert "no volume holds ProsusAI/finbert" in err["message"]
+        assert "no volume holds finbert" in err["message"]
         assert_error(httpx.get(srv.url + "/healthz"), 503, "model_load_failed")
 
 
@@ -392,7 +392,7 @@ def test_config_from_env_mapping():
                                   "SMM_SERVICE_MODEL": "org/other", "SMM_SERVICE_PORT": "", "UNRELATED": "1"})
     assert (cfg.max_batch, cfg.max_wait_ms, cfg.model, cfg.port) == (8, 2.5, "org/other", 8000)
     assert ServiceConfig.from_env(cfg.to_env()) == cfg
-    assert ServiceConfig().repo_id == "ProsusAI/finbert"
+    assert ServiceConfig().model == "" and ServiceConfig().model_name is None  # the default rule
     with pytest.raises(ConfigurationError, match="SMM_SERVICE_MAX_TEXTS='many' is not an integer"):
         ServiceConfig.from_env({"SMM_SERVICE_MAX_TEXTS": "many"})
     with pytest.raises(ConfigurationError, match="SMM_SERVICE_MAX_BATCH"):

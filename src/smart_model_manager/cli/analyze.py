@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import click
 
-from ..known_models import DEMO_REPO_ID
+from ..known_models import default_model
 from ..settings import Settings
 
 BATCH = 32
@@ -54,7 +54,8 @@ def _progress(total: int) -> Any:
 @click.option("-f", "--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Headlines: .txt (one per line) or .jsonl (objects with a \"text\" key).")
 @click.option("-m", "--model", default=None,
-              help=f"Model alias or repo id (default: SMM_MODEL, else the offline demo model {DEMO_REPO_ID}).")
+              help="Model alias, repo id or (in dev) a local model folder (default: SMM_MODEL, else "
+                   "finbert; the offline demo model is finbert-demo).")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default=None,
               help="Output format (default: table on a terminal, JSON lines otherwise).")
 @click.option("--symbols", is_flag=True, help="Also print per-symbol aggregates (BTC, ETH, ...).")
@@ -84,7 +85,7 @@ def analyze(texts: tuple[str, ...], file_: Path | None, model: str | None, fmt: 
         if not it["text"].strip():
             where = f"{file_}:{it['id']}" if file_ is not None else f"argument {it['id']}"
             raise click.UsageError(f"{where}: empty headline; give at least one non-space character")
-    name = model or Settings.from_env().default_model or DEMO_REPO_ID
+    name = model or default_model(Settings.from_env())
     fmt = fmt or ("table" if output.isatty() else "jsonl")
 
     m = get_model_manager().load_model(name, "sentiment")

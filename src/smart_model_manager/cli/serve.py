@@ -23,7 +23,8 @@ def serve() -> None:
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1; SMM_SERVICE_HOST). Use 0.0.0.0 in a pod.")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8000; SMM_SERVICE_PORT).")
 @click.option("--model", default=None,
-              help="finbert (default, = ProsusAI/finbert), finbert-demo, or any repo id (SMM_SERVICE_MODEL).")
+              help="Alias, repo id or (in dev) a local model folder (SMM_SERVICE_MODEL; default: "
+                   "SMM_MODEL, else finbert = ProsusAI/finbert unless a lock maps it elsewhere).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes; each loads its own copy of the model.")
 @click.option("--max-batch", type=click.IntRange(1, 1024), default=None,
@@ -39,11 +40,13 @@ def sentiment(host: str | None, port: int | None, model: str | None, workers: in
     """Serve crypto-news sentiment over HTTP (POST /v1/sentiment, /v1/analyze; /docs).
 
     The model is loaded through get_model_manager(), so the environment decides where it comes from:
-    mocks under pytest, the HF cache in dev, the verified volume in production.
+    mocks under pytest, the HF cache in dev, the verified volume in production. In production the
+    model must resolve from the volume before the server starts (else one line on stderr, exit 1);
+    elsewhere a failed load is said on stderr and every route answers 503 (see docs/service.md).
 
     \b
     Examples:
-      smm serve sentiment                                  # 127.0.0.1:8000, ProsusAI/finbert
+      smm serve sentiment                                  # 127.0.0.1:8000, the default model
       smm serve sentiment --model finbert-demo --port 8080
       SMM_ENV=production SMM_VOLUME_DIR=/models smm serve sentiment --host 0.0.0.0
     """
@@ -58,15 +61,59 @@ def sentiment(host: str | None, port: int | None, model: str | None, workers: in
     log_config = logging_config(log_level.upper(), json_lines=json_lines)
     configure_logging(log_level.upper(), json_lines=json_lines)
     logging.getLogger(__name__).info("starting sentiment service", extra={
-        "host": config.host, "port": config.port, "model": config.repo_id, "workers": workers,
+        "host": config.host, "port": config.port, "model": config.model_label, "workers": workers,
         "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms})
+    _preflight(config)
     if workers == 1:
         from ..service.app import create_app
 
-        uvicorn.run(create_app(config=config), host=config.host, port=config.port, log_config=log_config,
-                    access_log=False, timeout_graceful_shutdown=30)
+        uvicorn.run(create_app(config=config, loader=_telling_loader(config)), host=config.host,
+                    port=config.port, log_config=log_config, access_log=False,
+                    timeout_graceful_shutdown=30)
         return
     _exec_workers(config, workers, log_config)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def _preflight(config: Any) -> None:
+    """Production: nothing can ever load if the model does not resolve from the volume now (it is
+    read-only and the service never re-provisions), so say so and exit 1 rather than serve 503s.
+    Other environments start anyway: the load may download, and that is done in the background."""
+    from .. import errors
+    from ..api import get_model_manager
+
+    manager = get_model_manager()
+    if manager.environment != "production":
+        return
+    try:
+        manager.resolve(config.model_name, model_type="sentiment")
+    except (errors.SmmError, OSError) as err:
+        click.echo(f"smm serve: cannot serve {config.model_label} in production: {_one_line(err)}",
+                   err=True)
+        raise SystemExit(1) from None
+
+
+def _telling_loader(config: Any) -> Any:
+    """The default loader, plus one human line on stderr when the load ends (logs may be JSON)."""
+    from ..service.app import default_loader
+
+    def load(name: str | None) -> Any:
+        try:
+            model = default_loader(name)
+        except Exception as err:
+            click.echo(f"smm serve: model {config.model_label} could not be loaded; every route "
+                       f"answers 503 until restarted: {_one_line(err)}", err=True)
+            raise
+        i = model.info
+        click.echo(f"smm serve: {i.repo_id} loaded from {i.source} ({i.backend}, "
+                   f"{i.load_seconds:.1f} s); ready at http://{config.host}:{config.port} "
+                   "(API docs: /docs)", err=True)
+        return model
+
+    return load
 
 
 def _exec_workers(config: Any, workers: int, log_config: dict[str, Any]) -> None:

@@ -43,11 +43,12 @@ from .symbols import aggregate_symbols, detect_symbols, normalise_symbols
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[str], Any]  # name -> smart_model_manager Model
+Loader = Callable[[str | None], Any]  # name (None: the default model) -> smart_model_manager Model
 
 
-def default_loader(name: str) -> Any:
-    """The production path: the public API, exactly as any user calls it."""
+def default_loader(name: str | None) -> Any:
+    """The production path: the public API, exactly as any user calls it (aliases, the default
+    model and the lock are resolved there, and only there)."""
     from smart_model_manager import get_model_manager
 
     return get_model_manager().load_model(name, model_type="sentiment")
@@ -88,11 +89,11 @@ class ServiceState:
         threading.Thread(target=self._load, name="smm-model-load", daemon=True).start()
 
     def _load(self) -> None:
-        name = self.config.repo_id
+        name = self.config.model_label
         t0 = time.perf_counter()
         log.info("loading model", extra={"model": name})
         try:
-            model = self.loader(name)
+            model = self.loader(self.config.model_name)
             if getattr(model, "model_type", "sentiment") != "sentiment" or not model.labels:
                 raise TypeError(f"{name} loaded as model_type={model.model_type!r} with labels "
                                 f"{list(model.labels)}; the service needs a sentiment model")
@@ -190,7 +191,7 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
         title="smart-model-manager sentiment service",
         version="0.1.0",
         description="Crypto-news sentiment with per-symbol aggregates. Model: "
-                    f"`{config.repo_id}` via smart-model-manager. Limits: {config.max_texts} texts per "
+                    f"`{config.model_label}` via smart-model-manager. Limits: {config.max_texts} texts per "
                     f"request, {config.max_chars} characters per text, {config.max_body_bytes} body bytes.",
         lifespan=lifespan,
     )

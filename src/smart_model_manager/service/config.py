@@ -15,14 +15,6 @@ from ..errors import ConfigurationError
 
 PREFIX = "SMM_SERVICE_"
 
-# Short names users type -> Hub repo ids. "finbert" is the production default (issue 5).
-MODEL_ALIASES: dict[str, str] = {"finbert": "ProsusAI/finbert"}
-
-
-def resolve_model_name(name: str) -> str:
-    """``finbert`` -> ``ProsusAI/finbert``; anything else (a repo id, a manager alias) unchanged."""
-    return MODEL_ALIASES.get(name.strip().lower(), name.strip())
-
 
 @dataclass(frozen=True)
 class ServiceConfig:
@@ -33,7 +25,10 @@ class ServiceConfig:
     max_texts: int = 64          # texts per request            -> 413 limit=max_texts
     max_chars: int = 2000        # characters per text          -> 413 limit=max_chars
     max_body_bytes: int = 1_000_000  # request body            -> 413 limit=max_body_bytes
-    model: str = "finbert"
+    # "" = the library's default-model rule (SMM_MODEL, else finbert). The name goes to
+    # load_model() as given: the manager alone resolves aliases (lock, manifest, built-ins), so a
+    # models.lock mapping "finbert" to a tuned repo serves the tuned repo (issue 11).
+    model: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -49,12 +44,20 @@ class ServiceConfig:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigurationError(f"ServiceConfig.port={self.port!r} must be in [0, 65535] "
                                      f"(variable {PREFIX}PORT)")
-        if not str(self.model).strip():
-            raise ConfigurationError(f"ServiceConfig.model is empty; set {PREFIX}MODEL or --model")
+        if not isinstance(self.model, str):
+            raise ConfigurationError(f"ServiceConfig.model={self.model!r} must be a model name "
+                                     f"(variable {PREFIX}MODEL)")
+        object.__setattr__(self, "model", self.model.strip())
 
     @property
-    def repo_id(self) -> str:
-        return resolve_model_name(self.model)
+    def model_name(self) -> str | None:
+        """What to pass to ``load_model``: the configured name, or None for the default rule."""
+        return self.model or None
+
+    @property
+    def model_label(self) -> str:
+        """For humans: the configured name or what the default rule means."""
+        return self.model or "the default model (SMM_MODEL, else finbert)"
 
     def with_overrides(self, **changes: Any) -> ServiceConfig:
         """A copy with the non-None ``changes`` applied (CLI options that were not given stay)."""
