@@ -128,11 +128,9 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
 def load(path: str | Path) -> Lock:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = _yaml.read(p, LockfileError)  # refuses files over the size limit and non-UTF-8 bytes
     except FileNotFoundError:
         raise ConfigurationError(f"lock file {p} does not exist; create it with `smm lock` from models.yaml") from None
-    except UnicodeDecodeError as err:
-        raise LockfileError("not UTF-8 text", path=p) from err
     return loads(text, p)
 
 

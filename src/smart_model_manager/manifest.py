@@ -180,8 +180,4 @@ def loads(text: str, path: str | Path = "<string>") -> Manifest:
 
 def load(path: str | os.PathLike[str]) -> Manifest:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ManifestError("not UTF-8 text", path=p) from err
-    return loads(text, p)
+    return loads(_yaml.read(p, ManifestError), p)

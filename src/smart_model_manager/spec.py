@@ -185,9 +185,7 @@ def loads(text: str, path: str | Path = "<string>") -> Spec:
 def load(path: str | Path) -> Spec:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = _yaml.read(p, LockfileError)  # refuses files over the size limit and non-UTF-8 bytes
     except FileNotFoundError:
         raise ConfigurationError(f"{p} does not exist; write it (see docs/artifacts.md) or pass --spec") from None
-    except UnicodeDecodeError as err:
-        raise LockfileError("not UTF-8 text", path=p) from err
     return loads(text, p)
