@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -33,6 +34,7 @@ access_log = logging.getLogger(__name__ + ".access")
 
 CHUNK = 8 << 20
 MAX_BODY = 1 << 20
+MAX_REQUEST_LINE = 8192  # bytes, CRLF included; longer request lines get a 414 (docs/mirror.md)
 # Keep-alive connections idle this long are closed, so idle clients do not pin threads forever.
 IDLE_TIMEOUT = 120.0
 
@@ -106,13 +108,49 @@ class _Handler(BaseHTTPRequestHandler):
         self._status: int | None = None
         self._sent = 0
         self.requestline = ""
+        self.path = ""  # parse_request may refuse the line before setting it
         try:
-            super().handle_one_request()
+            self._handle_one_request()
         finally:
             if self._status is not None:
                 self.server.stats.record_request(self.command or "-", getattr(self, "path", "-"), self._status)
                 access_log.info('%s "%s" %d %d', self.client_address[0], self.requestline, self._status,
                                 self._sent)
+
+    def _handle_one_request(self) -> None:
+        """The stdlib's handle_one_request with our request-line limit (it allows 64 KiB, issue 9 B6)."""
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+            if len(self.raw_requestline) > MAX_REQUEST_LINE:
+                self.requestline = self.request_version = self.command = ""
+                self.path = self.raw_requestline[:200].decode("latin-1")
+                self.send_error(414)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():  # it already sent the error (through send_error below)
+                return
+            getattr(self, "do_" + self.command)()  # __getattr__ answers 405 for methods we do not serve
+            self.wfile.flush()
+        except TimeoutError as err:
+            log.debug("mirror: request from %s timed out: %s", self.client_address[0], err)
+            self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Requests the stdlib parser refuses (bad request line, too many or too long headers, HTTP/9.9)
+        get the same JSON envelope as every other error, and the connection is closed."""
+        if code == 414:
+            text = f"request line longer than {MAX_REQUEST_LINE} bytes (the mirror's limit)"
+        elif code == 505:  # bad input is the client's fault: a 4xx, never a 5xx (HTTP/9.9, HTTP/2.0 in text)
+            code, text = 400, f"unsupported HTTP version: {message or '?'}; send HTTP/1.1"
+        else:
+            short, _long = self.responses.get(code, ("Error", ""))
+            text = f"{short}: {message}" if message and message != short else short
+        self.close_connection = True
+        if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):  # else the stdlib answers 0.9-style: no status line
+            self.request_version = self.protocol_version
+        self._error(code, None, text, head=self.command == "HEAD", extra={"Connection": "close"})
 
     def do_GET(self) -> None:
         self._dispatch(head=False)
@@ -139,6 +177,16 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def _dispatch(self, *, head: bool) -> None:
+        try:
+            self._answer(head=head)
+        except Exception:  # noqa: BLE001 - a bug or an unreadable folder: answer, log, keep serving
+            log.exception("mirror: error while answering %s %s", self.command, self.path[:200])
+            if self._status is None:  # nothing sent yet: the client gets a JSON 500, never an empty reply
+                self._error(500, None, "internal error in the mirror (see its log)", head=head,
+                            extra={"Retry-After": "0"})
+            self.close_connection = True  # headers (or part of a body) may be out: the stream is unusable
+
+    def _answer(self, *, head: bool) -> None:
         body = self._drain_body()
         target = self.path
         if target.startswith(("http://", "https://")):  # absolute-form request target
@@ -168,11 +216,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except routes.HttpError as err:
             self._error(err.status, None, str(err), head=head)
-            return
-        except Exception:  # noqa: BLE001 - a bug or an unreadable folder: answer, log, keep serving
-            log.exception("mirror: error while answering %s %s", self.command, self.path)
-            self._error(500, None, "internal error in the mirror (see its log)", head=head,
-                        extra={"Retry-After": "0"})
             return
         if isinstance(response, routes.FileResponse):
             self._send_file(response, head=head)
@@ -210,7 +253,7 @@ class _Handler(BaseHTTPRequestHandler):
         if code:
             headers["X-Error-Code"] = code
         headers.update(extra or {})
-        log.debug("mirror %s %s -> %d %s: %s", self.command, self.path, status, code, message)
+        log.debug("mirror %s %s -> %d %s: %s", self.command, self.path[:200], status, code, message)
         self._json(status, {"error": message}, head=head, extra=headers)
 
     def _write(self, data: bytes) -> None:
@@ -302,21 +345,22 @@ def _ascii_name(name: str) -> str:
     return "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
 
 
+_RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*", re.ASCII | re.IGNORECASE)
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """``bytes=N-M``, ``bytes=N-`` or ``bytes=-N`` -> (start, end) inclusive; None = send everything.
 
     Malformed or multi-range headers are ignored (RFC 9110 §14.2 allows answering 200 with the whole body);
-    a well-formed range that does not overlap the file gives ``"unsatisfiable"`` (416).
+    a well-formed range that does not overlap the file gives ``"unsatisfiable"`` (416). Digits are ASCII
+    only: ``str.isdigit()`` also accepts '²' (0xB2), which ``int()`` then refused (issue 9, B5).
     """
     if not header:
         return None
-    unit, _, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    m = _RANGE.fullmatch(header)
+    if m is None or not (m[1] or m[2]):
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) \
-            or (last and not last.isdigit()):
-        return None
+    first, last = m[1], m[2]
     if not first:  # suffix: the last N bytes
         n = int(last)
         if n == 0 or size == 0:
