@@ -14,7 +14,7 @@ import pytest
 from smart_model_manager.demo import DEMO_REPO_ID, LABELS, build_demo_model, read_examples
 from smart_model_manager.hashing import content_commit, sha256_file
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.ml_models, pytest.mark.slow]  # trains with torch
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data" / "headlines"
