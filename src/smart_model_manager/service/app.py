@@ -104,12 +104,16 @@ class ServiceState:
             return
         self.service_load_seconds = time.perf_counter() - t0
         info = model.info.as_dict()
-        self.metrics.model_loaded(info, self.service_load_seconds)
+        # batching sized for where the model runs: a GPU wants large batches and little waiting
+        max_batch, max_wait_ms = self.config.batching_for(info.get("device") or "cpu")
+        self.batcher.resize(max_batch=max_batch, max_wait_ms=max_wait_ms)
+        self.metrics.model_loaded(info, self.service_load_seconds, max_batch=max_batch, max_wait_ms=max_wait_ms)
         self.model = model  # last: ready flips only when everything above is done
         self.loaded.set()
         log.info("model ready", extra={k: info.get(k) for k in
-                                        ("repo_id", "environment", "source", "backend", "commit")}
-                 | {"service_load_seconds": round(self.service_load_seconds, 3)})
+                                        ("repo_id", "environment", "source", "backend", "commit", "device", "dtype")}
+                 | {"service_load_seconds": round(self.service_load_seconds, 3), "max_batch": max_batch,
+                    "max_wait_ms": max_wait_ms})
 
     def model_ref(self) -> dict[str, Any]:
         i = self.model.info
@@ -225,7 +229,9 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
         state.require_ready()
         info = state.model.info.as_dict()
         return {"models": [info | {"labels": list(state.model.labels),
-                                   "service_load_seconds": state.service_load_seconds}]}
+                                   "service_load_seconds": state.service_load_seconds,
+                                   "max_batch": state.batcher.max_batch,
+                                   "max_wait_ms": round(state.batcher.max_wait * 1000, 3)}]}
 
     @app.post("/v1/sentiment", tags=["sentiment"], response_model=SentimentResponse, responses=_ERRORS,
               summary="Classify texts")

@@ -63,6 +63,16 @@ class MicroBatcher:
         self.batches = 0
         self.texts = 0
 
+    def resize(self, *, max_batch: int, max_wait_ms: float) -> None:
+        """New limits for the batches formed from now on (the service sizes them once the model is
+        loaded and its device is known)."""
+        if max_batch < 1:
+            raise ValueError(f"max_batch={max_batch} must be >= 1")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms={max_wait_ms} must be >= 0")
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()

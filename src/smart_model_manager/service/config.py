@@ -20,8 +20,10 @@ PREFIX = "SMM_SERVICE_"
 class ServiceConfig:
     """Limits and batching for one service process. Defaults suit 2-4 CPU cores."""
 
-    max_batch: int = 32          # texts per model call
-    max_wait_ms: float = 5.0     # how long the first queued text waits for company
+    max_batch: int = 32          # texts per model call (model on the CPU)
+    max_wait_ms: float = 5.0     # how long the first queued text waits for company (CPU)
+    gpu_max_batch: int = 256     # texts per model call when the model runs on a GPU
+    gpu_max_wait_ms: float = 2.0  # GPU: a batch of 256 costs about what one text does; wait less
     max_texts: int = 64          # texts per request            -> 413 limit=max_texts
     max_chars: int = 2000        # characters per text          -> 413 limit=max_chars
     max_body_bytes: int = 1_000_000  # request body            -> 413 limit=max_body_bytes
@@ -33,14 +35,16 @@ class ServiceConfig:
     port: int = 8000
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_texts", "max_chars", "max_body_bytes"):
+        for name in ("max_batch", "gpu_max_batch", "max_texts", "max_chars", "max_body_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"ServiceConfig.{name}={value!r} must be an integer >= 1 "
                                          f"(variable {PREFIX}{name.upper()})")
-        if not isinstance(self.max_wait_ms, (int, float)) or not 0 <= self.max_wait_ms <= 10_000:
-            raise ConfigurationError(f"ServiceConfig.max_wait_ms={self.max_wait_ms!r} must be a number "
-                                     f"in [0, 10000] (variable {PREFIX}MAX_WAIT_MS)")
+        for name in ("max_wait_ms", "gpu_max_wait_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10_000:
+                raise ConfigurationError(f"ServiceConfig.{name}={value!r} must be a number in [0, 10000] "
+                                         f"(variable {PREFIX}{name.upper()})")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigurationError(f"ServiceConfig.port={self.port!r} must be in [0, 65535] "
                                      f"(variable {PREFIX}PORT)")
@@ -48,6 +52,12 @@ class ServiceConfig:
             raise ConfigurationError(f"ServiceConfig.model={self.model!r} must be a model name "
                                      f"(variable {PREFIX}MODEL)")
         object.__setattr__(self, "model", self.model.strip())
+
+    def batching_for(self, device: str) -> tuple[int, float]:
+        """(max texts per model call, max wait in ms) for a model on ``device`` ("cpu", "cuda:N")."""
+        if str(device).startswith("cuda"):
+            return self.gpu_max_batch, self.gpu_max_wait_ms
+        return self.max_batch, self.max_wait_ms
 
     @property
     def model_name(self) -> str | None:

@@ -33,7 +33,12 @@ class ServiceMetrics:
                                   "Wall time from startup until the model was ready.", registry=r)
         self.ready = Gauge("smm_service_ready", "1 when the model is loaded and requests are served.",
                            registry=r)
-        self.model = Info("smm_service_model", "The loaded model: environment, source, backend.", registry=r)
+        self.model = Info("smm_service_model", "The loaded model: environment, source, backend, device, dtype.",
+                          registry=r)
+        self.max_batch = Gauge("smm_service_max_batch", "Texts per model call (sized for the model's device).",
+                               registry=r)
+        self.max_wait = Gauge("smm_service_max_wait_seconds", "How long a queued text waits for company.",
+                              registry=r)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
@@ -46,11 +51,16 @@ class ServiceMetrics:
     def count_texts(self, route: str, n: int) -> None:
         self.texts.labels(route).inc(n)
 
-    def model_loaded(self, info: dict[str, Any], service_seconds: float) -> None:
+    def model_loaded(self, info: dict[str, Any], service_seconds: float, *, max_batch: int | None = None,
+                     max_wait_ms: float | None = None) -> None:
         self.load_seconds.set(service_seconds)
         self.ready.set(1)
         self.model.info({k: str(info.get(k) or "") for k in
-                         ("repo_id", "environment", "source", "backend", "commit")})
+                         ("repo_id", "environment", "source", "backend", "commit", "device", "dtype")})
+        if max_batch is not None:
+            self.max_batch.set(max_batch)
+        if max_wait_ms is not None:
+            self.max_wait.set(max_wait_ms / 1000.0)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

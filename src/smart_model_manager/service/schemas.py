@@ -116,6 +116,10 @@ class ModelInfo(BaseModel):
     labels: list[str]
     alias: str | None = None
     dimension: int | None = None
+    device: str = Field(default="cpu", description="Where the model computes: cpu or cuda:N.")
+    dtype: str = Field(default="fp32", description="Its precision: fp32, fp16, bf16 or int8.")
+    max_batch: int | None = Field(default=None, description="Texts per model call, sized for the device.")
+    max_wait_ms: float | None = Field(default=None, description="How long a queued text waits for company.")
 
 
 class ModelsResponse(BaseModel):
