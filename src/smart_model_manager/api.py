@@ -1,21 +1,12 @@
 """The public API: ``get_model_manager()`` and ``ModelManager``.
 
-The environment decides the source chain (docs/design.md):
-
-=========== ===========================
-test        mock
-dev         cache -> download
-ci          cache -> download
-production  volume (read-only, verified)
-hub         cache -> hub
-=========== ===========================
-
-Outside ``test`` nothing ever degrades to a mock: the original design did, and it hid broken production.
+The environment decides the source chain: ``sources.chains.CHAINS`` (test: mock; dev/ci/hub: cache -> hub;
+production: volume). Outside ``test`` nothing ever degrades to a mock: the original design did, and it hid
+broken production.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,12 +19,13 @@ from . import known_models
 from .environment import Detection, detect
 from ._layout import LOCK_NAME
 from .errors import ConfigurationError
-from .loaders.mock import MockEmbeddingRunner, MockSentimentRunner
+from .labels import parse_id2label, read_config
+from .loaders.mock import mock_runner
 from .model import LoadInfo, Model
 from .registry import get_model_type
 from .settings import BACKENDS, ENVIRONMENTS, Settings, parse_device, parse_dtype
 from .sources.base import Request, Resolved, Source
-from .sources.mock import MockSource
+from .sources.chains import build_chain
 
 log = logging.getLogger(__name__)
 DEFAULT_LOCK_NAME = LOCK_NAME  # == lockfile.DEFAULT_NAME (lockfile is not imported: it pulls in PyYAML)
@@ -76,24 +68,7 @@ class ModelManager:
 
     # -- policy -------------------------------------------------------------------------------
     def _default_sources(self) -> list[Source]:
-        s = self.settings
-        env = self.environment
-        if env == "test":
-            return [MockSource(s.cache_dir, s.volume_dir)]
-        from .sources.cache import CacheSource
-        from .sources.volume import VolumeSource
-
-        if env == "production":
-            return [VolumeSource(s.volume_dir)]
-        chain: list[Source] = [CacheSource(s.cache_dir)]
-        chain.extend(self._remote_sources())
-        return chain
-
-    def _remote_sources(self) -> list[Source]:
-        """Download on demand / the Hub. Import lazily: only the hub source imports huggingface_hub."""
-        from .sources.hub import HubSource
-
-        return [HubSource(self.settings)]
+        return build_chain(self.environment, self.settings)  # the table in sources/chains.py
 
     @property
     def sources(self) -> list[str]:
@@ -122,7 +97,7 @@ class ModelManager:
                 raise ConfigurationError(
                     f"{name!r} is locked as model_type {pinned.model_type!r}, not {model_type!r} (see {lock.path})")
         else:
-            repo_id = known_models.ALIASES.get(name, name)
+            repo_id = known_models.resolve_alias(name)
         return Request(name=name, repo_id=repo_id, revision=revision, model_type=model_type, pinned=pinned,
                        verify=self.settings.verify)
 
@@ -172,25 +147,21 @@ class ModelManager:
         t0 = time.perf_counter()
         mt = get_model_type(model_type)
         resolved = self.resolve(name, revision=revision, model_type=model_type)
-        if resolved.source == "mock":
-            runner: Any
-            if mt.has_labels:
-                runner = MockSentimentRunner(resolved.repo_id, resolved.labels)
-            else:
-                runner = MockEmbeddingRunner(resolved.repo_id, resolved.dimension or mt.default_dimension or 384)
+        runner: Any
+        if resolved.path is None:  # a mock: a schema, no bytes
+            runner = mock_runner(resolved.repo_id, model_type, labels=resolved.labels, dimension=resolved.dimension)
             labels = resolved.labels
-            dim = resolved.dimension
         else:
-            assert resolved.path is not None
             from .device import choose_device
             from .loaders import load_runner
+            from .sources.verify import pinned_file_verifier
 
-            labels = resolved.labels or _config_labels(resolved.path)
+            labels = resolved.labels or parse_id2label(read_config(resolved.path), strict=False)
             runner = load_runner(resolved.path, model_type, backend=backend,
                                  allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
-                                 labels=labels, verify=_onnx_verifier(resolved), model_ref=resolved.repo_id,
+                                 labels=labels, verify=pinned_file_verifier(resolved), model_ref=resolved.repo_id,
                                  device=choose_device(device, dtype), token_budget=self.settings.token_budget)
-            dim = resolved.dimension
+        dim = resolved.dimension
         info = LoadInfo(repo_id=resolved.repo_id, model_type=model_type, environment=self.environment,
                         source=resolved.source, path=str(resolved.path) if resolved.path else None,
                         commit=resolved.commit, revision=revision, backend=getattr(runner, "backend", "?"),
@@ -216,37 +187,6 @@ class ModelManager:
                              "info": h.info.as_dict() if h.info else None, "error": h.error}
                             for h in self._history],
             }
-
-
-def _onnx_verifier(resolved: Resolved) -> Any:
-    """Hash an .onnx file before ONNX Runtime opens it: a corrupt export must never reach the runtime.
-
-    Pinned models (manifest or lock) must list the file; unpinned cache folders are accepted as they are.
-    """
-    from .errors import IntegrityError
-    from .hashing import verify_file
-
-    def verify(path: Path) -> None:
-        assert resolved.path is not None
-        p = Path(path)  # not resolved: snapshot files are symlinks into blobs/
-        rel = p.relative_to(resolved.path).as_posix() if p.is_relative_to(resolved.path) else p.name
-        entry = resolved.files.get(rel)
-        if entry is None:
-            if resolved.files:
-                raise IntegrityError(f"{resolved.repo_id}: {rel} is not pinned by the manifest/lock that pins this "
-                                     f"model; re-provision or re-lock after `smm export onnx`", path=path)
-            return
-        verify_file(path, sha256=entry.sha256, size=entry.size, full=True, label=f"{resolved.repo_id}: {path}")
-
-    return verify
-
-
-def _config_labels(folder: Path) -> tuple[str, ...]:
-    try:
-        cfg = json.loads((folder / "config.json").read_text())
-        return tuple(v for _, v in sorted(cfg.get("id2label", {}).items(), key=lambda kv: int(kv[0])))
-    except (OSError, ValueError):
-        return ()
 
 
 _manager: ModelManager | None = None

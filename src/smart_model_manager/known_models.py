@@ -51,6 +51,14 @@ def default_model(settings: Settings | None = None) -> str:
     return settings.default_model or DEFAULT_MODEL
 
 
+def resolve_alias(name: str) -> str:
+    """The repo id a built-in alias stands for (case-insensitive: ``FinBERT`` works), else ``name`` itself.
+
+    The one alias table: ``load_model``, ``smm export`` and every other name lookup go through here.
+    """
+    return ALIASES.get(name.strip().lower(), name)
+
+
 def known_labels(repo_id: str) -> tuple[str, ...] | None:
     return KNOWN_LABELS.get(repo_id.lower())
 

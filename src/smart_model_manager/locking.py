@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import FormatError, IntegrityError, LockfileError, ModelNotFoundError, Unavailable
 from .hashing import with_prefix
+from .labels import hidden_size, parse_id2label
 from .lockfile import Lock, LockEntry
 from .manifest import FileEntry
 from .registry import get_model_type
@@ -101,16 +102,15 @@ def _digests(client: HubClient, remote: RemoteRevision,
 def _schema(cfg: dict[str, Any], entry: SpecEntry, remote: RemoteRevision) -> tuple[tuple[str, ...], int | None]:
     mt = get_model_type(entry.model_type)
     if mt.has_labels:
-        id2label = cfg.get("id2label")
-        if not isinstance(id2label, dict) or not id2label:
+        if not isinstance(cfg.get("id2label"), dict) or not cfg["id2label"]:
             raise LockfileError(f"models.{entry.alias}: {entry.repo_id}@{remote.commit[:12]} has no id2label in "
                                 f"config.json, so a {entry.model_type} model's labels are unknown")
         try:
-            return tuple(str(v) for _, v in sorted(id2label.items(), key=lambda kv: int(kv[0]))), None
-        except ValueError as err:
-            raise LockfileError(f"models.{entry.alias}: config.json id2label keys are not integers: {err}") from err
-    dim = cfg.get("hidden_size") or cfg.get("dim") or cfg.get("d_model")
-    return (), dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
+            return parse_id2label(cfg, strict=True), None
+        except FormatError as err:
+            raise LockfileError(f"models.{entry.alias}: {entry.repo_id}@{remote.commit[:12]}: config.json: "
+                                f"{err.reason}") from err
+    return (), hidden_size(cfg)
 
 
 def diff(old: Lock | None, new: Lock) -> list[str]:

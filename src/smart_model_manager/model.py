@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from .registry import get_model_type
+
 
 class Runner(Protocol):
     backend: str
@@ -68,6 +70,7 @@ class Model:
         self.model_type = model_type
         self.labels: tuple[str, ...] = tuple(labels or ())
         self.info = info
+        self._classifies = get_model_type(model_type).classifies
 
     @property
     def backend(self) -> str:
@@ -80,7 +83,7 @@ class Model:
     def __call__(self, texts: str | Sequence[str]) -> Any:
         items, single = check_texts(texts)
         rows = self._runner(items)
-        if self.model_type == "sentiment":
+        if self._classifies:
             out: list[Any] = [self.format_scores(r) for r in rows]
         else:
             out = [list(r) for r in rows]

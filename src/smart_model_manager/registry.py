@@ -1,10 +1,20 @@
-"""Model types. New types register here; unknown names fail with the list of known ones."""
+"""Model types. New types register here; unknown names fail with the list of known ones.
+
+A type carries what every layer needs to know about it, so nobody compares names (``== "sentiment"``):
+whether it outputs per-label scores (``has_labels``), its mock defaults, and the ``head`` a runner puts on
+the encoder (``CLASSIFICATION``: softmax over labels; ``POOLING``: mean-pooled, L2-normalised vector).
+A type registered without a head can be locked and pulled, but no loader runs it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .errors import UnknownModelTypeError
+
+CLASSIFICATION = "classification"
+POOLING = "pooling"
+HEADS = (CLASSIFICATION, POOLING)
 
 
 @dataclass(frozen=True)
@@ -15,6 +25,17 @@ class ModelType:
     default_labels: tuple[str, ...] = ()
     default_dimension: int | None = None
     description: str = ""
+    head: str = ""                 # CLASSIFICATION | POOLING | "" (no runner)
+
+    @property
+    def classifies(self) -> bool:
+        """Outputs one probability per label (softmax over logits), in label-id order."""
+        return self.head == CLASSIFICATION
+
+    @property
+    def pools(self) -> bool:
+        """Outputs one mean-pooled, L2-normalised vector (the encoder's hidden size)."""
+        return self.head == POOLING
 
 
 _REGISTRY: dict[str, ModelType] = {}
@@ -38,9 +59,14 @@ def model_types() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def runnable_types() -> list[str]:
+    """The types some loader can run (they have a ``head``), in registration order."""
+    return [n for n, mt in _REGISTRY.items() if mt.head in HEADS]
+
+
 register_model_type(ModelType(
     "sentiment", "text-classification", True, ("positive", "negative", "neutral"), None,
-    "text classification; every label with its score, best first"))
+    "text classification; every label with its score, best first", CLASSIFICATION))
 register_model_type(ModelType(
     "embeddings", "feature-extraction", False, (), 384,
-    "sentence embeddings; mean-pooled, L2-normalised vectors"))
+    "sentence embeddings; mean-pooled, L2-normalised vectors", POOLING))

@@ -51,9 +51,10 @@ def resolve_chain(sources: Sequence[Source], request: Request, environment: str)
             attempts.append((source.name, f"failed: {err}"))
             continue
         skipped = "; ".join(f"{n}: {r}" for n, r in attempts)
-        log.info("resolved %s (%s) in env=%s from source=%s commit=%s verified=%s%s",
+        log.info("resolved %s (%s) in env=%s from source=%s commit=%s verified=%s%s%s",
                  request.name, request.repo_id, environment, source.name, (resolved.commit or "-")[:12],
-                 resolved.verified, f"; skipped {skipped}" if skipped else "")
+                 resolved.verified, f" ({resolved.schema_origin})" if resolved.schema_origin else "",
+                 f"; skipped {skipped}" if skipped else "")
         return resolved
     tried = "\n".join(f"  - {name}: {reason}" for name, reason in attempts) or "  (no source configured)"
     raise ModelNotFoundError(

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ._layout import CI_VARIABLES, MANIFEST_NAME
+from .backends import CHOICES
 from .errors import ConfigurationError
 
 ENVIRONMENTS = ("test", "dev", "ci", "production", "hub")
-BACKENDS = ("auto", "onnx", "torch", "onnx-int8", "onnx-fp32")
+BACKENDS = CHOICES  # the backend table (backends.py) is the one list
 VERIFY_MODES = ("quick", "full")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")   # cuda:N = the N-th GPU (0-based)
 DTYPES = ("auto", "fp32", "fp16", "bf16")

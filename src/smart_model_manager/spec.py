@@ -25,16 +25,8 @@ from typing import Any
 
 from . import _yaml
 from .errors import ConfigurationError, LockfileError, UnknownModelTypeError
-from ._layout import (
-    COMMIT,
-    ONNX_DATA_FILE,
-    ONNX_FP32_FILE,
-    ONNX_INT8_FILE,
-    ONNX_QUALITY_FILE,
-    REPO_ID_EXPECTED,
-    SPEC_NAME,
-    is_repo_id,
-)
+from ._layout import COMMIT, REPO_ID_EXPECTED, SPEC_NAME, is_repo_id
+from .backends import lock_files
 from .registry import get_model_type
 
 DEFAULT_NAME = SPEC_NAME
@@ -47,9 +39,10 @@ DEFAULT_EXCLUDE = (
     "*.h5", "*.msgpack", "*.ot", "*.tflite", "*.mlmodel", "*.mlpackage/**", "coreml/**", "openvino/**",
     "onnx/**", "*.gguf", "*.ckpt", ".gitattributes", "README.md", "*.png", "*.jpg",
 )
-# ...except the files our ONNX loader reads (loaders/__init__.py); upstream onnx/ folders otherwise hold
-# up to nine variants (O1-O4, per-CPU int8) of which none is read.
-DEFAULT_KEEP = (ONNX_FP32_FILE, ONNX_DATA_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE)
+# ...except the files some backend reads (backends.BACKENDS[*].files, e.g. onnx/model.onnx); upstream onnx/
+# folders otherwise hold up to nine variants (O1-O4, per-CPU int8) of which none is read. A backend added to
+# the table brings its files into locks without touching this module.
+DEFAULT_KEEP = lock_files()
 PICKLE_WEIGHTS = ("pytorch_model*.bin", "*/pytorch_model*.bin")
 
 
@@ -92,7 +85,8 @@ def select_files(paths: Iterable[str], include: Iterable[str] = (), exclude: Ite
     if include:
         chosen = [p for p in all_paths if _match(p, include)]
     else:
-        chosen = [p for p in all_paths if p in DEFAULT_KEEP or not _match(p, DEFAULT_EXCLUDE)]
+        keep = lock_files()
+        chosen = [p for p in all_paths if _match(p, keep) or not _match(p, DEFAULT_EXCLUDE)]
         if any(p.endswith(".safetensors") for p in chosen):
             chosen = [p for p in chosen if not _match(p, PICKLE_WEIGHTS)]
     return [p for p in chosen if not _match(p, exclude)]

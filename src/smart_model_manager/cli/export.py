@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from .. import store
-from ..known_models import ALIASES
+from ..known_models import resolve_alias
 from ..settings import Settings
 from .models import cli_progress
 
@@ -95,7 +95,7 @@ def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str
         folder = given
         target = _snapshot_of(given)
     else:
-        repo_id = ALIASES.get(model_or_path.lower(), model_or_path)
+        repo_id = resolve_alias(model_or_path)
         root = cache_dir or Settings.from_env().cache_dir
         snap = store.find_snapshot(root, repo_id, revision)
         if snap is None:

@@ -33,26 +33,30 @@ from .._layout import (
     ONNX_QUALITY_FILE as QUALITY_FILE,
 )
 from ..device import CPU, DeviceChoice
+from ..backends import AUTO, CHOICES, ONNX_INSTALL, TORCH_INSTALL, auto_order, backend_spec
 from ..errors import BackendError, ConfigurationError
 from ..model import Runner
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "onnx-fp32")
-ONNX_INSTALL = "pip install 'smart-model-manager[onnx]'"
-TORCH_INSTALL = "pip install 'smart-model-manager[torch]'"
+BACKENDS = CHOICES  # the backend table (backends.py) is the one list
 
 #: ``verify(path)`` raises (e.g. IntegrityError) if the file is not the pinned one.
 VerifyHook = Callable[[Path], None]
 
 
+def available(backend: str) -> bool:
+    """What ``backend`` needs is installed (checked without importing it; backends.BACKENDS[*].requires)."""
+    return all(importlib.util.find_spec(m) is not None for m in backend_spec(backend).requires)
+
+
 def onnx_available() -> bool:
     """onnxruntime and tokenizers are installed (checked without importing them)."""
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tokenizers"))
+    return available("onnx")
 
 
 def torch_available() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers"))
+    return available("torch")
 
 
 def export_command(model_ref: str | Path) -> str:
@@ -135,32 +139,36 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
             return runner
         # None: device "auto" and nothing can use the GPU here; the CPU rules below apply (logged)
 
-    if backend != "torch":
-        onnx_file = choose_onnx_file(folder, backend, ref)
-        if onnx_file is not None:
+    # explicit backend: its family only; auto: the backend table's preference order (backends.auto_order)
+    for spec in (auto_order() if backend == AUTO else (backend_spec(backend),)):
+        if spec.family == "onnx":
+            onnx_file = choose_onnx_file(folder, backend, ref)
+            if onnx_file is None:
+                continue
             if not onnx_available():
-                if backend == "auto":
+                if backend == AUTO:
                     log.info("%s exists but onnxruntime/tokenizers are not installed; using torch "
                              "(%s)", onnx_file, ONNX_INSTALL)
-                else:
-                    raise BackendError(f"backend {backend!r} needs onnxruntime and tokenizers; "
-                                       f"install them with: {ONNX_INSTALL}")
-            elif backend == "auto" and not (folder / "tokenizer.json").is_file():
+                    continue
+                raise BackendError(f"backend {backend!r} needs onnxruntime and tokenizers; "
+                                   f"install them with: {ONNX_INSTALL}")
+            if backend == AUTO and not (folder / "tokenizer.json").is_file():
                 log.info("%s has no tokenizer.json, which the ONNX backend needs; using torch",
                          folder)
-            else:
-                from .onnx import load_onnx_runner
-                return load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads,
-                                        labels=labels, verify=verify)
+                continue
+            from .onnx import load_onnx_runner
+            return load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads,
+                                    labels=labels, verify=verify)
+        if spec.family == "torch":
+            if not torch_available():
+                raise BackendError(f"the torch backend needs torch and transformers; install them with: "
+                                   f"{TORCH_INSTALL}" + ("" if backend == "torch" else
+                                                         f", or export ONNX with: {export_command(ref)}"))
+            from .torch import load_torch_runner
+            return load_torch_runner(folder, model_type, allow_pickle=allow_pickle, threads=n_threads,
+                                     labels=labels)
+    raise BackendError(f"no backend could load {ref} (tried {backend!r}); see backends.BACKENDS")
 
-    if not torch_available():
-        raise BackendError(f"the torch backend needs torch and transformers; install them with: "
-                           f"{TORCH_INSTALL}" + ("" if backend == "torch" else
-                                                 f", or export ONNX with: {export_command(ref)}"))
-    from .torch import load_torch_runner
-    return load_torch_runner(folder, model_type, allow_pickle=allow_pickle, threads=n_threads,
-                             labels=labels)
-
-
-__all__ = ["BACKENDS", "FP32_FILE", "INT8_FILE", "QUALITY_FILE", "VerifyHook", "choose_onnx_file",
-           "export_command", "int8_gate_passed", "load_runner", "onnx_available", "torch_available"]
+__all__ = ["BACKENDS", "FP32_FILE", "INT8_FILE", "ONNX_DIR", "QUALITY_FILE", "VerifyHook", "available",
+           "choose_onnx_file", "export_command", "int8_gate_passed", "load_runner", "onnx_available",
+           "torch_available"]

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendError, FormatError
+from ..errors import BackendError, FormatError, UnknownModelTypeError
+from ..labels import parse_id2label
+from ..registry import ModelType, get_model_type, runnable_types
 
-MODEL_TYPES = ("sentiment", "embeddings")
 DEFAULT_BATCH_SIZE = 32
 # tokenizer_config.json uses a huge sentinel (int(1e30)) for "no limit"; anything above this is that.
 _NO_LIMIT = 1_000_000
@@ -42,22 +43,11 @@ def read_optional_json(path: Path) -> dict[str, Any]:
 
 def labels_from_config(config: dict[str, Any], config_path: Path,
                        expected: Sequence[str] | None) -> tuple[str, ...]:
-    """``id2label`` in id order. If the caller pinned labels (manifest/lock), they must agree."""
+    """``id2label`` in id order (strict). If the caller pinned labels (manifest/lock), they must agree."""
     raw = config.get("id2label")
-    if not isinstance(raw, dict) or not raw:
-        if expected:
-            return tuple(expected)
-        raise FormatError("a sentiment model needs 'id2label' (label names in id order)",
-                          path=config_path)
-    try:
-        by_id = {int(k): str(v) for k, v in raw.items()}
-    except (TypeError, ValueError) as err:
-        raise FormatError(f"'id2label' keys must be integers, got {sorted(raw)!r}",
-                          path=config_path) from err
-    if sorted(by_id) != list(range(len(by_id))):
-        raise FormatError(f"'id2label' ids must be 0..{len(by_id) - 1}, got {sorted(by_id)}",
-                          path=config_path)
-    labels = tuple(by_id[i] for i in range(len(by_id)))
+    if (not isinstance(raw, dict) or not raw) and expected:
+        return tuple(expected)
+    labels = parse_id2label(config, strict=True, where=config_path)
     if expected is not None and tuple(x.lower() for x in expected) != tuple(x.lower() for x in labels):
         raise BackendError(
             f"{config_path}: id2label gives labels {list(labels)} but the manifest/lock pins "
@@ -134,12 +124,15 @@ def read_folder_meta(folder: Path, model_type: str, labels: Sequence[str] | None
     config_path = folder / "config.json"
     config = read_json(config_path)
     tokenizer_config = read_optional_json(folder / "tokenizer_config.json")
-    found = tuple(labels_from_config(config, config_path, labels)) if model_type == "sentiment" else ()
+    classifies = get_model_type(model_type).classifies
+    found = tuple(labels_from_config(config, config_path, labels)) if classifies else ()
     return FolderMeta(config, tokenizer_config, found, max_length(config, tokenizer_config))
 
 
-def check_model_type(model_type: str) -> None:
-    if model_type not in MODEL_TYPES:
-        from ..errors import UnknownModelTypeError
+def check_model_type(model_type: str) -> ModelType:
+    """The registered type, if some runner can run it (it has a ``head``); UnknownModelTypeError otherwise."""
+    mt = get_model_type(model_type) if model_type in runnable_types() else None
+    if mt is None:
         raise UnknownModelTypeError(
-            f"model type {model_type!r} has no runner; valid types: {', '.join(MODEL_TYPES)}")
+            f"model type {model_type!r} has no runner; valid types: {', '.join(runnable_types())}")
+    return mt

@@ -123,3 +123,17 @@ class MockEmbeddingRunner:
 
     def __call__(self, texts: list[str]) -> list[list[float]]:
         return [self.embed(t) for t in texts]
+
+
+def mock_runner(repo_id: str, model_type: str, *, labels: Sequence[str] = (),
+                dimension: int | None = None) -> MockSentimentRunner | MockEmbeddingRunner:
+    """The mock runner for a model type: per-label scores for types with labels, a vector otherwise.
+
+    ``labels``/``dimension`` come from the mock source's schema; the type's defaults fill the gaps.
+    """
+    from ..registry import get_model_type
+
+    mt = get_model_type(model_type)
+    if mt.has_labels:
+        return MockSentimentRunner(repo_id, labels or mt.default_labels)
+    return MockEmbeddingRunner(repo_id, dimension or mt.default_dimension or 384)

@@ -31,6 +31,7 @@ from typing import Any
 from .._layout import ONNX_FP32_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE
 from ..device import DeviceChoice
 from ..errors import BackendError
+from ..registry import get_model_type
 from ._common import (
     DEFAULT_BATCH_SIZE,
     check_model_type,
@@ -145,7 +146,7 @@ class OnnxRunner:
         self.input_names = [i.name for i in session.get_inputs()]
         self.output_name = session.get_outputs()[0].name
         self.dimension: int | None = None
-        if model_type == "embeddings":
+        if get_model_type(model_type).pools:
             dim = session.get_outputs()[0].shape[-1]
             self.dimension = dim if isinstance(dim, int) else None
 
@@ -184,7 +185,7 @@ class OnnxRunner:
         for idx in length_sorted_batches(lengths, self.batch_size):
             raw, mask = self.run_batch([encs[i] for i in idx])
             raw = raw.astype(np.float32, copy=False)
-            if self.model_type == "sentiment":
+            if get_model_type(self.model_type).classifies:
                 shifted = raw - raw.max(axis=-1, keepdims=True)
                 exp = np.exp(shifted)
                 rows = exp / exp.sum(axis=-1, keepdims=True)

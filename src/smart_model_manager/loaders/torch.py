@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError
+from ..registry import get_model_type
 from ._common import (
     DEFAULT_BATCH_SIZE,
     check_model_type,
@@ -75,7 +76,7 @@ class TorchRunner:
                             if n in ("input_ids", "attention_mask", "token_type_ids")]
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         hidden = getattr(model.config, "hidden_size", None)
-        self.dimension: int | None = hidden if model_type == "embeddings" else None
+        self.dimension: int | None = hidden if get_model_type(model_type).pools else None
 
     def __call__(self, texts: list[str]) -> list[list[float]]:
         import torch
@@ -105,7 +106,7 @@ class TorchRunner:
         import torch
 
         result = self.model(**batch)
-        if self.model_type == "sentiment":
+        if get_model_type(self.model_type).classifies:
             probs = torch.softmax(result.logits.float(), dim=-1)
             return probs.tolist()
         hidden = result.last_hidden_state.float()
@@ -147,7 +148,7 @@ def load_torch_runner(folder: str | Path, model_type: str, *, allow_pickle: bool
         torch.set_num_threads(threads)
 
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-    cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
+    cls = AutoModelForSequenceClassification if get_model_type(model_type).classifies else AutoModel
     model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False)
     model.eval()
     runner = TorchRunner(tokenizer, model, model_type=model_type, labels=meta.labels,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import store
 from ..errors import MissingFileError
-from .base import Request, Resolved, Unavailable, read_schema
+from .base import Request, Resolved, Unavailable, Verified, read_schema
 from .verify import verify_folder
 
 
@@ -25,9 +25,9 @@ class CacheSource:
         if not (snap / "config.json").is_file():
             raise Unavailable(f"{snap} has no config.json (an incomplete snapshot)")
         pinned = request.pinned
-        files = dict(getattr(pinned, "files", {}) or {})
-        verified = "none"
-        if files and getattr(pinned, "commit", None) == snap.name:
+        files = dict(pinned.files) if pinned is not None else {}
+        verified = Verified.NONE
+        if files and pinned is not None and pinned.commit == snap.name:
             # Pinned by the lock: check every file. A *missing* file means a partial snapshot (huggingface_hub
             # fills snapshots file by file): let the download source complete it. A size or sha256
             # mismatch is fatal: it never falls through (huggingface_hub #2364).
@@ -36,7 +36,7 @@ class CacheSource:
             except MissingFileError as err:
                 raise Unavailable(f"the cached snapshot {snap.name[:12]} is incomplete: {err}",
                                   hint="complete it with `smm pull`") from err
-            verified = request.verify
+            verified = Verified(request.verify)
         labels, dim = read_schema(snap)
         return Resolved(repo_id=request.repo_id, source=self.name, path=snap, commit=snap.name,
                         revision=request.revision, labels=labels, dimension=dim, files=files, verified=verified)

@@ -21,7 +21,7 @@ from ..publish import (
     staging_dir,
 )
 from ..settings import Settings
-from .base import Request, Resolved, Unavailable, read_schema
+from .base import Request, Resolved, Unavailable, Verified, read_schema
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,10 @@ class HubSource:
                               hint="provision beforehand with `smm pull` or unset HF_HUB_OFFLINE")
         pinned = request.pinned
         commit = request.want_commit
-        revision = request.revision or getattr(pinned, "revision", None) or "main"
+        revision = request.revision or (pinned.revision if pinned is not None else None) or "main"
         if pinned is not None and commit == pinned.commit and pinned.files:
             wants = {rel: Want.from_entry(e) for rel, e in pinned.files.items()}
-            verified = "full"
+            verified = Verified.FULL
         else:
             remote = self.client.revision(request.repo_id, commit or revision)
             commit = remote.commit
@@ -62,7 +62,8 @@ class HubSource:
                      for rel in select_files(remote.files)}
             if not wants:
                 raise Unavailable(f"{request.repo_id}@{revision} at {self.client.endpoint} has no loadable files")
-            verified = "lfs-only" if any(w.sha256 for w in wants.values()) else "none"
+            verified = Verified.LFS_ONLY if any(w.sha256 for w in wants.values()) else Verified.NONE
+        assert commit is not None  # the pinned branch has one; the remote branch just set it
         ref = revision if revision != commit and len(revision) != 40 else None
         clean_stale_staging(self.root)  # leftovers of a killed process; live writers hold their lock
         result = fetch_into(self.root, self.client, request.repo_id, commit, wants, revision=ref, jobs=self.jobs)
@@ -70,9 +71,9 @@ class HubSource:
         log.info("hub: %s@%s ready in %s (%d downloaded, %d reused, verified=%s)", request.repo_id, commit[:12],
                  self.root, len(result.downloaded) + len(result.repaired), len(result.reused), verified)
         return Resolved(repo_id=request.repo_id, source=self.name, path=result.snapshot, commit=commit,
-                        revision=request.revision, labels=tuple(getattr(pinned, "labels", ()) or labels),
-                        dimension=getattr(pinned, "dimension", None) or dim,
-                        files=dict(getattr(pinned, "files", {}) or {}), verified=verified)
+                        revision=request.revision, labels=tuple((pinned.labels if pinned else ()) or labels),
+                        dimension=(pinned.dimension if pinned else None) or dim,
+                        files=dict(pinned.files) if pinned else {}, verified=verified)
 
 
 # Older import paths (``from smart_model_manager.sources.hub import HubClient``) keep working.

@@ -8,7 +8,7 @@ from .. import known_models, store
 from ..errors import FormatError
 from .._layout import MANIFEST_NAME
 from ..registry import get_model_type
-from .base import Request, Resolved, read_schema
+from .base import Request, Resolved, Verified, read_schema
 
 
 class MockSource:
@@ -47,7 +47,7 @@ class MockSource:
         dim: int | None = None
         origin = "default"
         pinned = request.pinned
-        if pinned is not None and (getattr(pinned, "labels", ()) or getattr(pinned, "dimension", None)):
+        if pinned is not None and (pinned.labels or pinned.dimension):
             labels, dim, origin = tuple(pinned.labels or ()), pinned.dimension, "lock"
         else:
             local = self._local_schema(request.repo_id)
@@ -61,7 +61,7 @@ class MockSource:
             labels, origin = mt.default_labels, "default" if origin == "default" else origin
         if not mt.has_labels and dim is None:
             dim = mt.default_dimension
-        commit = getattr(pinned, "commit", None)
+        commit = pinned.commit if pinned is not None else None
         return Resolved(repo_id=request.repo_id, source="mock", path=None, commit=commit,
                         revision=request.revision, labels=labels if mt.has_labels else (),
-                        dimension=dim, verified=f"schema from {origin}")
+                        dimension=dim, verified=Verified.SCHEMA, schema_origin=origin)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import manifest as manifest_mod, store
 from ..errors import IntegrityError
-from .base import Request, Resolved, Unavailable
+from .base import Request, Resolved, Unavailable, Verified
 from .verify import verify_folder
 
 
@@ -51,4 +51,4 @@ class VolumeSource:
         verify_folder(snap, entry.files, full=request.verify == "full", model=entry.repo_id)
         return Resolved(repo_id=entry.repo_id, source=self.name, path=snap, commit=entry.commit,
                         revision=request.revision, labels=entry.labels, dimension=entry.dimension,
-                        files=dict(entry.files), verified=request.verify)
+                        files=dict(entry.files), verified=Verified(request.verify))

@@ -1,0 +1,63 @@
+"""The backend table (layer 0, stdlib only): every value ``SMM_BACKEND`` accepts, the files of a model
+folder each backend reads, and the order ``auto`` tries them in.
+
+One table, read by everyone who needs a backend fact: ``settings`` and ``api`` validate names against it,
+``loaders`` take install lines and the ``auto`` order from it, and ``spec.select_files`` keeps every file
+a backend lists in the lock (so a new backend's files are never silently left out of locks and pulls).
+To add a backend: docs/design.md, "How to add a backend".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._layout import ONNX_DATA_FILE, ONNX_FP32_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE
+
+ONNX_INSTALL = "pip install 'smart-model-manager[onnx]'"
+TORCH_INSTALL = "pip install 'smart-model-manager[torch]'"
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str                        # the SMM_BACKEND / load_model(backend=) value
+    family: str                      # the runtime that runs it ("onnx", "torch"): one loader per family
+    files: tuple[str, ...] = ()      # paths or globs in a model folder it reads beyond config/tokenizer/weights;
+                                     # a lock keeps them even where the default excludes would drop them
+    requires: tuple[str, ...] = ()   # importable modules it needs (checked without importing them)
+    install: str = ""                # the pip line that brings ``requires``
+    auto_rank: int | None = None     # position in ``auto``'s preference order (lower first); None: never auto
+
+
+BACKENDS: tuple[BackendSpec, ...] = (
+    BackendSpec("onnx", "onnx", (ONNX_FP32_FILE, ONNX_DATA_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE),
+                ("onnxruntime", "tokenizers"), ONNX_INSTALL, auto_rank=0),
+    BackendSpec("torch", "torch", (), ("torch", "transformers"), TORCH_INSTALL, auto_rank=1),
+    BackendSpec("onnx-int8", "onnx", (ONNX_INT8_FILE, ONNX_QUALITY_FILE), ("onnxruntime", "tokenizers"),
+                ONNX_INSTALL),
+    BackendSpec("onnx-fp32", "onnx", (ONNX_FP32_FILE, ONNX_DATA_FILE), ("onnxruntime", "tokenizers"), ONNX_INSTALL),
+)
+AUTO = "auto"
+#: every accepted value, in the order error messages list them
+CHOICES: tuple[str, ...] = (AUTO, *(b.name for b in BACKENDS))
+
+
+def backend_spec(name: str) -> BackendSpec:
+    """The spec of a concrete backend (not ``auto``). KeyError for unknown names: validate with CHOICES first."""
+    for b in BACKENDS:
+        if b.name == name:
+            return b
+    raise KeyError(name)
+
+
+def auto_order() -> tuple[BackendSpec, ...]:
+    """The backends ``auto`` tries, most preferred first."""
+    return tuple(sorted((b for b in BACKENDS if b.auto_rank is not None), key=lambda b: b.auto_rank or 0))
+
+
+def lock_files() -> tuple[str, ...]:
+    """Every path/glob some backend reads: what a default lock keeps (``spec.select_files``)."""
+    return tuple(dict.fromkeys(f for b in BACKENDS for f in b.files))
+
+
+__all__ = ["AUTO", "BACKENDS", "CHOICES", "ONNX_INSTALL", "TORCH_INSTALL", "BackendSpec", "auto_order",
+           "backend_spec", "lock_files"]
