@@ -30,6 +30,7 @@ from typing import Any
 
 from .._layout import ONNX_FP32_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE
 from ..device import DeviceChoice
+from ..backends import ONNX_INSTALL
 from ..errors import BackendError
 from ..registry import get_model_type
 from ._common import (
@@ -42,7 +43,6 @@ from ._common import (
 
 log = logging.getLogger(__name__)
 
-ONNX_INSTALL = "pip install 'smart-model-manager[onnx]'"
 
 
 def make_tokenizer(folder: Path, max_len: int) -> Any:

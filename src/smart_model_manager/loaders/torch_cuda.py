@@ -27,6 +27,7 @@ from typing import Any
 
 from ..device import DeviceChoice
 from ..errors import BackendError
+from ..registry import get_model_type
 from ._common import check_model_type, pad_rows, read_folder_meta, token_budget_batches
 from .torch import INSTALL_HINT, TorchRunner, check_weights
 
@@ -99,7 +100,7 @@ class CudaTorchRunner(TorchRunner):
         import torch
 
         result = self.model(**batch)
-        if self.model_type == "sentiment":
+        if get_model_type(self.model_type).classifies:
             return torch.softmax(result.logits.float(), dim=-1)
         hidden = result.last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -133,7 +134,7 @@ def load_cuda_runner(folder: str | Path, model_type: str, *, choice: DeviceChoic
     if threads is not None:
         torch.set_num_threads(threads)  # the host side only feeds the GPU; see docs/gpu.md
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-    cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
+    cls = AutoModelForSequenceClassification if get_model_type(model_type).classifies else AutoModel
     torch_dtype = getattr(torch, TORCH_DTYPES[choice.dtype])
     model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
                                 dtype=torch_dtype)
