@@ -8,6 +8,7 @@ One process, one GPU, every path on the same texts, one after the other (the GPU
 * ``smm-default``    ``load_runner(backend="auto", device=choose_device("auto"))``: what a user gets
                      on this node with no settings (torch on the GPU, bf16/fp16, token-budget batches)
 * ``smm-budget-N``   the same runner with token budget N (``--budgets``): measures the default
+* ``smm-fp16``       smm with ``dtype="fp16"`` where the default is bf16 (precision vs the 0.01 bound)
 * ``smm-onnx-cuda``  ``backend="onnx-fp32"`` on CUDAExecutionProvider, when onnxruntime-gpu is installed
 * ``pipeline-fp32``  ``pipeline("text-classification", device=0, top_k=None, batch_size=B)``
 * ``pipeline-fp16``  the same with ``dtype=torch.float16`` (the acceptance baseline)
@@ -194,8 +195,8 @@ def measure(name: str, fn: Callable[[list[str]], Rows], texts: list[str], device
     return result, rows
 
 
-def free(*objs: Any) -> None:
-    del objs
+def free(obj: Any) -> None:
+    del obj
     gc.collect()
     try:
         import torch
@@ -207,6 +208,8 @@ def free(*objs: Any) -> None:
 
 
 def bench_model(label: str, folder: Path, args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
+    import traceback
+
     from smart_model_manager.device import choose_device, ort_providers
     from smart_model_manager.loaders import load_runner
     from smart_model_manager.loaders.onnx import CUDA_EP
@@ -218,66 +221,91 @@ def bench_model(label: str, folder: Path, args: argparse.Namespace, texts: list[
     print(f"{label}: {folder} on {device} ({choice.reason})", file=sys.stderr)
     paths: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    common = (texts, device, args.repeats, args.latency_batch)
+    reference: Rows | None = None
 
-    runner = load_runner(folder, "sentiment", backend="torch", threads=args.cpu_threads)
-    paths["cpu-fp32"], reference = measure("cpu-fp32", runner, texts, "cpu", args.cpu_repeats,
-                                           args.latency_batch, None, {"device": "cpu", "dtype": "fp32"})
-    free(runner)
-
-    runner = load_runner(folder, "sentiment", backend="auto", device=choice, threads=args.cpu_threads)
-    notes = {"backend": runner.backend, "device": runner.device, "dtype": runner.dtype,
-             "token_budget": getattr(runner, "token_budget", None)}
-    paths["smm-default"], _ = measure("smm-default", runner, *common, reference, notes)
-    if hasattr(runner, "token_budget"):
-        default_budget = runner.token_budget
-        for b in args.budgets:
-            runner.token_budget = b
-            paths[f"smm-budget-{b}"], _ = measure(f"smm-budget-{b}", runner, *common, reference,
-                                                  {**notes, "token_budget": b})
-        runner.token_budget = default_budget
-    free(runner)
-
-    if cuda and CUDA_EP in ort_providers() and (folder / "onnx" / "model.onnx").is_file():
-        runner = load_runner(folder, "sentiment", backend="onnx-fp32", device=choice, threads=args.cpu_threads)
-        paths["smm-onnx-cuda"], _ = measure("smm-onnx-cuda", runner, *common, reference,
-                                            {"backend": runner.backend, "device": runner.device, "dtype": "fp32"})
-        free(runner)
-    else:
-        skipped["smm-onnx-cuda"] = ("no GPU" if not cuda else "onnxruntime has no CUDAExecutionProvider"
-                                    if CUDA_EP not in ort_providers() else "no onnx/model.onnx exported")
-
-    for half_pipe in (False, True):
-        name = "pipeline-fp16" if half_pipe else "pipeline-fp32"
-        if half_pipe and not cuda:
-            skipped[name] = "fp16 pipeline is a GPU baseline"
-            continue
-        fn = pipeline_runner(folder, device, half_pipe, args.pipeline_batch)
-        paths[name], _ = measure(name, fn, *common, reference,
-                                 {"dtype": "fp16" if half_pipe else "fp32", "batch_size": args.pipeline_batch})
+    def run(name: str, make: Callable[[], Any], notes: Callable[[Any], dict[str, Any]], *, on: str = device,
+            repeats: int = args.repeats, after: Callable[[Any], None] | None = None) -> None:
+        """Load, measure, free. A failing path is recorded and the run goes on (device time is scarce)."""
+        nonlocal reference
+        fn = None
+        try:
+            fn = make()
+            paths[name], rows = measure(name, fn, texts, on, repeats, args.latency_batch, reference, notes(fn))
+            if reference is None:
+                reference = rows
+            if after is not None:
+                after(fn)
+        except Exception as err:  # noqa: BLE001
+            skipped[name] = f"FAILED: {type(err).__name__}: {err}"
+            print(f"  {name}: FAILED\n{traceback.format_exc()}", file=sys.stderr)
+        fn = None  # drop the model before emptying the CUDA cache for the next path
         free(fn)
 
-    lean = LeanRunner(folder, device, half if cuda else "fp32")
-    paths["lean-ref"], _ = measure("lean-ref", lean, *common, reference,
-                                   {"dtype": half if cuda else "fp32", "batch": 256})
-    free(lean)
+    def info(r: Any) -> dict[str, Any]:
+        return {"backend": r.backend, "device": r.device, "dtype": r.dtype,
+                "token_budget": getattr(r, "token_budget", None)}
+
+    def sweep(r: Any) -> None:
+        if not hasattr(r, "token_budget"):
+            return
+        default = r.token_budget
+        for b in args.budgets:
+            r.token_budget = b
+            paths[f"smm-budget-{b}"], _ = measure(f"smm-budget-{b}", r, texts, device, args.repeats,
+                                                  args.latency_batch, reference, {**info(r), "token_budget": b})
+        r.token_budget = default
+
+    run("cpu-fp32", lambda: load_runner(folder, "sentiment", backend="torch", threads=args.cpu_threads),
+        info, on="cpu", repeats=args.cpu_repeats)
+    if reference is None:
+        raise RuntimeError(f"{label}: the CPU fp32 reference failed: {skipped['cpu-fp32']}")
+    run("smm-default", lambda: load_runner(folder, "sentiment", backend="auto", device=choice,
+                                           threads=args.cpu_threads), info, after=sweep)
+    if cuda and choice.dtype == "bf16":
+        # the issue asks for bf16 under auto; fp16 has 3 more mantissa bits at the same tensor-core speed,
+        # so measure it too: if bf16 misses the 0.01 probability bound and fp16 does not, that decides it
+        run("smm-fp16", lambda: load_runner(folder, "sentiment", backend="torch", threads=args.cpu_threads,
+                                            device=choose_device(args.device, "fp16")), info)
+    if not cuda:
+        skipped["smm-onnx-cuda"] = "no GPU"
+    elif CUDA_EP not in ort_providers():
+        skipped["smm-onnx-cuda"] = "onnxruntime has no CUDAExecutionProvider (onnxruntime-gpu not installed)"
+    elif not (folder / "onnx" / "model.onnx").is_file():
+        skipped["smm-onnx-cuda"] = "no onnx/model.onnx exported"
+    else:
+        run("smm-onnx-cuda", lambda: load_runner(folder, "sentiment", backend="onnx-fp32", device=choice,
+                                                 threads=args.cpu_threads), info)
+    run("pipeline-fp32", lambda: pipeline_runner(folder, device, False, args.pipeline_batch),
+        lambda _: {"dtype": "fp32", "batch_size": args.pipeline_batch})
+    if cuda:
+        run("pipeline-fp16", lambda: pipeline_runner(folder, device, True, args.pipeline_batch),
+            lambda _: {"dtype": "fp16", "batch_size": args.pipeline_batch})
+    else:
+        skipped["pipeline-fp16"] = "fp16 pipeline is a GPU baseline"
+    lean_dtype = half if cuda else "fp32"
+    run("lean-ref", lambda: LeanRunner(folder, device, lean_dtype), lambda _: {"dtype": lean_dtype, "batch": 256})
 
     ref_labels = {max(range(len(r)), key=r.__getitem__) for r in reference}
     out: dict[str, Any] = {"folder": str(folder), "device": device, "choice": choice.as_dict(), "paths": paths,
                            "skipped": skipped, "distinct_reference_labels": len(ref_labels)}
+    if "smm-default" not in paths:
+        return out
     s = paths["smm-default"]["headlines_per_s"]
     out["ratios"] = {f"smm-default / {k}": s / v["headlines_per_s"] for k, v in paths.items() if k != "smm-default"}
     if cuda:
+        def at_least(base: str, factor: float) -> bool | None:
+            return s >= factor * paths[base]["headlines_per_s"] if base in paths else None
+
         out["acceptance"] = {
-            "smm-default >= 1.5x pipeline-fp16": s >= 1.5 * paths["pipeline-fp16"]["headlines_per_s"],
-            "smm-default >= 0.8x lean-ref": s >= 0.8 * paths["lean-ref"]["headlines_per_s"],
+            "smm-default >= 1.5x pipeline-fp16": at_least("pipeline-fp16", 1.5),
+            "smm-default >= 0.8x lean-ref": at_least("lean-ref", 0.8),
             "label agreement >= 0.995": paths["smm-default"]["label_agreement"] >= 0.995,
             "max prob diff <= 0.01": paths["smm-default"]["max_prob_diff"] <= 0.01,
         }
     for k, v in out["ratios"].items():
         print(f"  {k:<40} {v:6.2f}x", file=sys.stderr)
     for k, ok in out.get("acceptance", {}).items():
-        print(f"  acceptance {k}: {'met' if ok else 'MISSED'}", file=sys.stderr)
+        print(f"  acceptance {k}: {'met' if ok else 'not measured' if ok is None else 'MISSED'}", file=sys.stderr)
     return out
 
 
