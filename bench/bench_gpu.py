@@ -326,6 +326,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu-threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    from smart_model_manager.device import choose_device
+    from smart_model_manager.errors import ConfigurationError
+
+    try:  # fail fast, before building anything
+        print(f"device: {choose_device(args.device, 'auto').reason}", file=sys.stderr)
+    except ConfigurationError as err:
+        print(f"bench_gpu: {err}", file=sys.stderr)
+        return 2
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from transformers.utils import logging as hf_logging
 
