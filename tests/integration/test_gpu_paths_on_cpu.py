@@ -150,3 +150,26 @@ def test_load_model_with_device_cpu_reports_device_and_dtype(tiny_bert_dir: Path
     runner = load_runner(tiny_bert_dir, "sentiment", backend="torch", threads=1, device=choose_device("cpu"))
     assert (runner.device, runner.dtype) == ("cpu", "fp32")
     assert type(runner).__name__ == "TorchRunner"  # the CPU path is the one CPU users always had
+
+
+# -- the whole chain: settings -> ModelManager -> choose_device -> load_runner -> LoadInfo -------------
+def test_load_model_device_rules_end_to_end(tiny_bert_dir: Path, smm_cache: Path, monkeypatch, caplog) -> None:
+    from smart_model_manager import ConfigurationError, ModelManager, store
+    from smart_model_manager import device as dev
+    from smart_model_manager.device import Probe
+
+    store.import_folder(tiny_bert_dir, smm_cache, "org/tiny")
+    monkeypatch.setattr(dev, "_logged", set())
+    caplog.set_level(logging.INFO, logger="smart_model_manager.device")
+    monkeypatch.setattr(dev, "probe", lambda: Probe(True, (), "torch sees no GPU (faked)"))
+    # auto without a GPU: the CPU path users always had, logged once
+    m = ModelManager(environment="dev", backend="torch").load_model("org/tiny")
+    assert (m.info.device, m.info.dtype, m.backend) == ("cpu", "fp32", "torch")
+    assert any("device auto: torch sees no GPU (faked) -> cpu" in r.getMessage() for r in caplog.records)
+    # SMM_DEVICE=cuda without a GPU: an error at load, never a CPU run
+    monkeypatch.setenv("SMM_DEVICE", "cuda")
+    with pytest.raises(ConfigurationError, match="SMM_DEVICE=cuda but there is no usable GPU"):
+        ModelManager(environment="dev", backend="torch").load_model("org/tiny")
+    # the argument wins over the variable
+    m = ModelManager(environment="dev", backend="torch").load_model("org/tiny", device="cpu")
+    assert m.info.device == "cpu" and len(m(["BTC up", "ETH down"])) == 2
