@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# k8s-local.sh up|check|down: run the rendered Kubernetes manifests with real containers on this machine
+# (podman kube play), no cluster needed. Everything is derived from `kubectl kustomize deploy/k3s/overlays/...`;
+# scripts/k8s_podman.py translates podman 4.3's gaps (docs/kubernetes.md, "Running the manifests with podman").
+# Rendered from the prod overlay (2 replicas) by default.
+#
+#   up      base image (mmdebstrap + podman import when no registry is reachable; or BASE=python:3.11-slim),
+#           wheels, image (the Dockerfile), demo model, mirror on 127.0.0.1, lock, render, then: the service
+#           pods first (their init container must block on the empty volume), the Job's pod template as a
+#           Pod against the mirror, and the 2 replicas sharing the read-only volume
+#   check   from the host: /readyz 200 and the right labels from POST /v1/sentiment on every replica,
+#           non-root, writes to /app/models and / fail; then the rollout: a new lock (new ConfigMap name),
+#           the Job adds the new commit, new pods serve it, the old commit still loads (rollback)
+#   down    stop and remove what `up` started (by name and PID), the volume, the mirror, the images it built
+#
+# Environment: STATE (default build/k8s-local), PREFIX (default smm-e2e), OVERLAY (default prod: 2 replicas),
+# BASE_PORT (default 28480), MIRROR_PORT (default 28470), BASE (a base image; default: one made with
+# mmdebstrap), DEMO_MODEL_DIR (an already built demo model folder with onnx/model.onnx; default:
+# `smm models build-demo`), KEEP_BASE=1 keeps the base image on down.
+# Every server listens on 127.0.0.1 only. Output of each step goes to $STATE/logs/.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(dirname "$HERE")"
+STATE="${STATE:-$REPO/build/k8s-local}"
+PREFIX="${PREFIX:-smm-e2e}"
+BASE_PORT="${BASE_PORT:-28480}"
+MIRROR_PORT="${MIRROR_PORT:-28470}"
+PY="${PY:-$REPO/.venv/bin/python}"
+SMM="${SMM:-$REPO/.venv/bin/smm}"
+KUBECTL="${KUBECTL:-$REPO/.venv/bin/kubectl}"
+BASE_IMAGE="localhost/$PREFIX-base:bookworm"
+IMAGE="localhost/$PREFIX-smart-model-manager:latest-e2e"
+REPO_ID="smart-model-manager/finbert-mini-demo"
+OVERLAY="${OVERLAY:-prod}"   # prod: 2 replicas (the image digest is mapped to the local build)
+LOGS="$STATE/logs"
+mkdir -p "$LOGS"
+
+# This sandbox needs runc (crun fails on hybrid cgroups) and no default ulimits; a normal host does not.
+# A project-local containers.conf, never /etc.
+export CONTAINERS_CONF="$STATE/containers.conf"
+cat > "$CONTAINERS_CONF" <<'EOF'
+[containers]
+default_ulimits = []
+[engine]
+runtime = "runc"
+EOF
+
+log() { echo "k8s-local: $(date -u +%T) $*" >&2; }
+die() { echo "k8s-local: $*" >&2; exit 1; }
+step() { local name="$1"; shift; log "$name"; "$@" > "$LOGS/$name.log" 2>&1 || { tail -40 "$LOGS/$name.log" >&2; die "$name failed (log: $LOGS/$name.log)"; }; }
+
+need() { command -v "$1" > /dev/null 2>&1 || die "$1 not found (apt-get install -y podman runc mmdebstrap)"; }
+
+base_image() {
+  if [ -n "${BASE:-}" ]; then echo "$BASE"; return; fi
+  if ! podman image exists "$BASE_IMAGE"; then
+    need mmdebstrap
+    step mmdebstrap mmdebstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+      --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+      bookworm "$STATE/rootfs.tar"
+    step podman-import podman import --change 'CMD ["/bin/bash"]' "$STATE/rootfs.tar" "$BASE_IMAGE"
+    rm -f "$STATE/rootfs.tar"
+  fi
+  echo "$BASE_IMAGE"
+}
+
+build_image() {
+  local base="$1"
+  rm -rf "$REPO/build/wheels"
+  step wheels "$PY" -m pip wheel --quiet --wheel-dir "$REPO/build/wheels" "${REPO}[onnx,server]" 'setuptools>=77' wheel
+  step podman-build podman build --target runtime --build-arg "BASE=$base" --label "io.smm.e2e=$PREFIX" \
+    -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO"
+}
+
+demo_model() {
+  # An HF cache holding the demo model, which the mirror serves. DEMO_MODEL_DIR: import an existing build.
+  local hub="$STATE/hub"
+  if [ ! -d "$hub/models--smart-model-manager--finbert-mini-demo" ]; then
+    if [ -n "${DEMO_MODEL_DIR:-}" ]; then
+      step demo-import "$SMM" import "$DEMO_MODEL_DIR" --as "$REPO_ID" --cache-dir "$hub" --alias finbert-demo
+    else
+      step demo-build "$SMM" models build-demo --cache-dir "$hub"
+    fi
+  fi
+}
+
+start_mirror() {
+  stop_pid mirror
+  log "mirror on 127.0.0.1:$MIRROR_PORT"
+  setsid "$SMM" mirror serve --root "$STATE/hub" --host 127.0.0.1 --port "$MIRROR_PORT" \
+    > "$LOGS/mirror.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/mirror.pid"
+  for _ in $(seq 50); do grep -q "Serving" "$LOGS/mirror.log" && return 0; sleep 0.2; done
+  die "mirror did not start: $(cat "$LOGS/mirror.log")"
+}
+
+stop_pid() {
+  local f="$STATE/$1.pid"
+  [ -f "$f" ] || return 0
+  local pid; pid="$(cat "$f")"
+  if kill -0 "$pid" 2> /dev/null; then kill -TERM -- "-$pid" 2> /dev/null || kill -TERM "$pid" 2> /dev/null || true; fi
+  rm -f "$f"
+}
+
+# make_lock NAME: models.yaml for the demo model -> $STATE/NAME/models.lock (pins what the mirror's main is now)
+make_lock() {
+  local dir="$STATE/$1"
+  mkdir -p "$dir"
+  printf 'models:\n  finbert-demo:\n    repo_id: %s\n    model_type: sentiment\n' "$REPO_ID" > "$dir/models.yaml"
+  (cd "$dir" && step "lock-$1" "$SMM" lock --endpoint "http://127.0.0.1:$MIRROR_PORT")
+}
+
+# render NAME PORT: the overlay with $STATE/NAME/models.lock as the lock, translated into $STATE/NAME/play
+render() {
+  local dir="$STATE/$1"
+  rm -rf "$dir/k3s" && cp -r "$REPO/deploy/k3s" "$dir/k3s"
+  cp "$dir/models.lock" "$dir/k3s/base/models.lock"
+  "$KUBECTL" kustomize "$dir/k3s/overlays/$OVERLAY" > "$dir/rendered.yaml"
+  "$PY" "$HERE/k8s_podman.py" "$dir/rendered.yaml" "$dir/play" --prefix "$PREFIX-$1" --image "$IMAGE" \
+    --base-port "$2" --claim-prefix "$PREFIX" > "$dir/play.json"   # one volume shared by every revision
+  # the optional ConfigMap smm-settings (docs/kubernetes.md): the Job downloads from the mirror
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: smm-settings\ndata:\n  HF_ENDPOINT: http://127.0.0.1:%s\n' \
+    "$MIRROR_PORT" > "$dir/play/configmaps/smm-settings.yaml"
+}
+
+play() {  # play REV FILE: `podman kube play` in the background (it blocks while an init container waits)
+  local dir="$STATE/$1"
+  local cms=() f
+  for f in "$dir"/play/configmaps/*.yaml; do cms+=(--configmap "$f"); done
+  setsid podman kube play "${cms[@]}" "$dir/play/$2.yaml" \
+    > "$LOGS/play-$1-$2.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/play-$1-$2.pid"
+}
+
+wait_exit() {  # wait_exit CONTAINER TIMEOUT -> its exit code
+  local waited=0 state
+  while :; do
+    state="$(podman inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$1" 2> /dev/null || echo "missing 1")"
+    case "$state" in exited*|stopped*) echo "${state#* }"; return 0 ;; esac
+    [ "$waited" -lt "$2" ] || { echo timeout; return 0; }
+    sleep 1; waited=$((waited + 1))
+  done
+}
+
+ready() {  # ready PORT TIMEOUT: 0 once /readyz answers 200
+  "$PY" - "$1" "$2" << 'EOF'
+import sys, time, urllib.request
+port, deadline = sys.argv[1], time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    try:
+        if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200:
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.5)
+sys.exit(1)
+EOF
+}
+
+up() {
+  need podman
+  local base; base="$(base_image)"
+  build_image "$base"
+  demo_model
+  start_mirror
+  make_lock v1
+  render v1 "$BASE_PORT"
+  rm -f "$STATE/gate-held" "$STATE/gate-released"
+  log "volume (the PVC, played once)"
+  podman volume rm -f "$PREFIX-models" > /dev/null 2>&1 || true
+  step play-pvc podman kube play "$STATE/v1/play/pvc.yaml"
+  log "service pods first, on the empty volume: their init container must hold them"
+  play v1 deployments
+  sleep "${GATE_SECONDS:-8}"
+  local p
+  for p in $(pods v1); do
+    [ "$(podman inspect -f '{{.State.Status}}' "$p-sentiment-analyzer" 2> /dev/null || echo none)" != running ] \
+      || die "$p started its server on an empty volume"
+    if ready "$(port v1 "$p")" 1; then die "$p is ready on an empty volume"; fi
+    podman inspect "$p-wait-for-models" > /dev/null 2>&1 || die "$p has no running init container: $(tail -5 "$LOGS/play-v1-deployments.log")"
+  done
+  echo ok > "$STATE/gate-held"
+  log "provisioning: the Job's pod template as a Pod, downloading from the mirror"
+  play v1 jobs
+  local job code; job="$(jq_first v1 jobs)"
+  code="$(wait_exit "$job-verify" 600)"
+  podman logs "$job-pull" > "$LOGS/job-v1-pull.log" 2>&1 || true
+  podman logs "$job-verify" > "$LOGS/job-v1-verify.log" 2>&1 || true
+  [ "$code" = 0 ] || die "provisioning failed (exit $code): $(tail -20 "$LOGS/job-v1-pull.log" "$LOGS/job-v1-verify.log")"
+  for p in $(pods v1); do
+    ready "$(port v1 "$p")" 240 || die "$p never became ready: $(podman logs --tail 20 "$p-sentiment-analyzer" 2>&1)"
+  done
+  echo ok > "$STATE/gate-released"
+  log "up: $(pods v1 | wc -w) replicas ready on 127.0.0.1, ports $(for p in $(pods v1); do printf '%s ' "$(port v1 "$p")"; done)"
+}
+
+pods() { "$PY" -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["deployments"]))' "$STATE/$1/play.json"; }
+port() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["deployments"][sys.argv[2]])' "$STATE/$1/play.json" "$2"; }
+jq_first() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]][0])' "$STATE/$1/play.json" "$2"; }
+
+check() {
+  need podman
+  [ -f "$STATE/v1/play.json" ] || die "run up first"
+  "$PY" "$HERE/k8s_local_check.py" --state "$STATE" --image "$IMAGE" --prefix "$PREFIX" \
+    --mirror "http://127.0.0.1:$MIRROR_PORT" --base-port "$BASE_PORT" --repo "$REPO"
+}
+
+down() {
+  local rev f
+  for f in "$STATE"/play-*.pid; do [ -f "$f" ] && stop_pid "$(basename "$f" .pid)"; done
+  for rev in v1 v2 rollback; do
+    for f in deployments jobs; do
+      if [ -f "$STATE/$rev/play/$f.yaml" ]; then podman kube down "$STATE/$rev/play/$f.yaml" > /dev/null 2>&1 || true; fi
+    done
+  done
+  podman volume ls -q --filter "name=^$PREFIX-" | xargs -r podman volume rm -f > /dev/null 2>&1 || true
+  stop_pid mirror
+  podman rmi -f "$IMAGE" > /dev/null 2>&1 || true
+  [ "${KEEP_BASE:-0}" = 1 ] || podman rmi -f "$BASE_IMAGE" > /dev/null 2>&1 || true
+  podman image prune -f --filter "label=io.smm.e2e=$PREFIX" > /dev/null 2>&1 || true
+  podman image prune -f > /dev/null 2>&1 || true   # the build's dangling intermediate layers
+  log "down"
+}
+
+[ $# -ge 1 ] || { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 2; }
+case "$1" in
+  up) up ;;
+  check) check ;;
+  _helper) shift; "$@" ;;   # used by k8s_local_check.py: make_lock, render, play with this run's settings
+  down) down ;;
+  *) echo "k8s-local.sh: up, check or down" >&2; exit 2 ;;
+esac

@@ -1,0 +1,177 @@
+"""Translate rendered Kubernetes YAML (`kubectl kustomize deploy/k3s/overlays/dev`) into what
+`podman kube play` 4.3 runs faithfully on one machine. Used by scripts/k8s-local.sh; tested by
+tests/unit/test_k8s_podman.py.
+
+Everything a pod runs (image, command, env, mounts, securityContext, resources, init containers) is taken
+from the rendered YAML unchanged, except for these translations, one per gap of podman 4.3
+(docs/kubernetes.md, "Running the manifests with podman"):
+
+1. **Job -> Pod.** podman ignores Jobs. The Job's pod template runs as a Pod with ``restartPolicy: Never``.
+2. **Deployment -> one Pod per replica.** Each replica is its own Pod (``NAME-0``, ``NAME-1``...) so each
+   gets its own port; podman would give every replica the same host port and the second would fail.
+3. **Host networking, 127.0.0.1 only.** podman publishes a containerPort without hostPort on 0.0.0.0. Every
+   Pod runs with ``hostNetwork: true`` and no ``ports``; ``smm serve``'s ``--host`` becomes 127.0.0.1 and
+   its ``--port`` the replica's own port (``base_port + i``). Nothing is published on any other address.
+4. **Per-pod emptyDir names.** podman turns ``emptyDir`` into a named volume shared by every pod using the
+   same name; each Pod's emptyDirs are renamed ``<pod>-<volume>``.
+5. **The PVC is played once**, apart from the pods (a second play fails with "volume already exists"), and
+   claim names get a prefix so a run never touches another run's volume.
+6. **Probes are removed.** podman ignores startup/readiness probes and turns an httpGet liveness probe into a
+   curl health check (no curl in the image). The host polls ``/readyz`` and ``/healthz`` instead, as the
+   kubelet would.
+7. **Dropped objects:** Service, NetworkPolicy, PodDisruptionBudget, HorizontalPodAutoscaler and Namespace
+   have no podman equivalent (podman ignores them); ConfigMaps are passed with ``--configmap``, one file each.
+8. **Images** are mapped to the locally built tag with ``imagePullPolicy: Never`` (no registry here).
+9. **restartPolicy Always -> OnFailure** for Deployment pods. Under ``Always`` podman 4.3 restarts an init
+   container that exited 0 and then fails to remove it ("cannot remove container ... as it is running"),
+   so the pod never starts. A server never exits 0 on its own, so OnFailure restarts it like Always would.
+
+Usage: ``python scripts/k8s_podman.py RENDERED.yaml OUTDIR --prefix P --image IMG --base-port N [--claim-prefix C]``
+writes OUTDIR/{pvc,jobs,deployments}.yaml and OUTDIR/configmaps/NAME.yaml (passed to ``podman kube play
+--configmap``, one object per file) and prints the pod names, ports and the lock's ConfigMap name as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DROPPED = {"Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Namespace"}
+SUPPORTED = DROPPED | {"ConfigMap", "PersistentVolumeClaim", "Job", "Deployment"}
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+
+
+class TranslationError(ValueError):
+    """The rendered YAML holds something this adapter cannot translate faithfully."""
+
+
+def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(spec.get("initContainers") or []) + list(spec.get("containers") or [])
+
+
+def _set_flag(argv: list[str], flag: str, value: str) -> list[str]:
+    out = list(argv)
+    if flag in out:
+        out[out.index(flag) + 1] = value
+    else:
+        out += [flag, value]
+    return out
+
+
+def pod_from_template(name: str, template: dict[str, Any], *, prefix: str, image: str,
+                      restart_policy: str | None = None, port: int | None = None,
+                      claim_prefix: str | None = None) -> dict[str, Any]:
+    """One podman-ready Pod from a pod template (translations 3, 4, 5, 6, 8)."""
+    tpl = copy.deepcopy(template)
+    spec = tpl["spec"]
+    pod_name = f"{prefix}-{name}"
+    spec["hostNetwork"] = True
+    if restart_policy:
+        spec["restartPolicy"] = restart_policy
+    renamed: dict[str, str] = {}
+    for vol in spec.get("volumes") or []:
+        if "emptyDir" in vol:
+            renamed[vol["name"]] = f"{pod_name}-{vol['name']}"
+            vol["name"] = renamed[vol["name"]]
+        elif "persistentVolumeClaim" in vol:
+            vol["persistentVolumeClaim"]["claimName"] = f"{claim_prefix or prefix}-{vol['persistentVolumeClaim']['claimName']}"
+        elif not ({"configMap", "secret"} & vol.keys()):
+            raise TranslationError(f"{name}: volume {vol['name']} has a type this adapter does not translate")
+    for c in _containers(spec):
+        c["image"] = image
+        c["imagePullPolicy"] = "Never"
+        for m in c.get("volumeMounts") or []:
+            m["name"] = renamed.get(m["name"], m["name"])
+        for probe in PROBES:
+            c.pop(probe, None)
+        c.pop("ports", None)
+        argv = c.get("command") or []
+        if argv[:3] == ["smm", "serve", "sentiment"]:
+            if port is None:
+                raise TranslationError(f"{name}: a server container needs a port")
+            c["command"] = _set_flag(_set_flag(argv, "--host", "127.0.0.1"), "--port", str(port))
+    meta = {"name": pod_name, "labels": dict(tpl.get("metadata", {}).get("labels") or {})}
+    if tpl.get("metadata", {}).get("annotations"):
+        meta["annotations"] = dict(tpl["metadata"]["annotations"])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def translate(objs: list[dict[str, Any]], *, prefix: str, image: str, base_port: int,
+              claim_prefix: str | None = None) -> dict[str, Any]:
+    """Rendered objects -> {"pvc": [...], "configmaps": [...], "jobs": [...], "deployments": [...],
+    "ports": {pod: port}}. Unknown kinds are refused, not silently dropped. Pods are named
+    ``<prefix>-<name>``, claims ``<claim_prefix>-<claim>`` (default: the same prefix; several renders
+    share one volume by giving the same claim prefix)."""
+    claim_prefix = claim_prefix or prefix
+    out: dict[str, Any] = {"pvc": [], "configmaps": [], "jobs": [], "deployments": [], "ports": {}}
+    port = base_port
+    for obj in objs:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        if kind not in SUPPORTED:
+            raise TranslationError(f"{kind}/{name}: no podman translation (supported: {sorted(SUPPORTED)})")
+        if kind in DROPPED:
+            continue
+        if kind == "ConfigMap":
+            out["configmaps"].append({"apiVersion": "v1", "kind": "ConfigMap",
+                                      "metadata": {"name": name}, "data": dict(obj.get("data") or {})})
+        elif kind == "PersistentVolumeClaim":
+            pvc = copy.deepcopy(obj)
+            pvc["metadata"] = {"name": f"{claim_prefix}-{name}"}
+            pvc["spec"].pop("storageClassName", None)
+            out["pvc"].append(pvc)
+        elif kind == "Job":
+            out["jobs"].append(pod_from_template(name, obj["spec"]["template"], prefix=prefix, image=image,
+                                                 restart_policy="Never", claim_prefix=claim_prefix))
+        elif kind == "Deployment":
+            for i in range(int(obj["spec"].get("replicas", 1))):
+                pod = pod_from_template(f"{name}-{i}", obj["spec"]["template"], prefix=prefix, image=image,
+                                        port=port, claim_prefix=claim_prefix, restart_policy="OnFailure")
+                out["deployments"].append(pod)
+                out["ports"][pod["metadata"]["name"]] = port
+                port += 1
+    return out
+
+
+def write(result: dict[str, Any], outdir: Path) -> dict[str, Any]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    for key in ("pvc", "jobs", "deployments"):
+        (outdir / f"{key}.yaml").write_text(yaml.safe_dump_all(result[key], sort_keys=False))
+    cms = outdir / "configmaps"  # one file per ConfigMap: podman 4.3's --configmap reads one object per file
+    cms.mkdir(exist_ok=True)
+    for cm in result["configmaps"]:
+        (cms / f"{cm['metadata']['name']}.yaml").write_text(yaml.safe_dump(cm, sort_keys=False))
+    return {"jobs": [p["metadata"]["name"] for p in result["jobs"]],
+            "deployments": result["ports"],
+            "volumes": [p["metadata"]["name"] for p in result["pvc"]],
+            "lock_configmap": next((c["metadata"]["name"] for c in result["configmaps"]
+                                    if c["metadata"]["name"].startswith("smm-models-lock")), None)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("rendered", type=Path)
+    ap.add_argument("outdir", type=Path)
+    ap.add_argument("--prefix", required=True)
+    ap.add_argument("--image", required=True)
+    ap.add_argument("--base-port", type=int, required=True)
+    ap.add_argument("--claim-prefix", default=None, help="prefix of claim names (default: --prefix)")
+    args = ap.parse_args(argv)
+    objs = [d for d in yaml.safe_load_all(args.rendered.read_text()) if d]
+    try:
+        result = translate(objs, prefix=args.prefix, image=args.image, base_port=args.base_port,
+                           claim_prefix=args.claim_prefix)
+    except TranslationError as e:
+        print(f"k8s_podman: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(write(result, args.outdir)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""scripts/k8s_podman.py: each translation of the rendered dev overlay for podman 4.3, and what it keeps."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from _k8s_policy import K3S, REPO, all_containers, render
+
+pytestmark = pytest.mark.unit
+
+spec = importlib.util.spec_from_file_location("k8s_podman", REPO / "scripts" / "k8s_podman.py")
+assert spec and spec.loader
+k8s_podman = importlib.util.module_from_spec(spec)
+sys.modules["k8s_podman"] = k8s_podman
+spec.loader.exec_module(k8s_podman)
+
+IMAGE = "localhost/test-image:1"
+
+
+@pytest.fixture(scope="module")
+def objs() -> list[dict]:
+    return render(K3S / "overlays" / "dev")
+
+
+def two_replicas(objs: list[dict]) -> list[dict]:
+    out = json.loads(json.dumps(objs))
+    next(o for o in out if o["kind"] == "Deployment")["spec"]["replicas"] = 2
+    return out
+
+
+def test_job_becomes_a_pod_that_never_restarts(objs: list[dict]) -> None:
+    res = k8s_podman.translate(objs, prefix="t", image=IMAGE, base_port=19000)
+    (job,) = res["jobs"]
+    src = next(o for o in objs if o["kind"] == "Job")["spec"]["template"]["spec"]
+    assert job["kind"] == "Pod" and job["metadata"]["name"] == "t-provision-models"
+    assert job["spec"]["restartPolicy"] == "Never"
+    # commands, env and security settings come through unchanged
+    for (_, got), (_, want) in zip(all_containers(job["spec"]), all_containers(src), strict=True):
+        assert got["command"] == want["command"] and got["env"] == want["env"]
+        assert got["securityContext"] == want["securityContext"] and got["resources"] == want["resources"]
+    assert job["spec"]["securityContext"] == src["securityContext"]
+
+
+def test_one_pod_per_replica_each_on_its_own_loopback_port(objs: list[dict]) -> None:
+    res = k8s_podman.translate(two_replicas(objs), prefix="t", image=IMAGE, base_port=19000)
+    pods = res["deployments"]
+    assert [p["metadata"]["name"] for p in pods] == ["t-sentiment-analyzer-0", "t-sentiment-analyzer-1"]
+    assert res["ports"] == {"t-sentiment-analyzer-0": 19000, "t-sentiment-analyzer-1": 19001}
+    for pod, port in zip(pods, (19000, 19001), strict=True):
+        assert pod["spec"]["hostNetwork"] is True
+        assert pod["spec"]["restartPolicy"] == "OnFailure"  # podman 4.3 restarts exited init containers under Always
+        (server,) = pod["spec"]["containers"]
+        argv = server["command"]
+        assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == str(port)
+        assert "0.0.0.0" not in json.dumps(pod)
+        for _, c in all_containers(pod["spec"]):
+            assert "ports" not in c and not any(k.endswith("Probe") for k in c)
+            assert c["image"] == IMAGE and c["imagePullPolicy"] == "Never"
+        (init,) = pod["spec"]["initContainers"]
+        assert init["command"][:2] == ["smm", "validate"]
+
+
+def test_emptydirs_get_per_pod_names_and_claims_a_prefix(objs: list[dict]) -> None:
+    res = k8s_podman.translate(two_replicas(objs), prefix="t", image=IMAGE, base_port=19000)
+    tmp_names = []
+    for pod in res["deployments"] + res["jobs"]:
+        vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+        empties = [n for n, v in vols.items() if "emptyDir" in v]
+        assert empties and all(n.startswith(pod["metadata"]["name"] + "-") for n in empties)
+        tmp_names += empties
+        for _, c in all_containers(pod["spec"]):
+            assert {m["name"] for m in c["volumeMounts"]} <= vols.keys()
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in vols.values() if "persistentVolumeClaim" in v]
+        assert claims == ["t-models"]
+    assert len(tmp_names) == len(set(tmp_names))
+    service = res["deployments"][0]["spec"]
+    models = next(v for v in service["volumes"] if "persistentVolumeClaim" in v)
+    assert models["persistentVolumeClaim"]["readOnly"] is True  # read-only survives the translation
+    (pvc,) = res["pvc"]
+    assert pvc["metadata"]["name"] == "t-models" and "storageClassName" not in pvc["spec"]
+
+
+def test_dropped_and_refused_kinds(objs: list[dict]) -> None:
+    res = k8s_podman.translate(objs, prefix="t", image=IMAGE, base_port=19000)
+    kinds = {o["kind"] for key in ("pvc", "configmaps", "jobs", "deployments") for o in res[key]}
+    assert kinds == {"PersistentVolumeClaim", "ConfigMap", "Pod"}
+    (cm,) = res["configmaps"]
+    assert cm["metadata"]["name"].startswith("smm-models-lock-") and "models.lock" in cm["data"]
+    with pytest.raises(k8s_podman.TranslationError, match="DaemonSet"):
+        k8s_podman.translate(objs + [{"kind": "DaemonSet", "metadata": {"name": "x"}}], prefix="t",
+                             image=IMAGE, base_port=1)
+    bad = json.loads(json.dumps(objs))
+    dep = next(o for o in bad if o["kind"] == "Deployment")
+    dep["spec"]["template"]["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}})
+    with pytest.raises(k8s_podman.TranslationError, match="volume h"):
+        k8s_podman.translate(bad, prefix="t", image=IMAGE, base_port=1)
+
+
+def test_the_command_line_writes_play_files(objs: list[dict], tmp_path: Path) -> None:
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(yaml.safe_dump_all(objs))
+    out = tmp_path / "play"
+    assert k8s_podman.main([str(rendered), str(out), "--prefix", "t", "--image", IMAGE, "--base-port", "19000"]) == 0
+    for name in ("pvc", "jobs", "deployments"):
+        assert list(yaml.safe_load_all((out / f"{name}.yaml").read_text()))
+    (cm,) = (out / "configmaps").iterdir()
+    assert yaml.safe_load(cm.read_text())["metadata"]["name"] == cm.stem and cm.stem.startswith("smm-models-lock-")
