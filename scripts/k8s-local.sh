@@ -16,7 +16,8 @@
 # Environment: STATE (default build/k8s-local), PREFIX (default smm-e2e), OVERLAY (default prod: 2 replicas),
 # BASE_PORT (default 28480), MIRROR_PORT (default 28470), BASE (a base image; default: one made with
 # mmdebstrap), DEMO_MODEL_DIR (an already built demo model folder with onnx/model.onnx; default:
-# `smm models build-demo`), KEEP_BASE=1 keeps the base image on down.
+# `smm models build-demo`), KEEP_BASE=1 keeps the base image on down, REUSE_IMAGE=1 skips the image build
+# when the image exists (quicker iterations).
 # Every server listens on 127.0.0.1 only. Output of each step goes to $STATE/logs/.
 set -euo pipefail
 
@@ -125,13 +126,14 @@ render() {
     "$MIRROR_PORT" > "$dir/play/configmaps/smm-settings.yaml"
 }
 
-play() {  # play REV FILE: `podman kube play` in the background (it blocks while an init container waits)
-  local dir="$STATE/$1"
-  local cms=() f
+play() {  # play REV jobs|deployments: each Pod in its own background `podman kube play` (it blocks on init containers)
+  local dir="$STATE/$1" cms=() f pod
   for f in "$dir"/play/configmaps/*.yaml; do cms+=(--configmap "$f"); done
-  setsid podman kube play "${cms[@]}" "$dir/play/$2.yaml" \
-    > "$LOGS/play-$1-$2.log" 2>&1 < /dev/null &
-  echo $! > "$STATE/play-$1-$2.pid"
+  for f in "$dir/play/$2"/*.yaml; do
+    pod="$(basename "$f" .yaml)"
+    setsid podman kube play "${cms[@]}" "$f" > "$LOGS/play-$pod.log" 2>&1 < /dev/null &
+    echo $! > "$STATE/play-$pod.pid"
+  done
 }
 
 wait_exit() {  # wait_exit CONTAINER TIMEOUT -> its exit code
@@ -161,8 +163,9 @@ EOF
 
 up() {
   need podman
+  stop_pods
   local base; base="$(base_image)"
-  build_image "$base"
+  if [ "${REUSE_IMAGE:-0}" = 1 ] && podman image exists "$IMAGE"; then log "reusing $IMAGE"; else build_image "$base"; fi
   demo_model
   start_mirror
   make_lock v1
@@ -179,7 +182,8 @@ up() {
     [ "$(podman inspect -f '{{.State.Status}}' "$p-sentiment-analyzer" 2> /dev/null || echo none)" != running ] \
       || die "$p started its server on an empty volume"
     if ready "$(port v1 "$p")" 1; then die "$p is ready on an empty volume"; fi
-    podman inspect "$p-wait-for-models" > /dev/null 2>&1 || die "$p has no running init container: $(tail -5 "$LOGS/play-v1-deployments.log")"
+    [ "$(podman inspect -f '{{.State.Status}}' "$p-wait-for-models" 2> /dev/null || echo none)" = running ] \
+      || die "$p has no running init container: $(tail -5 "$LOGS/play-$p.log")"
   done
   echo ok > "$STATE/gate-held"
   log "provisioning: the Job's pod template as a Pod, downloading from the mirror"
@@ -203,24 +207,39 @@ jq_first() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.a
 check() {
   need podman
   [ -f "$STATE/v1/play.json" ] || die "run up first"
+  # A volume that keeps several commits per model (so an old lock still loads after a new one is provisioned)
+  # is issue 8 §3; until `smm prune --keep-locks` exists, those checks are reported as skipped, not passed.
+  local skip=()
+  "$SMM" prune --help 2> /dev/null | grep -q -- --keep-locks \
+    || skip=(--skip-multi-commit "the volume keeps one commit per model in this tree (issue 8 §3 not landed)")
   "$PY" "$HERE/k8s_local_check.py" --state "$STATE" --image "$IMAGE" --prefix "$PREFIX" \
-    --mirror "http://127.0.0.1:$MIRROR_PORT" --base-port "$BASE_PORT" --repo "$REPO"
+    --mirror "http://127.0.0.1:$MIRROR_PORT" --base-port "$BASE_PORT" --repo "$REPO" "${skip[@]}"
+}
+
+stop_pods() {  # every pod and volume of this run (by the play files' names and the PREFIX), the mirror
+  local f rev
+  for f in "$STATE"/play-*.pid; do if [ -f "$f" ]; then stop_pid "$(basename "$f" .pid)"; fi; done
+  for rev in v1 v2 rollback; do
+    for f in "$STATE/$rev"/play/deployments/*.yaml "$STATE/$rev"/play/jobs/*.yaml; do
+      if [ -f "$f" ]; then podman kube down "$f" > /dev/null 2>&1 || true; fi
+    done
+  done
+  podman pod ls -q --filter "name=^$PREFIX-" | xargs -r podman pod rm -f > /dev/null 2>&1 || true
+  podman volume ls -q --filter "name=^$PREFIX-" | xargs -r podman volume rm -f > /dev/null 2>&1 || true
+  # podman keeps each --configmap as a volume of the ConfigMap's name
+  for f in "$STATE"/*/play/configmaps/*.yaml; do
+    if [ -f "$f" ]; then podman volume rm -f "$(basename "$f" .yaml)" > /dev/null 2>&1 || true; fi
+  done
+  stop_pid mirror
 }
 
 down() {
-  local rev f
-  for f in "$STATE"/play-*.pid; do [ -f "$f" ] && stop_pid "$(basename "$f" .pid)"; done
-  for rev in v1 v2 rollback; do
-    for f in deployments jobs; do
-      if [ -f "$STATE/$rev/play/$f.yaml" ]; then podman kube down "$STATE/$rev/play/$f.yaml" > /dev/null 2>&1 || true; fi
-    done
-  done
-  podman volume ls -q --filter "name=^$PREFIX-" | xargs -r podman volume rm -f > /dev/null 2>&1 || true
-  stop_pid mirror
+  stop_pods
   podman rmi -f "$IMAGE" > /dev/null 2>&1 || true
   [ "${KEEP_BASE:-0}" = 1 ] || podman rmi -f "$BASE_IMAGE" > /dev/null 2>&1 || true
   podman image prune -f --filter "label=io.smm.e2e=$PREFIX" > /dev/null 2>&1 || true
   podman image prune -f > /dev/null 2>&1 || true   # the build's dangling intermediate layers
+  podman images -q --filter reference=localhost/podman-pause | xargs -r podman rmi > /dev/null 2>&1 || true  # not -f: in use = kept
   log "down"
 }
 

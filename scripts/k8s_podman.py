@@ -27,8 +27,9 @@ from the rendered YAML unchanged, except for these translations, one per gap of 
    so the pod never starts. A server never exits 0 on its own, so OnFailure restarts it like Always would.
 
 Usage: ``python scripts/k8s_podman.py RENDERED.yaml OUTDIR --prefix P --image IMG --base-port N [--claim-prefix C]``
-writes OUTDIR/{pvc,jobs,deployments}.yaml and OUTDIR/configmaps/NAME.yaml (passed to ``podman kube play
---configmap``, one object per file) and prints the pod names, ports and the lock's ConfigMap name as JSON.
+writes OUTDIR/pvc.yaml, OUTDIR/{jobs,deployments}/POD.yaml (one Pod per file, played in parallel: podman
+plays a file's pods one by one and blocks on each init container) and OUTDIR/configmaps/NAME.yaml (passed
+to ``podman kube play --configmap``, one object per file) and prints the pod names, ports and the lock's ConfigMap name as JSON.
 """
 
 from __future__ import annotations
@@ -140,8 +141,13 @@ def translate(objs: list[dict[str, Any]], *, prefix: str, image: str, base_port:
 
 def write(result: dict[str, Any], outdir: Path) -> dict[str, Any]:
     outdir.mkdir(parents=True, exist_ok=True)
-    for key in ("pvc", "jobs", "deployments"):
-        (outdir / f"{key}.yaml").write_text(yaml.safe_dump_all(result[key], sort_keys=False))
+    (outdir / "pvc.yaml").write_text(yaml.safe_dump_all(result["pvc"], sort_keys=False))
+    # one file per Pod: `podman kube play` starts the pods of a file one after the other and blocks while an
+    # init container runs, so a held first replica would keep the second from being created at all
+    for key in ("jobs", "deployments"):
+        (outdir / key).mkdir(exist_ok=True)
+        for pod in result[key]:
+            (outdir / key / f"{pod['metadata']['name']}.yaml").write_text(yaml.safe_dump(pod, sort_keys=False))
     cms = outdir / "configmaps"  # one file per ConfigMap: podman 4.3's --configmap reads one object per file
     cms.mkdir(exist_ok=True)
     for cm in result["configmaps"]:

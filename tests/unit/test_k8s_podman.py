@@ -106,7 +106,9 @@ def test_the_command_line_writes_play_files(objs: list[dict], tmp_path: Path) ->
     rendered.write_text(yaml.safe_dump_all(objs))
     out = tmp_path / "play"
     assert k8s_podman.main([str(rendered), str(out), "--prefix", "t", "--image", IMAGE, "--base-port", "19000"]) == 0
-    for name in ("pvc", "jobs", "deployments"):
-        assert list(yaml.safe_load_all((out / f"{name}.yaml").read_text()))
+    assert yaml.safe_load((out / "pvc.yaml").read_text())["kind"] == "PersistentVolumeClaim"
+    for name in ("jobs", "deployments"):  # one Pod per file
+        files = sorted((out / name).iterdir())
+        assert files and all(yaml.safe_load(f.read_text())["metadata"]["name"] == f.stem for f in files)
     (cm,) = (out / "configmaps").iterdir()
     assert yaml.safe_load(cm.read_text())["metadata"]["name"] == cm.stem and cm.stem.startswith("smm-models-lock-")

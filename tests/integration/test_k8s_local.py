@@ -1,0 +1,136 @@
+"""The rendered Kubernetes manifests, run with real containers (podman kube play) on this machine:
+scripts/k8s-local.sh up, check, down. See docs/kubernetes.md, "Running the manifests with podman".
+
+What `up` and `check` assert is listed there; this test runs them end to end and fails with the failing
+check and the tail of the step logs. Skips (saying why) when podman, runc or mmdebstrap are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smart_model_manager.cli.main import cli
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "k8s-local.sh"
+
+
+def _missing() -> str | None:
+    need = ["podman", "runc"] + ([] if os.environ.get("SMM_K8S_BASE") else ["mmdebstrap"])
+    absent = [t for t in need if shutil.which(t) is None]
+    if absent:
+        return f"needs {', '.join(absent)} (apt-get install -y podman runc mmdebstrap; .ci/run does this as root)"
+    validate = cli.get_command(None, "validate")  # type: ignore[arg-type]
+    opts = {o for p in validate.params for o in getattr(p, "opts", [])}  # type: ignore[union-attr]
+    if not {"--wait", "--timeout"} <= opts:
+        return ("the init container runs `smm validate --wait --timeout`, which is issue 8 §3 (versioned "
+                "rollouts, another helper's part) and not in this tree yet")
+    return None
+
+
+_SKIP = _missing()
+# up + check take 5-9 minutes on 2 shared cores (base image, image build, pods): above the suite's 300 s default
+pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.slow, pytest.mark.timeout(1500),
+              pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")]
+
+
+def _free_block(n: int) -> int:
+    """The first port of n consecutive free loopback ports (checked by binding each)."""
+    for base in range(28400, 29400, 40):
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free block of loopback ports")
+
+
+def _run(verb: str, env: dict[str, str], log: Path, timeout: float) -> int:
+    # Output to a file, not a pipe: pods started by the script would keep a pipe open after it exits.
+    with log.open("w") as fh:
+        proc = subprocess.Popen(["bash", str(SCRIPT), verb], stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 15)
+            proc.wait(30)
+            return 124
+
+
+def _demo_with_onnx(demo_model_dir: Path, dest: Path) -> Path:
+    """The session's demo model plus its ONNX export (the image has no torch: it serves ONNX)."""
+    from smart_model_manager.export import export_onnx
+
+    shutil.copytree(demo_model_dir, dest)
+    for p in [dest, *dest.rglob("*")]:
+        p.chmod(p.stat().st_mode | stat.S_IWUSR)
+    export_onnx(dest, "sentiment", int8=False)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Iterator[str]:
+    """Run `up` then `check` once for the module; yields the combined output; always runs `down`."""
+    tmp = tmp_path_factory.mktemp("k8s-local")
+    state = tmp / "state"
+    base = _free_block(30)
+    env = {**os.environ, "STATE": str(state), "PREFIX": f"smm-e2e-{os.getpid()}",
+           "BASE_PORT": str(base), "MIRROR_PORT": str(base + 29),
+           "DEMO_MODEL_DIR": str(_demo_with_onnx(demo_model_dir, tmp / "demo"))}
+    if os.environ.get("SMM_K8S_BASE"):
+        env["BASE"] = os.environ["SMM_K8S_BASE"]
+    for key in ("HF_ENDPOINT", "SMM_VOLUME_DIR", "MODEL_CACHE_DIR", "HF_HOME"):
+        env.pop(key, None)  # the script sets what each step needs
+    up, check, down = (tmp / f"{v}.log" for v in ("up", "check", "down"))
+    try:
+        rc_up = _run("up", env, up, 540)
+        assert rc_up == 0, f"k8s-local.sh up failed ({rc_up}):\n{up.read_text()[-4000:]}"
+        rc_check = _run("check", env, check, 420)
+        out = check.read_text()
+        assert rc_check == 0 and "all checks passed" in out, f"k8s-local.sh check failed:\n{out[-4000:]}"
+        yield up.read_text() + out
+    finally:
+        _run("down", env, down, 300)
+        leftovers = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True,
+                                   text=True, env={**env, "CONTAINERS_CONF": str(state / "containers.conf")})
+        assert env["PREFIX"] not in leftovers.stdout, leftovers.stdout
+
+
+def test_two_replicas_serve_from_one_read_only_volume_behind_the_init_gate(e2e: str) -> None:
+    for line in ("init container held the service pods on the empty volume and released them",
+                 "up: 2 replicas ready on 127.0.0.1",
+                 "-sentiment-analyzer-0 on 127.0.0.1:", "-sentiment-analyzer-1 on 127.0.0.1:",
+                 "labels ['negative', 'positive']",
+                 "uid 10001, no capabilities, seccomp filter, no_new_privs, 1 thread",
+                 "/app/models, / and /opt/smm read-only (EROFS)"):
+        assert line in e2e, line
+
+
+def test_a_lock_change_rolls_out_a_new_commit(e2e: str) -> None:
+    for line in ("lock change: ConfigMap smm-models-lock-", "held by its init container (init: running",
+                 "the Job added commit", "released once the volume held its commit"):
+        assert line in e2e, line
+    assert e2e.count("-v2-sentiment-analyzer-") >= 2 and e2e.count("-v1-sentiment-analyzer-") >= 4
+
+
+def test_the_old_commit_still_loads_and_rollback_works(e2e: str) -> None:
+    if "SKIP old commit" in e2e:
+        pytest.skip(e2e.split("SKIP old commit", 1)[1].splitlines()[0].strip(" :"))
+    assert "restarted after v2 was provisioned; loads v1 again" in e2e
+    assert "rollback: pods with the previous lock load the previous commit" in e2e
