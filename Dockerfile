@@ -2,6 +2,7 @@
 #
 #   runtime (default)  smm + the lean extras (onnx, server): serve, validate, pull, mirror. NO torch.
 #   export             runtime + torch/transformers, for a provisioning Job that runs `smm export onnx`.
+#   gpu                CUDA torch + transformers: the service on GPU nodes (deploy/k3s/components/gpu).
 #
 # The build needs no network: it installs from a wheel folder built on the host (WHEELS, default
 # build/wheels) with `pip install --no-index --find-links`. Make that folder with:
@@ -57,6 +58,34 @@ EXPOSE 8000
 # ---- export target: torch included, for provisioning Jobs that export ONNX ------------------------
 FROM base-runtime AS export
 COPY --from=build-export /opt/smm /opt/smm
+
+# ---- build-gpu: CUDA torch + transformers, for GPU nodes (deploy/k3s/components/gpu, docs/gpu.md) --------
+# A separate image: the default runtime stays torch-free. CUDA torch wheels bundle the CUDA libraries (the
+# driver comes from the node through the NVIDIA container runtime). Wheels, on a host with the PyTorch index:
+#   python -m pip wheel --wheel-dir build/wheels-gpu --extra-index-url https://download.pytorch.org/whl/cu124 \
+#       torch '.[torch,onnx,server]' 'setuptools>=77' wheel
+#   docker build --target gpu -t smart-model-manager-gpu:0.1.0 .          # or: podman build ...
+FROM ${BASE} AS build-gpu
+ARG WHEELS_GPU=build/wheels-gpu
+ENV PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+COPY ${WHEELS_GPU}/ /wheels/
+COPY pyproject.toml README.md /src/
+COPY src/ /src/src/
+RUN python3 -m venv /opt/smm \
+ && /opt/smm/bin/pip install --no-index --find-links /wheels "/src[torch,onnx,server]" \
+ && /opt/smm/bin/python -c "import sys, torch, transformers; sys.exit(0 if torch.version.cuda else 'the gpu image needs a CUDA build of torch (wheels from the PyTorch CUDA index), got ' + torch.__version__)" \
+ && /opt/smm/bin/python -m compileall -q /opt/smm/lib \
+ && rm -rf /src/src/*.egg-info
+
+# ---- gpu target: the sentiment service on a GPU; SMM_DEVICE=cuda refuses to start without one --------------
+FROM base-runtime AS gpu
+COPY --from=build-gpu /opt/smm /opt/smm
+ENV SMM_DEVICE=cuda \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+LABEL org.opencontainers.image.title="smart-model-manager-gpu" \
+      org.opencontainers.image.description="smm sentiment service with CUDA torch (GPU nodes)" \
+      org.opencontainers.image.licenses="Apache-2.0"
 
 # ---- runtime target (the default: last stage) -----------------------------------------------------
 FROM base-runtime AS runtime
