@@ -90,7 +90,36 @@ def rotated(names: list[str], round_no: int) -> list[str]:
     return names[k:] + names[:k]
 
 
-def write_result(name: str, data: dict[str, Any]) -> Path:
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def load_guard(force: bool) -> dict[str, Any]:
+    """Print the machine's load average against its core count and return :func:`machine`.
+
+    A 1-minute load average above the core count means the numbers measure the neighbours as much
+    as the code: :func:`write_result` will then refuse to write unless ``--force`` was given.
+    """
+    info = machine()
+    load, n = info["loadavg"][0], cores()
+    state = "BUSY" if load > n else "ok"
+    print(f"machine: load average {info['loadavg']} on {n} cores ({state}"
+          f"{'; --force given' if force and load > n else ''})", file=sys.stderr)
+    return info
+
+
+def write_result(name: str, data: dict[str, Any], *, force: bool = False) -> Path:
+    """Write ``bench/results/<name>.json``, unless the machine was busy (1-minute load average above
+    the core count before or after the run) and ``force`` is false: then print why and exit 3."""
+    loads = [data.get("machine_before", {}).get("loadavg", [0])[0], os.getloadavg()[0]]
+    busy = max(loads) > cores()
+    data["load_check"] = {"cores": cores(), "loadavg_1min_before_after": [round(x, 2) for x in loads],
+                          "busy": busy, "forced": bool(force and busy)}
+    if busy and not force:
+        print(f"NOT writing {name}.json: load average {max(loads):.2f} > {cores()} cores, the numbers "
+              "would measure the neighbours; re-run on a quieter machine, or pass --force (recorded "
+              "in the file as load_check.forced)", file=sys.stderr)
+        sys.exit(3)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")

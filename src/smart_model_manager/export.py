@@ -5,11 +5,11 @@
 - ``model.onnx``: fp32, dynamic batch and sequence axes; checked against torch on sample texts
   (max |difference| of the raw outputs must stay below ``FP32_TOLERANCE``, else nothing is
   published: a wrong export is worse than none);
-- ``model.int8.onnx``: ONNX Runtime dynamic quantization (int8 weights, per-channel), kept only if
-  the **quality gate** passes: sentiment, argmax label agreement with fp32 >= 99 %; embeddings,
-  mean cosine similarity with fp32 >= 0.99. Recipes are tried in order (everything int8, then the
-  FFN down-projections kept fp32) and the first that passes is published. If none passes, nothing
-  is published (and a stale int8 file from an earlier export is removed) so nothing can load it;
+- ``model.int8.onnx``: int8 weights, kept only if the **quality gate** passes: sentiment, argmax
+  label agreement with fp32 >= 99 %; embeddings, mean cosine similarity with fp32 >= 0.99. The
+  recipes (:mod:`smart_model_manager.quantize`) are tried in order and the first that passes is
+  published. If none passes, nothing is published (and a stale int8 file from an earlier export is
+  removed) so nothing can load it;
 - ``quality.json``: the gate result, the fp32-vs-torch difference, sizes and sha256 of the files
   (canonical JSON, sorted keys). The loaders read it: ``auto`` uses int8 only if ``accepted``.
 
@@ -19,14 +19,12 @@ torch, transformers, onnx and onnxruntime are imported inside functions only (la
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import time
 import uuid
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,108 +32,21 @@ from typing import Any
 from .errors import BackendError, UnknownModelTypeError
 from .hashing import sha256_file, with_prefix
 from .progress import ProgressFn
+from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, build_int8, quiet
+from .samples import BUILTIN_SAMPLES, default_sample_texts
+
+# Tried in order until one passes the gate (see quantize.py); ``static-qdq`` is measured in
+# bench/bench_int8_quality.py but left out by default: it never passed on our models and costs
+# a calibration run per export.
+DEFAULT_INT8_RECIPES = ("all", "sensitive-fp32")
 
 log = logging.getLogger(__name__)
 
 MODEL_TYPES = ("sentiment", "embeddings")
-GATE_THRESHOLDS = {"sentiment": 0.99, "embeddings": 0.99}
-GATE_METRICS = {"sentiment": "label_agreement", "embeddings": "mean_cosine"}
 FP32_TOLERANCE = 1e-3
-# Tried in order until one passes the gate: every MatMul/Gather in int8 (smallest, fastest), then
-# the same with the FFN down-projections kept fp32 (see ffn_output_matmuls: most of the error).
-INT8_RECIPES = ("all", "ffn-out-fp32")
 QUALITY_FORMAT = 1
 EXPORT_INSTALL = "pip install 'smart-model-manager[export]'"
-# src/smart_model_manager/export.py -> repository root (only meaningful in a source checkout)
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
-BUILTIN_SAMPLES = [
-    "Stocks rally as inflation cools more than expected",
-    "Bitcoin tumbles 12% after exchange halts withdrawals",
-    "Central bank holds rates steady, signals patience",
-    "Tech giant beats earnings estimates and raises guidance",
-    "Retailer files for bankruptcy protection after sales slump",
-    "Oil prices little changed ahead of OPEC meeting",
-    "Regulator fines bank $200 million over compliance failures",
-    "Chipmaker shares soar on record data-center demand",
-    "Airline cuts full-year outlook as fuel costs climb",
-    "Company announces date of annual shareholder meeting",
-    "Ethereum upgrade goes live without issues",
-    "Mining company reports fatal accident at flagship site",
-    "Housing starts rise for a third straight month",
-    "Unemployment claims jump to highest level in a year",
-    "Startup raises $50 million in series B funding round",
-    "Automaker recalls 400,000 vehicles over brake defect",
-    "Gold steadies as dollar weakens",
-    "Pharma firm wins approval for new cancer drug",
-    "Crypto lender freezes customer accounts",
-    "Bond yields edge higher after jobs report",
-    "Software maker to acquire rival in $3 billion deal",
-    "Shipping rates collapse as demand fades",
-    "Bank names new chief financial officer",
-    "Consumer confidence hits two-year high",
-    "Hackers steal $80 million from DeFi protocol",
-    "Manufacturing activity contracts for sixth month",
-    "Utility company maintains quarterly dividend",
-    "Electric vehicle maker misses delivery targets",
-    "Exchange lists new futures contract on Monday",
-    "Brewer's profit jumps on strong summer sales",
-    "Insurer warns of heavy losses from hurricane season",
-    "Euro slips against dollar in quiet trading",
-    "Telecom operator completes network upgrade on schedule",
-    "Fraud charges filed against former fund manager",
-    "Grocery chain posts steady same-store sales",
-    "Solar stocks surge after tax credit extension",
-    "Semiconductor exports fall sharply amid trade curbs",
-    "Central bank publishes minutes of policy meeting",
-    "Real estate developer defaults on bond payment",
-    "Payments company expands into three new markets",
-    "Copper hits record high on supply worries",
-    "Streaming service loses subscribers for first time",
-    "Trading volumes flat ahead of holiday weekend",
-    "Food maker raises prices as costs bite",
-    "Stablecoin issuer publishes monthly attestation",
-    "Cruise operator returns to profit as bookings boom",
-    "Defense contractor wins $2 billion Army contract",
-    "Textile maker shuts two factories and cuts 900 jobs",
-    "Index provider reshuffles benchmark constituents",
-    "Biotech shares plunge after trial fails",
-    "Coffee chain opens 500th store in China",
-    "Credit rating agency downgrades country's debt",
-    "Asset manager launches bitcoin exchange-traded fund",
-    "Toy maker sees weaker holiday demand",
-    "Railway operator reports on-time performance figures",
-    "Luxury group posts record quarterly revenue",
-    "Currency plunges to record low against dollar",
-    "Cloud provider suffers multi-hour outage",
-    "Tobacco firm to split into two companies",
-    "Lithium prices rebound after months of declines",
-    "Media group announces leadership changes",
-    "Fintech valuation halves in down round",
-    "Treasury auction draws solid demand",
-    "Steelmaker idles blast furnace as orders dry up",
-]
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """The int8 quality gate: ``metric`` (label_agreement / mean_cosine) of int8 against fp32."""
-
-    metric: str
-    value: float
-    threshold: float
-    samples: int
-    accepted: bool
-    worst: float | None = None  # lowest per-text cosine (embeddings)
-    recipe: str = "all"         # which INT8_RECIPES entry was measured
-
-    def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"metric": self.metric, "value": round(self.value, 6),
-                             "threshold": self.threshold, "samples": self.samples,
-                             "accepted": self.accepted, "recipe": self.recipe}
-        if self.worst is not None:
-            d["worst"] = round(self.worst, 6)
-        return d
 
 
 @dataclass(frozen=True)
@@ -207,30 +118,6 @@ def infer_model_type(folder: Path) -> str:
                                 f"{archs}; pass it explicitly (--type sentiment|embeddings)")
 
 
-def default_sample_texts() -> list[str]:
-    """Gate sample: the held-out demo headlines (``data/headlines/test.jsonl``, in a source
-    checkout) plus the 64 built-in headlines; never the demo's training split.
-
-    A fine-tuned model is confident on its training texts and int8 noise almost never flips those
-    labels, so a gate sampled on them passes too easily. Measured on the demo model: all-int8
-    agrees with fp32 on 100 % of the 306 training headlines but on 93.3 % of the 75 held-out ones;
-    on held-out + built-in texts the gate refuses it and takes the ``ffn-out-fp32`` recipe.
-    """
-    texts: list[str] = []
-    path = _REPO_ROOT / "data" / "headlines" / "test.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            text = json.loads(line).get("text")
-        except (json.JSONDecodeError, AttributeError):
-            continue  # sample texts are a convenience; a bad line is not worth failing over
-        if isinstance(text, str) and text.strip():
-            texts.append(text)
-    return texts + [t for t in BUILTIN_SAMPLES if t not in set(texts)]
-
-
 def _tmp_name(out_dir: Path, name: str) -> Path:
     return out_dir / f".{name}.tmp-{uuid.uuid4().hex[:12]}"
 
@@ -266,21 +153,6 @@ class _Wrapper:
         return Wrapped().eval()
 
 
-@contextlib.contextmanager
-def _quiet(*logger_names: str) -> Iterator[None]:
-    """Silence third-party chatter (torch.onnx registration notes, onnxruntime's pre-processing advice,
-    which it logs on the *root* logger) for the duration of one export step; levels are restored after."""
-    loggers = [logging.getLogger(n) if n else logging.getLogger() for n in logger_names]
-    saved = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        yield
-    finally:
-        for lg, level in zip(loggers, saved):
-            lg.setLevel(level)
-
-
 def _strip_debug_metadata(path: Path) -> None:
     """Drop the dynamo exporter's per-node debug metadata (Python stack traces with absolute paths and
     line numbers, FX node dumps). It is not used at runtime, and it made the bytes of model.onnx, and so
@@ -307,9 +179,8 @@ def _export_graph(wrapped: Any, example: tuple[Any, ...], input_names: list[str]
 
     axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
     out_axes = {0: "batch"} if output == "logits" else {0: "batch", 1: "sequence"}
-    with warnings.catch_warnings(), _quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"):
-        # exporter internals warn about renamed axes / tracing; not the user's concern
-        warnings.simplefilter("ignore")
+    # exporter internals warn about renamed axes / tracing; not the user's concern
+    with quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"):
         try:
             batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
             dyn = {name: {0: batch, 1: seq} for name in input_names}
@@ -328,56 +199,6 @@ def _export_graph(wrapped: Any, example: tuple[Any, ...], input_names: list[str]
             return "torchscript"
 
 
-def _gate(model_type: str, fp32: list[list[float]], int8: list[list[float]],
-          threshold: float, recipe: str = "all") -> GateResult:
-    if model_type == "sentiment":
-        agree = sum(1 for a, b in zip(fp32, int8)
-                    if max(range(len(a)), key=a.__getitem__) == max(range(len(b)), key=b.__getitem__))
-        value = agree / len(fp32)
-        return GateResult("label_agreement", value, threshold, len(fp32), value >= threshold,
-                          recipe=recipe)
-    cosines = [sum(x * y for x, y in zip(a, b)) for a, b in zip(fp32, int8)]  # both L2-normalised
-    value = sum(cosines) / len(cosines)
-    return GateResult("mean_cosine", value, threshold, len(fp32), value >= threshold,
-                      worst=min(cosines), recipe=recipe)
-
-
-def ffn_output_matmuls(model_path: Path) -> list[str]:
-    """Names of the MatMul nodes fed by a GELU: the FFN down-projections of each BERT layer.
-
-    Their input (the GELU output) has the widest, most outlier-heavy range in a BERT layer, and
-    dynamic quantization maps it to uint8 with ONE scale per tensor: most of the int8 error of a
-    small BERT comes from these 1-in-6 matmuls (measured on the demo model: held-out label agreement
-    with fp32 93.3 % with them quantized, 98.7 % without). GELU is one ``Gelu`` node in the dynamo
-    export (opset 20) or an ``Erf`` pattern in the TorchScript export.
-    """
-    import onnx
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    producer = {out: node for node in graph.node for out in node.output}
-
-    def is_gelu(name: str, depth: int = 0) -> bool:
-        node = producer.get(name)
-        if node is None or depth > 3:
-            return False
-        if node.op_type in ("Gelu", "FastGelu", "BiasGelu", "Erf"):
-            return True
-        return node.op_type in ("Mul", "Add") and any(is_gelu(i, depth + 1) for i in node.input)
-
-    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input and is_gelu(n.input[0])]
-
-
-def _quantize(src: Path, dst: Path, recipe: str, quantize_dynamic: Any, qtype: Any) -> None:
-    kwargs: dict[str, Any] = {"per_channel": True, "weight_type": qtype.QInt8}
-    if recipe == "ffn-out-fp32":
-        kwargs["nodes_to_exclude"] = ffn_output_matmuls(src)
-    elif recipe != "all":
-        raise ValueError(f"unknown int8 recipe {recipe!r}; known: {', '.join(INT8_RECIPES)}")
-    with warnings.catch_warnings(), _quiet("", "onnxruntime"):
-        warnings.simplefilter("ignore")
-        quantize_dynamic(src, dst, **kwargs)
-
-
 def _file_entry(path: Path) -> dict[str, Any]:
     return {"size": path.stat().st_size, "sha256": with_prefix(sha256_file(path))}
 
@@ -394,7 +215,7 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | None = None,
                 int8: bool = True, sample_texts: Sequence[str] | None = None,
                 int8_threshold: float | None = None, threads: int | None = None,
-                int8_recipes: Sequence[str] = INT8_RECIPES,
+                int8_recipes: Sequence[str] = DEFAULT_INT8_RECIPES,
                 progress: ProgressFn | None = None) -> ExportReport:
     """Export ``folder`` to ``<out_dir or folder/onnx>/model.onnx`` (+ gated ``model.int8.onnx``).
 
@@ -411,7 +232,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
         import onnxruntime  # noqa: F401
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        import onnxruntime.quantization  # noqa: F401
     except ImportError as err:
         raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
                            f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
@@ -458,7 +279,6 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
     wrapped = _Wrapper.build(model, model_type)
 
     tmp_fp32 = _tmp_name(out, "model.onnx")
-    tmp_int8: Path | None = None
     try:
         say("exporting the ONNX graph (torch.onnx)")
         exporter = _export_graph(wrapped, tuple(example[n] for n in input_names), input_names,
@@ -498,29 +318,12 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         gate: GateResult | None = None
         published_int8: Path | None = None
         if int8:
-            attempts = []
-            for recipe in recipes:
-                tmp_int8 = _tmp_name(out, "model.int8.onnx")
-                say(f"quantizing to int8 (recipe {recipe!r}) and measuring it on {len(texts)} texts")
-                _quantize(fp32_path, tmp_int8, recipe, quantize_dynamic, QuantType)
-                int8_runner = load_onnx_runner(folder, model_type, onnx_file=tmp_int8, threads=threads)
-                gate = _gate(model_type, fp32_out, int8_runner(texts), threshold, recipe)
-                del int8_runner
-                attempts.append(gate.as_dict())
-                if gate.accepted:
-                    os.replace(tmp_int8, int8_path)
-                    published_int8 = int8_path
-                    files["onnx/model.int8.onnx"] = _file_entry(int8_path)
-                    break
-                log.info("int8 recipe %r failed the gate for %s: %s %.4f < %s", recipe, folder,
-                         gate.metric, gate.value, gate.threshold)
-                _unlink(tmp_int8)
-            if published_int8 is None:
-                log.info("int8 quality gate refused every recipe for %s (%s); publishing fp32 only",
-                            folder, ", ".join(recipes))
-                _unlink(int8_path)  # a stale int8 file from an earlier export must not survive
-            assert gate is not None
-            quality["int8"] = {**gate.as_dict(), "attempts": attempts, "per_channel": True,
+            outcome = build_int8(folder, model_type, fp32_path, int8_path, texts=texts, fp32_out=fp32_out,
+                                 threshold=threshold, recipes=recipes, threads=threads, progress=say)
+            gate, published_int8 = outcome.gate, outcome.path
+            if published_int8 is not None:
+                files["onnx/model.int8.onnx"] = _file_entry(published_int8)
+            quality["int8"] = {**gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,
                                "weight_type": "QInt8"}
         else:
             quality["int8"] = {"accepted": False, "reason": "not requested"}
@@ -529,7 +332,6 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         _write_json_atomic(quality_path, quality)
     finally:
         _unlink(tmp_fp32)
-        _unlink(tmp_int8)
 
     return ExportReport(folder=folder, model_type=model_type, fp32_path=fp32_path,
                         int8_path=published_int8, quality_path=quality_path, exporter=exporter,
@@ -537,5 +339,5 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
                         files=files)
 
 
-__all__ = ["BUILTIN_SAMPLES", "ExportReport", "GATE_THRESHOLDS", "GateResult", "INT8_RECIPES",
-           "default_sample_texts", "export_onnx", "ffn_output_matmuls", "infer_model_type"]
+__all__ = ["BUILTIN_SAMPLES", "DEFAULT_INT8_RECIPES", "ExportReport", "GATE_THRESHOLDS", "GateResult",
+           "INT8_RECIPES", "default_sample_texts", "export_onnx", "infer_model_type"]

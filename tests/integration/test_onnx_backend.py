@@ -149,12 +149,47 @@ def test_int8_refused_when_gate_fails(exported: tuple[Path, Any], tmp_path: Path
     assert sorted(p.name for p in (folder / "onnx").iterdir()) == ["model.onnx", "quality.json"]
     gate = json.loads((folder / "onnx" / "quality.json").read_text())["int8"]
     assert gate["accepted"] is False and gate["threshold"] == 1.01 and 0.9 <= gate["value"] <= 1.0
-    assert [a["recipe"] for a in gate["attempts"]] == ["all", "ffn-out-fp32"]  # every recipe was tried
+    assert [a["recipe"] for a in gate["attempts"]] == ["all", "sensitive-fp32"]  # every recipe was tried
     assert "onnx/model.int8.onnx" not in json.loads((folder / "onnx" / "quality.json").read_text())["files"]
     assert any(line.startswith("int8 not published") for line in report.lines())
     assert load_runner(folder, "sentiment", threads=1).backend == "onnx"
     with pytest.raises(BackendError, match="model.int8.onnx"):
         load_runner(folder, "sentiment", backend="onnx-int8")
+
+
+def test_sensitive_recipe_keeps_the_measured_nodes_in_float_and_is_reproducible(
+        exported: tuple[Path, Any], tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto
+
+    from smart_model_manager.export import export_onnx
+    from smart_model_manager.hashing import sha256_file
+    from smart_model_manager.loaders import load_runner
+
+    digests = []
+    for name in ("a", "b"):
+        folder = copy_model(exported[0], tmp_path / name)
+        # threshold 0: this test is about what the recipe builds, not whether the tiny model passes
+        report = export_onnx(folder, "sentiment", int8_recipes=("sensitive-fp32",), int8_threshold=0.0)
+        assert report.int8_accepted and report.gate is not None and report.gate.recipe == "sensitive-fp32"
+        digests.append([sha256_file(folder / "onnx" / f) for f in ("model.int8.onnx", "quality.json")])
+    attempt = json.loads((folder / "onnx" / "quality.json").read_text())["int8"]["attempts"][0]
+    kept, scores = attempt["kept_float"], attempt["sensitivity"]
+    assert 1 <= len(kept) <= attempt["candidates"] // 4 + 1
+    ranked = sorted(scores, key=lambda n: -scores[n])
+    assert kept == ranked[:len(kept)]  # the most sensitive ones, in order
+    graph = onnx.load(str(folder / "onnx" / "model.int8.onnx")).graph
+    nodes = {n.name: n for n in graph.node}
+    inits = {i.name: i for i in graph.initializer}
+    for name in kept:  # still a float op on float (or fp16 table) weights
+        node = nodes[name]
+        assert node.op_type in ("MatMul", "Gather")
+        weight = inits[node.input[1] if node.op_type == "MatMul" else node.input[0]]
+        assert weight.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16)
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node)  # the rest is int8
+    # two exports give the same bytes (a model folder's commit is derived from them)
+    assert digests[0] == digests[1]
+    assert load_runner(folder, "sentiment", threads=1).backend == "onnx-int8"
 
 
 @pytest.mark.parametrize(("archs", "expected"), [
