@@ -146,6 +146,11 @@ class ModelManager:
               dtype: str = "auto") -> Model:
         t0 = time.perf_counter()
         mt = get_model_type(model_type)
+        choice = None
+        if self.environment != "test":  # mocks compute nothing on a device: the test environment never probes
+            from .device import choose_device
+
+            choice = choose_device(device, dtype)  # before any download: a device that cannot be had fails fast
         resolved = self.resolve(name, revision=revision, model_type=model_type)
         runner: Any
         if resolved.path is None:  # a mock: a schema, no bytes
@@ -156,11 +161,13 @@ class ModelManager:
             from .loaders import load_runner
             from .sources.verify import pinned_file_verifier
 
+            choice = choice or choose_device(device, dtype)
+
             labels = resolved.labels or parse_id2label(read_config(resolved.path), strict=False)
             runner = load_runner(resolved.path, model_type, backend=backend,
                                  allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
                                  labels=labels, verify=pinned_file_verifier(resolved), model_ref=resolved.repo_id,
-                                 device=choose_device(device, dtype), token_budget=self.settings.token_budget)
+                                 device=choice, token_budget=self.settings.token_budget)
         dim = resolved.dimension
         info = LoadInfo(repo_id=resolved.repo_id, model_type=model_type, environment=self.environment,
                         source=resolved.source, path=str(resolved.path) if resolved.path else None,

@@ -163,3 +163,19 @@ def test_model_manager_validates_device_and_dtype_arguments() -> None:
     model = m.load_model("ProsusAI/finbert")
     assert (model.info.device, model.info.dtype) == ("cpu", "fp32")
     assert m.info()["device"] == "cuda:0"
+
+
+def test_an_impossible_device_fails_before_any_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smart_model_manager import ConfigurationError, ModelManager
+    from smart_model_manager import device as dev
+    from smart_model_manager.device import Probe
+
+    monkeypatch.setattr(dev, "probe", lambda: Probe(True, (), "torch sees no GPU (faked)"))
+    m = ModelManager("dev", device="cuda")
+
+    def no_resolve(*a, **k):
+        raise AssertionError("resolved (and maybe downloaded) before checking the device")
+
+    monkeypatch.setattr(m, "resolve", no_resolve)
+    with pytest.raises(ConfigurationError, match="SMM_DEVICE=cuda but there is no usable GPU"):
+        m.load_model("org/not-downloaded-yet")
