@@ -109,8 +109,7 @@ def make_volume(folder: Path, root: Path) -> str:
     entry = ModelEntry(repo_id=BENCH_REPO_ID, commit=res.commit, model_type="sentiment", labels=labels,
                        files={rel: FileEntry(size=size, sha256="sha256:" + sha)
                               for rel, (size, sha) in res.files.items()})
-    man = Manifest(models={BENCH_REPO_ID: entry}, generated_by="bench/bench_service_load.py",
-                   verified_at=manifest.now_iso())
+    man = Manifest.of([entry], generated_by="bench/bench_service_load.py", verified_at=manifest.now_iso())
     store.atomic_write_text(root / manifest.MANIFEST_NAME, man.dumps())
     return res.commit
 

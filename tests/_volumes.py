@@ -6,6 +6,7 @@ Nothing here fakes the layout: volumes are built by the same code the provisione
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,8 +48,10 @@ def make_volume(root: Path, models: Mapping[str, Path], model_type: str | Mappin
             repo_id=repo_id, commit=res.commit, model_type=mtype,
             files={rel: FileEntry(size=size, sha256="sha256:" + sha) for rel, (size, sha) in res.files.items()},
             labels=labels if mtype == "sentiment" else (), dimension=dim if mtype == "embeddings" else None)
-    man = Manifest(models=entries, generated_by="tests/_volumes.py", verified_at=manifest.now_iso(),
-                   lock_digest=lock_digest)
+    at = manifest.now_iso()
+    stamped = [dataclasses.replace(e, provisioned_at=at, lock_digest=lock_digest) for e in entries.values()]
+    locks = [manifest.LockRecord(lock_digest, at, {e.repo_id: e.commit for e in stamped})] if lock_digest else []
+    man = Manifest.of(stamped, locks=locks, generated_by="tests/_volumes.py", verified_at=at)
     if not write_manifest:
         return man
     path = root / manifest.MANIFEST_NAME
@@ -57,12 +60,13 @@ def make_volume(root: Path, models: Mapping[str, Path], model_type: str | Mappin
 
 
 def lock_for(man: Manifest, path: Path | None = None) -> lockfile.Lock:
-    """A models.lock pinning exactly what ``man`` lists (alias = repo name); written to ``path`` if given."""
+    """A models.lock pinning what ``man`` lists (alias = repo name; the most recently provisioned commit of
+    each model); written to ``path`` if given."""
     models = {
         rid.split("/")[-1]: lockfile.LockEntry(alias=rid.split("/")[-1], repo_id=rid, revision="main",
                                                commit=m.commit, model_type=m.model_type, files=dict(m.files),
                                                labels=m.labels, dimension=m.dimension)
-        for rid, m in man.models.items()}
+        for rid, m in ((rid, rec.latest()) for rid, rec in man.models.items())}
     text = lockfile.Lock(models=models).dumps()
     if path is not None:
         Path(path).write_text(text, encoding="utf-8")

@@ -3,7 +3,9 @@
 Prune works in two steps, like ``huggingface-cli delete-cache``: :func:`plan_prune` computes what is
 unreferenced, with the bytes each item holds, and changes nothing; :func:`execute_prune` deletes it.
 Kept, always: every snapshot a ref points to, every commit models.lock pins, every commit the
-volume manifest lists, and every blob one of those snapshots links to. Removable:
+volume manifest records (with ``keep_locks=N``: only those the N most recently provisioned locks pin, so
+a volume does not grow by one model version per rollout forever), and every blob one of those snapshots
+links to. Removable:
 
 * ``revision``  a snapshot no ref points to and nothing pins;
 * ``blob``      a blob no kept snapshot links to (what makes a removed revision actually free space);
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest as manifest_mod, store
+from .errors import ConfigurationError
 from .lockfile import Lock
 
 log = logging.getLogger(__name__)
@@ -168,7 +171,7 @@ def list_models(root: str | os.PathLike[str], *, lock: Lock | None = None) -> Li
             blobs = _linked_blobs(rdir / "snapshots" / commit)
             revs.append(Revision(commit=commit, refs=tuple(sorted(refs.get(commit, ()))), files=len(blobs),
                                  size=sum(blobs.values()), locked=entry is not None and entry.commit == commit,
-                                 in_manifest=listed is not None and listed.commit == commit))
+                                 in_manifest=listed is not None and commit in listed.commits))
         if lock is None:
             status = "no-lock"
         elif entry is None:
@@ -202,6 +205,7 @@ class PrunePlan:
     root: str
     items: tuple[PruneItem, ...]
     kept_revisions: int
+    keep_locks: int | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -209,7 +213,7 @@ class PrunePlan:
 
     def as_dict(self) -> dict[str, Any]:
         return {"root": self.root, "total_bytes": self.total_bytes, "kept_revisions": self.kept_revisions,
-                "items": [asdict(i) for i in self.items]}
+                "keep_locks": self.keep_locks, "items": [asdict(i) for i in self.items]}
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,7 @@ def _plan_repo(rid: str, rdir: Path, pinned: set[str], min_age: float, now: floa
             keep.update(_linked_blobs(snap))
         else:
             items.append(PruneItem("revision", rid, str(snap), _regular_bytes(snap),
-                                   "no ref points to it and neither models.lock nor the manifest pins it"))
+                                   "no ref points to it; neither models.lock nor the manifest's kept records pin it"))
     try:
         blobs = sorted(os.scandir(rdir / "blobs"), key=lambda e: e.name)
     except OSError:
@@ -275,22 +279,32 @@ def _plan_repo(rid: str, rdir: Path, pinned: set[str], min_age: float, now: floa
     return items, kept
 
 
-def _pins(root: Path, lock: Lock | None) -> dict[str, set[str]]:
+def _pins(root: Path, lock: Lock | None, keep_locks: int | None = None) -> dict[str, set[str]]:
+    """Lower-cased repo id -> commits to keep: the lock's, and the manifest's (every recorded commit, or with
+    ``keep_locks`` only those the N most recently provisioned locks pin)."""
     pins: dict[str, set[str]] = {}
     for e in (lock.models.values() if lock is not None else ()):
         pins.setdefault(e.repo_id.lower(), set()).add(e.commit)
     man = _read_manifest(root)
-    for rid, m in (man.models.items() if man is not None else ()):
-        pins.setdefault(rid.lower(), set()).add(m.commit)
+    if keep_locks is not None:
+        if man is None:
+            raise ConfigurationError(f"--keep-locks counts the locks a volume's {manifest_mod.MANIFEST_NAME} "
+                                     f"records, and {root} has none; use --lock to say what to keep")
+        for rid, commits in man.recent_commits(keep_locks).items():
+            pins.setdefault(rid, set()).update(commits)
+    else:
+        for rid, m in (man.models.items() if man is not None else ()):
+            pins.setdefault(rid.lower(), set()).update(m.commits)
     return pins
 
 
-def plan_prune(root: str | os.PathLike[str], *, lock: Lock | None = None,
+def plan_prune(root: str | os.PathLike[str], *, lock: Lock | None = None, keep_locks: int | None = None,
                min_age: float = DEFAULT_MIN_AGE, now: float | None = None) -> PrunePlan:
-    """What prune would delete, with bytes. Changes nothing."""
+    """What prune would delete, with bytes. Changes nothing. ``keep_locks=N`` (volumes): commits recorded in
+    the manifest that none of the N most recently provisioned locks (nor ``lock``, nor a ref) pins go too."""
     root = Path(root)
     now = time.time() if now is None else now
-    pins = _pins(root, lock)
+    pins = _pins(root, lock, keep_locks)
     items: list[PruneItem] = []
     kept = 0
     for rid, rdir in _repo_folders(root):
@@ -298,7 +312,7 @@ def plan_prune(root: str | os.PathLike[str], *, lock: Lock | None = None,
         items.extend(repo_items)
         kept += repo_kept
     items.extend(_temps(root, None, min_age, now, recurse=False))
-    return PrunePlan(root=str(root), items=tuple(items), kept_revisions=kept)
+    return PrunePlan(root=str(root), items=tuple(items), kept_revisions=kept, keep_locks=keep_locks)
 
 
 def _delete(path: Path) -> None:
@@ -310,9 +324,24 @@ def _delete(path: Path) -> None:
 
 def execute_prune(plan: PrunePlan, *, lock: Lock | None = None,
                   min_age: float = DEFAULT_MIN_AGE) -> PruneResult:
-    """Delete the plan's items that are still removable, each repo under its write lock."""
+    """Delete the plan's items that are still removable, each repo under its write lock.
+
+    On a volume, commits the manifest records are forgotten by the manifest first (under the volume lock),
+    then deleted: a reader never sees a recorded commit whose snapshot is gone."""
     root = Path(plan.root)
-    pins = _pins(root, lock)
+    doomed: dict[str, set[str]] = {}
+    for item in plan.items:
+        if item.kind == "revision" and item.repo_id is not None:
+            doomed.setdefault(item.repo_id.lower(), set()).add(Path(item.path).name)
+    if plan.keep_locks is not None and doomed and (root / manifest_mod.MANIFEST_NAME).is_file():
+        from .pull import generated_by
+
+        def forget(man: manifest_mod.Manifest) -> manifest_mod.Manifest:
+            still = _pins_of(man, lock, plan.keep_locks)  # re-decided under the lock: a pull may have landed
+            return man.without_commits({rid: cs - still.get(rid, set()) for rid, cs in doomed.items()})
+
+        manifest_mod.update(root, forget, generated_by=generated_by())
+    pins = _pins(root, lock, plan.keep_locks)
     deleted: list[PruneItem] = []
     skipped: list[tuple[PruneItem, str]] = []
     by_repo: dict[str | None, list[PruneItem]] = {}
@@ -330,6 +359,13 @@ def execute_prune(plan: PrunePlan, *, lock: Lock | None = None,
     freed = sum(i.bytes for i in deleted)
     log.info("pruned %d item(s) under %s, freed %d bytes (%d skipped)", len(deleted), root, freed, len(skipped))
     return PruneResult(freed_bytes=freed, deleted=tuple(deleted), skipped=tuple(skipped))
+
+
+def _pins_of(man: manifest_mod.Manifest, lock: Lock | None, keep_locks: int) -> dict[str, set[str]]:
+    pins = man.recent_commits(keep_locks)
+    for e in (lock.models.values() if lock is not None else ()):
+        pins.setdefault(e.repo_id.lower(), set()).add(e.commit)
+    return pins
 
 
 def _apply(items: list[PruneItem], still: dict[str, PruneItem], deleted: list[PruneItem],

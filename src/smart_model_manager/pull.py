@@ -8,7 +8,13 @@ Provisioning protocol for a volume ``V`` (readers never lock; see docs/artifacts
    downloaded into ``V/.staging/<uuid>/`` and verified against the lock's sha256;
 3. verified blobs are renamed into ``blobs/``, the snapshot folder appears by one rename, then ``refs``;
 4. ``V/model-metadata.yaml`` is written LAST (atomic rename, under a volume lock, merged with what was
-   already listed), so its presence means every model it lists is complete and verified.
+   already recorded: :func:`manifest.record`), so every commit it lists is complete and verified;
+5. the volume is validated (quick) against the lock: a pull that exits 0 leaves a volume that validates.
+
+A pull ADDS the lock's commits; it never removes another commit or file (pods of an older lock may be
+loading them; ``smm prune --keep-locks N`` removes what no recent lock pins). A lock that pins a subset of
+a commit's files leaves the others in place, recorded; a lock that pins *other bytes* for a path of a
+commit already on the volume is refused before any download.
 
 A SIGKILL at any step leaves at most a staging folder (never read by anyone) or a complete snapshot without
 a manifest entry (ignored by the volume source); rerunning finishes the job.
@@ -16,7 +22,6 @@ a manifest entry (ignored by the volume source); rerunning finishes the job.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import logging
@@ -29,10 +34,10 @@ from pathlib import Path
 from . import manifest as manifest_mod, store
 from ._layout import REPO_ID_EXPECTED, is_repo_id
 from ._version import __version__
-from .errors import ConfigurationError, FormatError, ModelNotFoundError, Unavailable
+from .errors import ConfigurationError, FormatError, IntegrityError, ModelNotFoundError, Unavailable
 from .hashing import with_prefix
 from .lockfile import Lock, LockEntry
-from .manifest import FileEntry, Manifest, ModelEntry
+from .manifest import FileEntry, ModelEntry
 from .registry import get_model_type
 from .hub_client import HubClient
 from .publish import Downloader, NullProgress, ProgressHook, Want, check_space, clean_stale_staging, fetch_into
@@ -123,6 +128,8 @@ def pull(lock: Lock, *, target: Path | None = None, cache_dir: Path | None = Non
     root = Path(target if target is not None else cache_dir).expanduser()  # type: ignore[arg-type]
     entries = _select(lock, only)
     ensure_writable(root, what="target" if target is not None else "cache folder")
+    if target is not None:
+        refuse_conflicts(root, entries)
     stale = clean_stale_staging(root)
     needed = missing_bytes(root, entries)
     check_space(root, needed, what=f"pull into {root}")
@@ -143,8 +150,10 @@ def pull(lock: Lock, *, target: Path | None = None, cache_dir: Path | None = Non
                  len(r.downloaded), len(r.reused), len(r.repaired))
     man_path = None
     if target is not None:
-        models = {e.repo_id: _manifest_entry(e) for e in entries}
-        man_path = update_manifest(root, models, lock_digest=lock_digest(lock))
+        manifest_mod.record(root, [_manifest_entry(e) for e in entries], generated_by=generated_by(),
+                            lock_digest=lock_digest(lock))
+        man_path = root / manifest_mod.MANIFEST_NAME
+        check_pulled(root, lock, entries)
     return PullReport(root=root, is_volume=target is not None, models=tuple(results), manifest_path=man_path,
                       seconds=round(time.monotonic() - t0, 3), stale_staging_removed=stale, needed_bytes=needed)
 
@@ -170,43 +179,44 @@ def _manifest_entry(e: LockEntry) -> ModelEntry:
                       labels=e.labels, dimension=e.dimension, aliases=aliases)
 
 
-@contextlib.contextmanager
-def _volume_lock(root: Path):  # type: ignore[no-untyped-def]
-    from filelock import FileLock
+def refuse_conflicts(root: Path, entries: Iterable[LockEntry]) -> None:
+    """Before any download: a lock that pins other bytes for a path of a commit the volume already holds
+    would change files under the pods that load that commit. Refuse, naming both digests."""
+    path = root / manifest_mod.MANIFEST_NAME
+    if not path.is_file():
+        return
+    try:
+        current = manifest_mod.load(path)
+    except FormatError:
+        return  # update() replaces it (with a warning); nothing recorded to protect
+    for e in entries:
+        for rel, recorded, wanted in manifest_mod.conflicts(current, _manifest_entry(e)):
+            raise IntegrityError(
+                f"{e.alias}: {e.repo_id}@{e.commit[:12]}: {rel} is already on {root} as {recorded.size} bytes "
+                f"{recorded.sha256}, but the lock pins {wanted.size} bytes {wanted.sha256}; the same commit must keep the same files, because pods of an "
+                "older lock may be loading it. Give the changed file another commit (re-export, re-import) or, "
+                "once no pod uses the old lock, remove the commit with `smm prune --keep-locks N` and pull again",
+                path=root / store.repo_folder_name(e.repo_id) / "snapshots" / e.commit / rel,
+                expected=wanted.sha256, actual=recorded.sha256)
 
-    (root / ".locks").mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".locks" / "model-metadata.lock"), timeout=600):
-        yield
+
+def check_pulled(root: Path, lock: Lock, entries: list[LockEntry]) -> None:
+    """A pull that exits 0 leaves a volume that validates against the lock it was pulled with."""
+    from .validate import validate
+
+    sub = Lock(models={e.alias: e for e in entries}, path=lock.path, digest=lock.digest)
+    report = validate(root, lock=sub, mode="quick", require_manifest=True)
+    if not report.ok:
+        lines = "; ".join(f"{f.kind} {f.where}: {f.message}" for f in report.errors[:10])
+        raise IntegrityError(f"the pull finished but {root} does not validate against "
+                             f"{lock.path or 'the lock'}: {lines}; run `smm validate --dir {root}` for the report")
 
 
 def update_manifest(root: Path, models: dict[str, ModelEntry], *, lock_digest: str | None) -> Path:
-    """Merge ``models`` into ``root/model-metadata.yaml`` and write it atomically. Call only when every
-    listed snapshot is complete and verified: the manifest's presence is the volume's "ready" signal."""
-    path = root / manifest_mod.MANIFEST_NAME
-    with _volume_lock(root):
-        for leftover in root.glob(f"{store.TMP_PREFIX}{manifest_mod.MANIFEST_NAME}.*"):  # a writer killed mid-write
-            leftover.unlink(missing_ok=True)
-        current: dict[str, ModelEntry] = {}
-        if path.is_file():
-            try:
-                current = dict(manifest_mod.load(path).models)
-            except FormatError as err:
-                log.warning("replacing the malformed manifest %s: %s", path, err)
-        for rid, entry in models.items():
-            for other_rid, other in list(current.items()):  # one owner per alias and per repo (any case)
-                if other_rid.lower() == rid.lower():
-                    del current[other_rid]
-                elif set(other.aliases) & set(entry.aliases):
-                    current[other_rid] = ModelEntry(
-                        other.repo_id, other.commit, other.model_type, other.files, other.labels, other.dimension,
-                        tuple(a for a in other.aliases if a not in entry.aliases), other.extra)
-            current[rid] = entry
-        man = Manifest(models=current, generated_by=generated_by(), verified_at=manifest_mod.now_iso(),
-                       lock_digest=lock_digest)
-        text = man.dumps()
-        manifest_mod.loads(text, path)  # what we write must parse; a bug here must not ship a broken volume
-        store.atomic_write_text(path, text)
-    return path
+    """Record ``models`` (verified, complete snapshots) in ``root/model-metadata.yaml`` next to every commit
+    already recorded. Kept for callers of the format-1 API; the format lives in :mod:`manifest`."""
+    manifest_mod.record(root, models.values(), generated_by=generated_by(), lock_digest=lock_digest)
+    return root / manifest_mod.MANIFEST_NAME
 
 
 @dataclass(frozen=True)
@@ -239,7 +249,10 @@ def provision_from_folder(src: Path, root: Path, repo_id: str, *, model_type: st
     entry = ModelEntry(repo_id=repo_id, commit=result.commit, model_type=model_type, files=files,
                        labels=labels if mt.has_labels else (), dimension=None if mt.has_labels else dim,
                        aliases=aliases)
-    man_path = update_manifest(root, {repo_id: entry}, lock_digest=None) if write_manifest else None
+    man_path = None
+    if write_manifest:
+        manifest_mod.record(root, [entry], generated_by=generated_by())
+        man_path = root / manifest_mod.MANIFEST_NAME
     log.info("imported %s as %s@%s into %s%s", src, repo_id, result.commit[:12], root,
              " (manifest updated)" if man_path else "")
     return ProvisionResult(repo_id, result.commit, result.snapshot, entry, man_path, dict(result.files))

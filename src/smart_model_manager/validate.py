@@ -2,8 +2,9 @@
 
 Two kinds of folder (both standard Hugging Face hub caches, docs/design.md):
 
-* a provisioned **volume** holds ``model-metadata.yaml``: every listed file is checked against it, and the
-  manifest itself against ``models.lock`` when one is given;
+* a provisioned **volume** holds ``model-metadata.yaml`` (several commits per model, one per lock): with a
+  lock, the commits it pins must be recorded (with its files) and are checked on disk; without one, every
+  recorded commit is;
 * a local **cache** has no manifest: with a lock, every pinned snapshot is checked against the lock;
   without one, only the structure (refs point to snapshots, snapshot links point to blobs).
 
@@ -12,15 +13,14 @@ Finding kinds, each with one meaning:
 ========== ==========================================================================================
 missing    a listed file, snapshot, model or the manifest itself is absent (or a link is dangling)
 corrupt    a file exists with the wrong size (quick and full) or the wrong sha256 (full only)
-stale      the manifest disagrees with models.lock: other commit, other files, other lock digest
-extra      on disk but not listed: a file in a snapshot, another snapshot, a model not in the manifest
+stale      the manifest disagrees with models.lock: its commit not recorded, a pinned file recorded otherwise
+extra      on disk but not recorded: a file in a snapshot, a snapshot, a model not in the manifest
 malformed  the manifest or the lock cannot be parsed (file and line)
 ========== ==========================================================================================
 
 Every finding is an ``error`` (``report.ok`` is False) except leftovers that cannot change what is
-loaded, which are ``warning``: another snapshot of a listed model, a model folder the manifest does not
-list, a manifest entry the lock no longer pins. Re-provisioning from a new lock leaves exactly those
-behind (snapshots are per commit), and a startup probe must not fail on what ``smm prune`` removes.
+loaded, which are ``warning``: an unrecorded snapshot, a model folder the manifest does not list, a
+manifest entry the lock does not pin. A startup probe must not fail on what ``smm prune`` removes.
 An unlisted file *inside* the listed snapshot is an error: a loader could pick it up (an extra
 ``model.safetensors`` wins over a listed ``pytorch_model.bin``).
 
@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,9 +145,7 @@ def validate(directory: str | os.PathLike[str], *, lock: lockfile.Lock | str | o
     elif require_manifest is not False and man_path.is_file():
         man = _load_manifest(run, man_path)
         if man is not None:
-            _check_volume(run, man)
-            if lock_obj is not None:
-                _compare_lock(run, man, lock_obj)
+            _check_volume(run, man, lock_obj)
         elif lock_obj is not None:  # unparsable manifest: still say what the lock's files look like
             _check_against_lock(run, lock_obj)
     elif require_manifest:
@@ -166,6 +164,31 @@ def validate(directory: str | os.PathLike[str], *, lock: lockfile.Lock | str | o
         models_checked=run.models, files_checked=run.files, seconds=round(time.perf_counter() - t0, 6), directory=str(root), mode=mode,
         manifest=str(man_path) if man is not None else None,
         lock=(lock_obj.path if lock_obj is not None else None))
+
+
+def wait_until_valid(directory: str | os.PathLike[str], *, lock: lockfile.Lock | str | os.PathLike[str] | None = None,
+                     mode: str = "quick", timeout: float = 600.0, interval: float = 2.0,
+                     require_manifest: bool | None = True, progress: Callable[[ValidationReport, float], None] | None = None,
+                     progress_every: float = 10.0) -> ValidationReport:
+    """Poll :func:`validate` until it is ok or ``timeout`` seconds pass; return the last report (``ok`` is
+    False on timeout). The Kubernetes init container: a pod starts only once the volume holds, verified,
+    what *its* lock pins. ``interval`` is clamped to 0.05-10 s; ``progress(report, elapsed)`` is called on
+    the first failing poll and then at least every ``progress_every`` seconds. In ``full`` mode each poll is
+    quick first and re-hashes only once quick passes."""
+    interval = min(max(interval, 0.05), 10.0)
+    t0 = time.monotonic()
+    last_progress: float | None = None
+    while True:
+        report = validate(directory, lock=lock, mode="quick", require_manifest=require_manifest)
+        if report.ok and mode == "full":
+            report = validate(directory, lock=lock, mode="full", require_manifest=require_manifest)
+        elapsed = time.monotonic() - t0
+        if report.ok or elapsed >= timeout:
+            return report
+        if progress is not None and (last_progress is None or elapsed - last_progress >= progress_every - 1e-6):
+            progress(report, elapsed)
+            last_progress = elapsed
+        time.sleep(max(0.0, min(interval, timeout - elapsed, progress_every)))
 
 
 # -- loading ------------------------------------------------------------------------------------------
@@ -269,22 +292,30 @@ def _check_snapshot(run: _Run, model: str, snap: Path, files: dict[str, FileEntr
             run.add("extra", model, snap / rel, f"{model}: {rel} is in the snapshot but not listed in {what}")
 
 
-def _check_volume(run: _Run, man: manifest_mod.Manifest) -> None:
+def _check_volume(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock | None) -> None:
+    """With a lock: the commits it pins (and nothing else: other commits belong to other locks' pods).
+    Without: every recorded commit of every model. Unrecorded snapshots and models are warnings."""
     repos = _repo_dirs(run.root)
-    listed = {rid.lower() for rid in man.models}
-    for rid, entry in sorted(man.models.items()):
+    wanted = _compare_lock(run, man, lock) if lock is not None else {
+        rid: set(rec.commits) for rid, rec in man.models.items()}
+    for rid, rec in sorted(man.models.items()):
         rdir = repos.get(rid.lower())
+        commits = sorted(wanted.get(rid, ()))
         if rdir is None:
-            run.models += 1
-            run.add("missing", rid, run.root / f"models--{rid.replace('/', '--')}",
-                    f"{rid}: listed in the manifest but its folder is absent", expected=entry.commit)
+            if commits:
+                run.models += 1
+                run.add("missing", rid, run.root / f"models--{rid.replace('/', '--')}",
+                        f"{rid}: listed in the manifest but its folder is absent", expected=", ".join(commits))
             continue
-        _check_snapshot(run, rid, rdir / "snapshots" / entry.commit, entry.files, "the manifest")
+        for commit in commits:
+            _check_snapshot(run, rid, rdir / "snapshots" / commit, rec.commits[commit].files, "the manifest")
         for other in _snapshot_names(rdir):
-            if other != entry.commit:
+            if other not in rec.commits:
                 run.add("extra", rid, rdir / "snapshots" / other,
-                        f"{rid}: snapshot {other} is not the one the manifest lists ({entry.commit}); "
-                        "`smm prune` removes it", severity="warning")
+                        f"{rid}: snapshot {other} is not recorded in the manifest (recorded: "
+                        f"{', '.join(c[:12] for c in sorted(rec.commits))}); `smm prune` removes it",
+                        severity="warning")
+    listed = {rid.lower() for rid in man.models}
     for low, rdir in sorted(repos.items()):
         if low not in listed:
             rid = rdir.name[len("models--"):].replace("--", "/")
@@ -304,31 +335,39 @@ def _describe(entry: FileEntry | None) -> str | None:
     return None if entry is None else f"{entry.size} bytes {entry.sha256}"
 
 
-def _compare_lock(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock) -> None:
+def _compare_lock(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock) -> dict[str, set[str]]:
+    """Every commit the lock pins must be recorded, with the lock's files among the recorded ones (a
+    commit records the union of what every lock that provisioned it pinned). Returns repo id -> the
+    recorded commits to check on disk. The lock's digest is not compared: a volume provisioned by several
+    locks validates against each of them, and contents, not bytes of the lock file, decide."""
     where = man.path or str(run.root / manifest_mod.MANIFEST_NAME)
-    if man.lock_digest and lock.digest and man.lock_digest != lock.digest:
-        run.add("stale", None, where, f"the volume was provisioned from another models.lock than {lock.path}; "
-                "re-provision with `smm pull --target DIR`", expected=lock.digest, actual=man.lock_digest)
+    lock_name = lock.path or "the lock"
     pinned = {le.repo_id.lower() for le in lock.models.values()}
     for rid in sorted(man.models):
         if rid.lower() not in pinned:
-            run.add("stale", rid, where, f"{rid} is listed in the manifest but {lock.path} does not pin it "
+            run.add("stale", rid, where, f"{rid} is listed in the manifest but {lock_name} does not pin it "
                     "(left from an older lock?)", severity="warning")
+    out: dict[str, set[str]] = {}
     for alias, le in sorted(lock.models.items()):
-        me = man.find(le.repo_id)
-        if me is None:
+        rec = man.find(le.repo_id)
+        if rec is None:
             run.add("missing", le.repo_id, where, f"{le.repo_id} (locked as {alias!r}) is not on the volume",
                     expected=le.commit)
             continue
-        if me.commit != le.commit:
-            run.add("stale", le.repo_id, where, f"{le.repo_id}: the volume holds another commit than models.lock",
-                    expected=le.commit, actual=me.commit)
+        me = rec.get(le.commit)
+        if me is None:
+            held = ", ".join(sorted(rec.commits))
+            run.add("stale", le.repo_id, where, f"{le.repo_id}: the volume holds other commits than {lock_name} "
+                    f"pins; provision it with `smm pull --target DIR` (the Job of this lock)", expected=le.commit,
+                    actual=held)
             continue
-        for rel in sorted(set(le.files) | set(me.files)):
-            lf, mf = le.files.get(rel), me.files.get(rel)
+        for rel in sorted(le.files):
+            lf, mf = le.files[rel], me.files.get(rel)
             if lf != mf:
-                run.add("stale", le.repo_id, where, f"{le.repo_id}: {rel} differs between models.lock and the "
-                        "manifest", expected=_describe(lf) or "not listed", actual=_describe(mf) or "not listed")
+                run.add("stale", le.repo_id, where, f"{le.repo_id}: {rel} differs between {lock_name} and the "
+                        "manifest", expected=_describe(lf), actual=_describe(mf) or "not listed")
+        out.setdefault(rec.repo_id, set()).add(le.commit)
+    return out
 
 
 def _check_against_lock(run: _Run, lock: lockfile.Lock) -> None:

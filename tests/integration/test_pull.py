@@ -53,7 +53,9 @@ def test_pull_target_provisions_a_verified_volume_with_the_manifest_last(upstrea
     report = pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
     assert report.is_volume and report.files_downloaded == 4 and report.bytes_downloaded == report.needed_bytes
     man = manifest.load(vol / "model-metadata.yaml")
-    entry = man.find("fin")  # the alias is recorded
+    record = man.find("fin")  # the alias is recorded
+    assert record is not None and list(record.commits) == [commit]
+    entry = record.get(commit)
     assert entry is not None and entry.commit == commit and entry.files == lock.models["fin"].files
     assert man.lock_digest == lock.digest and man.generated_by.startswith("smart-model-manager ")
     assert entry.labels == ("negative", "neutral", "positive")
@@ -131,8 +133,10 @@ def test_import_into_a_volume_updates_the_manifest(tmp_path: Path, capsys) -> No
     assert main(["import", str(src), "--as", "myorg/fin-tuned", "--target", str(vol), "--alias", "tuned"]) == 0
     assert "imported" in capsys.readouterr().out
     man = manifest.load(vol / "model-metadata.yaml")
-    entry = man.find("tuned")
-    assert entry is not None and entry.repo_id == "myorg/fin-tuned" and entry.labels[0] == "negative"
+    record = man.find("tuned")
+    assert record is not None and len(record.commits) == 1
+    entry = record.latest()
+    assert entry.repo_id == "myorg/fin-tuned" and entry.labels[0] == "negative"
     for rel, f in entry.files.items():
         assert f.sha256 == "sha256:" + hashlib.sha256((src / rel).read_bytes()).hexdigest()
     resolved = VolumeSource(vol).resolve(Request("tuned", "tuned", None, "sentiment", verify="full"))

@@ -65,7 +65,8 @@ class Poller:
                 self.problems += snapshot_problems(self.vol, repo, files)
             man = self.vol / "model-metadata.yaml"
             if man.exists():
-                for rid, entry in manifest.load(man).models.items():
+                for entry in manifest.load(man).entries():  # every recorded commit must be complete
+                    rid = entry.repo_id
                     snap = self.vol / f"models--{rid.replace('/', '--')}" / "snapshots" / entry.commit
                     for rel, f in entry.files.items():
                         try:
@@ -91,7 +92,7 @@ def hash_everything(vol: Path, lock: lockfile.Lock) -> None:
         snap = vol / f"models--{e.repo_id.replace('/', '--')}" / "snapshots" / e.commit
         for rel, f in e.files.items():
             assert "sha256:" + hashlib.sha256((snap / rel).read_bytes()).hexdigest() == f.sha256, rel
-        VolumeSource(vol).resolve(Request(e.alias, e.repo_id, None, "sentiment", verify="full"))
+        VolumeSource(vol).resolve(Request(e.alias, e.repo_id, None, "sentiment", pinned=e, verify="full"))
     leftovers = [p for p in (vol / ".staging").iterdir() if p.is_dir()]
     assert leftovers == []
     assert list(vol.rglob("*.incomplete")) == []
@@ -222,10 +223,12 @@ def test_sigkill_while_upgrading_a_volume_keeps_the_old_version_valid(upstream, 
     kill_when(proc, lambda: staging_bytes(vol) > BIG // 5)
     # readers still get the old, complete, verified version
     man = manifest.load(vol / "model-metadata.yaml")
-    assert man.models["org/fin"].commit == lock.models["fin"].commit
+    assert man.models["org/fin"].latest().commit == lock.models["fin"].commit
     old = VolumeSource(vol).resolve(Request("fin", "org/fin", None, "sentiment", verify="full"))
     assert old.commit == lock.models["fin"].commit
     rerun = run_pull(str(tmp_path / "models-v2.lock"), vol, env)
     assert rerun.returncode == 0, rerun.stderr
-    assert manifest.load(vol / "model-metadata.yaml").models["org/fin"].commit == new_commit
+    assert set(manifest.load(vol / "model-metadata.yaml").models["org/fin"].commits) == {
+        new_commit, lock.models["fin"].commit}  # the upgrade added the new commit next to the old one
     hash_everything(vol, lockfile.load(tmp_path / "models-v2.lock"))
+    hash_everything(vol, lock)  # and the old lock's pods still load theirs

@@ -99,7 +99,7 @@ def test_production_loads_from_a_read_only_mount_and_writes_nothing(volume: Path
         result = json.loads(done.stdout.strip().splitlines()[-1])
         info = result["info"]
         assert (info["environment"], info["source"], info["backend"]) == ("production", "volume", "torch")
-        commit = manifest.load(volume / manifest.MANIFEST_NAME).models[REPO_ID].commit
+        commit = manifest.load(volume / manifest.MANIFEST_NAME).models[REPO_ID].latest().commit
         assert info["commit"] == commit and info["path"] == str(mnt / store.repo_folder_name(REPO_ID) / "snapshots"
                                                                / commit)
         assert len(result["out"]) == 2
@@ -119,7 +119,7 @@ def test_production_loads_from_a_read_only_mount_and_writes_nothing(volume: Path
 
 
 def test_a_flipped_byte_is_refused_under_full_verification(volume: Path, tmp_path: Path) -> None:
-    commit = manifest.load(volume / manifest.MANIFEST_NAME).models[REPO_ID].commit
+    commit = manifest.load(volume / manifest.MANIFEST_NAME).models[REPO_ID].latest().commit
     weights = store.repo_dir(volume, REPO_ID) / "snapshots" / commit / "model.safetensors"
     blob = os.path.realpath(weights)
     with open(blob, "r+b") as fh:  # corrupt the source side; the mount shows the same bytes

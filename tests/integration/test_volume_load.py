@@ -122,9 +122,9 @@ def test_manifest_naming_a_missing_file_names_model_and_file(tiny_volume: Path, 
 
     man_path = tiny_volume / manifest.MANIFEST_NAME
     man = manifest.load(man_path)
-    entry = man.models["org/tiny"]
+    entry = man.models["org/tiny"].latest()
     files = {**entry.files, "extra_weights.bin": manifest.FileEntry(1, "sha256:" + "0" * 64)}
-    man = dataclasses.replace(man, models={"org/tiny": dataclasses.replace(entry, files=files)})
+    man = manifest.Manifest.of([dataclasses.replace(entry, files=files)])
     man_path.write_text(man.dumps())
     monkeypatch.setenv("SMM_VOLUME_DIR", str(tiny_volume))
     with pytest.raises(MissingFileError, match=r"org/tiny: file 'extra_weights.bin'"):
@@ -134,8 +134,8 @@ def test_manifest_naming_a_missing_file_names_model_and_file(tiny_volume: Path, 
 def test_malformed_manifest_in_production_names_file_and_line(tiny_volume: Path, monkeypatch):
     man_path = tiny_volume / manifest.MANIFEST_NAME
     lines = man_path.read_text().splitlines()
-    idx = next(i for i, line in enumerate(lines) if "commit:" in line)
-    lines[idx] = "    commit: not-a-commit"
+    idx = next(i for i, line in enumerate(lines) if "model_type:" in line)
+    lines[idx] = "        model_type: [not, a, type]"
     man_path.write_text("\n".join(lines) + "\n")
     monkeypatch.setenv("SMM_VOLUME_DIR", str(tiny_volume))
     with pytest.raises(ManifestError) as exc:

@@ -25,7 +25,7 @@ def exported_tiny(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 def test_auto_backend_uses_the_verified_onnx_file_from_the_volume(exported_tiny: Path, tmp_path: Path, monkeypatch):
     vol = make_volume(tmp_path / "vol", {"org/tiny": exported_tiny})
-    assert "onnx/model.onnx" in vol.models["org/tiny"].files
+    assert "onnx/model.onnx" in vol.models["org/tiny"].latest().files
     monkeypatch.setenv("SMM_VOLUME_DIR", str(tmp_path / "vol"))
     m = ModelManager(environment="production").load_model("org/tiny")
     assert m.info.backend.startswith("onnx") and m.info.source == "volume"

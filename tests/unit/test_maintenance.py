@@ -121,7 +121,7 @@ def test_the_manifest_pins_its_commits_on_a_volume(tmp_path: Path) -> None:
     assert maintenance.plan_prune(v).items == ()
     (v / manifest.MANIFEST_NAME).write_text("format: 1\nmodels: [\n")
     assert main(["prune", "--dir", str(v), "--dry-run"]) == 1  # unreadable manifest: refuse to guess
-    assert man.models[A].commit
+    assert man.models[A].latest().commit
 
 
 def test_cli_dry_run_prints_the_plan_and_deletes_nothing(cache: dict, capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,8 +163,8 @@ def test_ls_reports_locked_models_that_are_absent_and_the_volume(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     v = tmp_path / "vol"
     man = make_volume(v, {A: make_model_folder(tmp_path / "a")})
-    lock = lock_for(manifest.Manifest(models={**man.models, "acme/gone": manifest.ModelEntry(
-        repo_id="acme/gone", commit="9" * 40, model_type="sentiment", files=dict(man.models[A].files))}))
+    lock = lock_for(manifest.Manifest.of([*man.entries(), manifest.ModelEntry(
+        repo_id="acme/gone", commit="9" * 40, model_type="sentiment", files=dict(man.models[A].latest().files))]))
     listing = maintenance.list_models(v, lock=lock)
     assert listing.absent == (("gone", "acme/gone", "9" * 40),)
     assert listing.repos[0].revisions[0].in_manifest and listing.repos[0].revisions[0].locked

@@ -28,8 +28,10 @@ models:
 
 def test_parse_and_find_by_id_alias_and_case():
     m = manifest.loads(GOOD, "vol/model-metadata.yaml")
-    e = m.find("org/model")
-    assert e is m.find("fin") is m.find("ORG/Model")
+    rec = m.find("org/model")
+    assert rec is m.find("fin") is m.find("ORG/Model")
+    e = rec.get("c" * 40)
+    assert e is m.entry("fin", "c" * 40) and e.model_type == "sentiment"
     assert e.labels == ("positive", "negative", "neutral") and e.files["sub/model.safetensors"].size == 20
 
 
@@ -41,7 +43,9 @@ def test_dump_is_canonical_and_round_trips():
 
 
 @pytest.mark.parametrize("old,new,line,expect", [
-    ("format: 1", "format: 2", 1, "expected format: 1"),
+    ("format: 1", "format: 3", 1, "expected format: 2 (or 1, still read)"),
+    ("format: 1", "format: true", 1, "got True"),
+    ("format: 1", "format: 1.0", 1, "got 1.0"),
     ("    commit: " + "c" * 40, "    commit: abc", 6, "commit: expected a 40-hex commit id"),
     ("size: 10,", "size: -1,", 11, "size: expected a non-negative integer"),
     (f"size: 20, sha256: '{SHA}'", "size: 20, sha256: 'md5:00'", 12, "sha256: expected 'sha256:'"),

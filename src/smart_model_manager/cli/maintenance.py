@@ -84,23 +84,29 @@ def ls(directory: Path | None, lock_path: Path | None, no_lock: bool, as_json: b
 @click.option("--min-age", type=click.FloatRange(min=0), default=maintenance.DEFAULT_MIN_AGE,
               show_default=True, help="Seconds a blob or .tmp-*/.incomplete leftover must be untouched to be removed "
                    "(younger ones may belong to a download in progress).")
+@click.option("--keep-locks", type=click.IntRange(min=1), default=None, metavar="N",
+              help="On a volume: also remove commits its manifest records that none of the N most recently "
+                   "provisioned locks pins (nor --lock, nor a ref). Default: keep every recorded commit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan (and result) as JSON.")
 def prune(directory: Path | None, lock_path: Path | None, no_lock: bool, dry_run: bool, min_age: float,
-          as_json: bool) -> None:
+          keep_locks: int | None, as_json: bool) -> None:
     """Delete revisions nothing references, blobs nothing links to, and stale temp files.
 
     Kept: snapshots a ref points to, commits models.lock or the volume manifest pins, and their blobs.
+    With --keep-locks N (volumes), only the commits of the N most recently provisioned locks (and --lock's)
+    stay recorded; the others are removed from the manifest first, then from disk.
     The plan is printed first with the bytes each item frees.
 
     \b
     Examples:
       smm prune --dry-run                      # what would go from the local cache
       smm prune --lock models.lock             # keep everything the lock pins, delete the rest
+      smm prune --dir /app/models --keep-locks 2 --min-age 0 --dry-run   # a volume after rollouts
     """
     settings = Settings.from_env()
     lock = _lock(settings, lock_path, no_lock)
     root = directory if directory is not None else settings.cache_dir
-    plan = maintenance.plan_prune(root, lock=lock, min_age=min_age)
+    plan = maintenance.plan_prune(root, lock=lock, min_age=min_age, keep_locks=keep_locks)
     result = None if dry_run or not plan.items else maintenance.execute_prune(plan, lock=lock,
                                                                             min_age=min_age)
     if as_json:
@@ -108,7 +114,8 @@ def prune(directory: Path | None, lock_path: Path | None, no_lock: bool, dry_run
                                "result": result.as_dict() if result else None}, indent=2, sort_keys=True))
         return
     click.echo(f"prune plan for {plan.root}: {len(plan.items)} item(s), {human(plan.total_bytes)} "
-               f"({plan.total_bytes} bytes); {plan.kept_revisions} revision(s) kept")
+               f"({plan.total_bytes} bytes); {plan.kept_revisions} revision(s) kept"
+               + (f" (commits of the {keep_locks} most recent lock(s) kept)" if keep_locks else ""))
     for item in plan.items:
         click.echo(f"  {item.kind:<8} {human(item.bytes):>9}  {item.path}  ({item.reason})")
     if dry_run:

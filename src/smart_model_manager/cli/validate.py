@@ -13,7 +13,7 @@ import click
 
 from ..lockfile import DEFAULT_NAME
 from ..settings import Settings
-from ..validate import ValidationReport, validate as run_validate
+from ..validate import ValidationReport, validate as run_validate, wait_until_valid
 
 
 @click.command("validate")
@@ -29,8 +29,15 @@ from ..validate import ValidationReport, validate as run_validate
 @click.option("--full", "full", is_flag=True, help="Also re-hash every file (sha256).")
 @click.option("--strict", is_flag=True, help="Warnings (leftover snapshots, unlisted models) fail too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (for machines).")
+@click.option("--wait", is_flag=True, help="Poll until the folder validates (the Kubernetes init container: it "
+              "releases once the volume holds what THIS lock pins), then exit 0; exit 1 with the findings after "
+              "--timeout. A progress line goes to stderr at least every 10 s.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="Seconds --wait polls before it gives up.")
+@click.option("--interval", type=click.FloatRange(min=0.05, max=10), default=2.0, show_default=True,
+              help="Seconds between polls with --wait.")
 def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no_lock: bool, quick: bool,
-             full: bool, strict: bool, as_json: bool) -> None:
+             full: bool, strict: bool, as_json: bool, wait: bool, timeout: float, interval: float) -> None:
     """Check that every model file is present and intact; exit 1 with one line per finding.
 
     Exit 0 when nothing is wrong or there are only warnings (leftovers that cannot change what is loaded,
@@ -42,6 +49,7 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
       smm validate --full --dir /app/models          # re-hash everything on a volume
       smm validate --cache --lock models.lock        # is my local cache what the lock pins?
       smm validate --json --dir /mnt/models | jq .findings
+      smm validate --wait --timeout 900 --lock /app/lock/models.lock   # init container: block until provisioned
     """
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
@@ -63,7 +71,15 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
             lock_path = settings.lock_path
         elif Path(DEFAULT_NAME).is_file():
             lock_path = Path(DEFAULT_NAME)
-    report = run_validate(root, lock=lock_path, mode="full" if full else "quick", require_manifest=require)
+    mode = "full" if full else "quick"
+    if wait:
+        report = wait_until_valid(root, lock=lock_path, mode=mode, require_manifest=require, timeout=timeout,
+                                  interval=interval, progress=_progress(root, lock_path, timeout))
+        if not report.ok:
+            click.echo(f"timed out after {timeout:g}s waiting for {root} to validate"
+                       + (f" against {lock_path}" if lock_path else ""), err=True)
+    else:
+        report = run_validate(root, lock=lock_path, mode=mode, require_manifest=require)
     click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True) if as_json else render(report))
     if not report.ok or (strict and report.warnings):
         raise FindingsFound(len(report.findings))
@@ -80,6 +96,20 @@ class FindingsFound(click.ClickException):
 
     def show(self, file: object = None) -> None:  # the report already said everything
         pass
+
+
+def _progress(root: Path, lock_path: Path | None, timeout: float):  # type: ignore[no-untyped-def]
+    against = f" to hold what {lock_path} pins" if lock_path else " to validate"
+
+    def show(report: ValidationReport, elapsed: float) -> None:
+        first = report.errors[0] if report.errors else None
+        why = f"{first.kind} {first.where}: {first.message}" if first else "not yet"
+        if first is not None and (first.expected or first.actual):
+            why += f" (expected {first.expected or '-'}, actual {first.actual or '-'})"
+        click.echo(f"waiting for {root}{against} ({elapsed:.0f}s of {timeout:g}s): {len(report.errors)} "
+                   f"error(s); first: {why}", err=True)
+
+    return show
 
 
 def _same(a: Path, b: Path) -> bool:

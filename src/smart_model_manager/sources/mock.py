@@ -34,9 +34,10 @@ class MockSource:
             from .. import manifest as manifest_mod  # PyYAML only when there is a manifest to read
 
             try:
-                entry = manifest_mod.load(self.volume_dir / MANIFEST_NAME).find(repo_id)
+                record = manifest_mod.load(self.volume_dir / MANIFEST_NAME).find(repo_id)
             except FormatError:
-                entry = None
+                record = None
+            entry = record.latest() if record is not None else None  # a schema for mocks, not a commit to load
             if entry is not None and (entry.labels or entry.dimension):
                 return entry.labels, entry.dimension, "volume manifest"
         return None
