@@ -22,7 +22,9 @@ a manifest entry (ignored by the volume source); rerunning finishes the job.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import os
 import hashlib
 import logging
 import time
@@ -35,7 +37,7 @@ from . import manifest as manifest_mod, store
 from ._layout import REPO_ID_EXPECTED, is_repo_id
 from ._version import __version__
 from .errors import ConfigurationError, FormatError, IntegrityError, ModelNotFoundError, Unavailable
-from .hashing import with_prefix
+from .hashing import is_sha256, sha256_file, with_prefix
 from .lockfile import Lock, LockEntry
 from .manifest import FileEntry, ModelEntry
 from .registry import get_model_type
@@ -128,14 +130,14 @@ def pull(lock: Lock, *, target: Path | None = None, cache_dir: Path | None = Non
     root = Path(target if target is not None else cache_dir).expanduser()  # type: ignore[arg-type]
     entries = _select(lock, only)
     ensure_writable(root, what="target" if target is not None else "cache folder")
-    if target is not None:
-        refuse_conflicts(root, entries)
+    current = refuse_conflicts(root, entries) if target is not None else None
     stale = clean_stale_staging(root)
     needed = missing_bytes(root, entries)
     check_space(root, needed, what=f"pull into {root}")
     client = client or HubClient(endpoint, token, timeout=timeout, retries=retries)
     progress = progress or NullProgress()
     results = []
+    records: list[ModelEntry] = []
     for e in entries:
         revision = e.revision if e.revision != e.commit else None
         try:
@@ -148,10 +150,13 @@ def pull(lock: Lock, *, target: Path | None = None, cache_dir: Path | None = Non
                                  tuple(r.repaired), r.bytes_downloaded))
         log.info("pulled %s (%s@%s): %d downloaded, %d reused, %d repaired", e.alias, e.repo_id, e.commit[:12],
                  len(r.downloaded), len(r.reused), len(r.repaired))
+        if target is not None:
+            prev = current.entry(e.repo_id, e.commit) if current is not None else None
+            adopted = adopt_unrecorded(r.snapshot, set(e.files) | set(prev.files if prev else ()))
+            records.append(dataclasses.replace(_manifest_entry(e), files={**adopted, **e.files}))
     man_path = None
     if target is not None:
-        manifest_mod.record(root, [_manifest_entry(e) for e in entries], generated_by=generated_by(),
-                            lock_digest=lock_digest(lock))
+        manifest_mod.record(root, records, generated_by=generated_by(), lock_digest=lock_digest(lock))
         man_path = root / manifest_mod.MANIFEST_NAME
         check_pulled(root, lock, entries)
     return PullReport(root=root, is_volume=target is not None, models=tuple(results), manifest_path=man_path,
@@ -179,16 +184,17 @@ def _manifest_entry(e: LockEntry) -> ModelEntry:
                       labels=e.labels, dimension=e.dimension, aliases=aliases)
 
 
-def refuse_conflicts(root: Path, entries: Iterable[LockEntry]) -> None:
+def refuse_conflicts(root: Path, entries: Iterable[LockEntry]) -> manifest_mod.Manifest | None:
     """Before any download: a lock that pins other bytes for a path of a commit the volume already holds
-    would change files under the pods that load that commit. Refuse, naming both digests."""
+    would change files under the pods that load that commit. Refuse, naming both digests. Returns the
+    manifest read (None if absent or malformed: update() replaces a malformed one, with a warning)."""
     path = root / manifest_mod.MANIFEST_NAME
     if not path.is_file():
-        return
+        return None
     try:
         current = manifest_mod.load(path)
     except FormatError:
-        return  # update() replaces it (with a warning); nothing recorded to protect
+        return None
     for e in entries:
         for rel, recorded, wanted in manifest_mod.conflicts(current, _manifest_entry(e)):
             raise IntegrityError(
@@ -198,6 +204,24 @@ def refuse_conflicts(root: Path, entries: Iterable[LockEntry]) -> None:
                 "once no pod uses the old lock, remove the commit with `smm prune --keep-locks N` and pull again",
                 path=root / store.repo_folder_name(e.repo_id) / "snapshots" / e.commit / rel,
                 expected=wanted.sha256, actual=recorded.sha256)
+    return current
+
+
+def adopt_unrecorded(snapshot: Path, known: set[str]) -> dict[str, FileEntry]:
+    """Files in a snapshot that nothing records but whose blob is named by its sha256 and hashes to it:
+    what an older version left behind (issue 9 B2: it recorded only the smaller lock's files). They are
+    verified here and recorded, so the volume validates; anything else stays unrecorded and validation
+    reports it."""
+    out: dict[str, FileEntry] = {}
+    for rel, p in store.snapshot_files(snapshot).items():
+        if rel in known:
+            continue
+        real = Path(os.path.realpath(p))
+        if real.parent.name == "blobs" and is_sha256(real.name) and sha256_file(real) == real.name:
+            out[rel] = FileEntry(size=real.stat().st_size, sha256=with_prefix(real.name))
+            log.warning("%s: %s was on the volume but not recorded; verified (sha256 %s) and recorded", snapshot,
+                        rel, real.name[:12])
+    return out
 
 
 def check_pulled(root: Path, lock: Lock, entries: list[LockEntry]) -> None:

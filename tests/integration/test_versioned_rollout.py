@@ -227,3 +227,22 @@ def maintenance_plan(vol: Path, **kw) -> set[str]:  # type: ignore[no-untyped-de
 
     plan = maintenance.plan_prune(vol, min_age=0, **kw)
     return {Path(i.path).name for i in plan.items if i.kind == "revision"}
+
+
+def test_a_volume_left_broken_by_b2_before_the_fix_is_repaired_by_the_next_pull(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mirror, _root, v1 = upstream
+    vol = tmp_path / "vol"
+    full = relock(mirror, tmp_path / "full.lock")
+    pull(full, target=vol, endpoint=mirror.url, timeout=10, retries=0)
+    fewer = relock(mirror, tmp_path / "fewer.lock", SPEC + "    include: ['*.json', '*.txt']\n")
+    # what the format-1 provisioner wrote for B2: only the smaller lock's files, the others still on disk
+    files = "".join(f"      {rel}: {{size: {f.size}, sha256: '{f.sha256}'}}\n"
+                    for rel, f in sorted(fewer.models["fin"].files.items()))
+    write(vol / manifest.MANIFEST_NAME, f"format: 1\nverified_at: '2026-11-01T00:00:00Z'\nlock_digest: {fewer.digest}\n"
+          f"models:\n  {REPO}:\n    commit: {v1}\n    model_type: sentiment\n    files:\n{files}")
+    assert [f.kind for f in validate(vol, lock=fewer).errors] == ["extra"] * 2  # model.safetensors, onnx
+    pull(fewer, target=vol, endpoint=mirror.url, timeout=10, retries=0)
+    # the unrecorded files were verified against their sha256 blob names and recorded
+    assert manifest.load(vol / manifest.MANIFEST_NAME).entry(REPO, v1).files == full.models["fin"].files
+    for lock in (full, fewer):
+        assert validate(vol, lock=lock, mode="full").findings == ()
