@@ -448,7 +448,7 @@ def test_unchanged_service_gets_the_real_demo_model_from_a_production_volume(dem
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     man = manifest.load(demo_volume / "model-metadata.yaml")
-    (entry,) = man.models.values()
+    (entry,) = (rec.latest() for rec in man.models.values())
     assert (m["environment"], m["source"], m["backend"]) == ("production", "volume", "torch")
     assert m["repo_id"] == "smart-model-manager/finbert-mini-demo" and m["commit"] == entry.commit
     assert m["path"].startswith(str(demo_volume))
