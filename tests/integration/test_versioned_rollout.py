@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from smart_model_manager import ModelManager, lockfile, manifest
-from smart_model_manager.api import _onnx_verifier
+from smart_model_manager.sources.verify import pinned_file_verifier
 from smart_model_manager.cli.main import main
 from smart_model_manager.locking import resolve_lock
 from smart_model_manager.mirror import MirrorServer
@@ -110,7 +110,7 @@ def test_b2_relock_with_fewer_files_then_pull_leaves_a_volume_that_validates(ups
     for lock in (full, tmp_path / "models.lock"):
         resolved = resolve(vol, lock, monkeypatch)
         assert resolved.commit == v1 and "onnx/model.onnx" in resolved.files
-        _onnx_verifier(resolved)(resolved.path / "onnx" / "model.onnx")
+        pinned_file_verifier(resolved)(resolved.path / "onnx" / "model.onnx")
 
 
 def test_a_lock_pinning_other_bytes_for_a_provisioned_commit_is_refused_before_downloading(
