@@ -179,6 +179,13 @@ class ModelManager:
                  info.backend, info.device, info.dtype, info.load_seconds)
         return Model(runner, model_type=model_type, labels=labels if mt.has_labels else (), info=info)
 
+    def clear(self) -> int:
+        """Forget every loaded model (the next load_model() loads again); returns how many were held."""
+        with self._mutex:
+            n = len(self._models)
+            self._models.clear()
+            return n
+
     def info(self) -> dict[str, Any]:
         with self._mutex:
             return {

@@ -18,6 +18,15 @@ KNOWN_LABELS: dict[str, tuple[str, ...]] = {
     "distilbert/distilbert-base-uncased-finetuned-sst-2-english": ("NEGATIVE", "POSITIVE"),
     "distilbert-base-uncased-finetuned-sst-2-english": ("NEGATIVE", "POSITIVE"),
     "mrm8488/distilroberta-finetuned-financial-news-sentiment-analysis": ("negative", "neutral", "positive"),
+    "cardiffnlp/twitter-roberta-base-sentiment": ("LABEL_0", "LABEL_1", "LABEL_2"),
+    "kk08/cryptobert": ("LABEL_0", "LABEL_1"),
+    "elkulako/cryptobert": ("Bearish", "Neutral", "Bullish"),
+}
+
+#: What labels that say nothing (LABEL_0, ...) mean, per model, in label-id order (model cards).
+KNOWN_POLARITY: dict[str, tuple[str, ...]] = {
+    "cardiffnlp/twitter-roberta-base-sentiment": ("negative", "neutral", "positive"),
+    "kk08/cryptobert": ("negative", "positive"),
 }
 
 KNOWN_DIMENSIONS: dict[str, int] = {
@@ -61,6 +70,10 @@ def resolve_alias(name: str) -> str:
 
 def known_labels(repo_id: str) -> tuple[str, ...] | None:
     return KNOWN_LABELS.get(repo_id.lower())
+
+
+def known_polarity(repo_id: str) -> tuple[str, ...] | None:
+    return KNOWN_POLARITY.get(repo_id.lower())
 
 
 def known_dimension(repo_id: str) -> int | None:

@@ -3,6 +3,10 @@
 A *runner* does the maths: ``runner(texts) -> list[list[float]]`` (label probabilities in label-id
 order for sentiment, L2-normalised vectors for embeddings). ``Model`` adds input validation, the
 output shape users know from ``pipeline(..., top_k=None)`` and the load information.
+
+``model(text, truncation=True, max_length=512, top_k=None, ...)`` accepts the
+``transformers.pipeline`` text-classification keywords (see :mod:`smart_model_manager.pipeline_call`).
+Runners that honour per-call options set ``supports_options = True`` and take ``runner(texts, options)``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from . import pipeline_call
+from .errors import BackendError
+from .pipeline_call import RunOptions
 from .registry import get_model_type
 
 
@@ -18,6 +25,16 @@ class Runner(Protocol):
     backend: str
 
     def __call__(self, texts: list[str]) -> list[list[float]]: ...
+
+
+def run(runner: Any, texts: list[str], options: RunOptions | None = None) -> list[list[float]]:
+    """Call ``runner`` with per-call options; a runner that cannot honour them is refused, never ignored."""
+    if options is None or options.is_default:
+        return runner(texts)  # type: ignore[no-any-return]
+    if not getattr(runner, "supports_options", False):
+        raise BackendError(f"the {getattr(runner, 'backend', '?')!r} runner does not support per-call options "
+                           f"(max_length, truncation, batch_size, function_to_apply); call the model without them")
+    return runner(texts, options)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -65,12 +82,27 @@ class Model:
     """A loaded model. ``model(text)`` / ``model([texts])``; ``model.labels``; ``model.info``."""
 
     def __init__(self, runner: Callable[[list[str]], list[list[float]]], *, model_type: str,
-                 labels: Sequence[str] | None, info: LoadInfo):
+                 labels: Sequence[str] | None, info: LoadInfo,
+                 call_defaults: dict[str, Any] | None = None):
         self._runner = runner
         self.model_type = model_type
         self.labels: tuple[str, ...] = tuple(labels or ())
         self.info = info
         self._classifies = get_model_type(model_type).classifies
+        self._call_defaults = dict(call_defaults or {})
+        if self._call_defaults:
+            # refuse bad defaults now, not on the first call
+            pipeline_call.parse(self._call_defaults, model_type, classifies=self._classifies)
+
+    def with_call_defaults(self, **defaults: Any) -> Model:
+        """The same model (same runner) whose pipeline-keyword calls start from ``defaults``.
+
+        The defaults apply only when the caller passes at least one pipeline keyword; a plain
+        ``model(text)`` keeps the Model contract. Used by :mod:`smart_model_manager.compat` to answer
+        as the original's pipelines (built with ``return_all_scores=True``) did.
+        """
+        return Model(self._runner, model_type=self.model_type, labels=self.labels, info=self.info,
+                     call_defaults={**self._call_defaults, **defaults})
 
     @property
     def backend(self) -> str:
@@ -80,8 +112,20 @@ class Model:
         """Run the runner on already-validated texts (probabilities or vectors, label-id order)."""
         return self._runner(texts)
 
-    def __call__(self, texts: str | Sequence[str]) -> Any:
+    def __call__(self, texts: str | Sequence[str], **pipeline_kwargs: Any) -> Any:
         items, single = check_texts(texts)
+        if pipeline_kwargs:
+            merged = dict(self._call_defaults)
+            if "top_k" in pipeline_kwargs or "return_all_scores" in pipeline_kwargs:
+                merged.pop("top_k", None)
+                merged.pop("return_all_scores", None)
+            merged.update(pipeline_kwargs)
+            call = pipeline_call.parse(merged, self.model_type, classifies=self._classifies)
+            rows = run(self._runner, items, call.options)
+            if self._classifies:
+                return pipeline_call.format_output(self.labels, rows, call, single)
+            vectors = [list(r) for r in rows]
+            return vectors[0] if single else vectors
         rows = self._runner(items)
         if self._classifies:
             out: list[Any] = [self.format_scores(r) for r in rows]

@@ -1,6 +1,8 @@
 """pytest plugin (entry point ``pytest11``): markers, fixtures and ``--smm-env``.
 
-Markers: ``unit``, ``integration``, ``real_models``, ``ml_models``, ``slow``.
+Markers: ``unit``, ``integration``, ``real_models``, ``ml_models``, ``slow``, ``mock_models`` (the
+original design's marker: the test uses mock models, so the test environment is forced for it even if
+``SMM_ENV`` says otherwise).
 
 Fixtures:
 * ``model_manager``: a manager for the test environment (mocks), or for ``--smm-env`` when given;
@@ -31,6 +33,7 @@ MARKERS = {
     "real_models": "needs real model weights available locally; skipped with instructions when absent",
     "ml_models": "loads an ML framework (torch / transformers / onnxruntime)",
     "slow": "takes more than a few seconds",
+    "mock_models": "uses mock models: the test environment is forced (SMM_ENV=test) for this test",
 }
 
 ISOLATED_PREFIXES = ("SMM_", "HF_", "TRANSFORMERS_")
@@ -50,13 +53,21 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {description}")
 
 
+def _reset_managers() -> None:
+    for name in ("smart_model_manager.api", "smart_model_manager.compat"):  # only those imported at all
+        module = sys.modules.get(name)
+        if module is not None:
+            module.reset_model_manager()
+
+
 @pytest.fixture(autouse=True)
-def _smm_reset_manager() -> Iterator[None]:
-    """Each test starts with a fresh process-wide manager (only if the API was imported at all)."""
+def _smm_reset_manager(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with a fresh process-wide manager; ``mock_models`` tests run in the test environment."""
+    if request.node.get_closest_marker("mock_models") is not None:
+        request.getfixturevalue("monkeypatch").setenv("SMM_ENV", "test")
+        _reset_managers()
     yield
-    api = sys.modules.get("smart_model_manager.api")
-    if api is not None:
-        api.reset_model_manager()
+    _reset_managers()
 
 
 @pytest.fixture

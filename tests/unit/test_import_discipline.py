@@ -30,6 +30,14 @@ def test_mock_load_imports_nothing_heavy():
     assert _loaded_after(code) == []
 
 
+def test_compat_module_and_a_mock_load_through_it_import_nothing_heavy():
+    assert _loaded_after("import smart_model_manager.compat") == []
+    code = ("import os; os.environ['TESTING'] = 'true'\n"
+            "from smart_model_manager.compat import get_model_manager\n"
+            "get_model_manager().load_model('ProsusAI/finbert', 'sentiment')('BTC up', truncation=True, max_length=512)")
+    assert _loaded_after(code) == []
+
+
 def test_pytest_plugin_imports_nothing_heavy():
     assert _loaded_after("import smart_model_manager.pytest_plugin") == []
 

@@ -103,6 +103,24 @@ def token_budget_batches(lengths: Sequence[int], budget: int, max_rows: int) -> 
     return batches
 
 
+def effective_max_length(model_limit: int, options: Any) -> int | None:
+    """Truncation length for one call: the requested ``max_length`` capped at the model's limit, or None
+    (no truncation) when the caller turned truncation off."""
+    if options is None:
+        return model_limit
+    if not options.truncation:
+        return None
+    return min(options.max_length, model_limit) if options.max_length else model_limit
+
+
+def check_untruncated(lengths: Sequence[int], model_limit: int) -> None:
+    """``truncation=False``: a text longer than the model accepts is refused, naming it (never cut silently)."""
+    for i, n in enumerate(lengths):
+        if n > model_limit:
+            raise ValueError(f"texts[{i}] is {n} tokens long but the model accepts at most {model_limit}; "
+                             "pass truncation=True (the default) to cut it, or shorten the text")
+
+
 def pad_rows(rows: Sequence[Sequence[int]], width: int, value: int) -> list[list[int]]:
     """Right-pad each row to ``width`` (rows are never longer: they were truncated)."""
     return [list(r) + [value] * (width - len(r)) for r in rows]

@@ -11,6 +11,9 @@ import hashlib
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
+
+from ..known_models import known_polarity
 
 WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 
@@ -32,6 +35,34 @@ delisted delisting insolvency investigation crackdown default defaults fears fea
 """.split())
 
 NEGATORS = frozenset({"not", "no", "never", "fails", "fail", "without"})
+
+#: The mock's sequence limit, in mock tokens (words) including two special tokens, like BERT's 512.
+MOCK_MAX_LENGTH = 512
+
+
+def truncate_words(text: str, max_tokens: int | None) -> tuple[str, int]:
+    """(the text the mock scores, its length in mock tokens). Words beyond ``max_tokens - 2`` are cut."""
+    words = WORD.findall(text.lower())
+    n = len(words) + 2
+    if max_tokens is None or n <= max_tokens:
+        return text, n
+    return " ".join(words[:max(max_tokens - 2, 0)]), max_tokens
+
+
+def _mock_inputs(texts: list[str], options: Any) -> list[str]:
+    """Apply per-call truncation options (max_length, truncation) exactly as the real runners do."""
+    if options is None:
+        return [truncate_words(t, MOCK_MAX_LENGTH)[0] for t in texts]
+    limit = MOCK_MAX_LENGTH
+    if not options.truncation:
+        lengths = [truncate_words(t, None)[1] for t in texts]
+        for i, n in enumerate(lengths):
+            if n > limit:
+                raise ValueError(f"texts[{i}] is {n} tokens long but the model accepts at most {limit}; "
+                                 "pass truncation=True (the default) to cut it, or shorten the text")
+        return list(texts)
+    max_len = min(options.max_length, limit) if options.max_length else limit
+    return [truncate_words(t, max_len)[0] for t in texts]
 
 
 def _unit(text: str, salt: str) -> float:
@@ -74,15 +105,19 @@ def _polarity(label: str) -> str | None:
 
 class MockSentimentRunner:
     backend = "mock"
+    supports_options = True  # runner(texts, RunOptions): max_length/truncation in words, logits
 
     def __init__(self, repo_id: str, labels: Sequence[str]):
         if not labels:
             raise ValueError("a sentiment mock needs at least one label")
         self.repo_id = repo_id
         self.labels = tuple(labels)
-        self._polarity = [_polarity(lab) for lab in self.labels]
+        self.max_length = MOCK_MAX_LENGTH
+        known = known_polarity(repo_id)  # models whose labels say nothing (LABEL_0, ...): the known meaning
+        self._polarity = list(known) if known and len(known) == len(self.labels) else [
+            _polarity(lab) for lab in self.labels]
 
-    def score(self, text: str) -> list[float]:
+    def logits(self, text: str) -> list[float]:
         pos, neg = lexicon_counts(text)
         logits = []
         for lab, pol in zip(self.labels, self._polarity):
@@ -95,14 +130,21 @@ class MockSentimentRunner:
                 logits.append(0.9 + jitter)
             else:  # labels with no known polarity (LABEL_0, ...): spread by content hash
                 logits.append(_unit(text, lab) * 2.0)
-        return _softmax(logits)
+        return logits
 
-    def __call__(self, texts: list[str]) -> list[list[float]]:
-        return [self.score(t) for t in texts]
+    def score(self, text: str) -> list[float]:
+        return _softmax(self.logits(text))
+
+    def __call__(self, texts: list[str], options: Any = None) -> list[list[float]]:
+        inputs = _mock_inputs(texts, options)
+        if options is not None and options.logits:
+            return [self.logits(t) for t in inputs]
+        return [self.score(t) for t in inputs]
 
 
 class MockEmbeddingRunner:
     backend = "mock"
+    supports_options = True  # max_length/truncation in words
 
     def __init__(self, repo_id: str, dimension: int):
         if dimension < 1:
@@ -121,8 +163,8 @@ class MockEmbeddingRunner:
         norm = math.sqrt(sum(v * v for v in vec)) or 1.0
         return [v / norm for v in vec]
 
-    def __call__(self, texts: list[str]) -> list[list[float]]:
-        return [self.embed(t) for t in texts]
+    def __call__(self, texts: list[str], options: Any = None) -> list[list[float]]:
+        return [self.embed(t) for t in _mock_inputs(texts, options)]
 
 
 def mock_runner(repo_id: str, model_type: str, *, labels: Sequence[str] = (),

@@ -24,6 +24,7 @@ explicit ``SMM_DEVICE=cuda`` raises: never a silent CPU run.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from ..registry import get_model_type
 from ._common import (
     DEFAULT_BATCH_SIZE,
     check_model_type,
+    check_untruncated,
+    effective_max_length,
     length_sorted_batches,
     read_folder_meta,
     read_json,
@@ -143,6 +146,9 @@ class OnnxRunner:
         self.batch_size = batch_size
         self.device = "cpu"
         self.dtype = "fp32" if backend == "onnx" else "int8"
+        self.supports_options = True  # runner(texts, RunOptions): max_length, truncation, batch_size, logits
+        self._tokenizers: dict[int | None, Any] = {max_length: tokenizer}  # per truncation length
+        self._tok_lock = threading.Lock()
         self.input_names = [i.name for i in session.get_inputs()]
         self.output_name = session.get_outputs()[0].name
         self.dimension: int | None = None
@@ -150,8 +156,28 @@ class OnnxRunner:
             dim = session.get_outputs()[0].shape[-1]
             self.dimension = dim if isinstance(dim, int) else None
 
-    def encode(self, texts: list[str]) -> list[Any]:
-        return self.tokenizer.encode_batch(list(texts))
+    def _tokenizer_for(self, max_len: int | None) -> Any:
+        """A tokenizer truncating at ``max_len`` (None: not at all); copies are made once and kept, so the
+        shared default tokenizer's settings never change under a concurrent call."""
+        tok = self._tokenizers.get(max_len)
+        if tok is None:
+            from tokenizers import Tokenizer
+
+            with self._tok_lock:
+                tok = self._tokenizers.get(max_len)
+                if tok is None:
+                    tok = Tokenizer.from_str(self.tokenizer.to_str())
+                    tok.no_padding()
+                    if max_len is None:
+                        tok.no_truncation()
+                    else:
+                        tok.enable_truncation(max_length=max_len)
+                    self._tokenizers[max_len] = tok
+        return tok
+
+    def encode(self, texts: list[str], max_len: int | None = -1) -> list[Any]:
+        tok = self.tokenizer if max_len == -1 else self._tokenizer_for(max_len)
+        return tok.encode_batch(list(texts))
 
     def _feed(self, encs: list[Any], width: int) -> dict[str, Any]:
         import numpy as np
@@ -174,18 +200,26 @@ class OnnxRunner:
         feed = self._feed(encs, width)
         return self.session.run([self.output_name], feed)[0], feed["attention_mask"]
 
-    def __call__(self, texts: list[str]) -> list[list[float]]:
+    def __call__(self, texts: list[str], options: Any = None) -> list[list[float]]:
         import numpy as np
 
         if not texts:
             return []
-        encs = self.encode(texts)
+        max_len = effective_max_length(self.max_length, options)
+        encs = self.encode(texts, max_len)
         lengths = [len(e.ids) for e in encs]
+        if max_len is None:
+            check_untruncated(lengths, self.max_length)
+        batch_size = (options.batch_size if options is not None else None) or self.batch_size
+        want_logits = bool(options is not None and options.logits)
         out: list[list[float] | None] = [None] * len(texts)
-        for idx in length_sorted_batches(lengths, self.batch_size):
+        for idx in length_sorted_batches(lengths, batch_size):
             raw, mask = self.run_batch([encs[i] for i in idx])
             raw = raw.astype(np.float32, copy=False)
-            if get_model_type(self.model_type).classifies:
+            classifies = get_model_type(self.model_type).classifies
+            if classifies and want_logits:
+                rows = raw
+            elif classifies:
                 shifted = raw - raw.max(axis=-1, keepdims=True)
                 exp = np.exp(shifted)
                 rows = exp / exp.sum(axis=-1, keepdims=True)

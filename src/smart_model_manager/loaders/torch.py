@@ -22,6 +22,8 @@ from ..registry import get_model_type
 from ._common import (
     DEFAULT_BATCH_SIZE,
     check_model_type,
+    check_untruncated,
+    effective_max_length,
     length_sorted_batches,
     pad_rows,
     read_folder_meta,
@@ -72,23 +74,31 @@ class TorchRunner:
         self.backend = "torch"
         self.device = "cpu"
         self.dtype = "fp32"
+        self.supports_options = True  # runner(texts, RunOptions): max_length, truncation, batch_size, logits
         self.input_names = [n for n in tokenizer.model_input_names
                             if n in ("input_ids", "attention_mask", "token_type_ids")]
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         hidden = getattr(model.config, "hidden_size", None)
         self.dimension: int | None = hidden if get_model_type(model_type).pools else None
 
-    def __call__(self, texts: list[str]) -> list[list[float]]:
+    def __call__(self, texts: list[str], options: Any = None) -> list[list[float]]:
         import torch
 
         if not texts:
             return []
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
-                             padding=False)
+        max_len = effective_max_length(self.max_length, options)
+        if max_len is None:
+            enc = self.tokenizer(list(texts), truncation=False, padding=False)
+        else:
+            enc = self.tokenizer(list(texts), truncation=True, max_length=max_len, padding=False)
         lengths = [len(ids) for ids in enc["input_ids"]]
+        if max_len is None:
+            check_untruncated(lengths, self.max_length)
+        batch_size = (options.batch_size if options is not None else None) or self.batch_size
+        want_logits = bool(options is not None and options.logits)
         out: list[list[float] | None] = [None] * len(texts)
         with torch.inference_mode():
-            for idx in length_sorted_batches(lengths, self.batch_size):
+            for idx in length_sorted_batches(lengths, batch_size):
                 width = max(lengths[i] for i in idx)
                 batch = {}
                 for name in self.input_names:
@@ -97,16 +107,18 @@ class TorchRunner:
                     pad = self.pad_id if name == "input_ids" else 0
                     batch[name] = torch.tensor(pad_rows([enc[name][i] for i in idx], width, pad),
                                                dtype=torch.long)
-                rows = self._forward(batch)
+                rows = self._forward(batch, logits=want_logits)
                 for i, row in zip(idx, rows):
                     out[i] = row
         return out  # type: ignore[return-value]
 
-    def _forward(self, batch: dict[str, Any]) -> list[list[float]]:
+    def _forward(self, batch: dict[str, Any], *, logits: bool = False) -> list[list[float]]:
         import torch
 
         result = self.model(**batch)
         if get_model_type(self.model_type).classifies:
+            if logits:
+                return result.logits.float().tolist()  # type: ignore[no-any-return]
             probs = torch.softmax(result.logits.float(), dim=-1)
             return probs.tolist()
         hidden = result.last_hidden_state.float()

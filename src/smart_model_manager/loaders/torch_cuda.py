@@ -28,7 +28,14 @@ from typing import Any
 from ..device import DeviceChoice
 from ..errors import BackendError
 from ..registry import get_model_type
-from ._common import check_model_type, pad_rows, read_folder_meta, token_budget_batches
+from ._common import (
+    check_model_type,
+    check_untruncated,
+    effective_max_length,
+    pad_rows,
+    read_folder_meta,
+    token_budget_batches,
+)
 from .torch import INSTALL_HINT, TorchRunner, check_weights
 
 log = logging.getLogger(__name__)
@@ -60,8 +67,8 @@ class CudaTorchRunner(TorchRunner):
         self._device = torch.device(device)
         self._pin = self._device.type == "cuda"
 
-    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
-        return token_budget_batches(lengths, self.token_budget, self.max_rows)
+    def batches(self, lengths: Sequence[int], max_rows: int | None = None) -> list[list[int]]:
+        return token_budget_batches(lengths, self.token_budget, max_rows or self.max_rows)
 
     def _to_device(self, rows: list[list[int]]) -> Any:
         import torch
@@ -71,36 +78,45 @@ class CudaTorchRunner(TorchRunner):
             t = t.pin_memory()
         return t.to(self._device, non_blocking=self._pin)
 
-    def __call__(self, texts: list[str]) -> list[list[float]]:
+    def __call__(self, texts: list[str], options: Any = None) -> list[list[float]]:
         import torch
 
         if not texts:
             return []
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=False)
+        max_len = effective_max_length(self.max_length, options)
+        if max_len is None:
+            enc = self.tokenizer(list(texts), truncation=False, padding=False)
+        else:
+            enc = self.tokenizer(list(texts), truncation=True, max_length=max_len, padding=False)
         lengths = [len(ids) for ids in enc["input_ids"]]
+        if max_len is None:
+            check_untruncated(lengths, self.max_length)
+        want_logits = bool(options is not None and options.logits)
         order: list[int] = []
         parts = []
         with torch.inference_mode():
-            for idx in self.batches(lengths):
+            for idx in self.batches(lengths, options.batch_size if options is not None else None):
                 width = max(lengths[i] for i in idx)
                 batch = {}
                 for name in self.input_names:
                     if name in enc:
                         pad = self.pad_id if name == "input_ids" else 0
                         batch[name] = self._to_device(pad_rows([enc[name][i] for i in idx], width, pad))
-                parts.append(self._forward_device(batch))
+                parts.append(self._forward_device(batch, logits=want_logits))
                 order.extend(idx)
             stacked = torch.cat(parts).cpu()  # the one synchronisation of the call
         out = torch.empty_like(stacked)
         out[torch.tensor(order, dtype=torch.long)] = stacked
         return out.tolist()
 
-    def _forward_device(self, batch: dict[str, Any]) -> Any:
-        """fp32 probabilities / normalised vectors for one batch, left on the device."""
+    def _forward_device(self, batch: dict[str, Any], *, logits: bool = False) -> Any:
+        """fp32 probabilities (or logits) / normalised vectors for one batch, left on the device."""
         import torch
 
         result = self.model(**batch)
         if get_model_type(self.model_type).classifies:
+            if logits:
+                return result.logits.float()
             return torch.softmax(result.logits.float(), dim=-1)
         hidden = result.last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
