@@ -161,7 +161,8 @@ class SmartModelManager:
             "cache_dir": str(cache_dir) if cache_dir is not None else None,
             "local": env in (ModelSource.PERSISTENT_VOLUME, ModelSource.LOCAL_CACHE),
             "timeout": s.timeout,
-            "device": (None if env is ModelSource.MOCK_MODELS else -1) if device is None else device,
+            "device": (None if env is ModelSource.MOCK_MODELS else getattr(self._manager, "device", -1))
+            if device is None else device,
             "description": _DESCRIPTIONS[env],
             "environment": self._manager.environment,
             "reason": self._manager.detection.reason,

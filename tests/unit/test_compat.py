@@ -136,9 +136,17 @@ def test_non_package_errors_are_wrapped_so_except_model_loading_error_sees_them(
     assert manager.loading_history[-1]["success"] is False and "ValueError" in manager.loading_history[-1]["error"]
 
 
-def test_device_cpu_is_accepted_and_a_gpu_is_refused_until_supported(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_device_maps_the_originals_values_onto_load_model(monkeypatch: pytest.MonkeyPatch) -> None:
     assert SmartModelManager(device=-1).config["device"] == -1
     assert SmartModelManager(device=-1).load_model("ProsusAI/finbert", device="cpu").info.source == "mock"
+    seen: list[object] = []
+    manager = SmartModelManager(device=0)
+    real = manager.manager.load_model
+    monkeypatch.setattr(manager.manager, "load_model", lambda *a, **kw: seen.append(kw.get("device")) or real(*a, **kw))
+    manager.load_model("ProsusAI/finbert")
+    manager.load_model("kk08/CryptoBERT", device=-1)
+    manager.load_model("cardiffnlp/twitter-roberta-base-sentiment-latest", device="cuda:1")
+    assert seen == ["cuda:0", "cpu", "cuda:1"]
     monkeypatch.setattr(compat, "_device_supported", lambda: False)
     with pytest.raises(ConfigurationError, match="device=0: this version of smart-model-manager runs models on the CPU"):
         SmartModelManager(device=0)
