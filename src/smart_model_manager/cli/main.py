@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("smart_model_manager.cli.artifacts", "lock"),
     "pull": ("smart_model_manager.cli.artifacts", "pull"),
     "import": ("smart_model_manager.cli.artifacts", "import_"),
+    "migrate": ("smart_model_manager.cli.migrate", "migrate"),
     "validate": ("smart_model_manager.cli.validate", "validate"),
     "ls": ("smart_model_manager.cli.maintenance", "ls"),
     "prune": ("smart_model_manager.cli.maintenance", "prune"),
