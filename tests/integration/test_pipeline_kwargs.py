@@ -129,21 +129,43 @@ def test_truncation_false_refuses_a_text_longer_than_the_model(torch_model: Any)
     assert torch_model(very_long, truncation=True, max_length=512)[0]["label"] in torch_model.labels
 
 
-def test_onnx_runner_honours_the_same_keywords(demo_model_dir: Path, torch_model: Any,
-                                               tmp_path: Path) -> None:
+def test_onnx_runner_honours_the_same_keywords(tiny_bert_dir: Path, tmp_path: Path) -> None:
     from smart_model_manager.export import export_onnx
     from smart_model_manager.loaders import load_runner
-    from smart_model_manager.model import Model
+    from smart_model_manager.model import LoadInfo, Model
 
-    folder = tmp_path / "demo"
-    shutil.copytree(demo_model_dir, folder)
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_bert_dir, folder)
     export_onnx(folder, "sentiment")
-    runner = load_runner(folder, "sentiment", backend="onnx-fp32")
-    onnx_model = Model(runner, model_type="sentiment", labels=runner.labels, info=torch_model.info)
+    models = [Model(r, model_type="sentiment", labels=r.labels,
+                    info=LoadInfo("org/tiny", "sentiment", "dev", "cache", str(folder), None, None, r.backend, 0.0))
+              for r in (load_runner(folder, "sentiment", backend="torch"),
+                        load_runner(folder, "sentiment", backend="onnx-fp32"))]
+    assert [m.backend for m in models] == ["torch", "onnx"]
+    torch_m, onnx_m = models
     for kwargs in ({"max_length": 8, "top_k": None}, {"function_to_apply": "none", "top_k": None},
                    {"truncation": True, "max_length": 512}, {"batch_size": 1, "top_k": 2}):
-        assert_same(onnx_model([LONG, *TEXTS], **kwargs), torch_model([LONG, *TEXTS], **kwargs), str(kwargs))
-    with pytest.raises(ValueError, match="accepts at most 512"):
-        onnx_model("bitcoin " * 600, truncation=False)
+        assert_same(onnx_m([LONG, *TEXTS], **kwargs), torch_m([LONG, *TEXTS], **kwargs), str(kwargs))
+    assert onnx_m(LONG, max_length=8, top_k=None) != onnx_m(LONG, top_k=None)  # the cut is real
+    with pytest.raises(ValueError, match="accepts at most 128"):
+        onnx_m("bitcoin " * 200, truncation=False)
     # the default tokenizer is not changed by a call with another max_length
-    assert_same(onnx_model(LONG), torch_model(LONG))
+    assert_same(onnx_m(LONG), torch_m(LONG))
+
+
+def test_gpu_runner_on_cpu_honours_the_same_options(tiny_bert_dir: Path) -> None:
+    from smart_model_manager.device import DeviceChoice
+    from smart_model_manager.loaders.torch import load_torch_runner
+    from smart_model_manager.loaders.torch_cuda import load_cuda_runner
+    from smart_model_manager.pipeline_call import RunOptions
+
+    cpu = load_torch_runner(tiny_bert_dir, "sentiment", threads=1)
+    gpu_path = load_cuda_runner(tiny_bert_dir, "sentiment", threads=1, token_budget=40,
+                                choice=DeviceChoice("cpu", "fp32", "cpu", "fp32", "test"))
+    texts = [LONG, *TEXTS]
+    for options in (RunOptions(max_length=8), RunOptions(logits=True, batch_size=1), RunOptions(truncation=True)):
+        for got, want in zip(gpu_path(texts, options), cpu(texts, options)):
+            assert got == pytest.approx(want, abs=1e-5), options
+    assert gpu_path(texts, RunOptions(max_length=8)) != gpu_path(texts)  # the cut is real
+    with pytest.raises(ValueError, match="accepts at most 128"):
+        gpu_path(["bitcoin " * 200], RunOptions(truncation=False))
