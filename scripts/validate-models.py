@@ -7,7 +7,8 @@
 The original's flags:
   --model-dir DIR        the folder to check (same as --dir)
   --wait                 poll until the folder validates; exit 1 with the last findings after --timeout
-  --timeout SECONDS      how long --wait polls (default 300)
+                         (`smm validate --wait`)
+  --timeout SECONDS      how long --wait polls (default: smm validate's, 600)
   --export-report FILE   also write the report as JSON to FILE (whatever the outcome)
   --quiet                print nothing on stdout; the exit code says it all
 
@@ -24,7 +25,6 @@ import io
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,6 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from smart_model_manager.cli.main import main
 
-DEFAULT_TIMEOUT = 300.0
-POLL_SECONDS = 2.0
-PROGRESS_EVERY = 10.0
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -77,25 +74,6 @@ def run_once(args: list[str]) -> tuple[int, dict[str, Any] | None]:
     return code, report if isinstance(report, dict) else None
 
 
-def wait_loop(args: list[str], timeout: float, quiet: bool) -> tuple[int, dict[str, Any] | None]:
-    """Poll until exit 0 (or 2: a usage error does not heal) or until ``timeout`` seconds have passed."""
-    start = time.monotonic()
-    last_note = start
-    while True:
-        code, report = run_once(args)
-        now = time.monotonic()
-        if code in (0, 2) or now - start >= timeout:
-            if code == 1 and not quiet:
-                print(f"timed out after {timeout:g}s waiting for the models to validate", file=sys.stderr)
-            return code, report
-        if not quiet and now - last_note >= PROGRESS_EVERY:
-            errors = report.get("errors") if report else "?"
-            print(f"waiting for the models to validate ({now - start:.0f}s of {timeout:g}s): {errors} error(s)",
-                  file=sys.stderr)
-            last_note = now
-        time.sleep(min(POLL_SECONDS, max(timeout - (now - start), 0.0)))
-
-
 def render(report: dict[str, Any]) -> str:
     """The human report `smm validate` prints, from its JSON form."""
     from dataclasses import fields
@@ -113,7 +91,7 @@ ORIGINAL_FLAGS = """
 Flags of the original validate-models.py (accepted here too):
   --model-dir DIR        the folder to check (same as --dir)
   --wait                 poll until the folder validates (bounded by --timeout)
-  --timeout SECONDS      how long --wait polls (default 300)
+  --timeout SECONDS      how long --wait polls (default 600)
   --export-report FILE   also write the report as JSON to FILE
   --quiet                print nothing on stdout; the exit code says it all
 With no folder given: SMM_VOLUME_DIR, else MODEL_CACHE_DIR, else /app/models."""
@@ -131,10 +109,9 @@ def run(argv: list[str]) -> int:
         return 2
     wants_json = "--json" in args
     args = [a for a in args if a != "--json"]
-    if opts.wait:
-        code, report = wait_loop(args, DEFAULT_TIMEOUT if opts.timeout is None else opts.timeout, opts.quiet)
-    else:
-        code, report = run_once(args)
+    if opts.wait:  # `smm validate --wait` polls and prints its progress on stderr
+        args += ["--wait"] + (["--timeout", f"{opts.timeout:g}"] if opts.timeout is not None else [])
+    code, report = run_once(args)
     if opts.export_report and report is not None:
         target = Path(opts.export_report)
         tmp = target.with_name(f".{target.name}.tmp")

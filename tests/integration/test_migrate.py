@@ -91,10 +91,11 @@ def test_migrate_validates_and_loads_in_production_and_leaves_the_source_alone(
 
     man = load_manifest(new / "model-metadata.yaml")
     assert set(man.models) == {"ProsusAI/finbert", "kk08/CryptoBERT"}
-    crypto = man.models["kk08/CryptoBERT"]
+    crypto = man.models["kk08/CryptoBERT"].latest()
     assert "model.safetensors" in crypto.files and not any(f.endswith(".bin") for f in crypto.files)
-    assert "cache_metadata.json" not in man.models["ProsusAI/finbert"].files
-    assert crypto.aliases == ("cryptobert",) and crypto.labels == ("positive", "negative", "neutral")
+    assert "cache_metadata.json" not in man.models["ProsusAI/finbert"].latest().files
+    assert man.models["kk08/CryptoBERT"].aliases == ("cryptobert",)
+    assert crypto.labels == ("positive", "negative", "neutral")
     assert main(["validate", "--dir", str(new), "--full"]) == 0
 
     monkeypatch.setenv("SMM_VOLUME_DIR", str(new))
