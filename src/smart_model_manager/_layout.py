@@ -8,7 +8,6 @@ variables, and the temp-name convention of our atomic writes. Patterns are appli
 from __future__ import annotations
 
 import re
-import uuid
 
 # -- ids -------------------------------------------------------------------------------------------
 COMMIT = re.compile(r"[0-9a-f]{40}")    # a git commit id, lowercase hex
@@ -74,6 +73,8 @@ INCOMPLETE_SUFFIX = ".incomplete"
 
 def tmp_name(name: str) -> str:
     """A unique temp name for ``name`` in the same folder: ``.tmp-<name>.<uuid hex>``."""
+    import uuid  # here, not at the top: uuid imports platform, which a mock start does not need
+
     return f"{TMP_PREFIX}{name}.{uuid.uuid4().hex}"
 
 

@@ -10,7 +10,6 @@ Two modes, one rule:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,8 @@ def hidden_size(config: Mapping[str, Any]) -> int | None:
 
 def read_config(folder: Path) -> dict[str, Any]:
     """``folder/config.json`` as a dict; ``{}`` when it is absent or not a JSON object (lenient)."""
+    import json  # here: a mock start (which reads no config.json) does not pay for json's import
+
     try:
         cfg = json.loads((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,6 @@ from ._layout import (  # noqa: F401  TMP_PREFIX and repo_id_from_folder are use
     tmp_name,
 )
 from .errors import ConfigurationError, IntegrityError
-from .hashing import content_commit, sha256_file
 
 
 def repo_folder_name(repo_id: str) -> str:
@@ -118,6 +116,10 @@ def publish_blob(blobs: Path, src: Path, sha256: str, size: int) -> Path:
     blobs.mkdir(parents=True, exist_ok=True)
     tmp = blobs / (tmp_name(sha256) + INCOMPLETE_SUFFIX)
     try:
+        import shutil  # here: the read paths (find_snapshot, a mock start) never copy
+
+        from .hashing import sha256_file
+
         shutil.copyfile(src, tmp)
         actual = sha256_file(tmp)
         if actual != sha256:
@@ -148,6 +150,8 @@ class ImportResult:
 
 
 def hash_folder(src: Path) -> dict[str, tuple[int, str]]:
+    from .hashing import sha256_file  # the write paths import hashlib; a mock start reads only
+
     files: dict[str, tuple[int, str]] = {}
     for rel, p in snapshot_files(Path(src)).items():
         if rel.split("/")[0] in (".git", ".cache") or rel.startswith(".") and rel.endswith(".lock"):
@@ -169,6 +173,8 @@ def import_folder(src: Path, root: Path, repo_id: str, *, revision: str = "main"
     files = hash_folder(src)
     if not files:
         raise FileNotFoundError(f"{src} holds no files to import")
+    from .hashing import content_commit
+
     commit = commit or content_commit((rel, size, sha) for rel, (size, sha) in files.items())
     rdir = repo_dir(Path(root), repo_id)
     snap = rdir / "snapshots" / commit
@@ -183,6 +189,8 @@ def import_folder(src: Path, root: Path, repo_id: str, *, revision: str = "main"
                 os.rename(staging, snap)
             finally:
                 if staging.exists():
+                    import shutil
+
                     shutil.rmtree(staging, ignore_errors=True)
         atomic_write_text(rdir / "refs" / revision, commit)
     return ImportResult(repo_id=repo_id, commit=commit, snapshot=snap, files=files)
@@ -194,6 +202,8 @@ def add_files(root: Path, repo_id: str, commit: str, files: Mapping[str, Path]) 
     snap = rdir / "snapshots" / commit
     if not snap.is_dir():
         raise FileNotFoundError(f"no snapshot {commit} of {repo_id} under {root}")
+    from .hashing import sha256_file
+
     added: dict[str, tuple[int, str]] = {}
     with repo_lock(Path(root), repo_id):
         for rel, src in sorted(files.items()):
