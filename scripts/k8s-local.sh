@@ -71,8 +71,11 @@ build_image() {
   local base="$1"
   rm -rf "$REPO/build/wheels"
   step wheels "$PY" -m pip wheel --quiet --wheel-dir "$REPO/build/wheels" "${REPO}[onnx,server]" 'setuptools>=77' wheel
+  podman images -q --filter dangling=true | sort > "$STATE/dangling-before"
   step podman-build podman build --target runtime --build-arg "BASE=$base" --label "io.smm.e2e=$PREFIX" \
     -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO"
+  # the build's intermediate stage images (untagged): ours to remove on down, nobody else's
+  podman images -q --filter dangling=true | sort | comm -13 "$STATE/dangling-before" - >> "$STATE/built-images"
 }
 
 demo_model() {
@@ -122,8 +125,8 @@ render() {
   "$PY" "$HERE/k8s_podman.py" "$dir/rendered.yaml" "$dir/play" --prefix "$PREFIX-$1" --image "$IMAGE" \
     --base-port "$2" --claim-prefix "$PREFIX" > "$dir/play.json"   # one volume shared by every revision
   # the optional ConfigMap smm-settings (docs/kubernetes.md): the Job downloads from the mirror
-  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: smm-settings\ndata:\n  HF_ENDPOINT: http://127.0.0.1:%s\n' \
-    "$MIRROR_PORT" > "$dir/play/configmaps/smm-settings.yaml"
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s-smm-settings\ndata:\n  HF_ENDPOINT: http://127.0.0.1:%s\n' "$PREFIX" \
+    "$MIRROR_PORT" > "$dir/play/configmaps/$PREFIX-smm-settings.yaml"
 }
 
 play() {  # play REV jobs|deployments: each Pod in its own background `podman kube play` (it blocks on init containers)
@@ -237,8 +240,8 @@ down() {
   stop_pods
   podman rmi -f "$IMAGE" > /dev/null 2>&1 || true
   [ "${KEEP_BASE:-0}" = 1 ] || podman rmi -f "$BASE_IMAGE" > /dev/null 2>&1 || true
-  podman image prune -f --filter "label=io.smm.e2e=$PREFIX" > /dev/null 2>&1 || true
-  podman image prune -f > /dev/null 2>&1 || true   # the build's dangling intermediate layers
+  if [ -f "$STATE/built-images" ]; then xargs -r podman rmi -f < "$STATE/built-images" > /dev/null 2>&1 || true; fi
+  rm -f "$STATE/built-images"
   podman images -q --filter reference=localhost/podman-pause | xargs -r podman rmi > /dev/null 2>&1 || true  # not -f: in use = kept
   log "down"
 }

@@ -22,6 +22,10 @@ from the rendered YAML unchanged, except for these translations, one per gap of 
 7. **Dropped objects:** Service, NetworkPolicy, PodDisruptionBudget, HorizontalPodAutoscaler and Namespace
    have no podman equivalent (podman ignores them); ConfigMaps are passed with ``--configmap``, one file each.
 8. **Images** are mapped to the locally built tag with ``imagePullPolicy: Never`` (no registry here).
+10. **ConfigMap names get the claim prefix.** podman keeps each ``--configmap`` as a named volume of the
+   ConfigMap's name, so two runs with the same lock (same hashed name) would share, and remove, one volume.
+   Every reference (configMap volumes, ``configMapKeyRef``) is renamed with it; the JSON output still names
+   the lock's ConfigMap as kustomize rendered it.
 9. **restartPolicy Always -> OnFailure** for Deployment pods. Under ``Always`` podman 4.3 restarts an init
    container that exited 0 and then fails to remove it ("cannot remove container ... as it is running"),
    so the pod never starts. A server never exits 0 on its own, so OnFailure restarts it like Always would.
@@ -82,13 +86,19 @@ def pod_from_template(name: str, template: dict[str, Any], *, prefix: str, image
             vol["name"] = renamed[vol["name"]]
         elif "persistentVolumeClaim" in vol:
             vol["persistentVolumeClaim"]["claimName"] = f"{claim_prefix or prefix}-{vol['persistentVolumeClaim']['claimName']}"
-        elif not ({"configMap", "secret"} & vol.keys()):
+        elif "configMap" in vol:
+            vol["configMap"]["name"] = f"{claim_prefix or prefix}-{vol['configMap']['name']}"
+        elif "secret" not in vol:
             raise TranslationError(f"{name}: volume {vol['name']} has a type this adapter does not translate")
     for c in _containers(spec):
         c["image"] = image
         c["imagePullPolicy"] = "Never"
         for m in c.get("volumeMounts") or []:
             m["name"] = renamed.get(m["name"], m["name"])
+        for e in c.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get("configMapKeyRef")
+            if ref:
+                ref["name"] = f"{claim_prefix or prefix}-{ref['name']}"
         for probe in PROBES:
             c.pop(probe, None)
         c.pop("ports", None)
@@ -110,7 +120,8 @@ def translate(objs: list[dict[str, Any]], *, prefix: str, image: str, base_port:
     ``<prefix>-<name>``, claims ``<claim_prefix>-<claim>`` (default: the same prefix; several renders
     share one volume by giving the same claim prefix)."""
     claim_prefix = claim_prefix or prefix
-    out: dict[str, Any] = {"pvc": [], "configmaps": [], "jobs": [], "deployments": [], "ports": {}}
+    out: dict[str, Any] = {"pvc": [], "configmaps": [], "jobs": [], "deployments": [], "ports": {},
+                           "lock_configmap": None}
     port = base_port
     for obj in objs:
         kind, name = obj["kind"], obj["metadata"]["name"]
@@ -120,7 +131,10 @@ def translate(objs: list[dict[str, Any]], *, prefix: str, image: str, base_port:
             continue
         if kind == "ConfigMap":
             out["configmaps"].append({"apiVersion": "v1", "kind": "ConfigMap",
-                                      "metadata": {"name": name}, "data": dict(obj.get("data") or {})})
+                                      "metadata": {"name": f"{claim_prefix}-{name}"},
+                                      "data": dict(obj.get("data") or {})})
+            if name.startswith("smm-models-lock"):
+                out["lock_configmap"] = name
         elif kind == "PersistentVolumeClaim":
             pvc = copy.deepcopy(obj)
             pvc["metadata"] = {"name": f"{claim_prefix}-{name}"}
@@ -155,8 +169,7 @@ def write(result: dict[str, Any], outdir: Path) -> dict[str, Any]:
     return {"jobs": [p["metadata"]["name"] for p in result["jobs"]],
             "deployments": result["ports"],
             "volumes": [p["metadata"]["name"] for p in result["pvc"]],
-            "lock_configmap": next((c["metadata"]["name"] for c in result["configmaps"]
-                                    if c["metadata"]["name"].startswith("smm-models-lock")), None)}
+            "lock_configmap": result["lock_configmap"]}
 
 
 def main(argv: list[str] | None = None) -> int:

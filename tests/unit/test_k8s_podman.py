@@ -41,7 +41,9 @@ def test_job_becomes_a_pod_that_never_restarts(objs: list[dict]) -> None:
     assert job["spec"]["restartPolicy"] == "Never"
     # commands, env and security settings come through unchanged
     for (_, got), (_, want) in zip(all_containers(job["spec"]), all_containers(src), strict=True):
-        assert got["command"] == want["command"] and got["env"] == want["env"]
+        assert got["command"] == want["command"]
+        renamed = json.loads(json.dumps(want["env"]).replace('"name": "smm-settings"', '"name": "t-smm-settings"'))
+        assert got["env"] == renamed
         assert got["securityContext"] == want["securityContext"] and got["resources"] == want["resources"]
     assert job["spec"]["securityContext"] == src["securityContext"]
 
@@ -90,7 +92,13 @@ def test_dropped_and_refused_kinds(objs: list[dict]) -> None:
     kinds = {o["kind"] for key in ("pvc", "configmaps", "jobs", "deployments") for o in res[key]}
     assert kinds == {"PersistentVolumeClaim", "ConfigMap", "Pod"}
     (cm,) = res["configmaps"]
-    assert cm["metadata"]["name"].startswith("smm-models-lock-") and "models.lock" in cm["data"]
+    assert cm["metadata"]["name"] == "t-" + res["lock_configmap"] and "models.lock" in cm["data"]
+    assert res["lock_configmap"].startswith("smm-models-lock-")
+    for pod in res["jobs"] + res["deployments"]:  # every reference follows the rename
+        refs = [v["configMap"]["name"] for v in pod["spec"]["volumes"] if "configMap" in v]
+        refs += [e["valueFrom"]["configMapKeyRef"]["name"] for _, c in all_containers(pod["spec"])
+                 for e in c.get("env") or [] if "configMapKeyRef" in e.get("valueFrom", {})]
+        assert refs and all(r.startswith("t-") for r in refs), refs
     with pytest.raises(k8s_podman.TranslationError, match="DaemonSet"):
         k8s_podman.translate(objs + [{"kind": "DaemonSet", "metadata": {"name": "x"}}], prefix="t",
                              image=IMAGE, base_port=1)
@@ -111,4 +119,4 @@ def test_the_command_line_writes_play_files(objs: list[dict], tmp_path: Path) ->
         files = sorted((out / name).iterdir())
         assert files and all(yaml.safe_load(f.read_text())["metadata"]["name"] == f.stem for f in files)
     (cm,) = (out / "configmaps").iterdir()
-    assert yaml.safe_load(cm.read_text())["metadata"]["name"] == cm.stem and cm.stem.startswith("smm-models-lock-")
+    assert yaml.safe_load(cm.read_text())["metadata"]["name"] == cm.stem and cm.stem.startswith("t-smm-models-lock-")
