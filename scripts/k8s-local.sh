@@ -220,15 +220,11 @@ check() {
 }
 
 stop_pods() {  # every pod and volume of this run (by the play files' names and the PREFIX), the mirror
-  local f rev
+  local f
   for f in "$STATE"/play-*.pid; do if [ -f "$f" ]; then stop_pid "$(basename "$f" .pid)"; fi; done
-  for rev in v1 v2 rollback; do
-    for f in "$STATE/$rev"/play/deployments/*.yaml "$STATE/$rev"/play/jobs/*.yaml; do
-      if [ -f "$f" ]; then podman kube down "$f" > /dev/null 2>&1 || true; fi
-    done
-  done
-  podman pod ls -q --filter "name=^$PREFIX-" | xargs -r podman pod rm -f > /dev/null 2>&1 || true
-  podman volume ls -q --filter "name=^$PREFIX-" | xargs -r podman volume rm -f > /dev/null 2>&1 || true
+  # the pods this run played ($PREFIX-REV-...; not another run's $PREFIX-123-...): together, 5 s to stop
+  podman pod ls -q --filter "name=^$PREFIX-(v1|v2|rollback)-" | xargs -r podman pod rm -f -t 5 > /dev/null 2>&1 || true
+  podman volume rm -f "$PREFIX-models" > /dev/null 2>&1 || true
   # podman keeps each --configmap as a volume of the ConfigMap's name
   for f in "$STATE"/*/play/configmaps/*.yaml; do
     if [ -f "$f" ]; then podman volume rm -f "$(basename "$f" .yaml)" > /dev/null 2>&1 || true; fi
