@@ -10,7 +10,10 @@
 #   logs [job|service|mirror]
 #                  logs of the provisioning Job (default), of the service pods or of the mirror
 #   monitor        watch the stack's pods (Ctrl-C to stop)
-#   cleanup        delete finished provisioning Jobs and leftover validate pods (models stay)
+#   prune N [--dry-run]
+#                  `smm prune --keep-locks N` in its own pod (the only one that mounts the volume read-write
+#                  besides the Job): removes commits no recent lock pins; the running lock's are kept
+#   cleanup        delete finished provisioning Jobs and leftover validate/prune pods (models stay)
 #   reset --yes    delete everything the overlay created, the models volume included
 #
 # Local mode (no cluster): SMM_K3S_LOCAL=1 makes `validate` and `status` check SMM_VOLUME_DIR on this
@@ -117,46 +120,39 @@ status() {
   k get pvc,job,deploy,daemonset,pods -l "$SELECTOR" -o wide
 }
 
-validate() {
-  local mode="--quick" a
-  for a in "$@"; do case "$a" in --full) mode="--full" ;; --quick) ;; *) echo "k3s-models.sh validate: unknown option $a" >&2; exit 2 ;; esac; done
-  if local_mode; then
-    local dir="${SMM_VOLUME_DIR:-/app/models}"
-    echo "k3s-models.sh: SMM_K3S_LOCAL=1: validating $dir on this machine" >&2
-    smm validate "$mode" --dir "$dir" ${SMM_LOCK:+--lock "$SMM_LOCK"}; return
-  fi
-  need_cluster
-  render
-  # What the Deployment runs now: its image, its lock ConfigMap and its claim.
+# run_pod NAME READONLY ARGV...: a short-lived restricted Pod with the Deployment's image, lock and claim,
+# running `smm ARGV`; prints its log, deletes it, returns 0 if it succeeded, 1 if it failed.
+run_pod() {
+  local name="$1" ro="$2"; shift 2
   local jp='{.spec.template.spec.containers[0].image}{"|"}{.spec.template.spec.volumes[?(@.name=="lock")].configMap.name}{"|"}{.spec.template.spec.volumes[?(@.name=="models")].persistentVolumeClaim.claimName}'
-  local found image lock claim
+  local found image lock claim pod args="" a
   found="$(k get "deploy/$DEPLOY" -o "jsonpath=$jp")" || die "deploy/$DEPLOY not found in $NAMESPACE; run provision first"
   IFS='|' read -r image lock claim <<< "$found"
-  local pod
-  pod="smm-validate-$(date +%s)"
+  pod="smm-$name-$(date +%s)"
+  for a in "$@"; do args="$args, \"$a\""; done
   k apply -f - > /dev/null <<EOF
 apiVersion: v1
 kind: Pod
 metadata:
   name: $pod
-  labels: {app.kubernetes.io/name: smm-validate, app.kubernetes.io/part-of: smart-model-manager}
+  labels: {app.kubernetes.io/name: smm-$name, app.kubernetes.io/part-of: smart-model-manager}
 spec:
   restartPolicy: Never
   activeDeadlineSeconds: 900
   automountServiceAccountToken: false
   securityContext: {runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: {type: RuntimeDefault}}
   containers:
-    - name: validate
+    - name: $name
       image: $image
-      command: [smm, validate, "$mode", --dir, /app/models, --lock, /app/lock/models.lock]
+      command: [smm$args]
       securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: {drop: [ALL]}}
       resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {cpu: "1", memory: 512Mi}}
       volumeMounts:
-        - {name: models, mountPath: /app/models, readOnly: true}
+        - {name: models, mountPath: /app/models, readOnly: $ro}
         - {name: lock, mountPath: /app/lock, readOnly: true}
         - {name: tmp, mountPath: /tmp}
   volumes:
-    - {name: models, persistentVolumeClaim: {claimName: $claim, readOnly: true}}
+    - {name: models, persistentVolumeClaim: {claimName: $claim, readOnly: $ro}}
     - {name: lock, configMap: {name: $lock}}
     - {name: tmp, emptyDir: {sizeLimit: 64Mi}}
 EOF
@@ -172,8 +168,34 @@ EOF
   case "$phase" in
     Succeeded) return 0 ;;
     Failed) return 1 ;;
-    *) die "validate pod $pod did not finish (phase '${phase:-unknown}'); see: $KUBECTL -n $NAMESPACE describe pod $pod" ;;
+    *) die "pod $pod did not finish (phase '${phase:-unknown}'); see: $KUBECTL -n $NAMESPACE describe pod $pod" ;;
   esac
+}
+
+validate() {
+  local mode="--quick" a
+  for a in "$@"; do case "$a" in --full) mode="--full" ;; --quick) ;; *) echo "k3s-models.sh validate: unknown option $a" >&2; exit 2 ;; esac; done
+  if local_mode; then
+    local dir="${SMM_VOLUME_DIR:-/app/models}"
+    echo "k3s-models.sh: SMM_K3S_LOCAL=1: validating $dir on this machine" >&2
+    smm validate "$mode" --dir "$dir" ${SMM_LOCK:+--lock "$SMM_LOCK"}; return
+  fi
+  need_cluster
+  render
+  # its own pod, read-only, with the lock the Deployment runs now (works while the service pods fail)
+  run_pod validate true validate "$mode" --dir /app/models --lock /app/lock/models.lock
+}
+
+prune() {
+  local keep="${1:-}"
+  case "$keep" in ''|*[!0-9]*) echo "k3s-models.sh prune N [--dry-run]: N = how many recent locks to keep" >&2; exit 2 ;; esac
+  shift
+  local extra=() a
+  for a in "$@"; do case "$a" in --dry-run) extra+=(--dry-run) ;; *) echo "k3s-models.sh prune: unknown option $a" >&2; exit 2 ;; esac; done
+  need_cluster
+  render
+  # the only pod besides the Job that mounts the volume read-write
+  run_pod prune false prune --dir /app/models --lock /app/lock/models.lock --keep-locks "$keep" "${extra[@]}"
 }
 
 logs() {
@@ -203,7 +225,7 @@ cleanup() {
     "") ;;
     *) echo "k3s-models.sh: Job $JOB still running; left alone" >&2 ;;
   esac
-  k delete pod -l app.kubernetes.io/name=smm-validate --ignore-not-found
+  k delete pod -l 'app.kubernetes.io/name in (smm-validate, smm-prune)' --ignore-not-found
 }
 
 reset() {
@@ -219,6 +241,7 @@ case "$cmd" in
   provision|setup) provision "$@" ;;
   status) status "$@" ;;
   validate) validate "$@" ;;
+  prune) prune "$@" ;;
   logs) logs "$@" ;;
   monitor) monitor "$@" ;;
   cleanup) cleanup "$@" ;;
