@@ -333,11 +333,12 @@ def execute_prune(plan: PrunePlan, *, lock: Lock | None = None,
     for item in plan.items:
         if item.kind == "revision" and item.repo_id is not None:
             doomed.setdefault(item.repo_id.lower(), set()).add(Path(item.path).name)
-    if plan.keep_locks is not None and doomed and (root / manifest_mod.MANIFEST_NAME).is_file():
+    keep = plan.keep_locks
+    if keep is not None and doomed and (root / manifest_mod.MANIFEST_NAME).is_file():
         from .pull import generated_by
 
         def forget(man: manifest_mod.Manifest) -> manifest_mod.Manifest:
-            still = _pins_of(man, lock, plan.keep_locks)  # re-decided under the lock: a pull may have landed
+            still = _pins_of(man, lock, keep)  # re-decided under the lock: a pull may have landed
             return man.without_commits({rid: cs - still.get(rid, set()) for rid, cs in doomed.items()})
 
         manifest_mod.update(root, forget, generated_by=generated_by())
