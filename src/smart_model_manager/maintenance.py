@@ -21,6 +21,7 @@ removable, so a concurrent ``smm pull`` that links a blob after the plan keeps i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -334,29 +335,33 @@ def execute_prune(plan: PrunePlan, *, lock: Lock | None = None,
         if item.kind == "revision" and item.repo_id is not None:
             doomed.setdefault(item.repo_id.lower(), set()).add(Path(item.path).name)
     keep = plan.keep_locks
-    if keep is not None and doomed and (root / manifest_mod.MANIFEST_NAME).is_file():
-        from .pull import generated_by
-
-        def forget(man: manifest_mod.Manifest) -> manifest_mod.Manifest:
-            still = _pins_of(man, lock, keep)  # re-decided under the lock: a pull may have landed
-            return man.without_commits({rid: cs - still.get(rid, set()) for rid, cs in doomed.items()})
-
-        manifest_mod.update(root, forget, generated_by=generated_by())
-    pins = _pins(root, lock, plan.keep_locks)
+    volume = (root / manifest_mod.MANIFEST_NAME).is_file()
     deleted: list[PruneItem] = []
     skipped: list[tuple[PruneItem, str]] = []
-    by_repo: dict[str | None, list[PruneItem]] = {}
-    for item in plan.items:
-        by_repo.setdefault(item.repo_id, []).append(item)
-    for rid, items in by_repo.items():
-        if rid is None:
-            still = {i.path: i for i in _temps(root, None, min_age, time.time(), recurse=False)}
-            _apply(items, still, deleted, skipped)
-            continue
-        with store.repo_lock(root, rid):
-            fresh, _kept = _plan_repo(rid, store.repo_dir(root, rid), pins.get(rid.lower(), set()), min_age,
-                                      time.time())
-            _apply(items, {i.path: i for i in fresh}, deleted, skipped)
+    # On a volume the whole execution holds the manifest lock: a pull records a commit only while its
+    # snapshot exists (checked under that lock), so no commit is recorded after its files were deleted.
+    with manifest_mod.volume_lock(root) if volume else contextlib.nullcontext():
+        if keep is not None and volume and doomed:
+            from .pull import generated_by
+
+            def forget(man: manifest_mod.Manifest) -> manifest_mod.Manifest:
+                still = _pins_of(man, lock, keep)  # re-decided under the lock: a pull may have landed
+                return man.without_commits({rid: cs - still.get(rid, set()) for rid, cs in doomed.items()})
+
+            manifest_mod.update(root, forget, generated_by=generated_by(), locked=True)
+        pins = _pins(root, lock, keep)
+        by_repo: dict[str | None, list[PruneItem]] = {}
+        for item in plan.items:
+            by_repo.setdefault(item.repo_id, []).append(item)
+        for rid, items in by_repo.items():
+            if rid is None:
+                still = {i.path: i for i in _temps(root, None, min_age, time.time(), recurse=False)}
+                _apply(items, still, deleted, skipped)
+                continue
+            with store.repo_lock(root, rid):
+                fresh, _kept = _plan_repo(rid, store.repo_dir(root, rid), pins.get(rid.lower(), set()), min_age,
+                                          time.time())
+                _apply(items, {i.path: i for i in fresh}, deleted, skipped)
     freed = sum(i.bytes for i in deleted)
     log.info("pruned %d item(s) under %s, freed %d bytes (%d skipped)", len(deleted), root, freed, len(skipped))
     return PruneResult(freed_bytes=freed, deleted=tuple(deleted), skipped=tuple(skipped))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import ManifestError, manifest
+from smart_model_manager import ManifestError, MissingFileError, manifest
 from smart_model_manager.manifest import FileEntry, LockRecord, Manifest, ModelEntry
 
 pytestmark = pytest.mark.unit
@@ -130,7 +130,8 @@ def test_malformed_format_2_names_file_line_and_field(old: str, new: str, at: st
 
 def test_record_adds_commits_under_the_volume_lock_and_writes_what_parses(tmp_path: Path) -> None:
     root = tmp_path / "vol"
-    root.mkdir()
+    for c in (C1, C2, C3):
+        (root / "models--org--fin" / "snapshots" / c).mkdir(parents=True)
     (root / f".tmp-{manifest.MANIFEST_NAME}.dead").write_text("half")  # a writer killed mid-write
     manifest.record(root, [entry(C1, {"config.json": F})], generated_by="tests", lock_digest=D1)
     man = manifest.record(root, [entry(C2, {"config.json": G})], generated_by="tests", lock_digest=D2)
@@ -141,3 +142,15 @@ def test_record_adds_commits_under_the_volume_lock_and_writes_what_parses(tmp_pa
     # an import (no lock) records the commit and no lock
     man = manifest.record(root, [entry(C3, {"config.json": F})], generated_by="tests")
     assert man.entry("org/fin", C3).lock_digest is None and len(man.locks) == 2
+
+
+def test_a_commit_whose_snapshot_vanished_is_never_recorded(tmp_path: Path) -> None:
+    # `smm prune` deletes commits while holding the volume lock; a pull records only what still exists
+    root = tmp_path / "vol"
+    (root / "models--org--fin" / "snapshots" / C1).mkdir(parents=True)
+    manifest.record(root, [entry(C1, {"config.json": F})], generated_by="tests", lock_digest=D1)
+    before = (root / manifest.MANIFEST_NAME).read_bytes()
+    with pytest.raises(MissingFileError, match=f"snapshot {C2} vanished before it was recorded"):
+        manifest.record(root, [entry(C1, {"config.json": F}), entry(C2, {"config.json": G})], generated_by="tests",
+                        lock_digest=D2)
+    assert (root / manifest.MANIFEST_NAME).read_bytes() == before
