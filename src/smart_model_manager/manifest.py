@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _yaml
-from ._layout import MANIFEST_NAME as MANIFEST_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id  # re-exported
+from ._layout import MANIFEST_NAME as MANIFEST_NAME, REPO_ID_EXPECTED, TMP_PREFIX, is_commit, is_repo_id
 from .errors import FormatError, ManifestError, MissingFileError
 from .hashing import is_sha256, with_prefix
 
@@ -415,7 +415,7 @@ def _update(root: Path, change: Callable[[Manifest], Manifest], generated_by: st
     from . import store
 
     path = root / MANIFEST_NAME
-    for leftover in root.glob(f"{store.TMP_PREFIX}{MANIFEST_NAME}.*"):  # a writer killed mid-write
+    for leftover in root.glob(f"{TMP_PREFIX}{MANIFEST_NAME}.*"):  # a writer killed mid-write
         leftover.unlink(missing_ok=True)
     current = Manifest(models={})
     if path.is_file():

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import os
 import hashlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -38,11 +38,11 @@ from ._layout import REPO_ID_EXPECTED, is_repo_id
 from ._version import __version__
 from .errors import ConfigurationError, FormatError, IntegrityError, ModelNotFoundError, Unavailable
 from .hashing import is_sha256, sha256_file, with_prefix
+from .hub_client import HubClient
 from .lockfile import Lock, LockEntry
 from .manifest import FileEntry, ModelEntry
-from .registry import get_model_type
-from .hub_client import HubClient
 from .publish import Downloader, NullProgress, ProgressHook, Want, check_space, clean_stale_staging, fetch_into
+from .registry import get_model_type
 from .sources.base import read_schema
 
 log = logging.getLogger(__name__)

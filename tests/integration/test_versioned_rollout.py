@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from smart_model_manager import ModelManager, lockfile, manifest
-from smart_model_manager.sources.verify import pinned_file_verifier
 from smart_model_manager.cli.main import main
 from smart_model_manager.locking import resolve_lock
 from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.pull import pull
+from smart_model_manager.sources.verify import pinned_file_verifier
 from smart_model_manager.spec import loads as load_spec
 from smart_model_manager.validate import validate
 
