@@ -90,12 +90,14 @@ def cpu_rows(tiny_bert_dir: Path) -> list[list[float]]:
     return load_torch_runner(tiny_bert_dir, "sentiment", threads=1)(TEXTS)
 
 
-@pytest.mark.parametrize("budget", [16_384, 40])  # one batch; many small ones (every ordering path)
-def test_gpu_runner_fp32_gives_the_cpu_rows(tiny_bert_dir: Path, cpu_rows, budget: int) -> None:
+@pytest.mark.parametrize(("budget", "chunk"), [(16_384, 1024), (40, 1024), (40, 4)])
+def test_gpu_runner_fp32_gives_the_cpu_rows(tiny_bert_dir: Path, cpu_rows, budget: int, chunk: int) -> None:
+    # one batch; many small ones (every ordering path); and chunks tokenized by the background thread
     from smart_model_manager.loaders.torch_cuda import load_cuda_runner
 
     choice = DeviceChoice("cpu", "fp32", "cpu", "fp32", "test")
     runner = load_cuda_runner(tiny_bert_dir, "sentiment", choice=choice, threads=1, token_budget=budget)
+    runner.chunk = chunk
     assert (runner.device, runner.dtype, runner.backend, runner.labels) == (
         "cpu", "fp32", "torch", ("positive", "negative", "neutral"))
     if budget == 40:

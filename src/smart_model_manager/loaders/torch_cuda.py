@@ -3,14 +3,16 @@
 What it does differently from the CPU runner (:mod:`.torch`, unchanged for CPU users):
 
 - the weights are loaded straight in the chosen precision (bf16 / fp16 / fp32) and moved to the GPU;
-- the texts of one call are tokenized in one batched call of the fast tokenizer, sorted by length
-  and grouped so that each batch's *padded* size (rows x its longest row) stays within a token
+- the texts of one call are tokenized in batched calls of the fast tokenizer (a long call in chunks
+  of :data:`OVERLAP_CHUNK`, tokenized by a background thread while this one feeds the GPU the
+  previous chunk), sorted by length and grouped so that each batch's *padded* size (rows x its
+  longest row) stays within a token
   budget (:data:`DEFAULT_TOKEN_BUDGET`, ``SMM_TOKEN_BUDGET``): hundreds of short headlines per batch,
   a few long documents, and GPU memory per batch bounded whatever a caller sends;
 - each batch is padded on the host into pinned (page-locked) memory and copied with
-  ``non_blocking=True``; results stay on the GPU until the end of the call. CUDA runs kernels
-  asynchronously, so while the GPU computes batch k the CPU already pads and queues batch k+1:
-  one synchronisation per call instead of one per batch;
+  ``non_blocking=True``; results stay on the GPU until the end of the call: our code waits for the
+  GPU once per call, not once per batch (transformers' own attention-mask check still waits once
+  per forward pass; the tokenizer thread keeps working through it);
 - softmax / mean pooling in fp32, so probabilities are comparable with the CPU fp32 path; the rows
   come back in input order and label-id order, exactly the shape the CPU runner returns.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,19 @@ DEFAULT_TOKEN_BUDGET = 16_384
 #: Rows per batch whatever the budget (very short texts would otherwise make huge batches).
 MAX_ROWS = 512
 TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+#: Texts per tokenization step of a long call: chunk k+1 is tokenized while the GPU runs chunk k. Calls up
+#: to this size (every service batch) are tokenized in one go, on the calling thread.
+OVERLAP_CHUNK = 1024
+
+
+class _Done:
+    """A finished "future" for the one-chunk case (no thread needed)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
 
 
 class CudaTorchRunner(TorchRunner):
@@ -66,6 +82,7 @@ class CudaTorchRunner(TorchRunner):
         self.max_rows = max_rows
         self._device = torch.device(device)
         self._pin = self._device.type == "cuda"
+        self.chunk = OVERLAP_CHUNK
 
     def batches(self, lengths: Sequence[int], max_rows: int | None = None) -> list[list[int]]:
         return token_budget_batches(lengths, self.token_budget, max_rows or self.max_rows)
@@ -78,33 +95,49 @@ class CudaTorchRunner(TorchRunner):
             t = t.pin_memory()
         return t.to(self._device, non_blocking=self._pin)
 
+    def _encode(self, texts: list[str], max_len: int | None) -> tuple[Any, list[int]]:
+        if max_len is None:
+            enc = self.tokenizer(list(texts), truncation=False, padding=False)
+        else:
+            enc = self.tokenizer(list(texts), truncation=True, max_length=max_len, padding=False)
+        return enc, [len(ids) for ids in enc["input_ids"]]
+
     def __call__(self, texts: list[str], options: Any = None) -> list[list[float]]:
         import torch
 
         if not texts:
             return []
         max_len = effective_max_length(self.max_length, options)
-        if max_len is None:
-            enc = self.tokenizer(list(texts), truncation=False, padding=False)
-        else:
-            enc = self.tokenizer(list(texts), truncation=True, max_length=max_len, padding=False)
-        lengths = [len(ids) for ids in enc["input_ids"]]
-        if max_len is None:
-            check_untruncated(lengths, self.max_length)
         want_logits = bool(options is not None and options.logits)
-        order: list[int] = []
-        parts = []
-        with torch.inference_mode():
-            for idx in self.batches(lengths, options.batch_size if options is not None else None):
-                width = max(lengths[i] for i in idx)
-                batch = {}
-                for name in self.input_names:
-                    if name in enc:
-                        pad = self.pad_id if name == "input_ids" else 0
-                        batch[name] = self._to_device(pad_rows([enc[name][i] for i in idx], width, pad))
-                parts.append(self._forward_device(batch, logits=want_logits))
-                order.extend(idx)
-            stacked = torch.cat(parts).cpu()  # the one synchronisation of the call
+        max_rows = options.batch_size if options is not None else None
+        # Long calls go in chunks, tokenized by a background thread (the Rust tokenizer releases the GIL)
+        # while this thread feeds the GPU the previous chunk. truncation=False checks all texts first.
+        step = len(texts) if max_len is None else self.chunk
+        chunks = [texts[s:s + step] for s in range(0, len(texts), step)]
+        pool = ThreadPoolExecutor(1, thread_name_prefix="smm-tokenize") if len(chunks) > 1 else None
+        try:
+            encoded = ([pool.submit(self._encode, c, max_len) for c in chunks] if pool is not None
+                       else [_Done(self._encode(chunks[0], max_len))])
+            order: list[int] = []
+            parts = []
+            with torch.inference_mode():
+                for k, future in enumerate(encoded):
+                    enc, lengths = future.result()
+                    if max_len is None:
+                        check_untruncated(lengths, self.max_length)
+                    for idx in self.batches(lengths, max_rows):
+                        width = max(lengths[i] for i in idx)
+                        batch = {}
+                        for name in self.input_names:
+                            if name in enc:
+                                pad = self.pad_id if name == "input_ids" else 0
+                                batch[name] = self._to_device(pad_rows([enc[name][i] for i in idx], width, pad))
+                        parts.append(self._forward_device(batch, logits=want_logits))
+                        order.extend(k * step + i for i in idx)
+                stacked = torch.cat(parts).cpu()  # the one synchronisation of the call
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         out = torch.empty_like(stacked)
         out[torch.tensor(order, dtype=torch.long)] = stacked
         return out.tolist()
