@@ -12,6 +12,22 @@ REPO = Path(__file__).resolve().parents[1]
 CLOSED_ENDPOINT = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused at once
 
 
+# pytest-timeout (default in pyproject.toml) counts fixture setup in the time of the test that triggers it.
+# These fixtures build a real model the first time a test asks for one: minutes on 2 shared cores. A test
+# that uses one (directly or through another fixture) gets this limit unless it sets its own.
+SLOW_FIXTURE_TIMEOUTS = {"demo_model_dir": 1800, "tiny_bert_dir": 900, "tiny_bert_root": 900}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        names = getattr(item, "fixturenames", ())
+        limit = max((SLOW_FIXTURE_TIMEOUTS.get(name, 0) for name in names), default=0)
+        if limit:
+            item.add_marker(pytest.mark.timeout(limit))
+
+
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):

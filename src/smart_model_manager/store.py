@@ -66,6 +66,29 @@ def find_snapshot(root: Path, repo_id: str, revision: str = "main") -> Path | No
     return snap if snap.is_dir() else None
 
 
+def resolves_outside(root: Path, path: Path) -> str | None:
+    """Where ``path`` really is (every symlink followed) when that is outside ``root``; None when inside.
+
+    The mirror's rule for what it serves, applied to volumes and caches too (issue 9, B3): a link
+    leaving the root points at bytes the verified, read-only volume never held, which can change later
+    from wherever the link points. ``root`` itself may be a link (a mount point often is).
+    """
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+        return None
+    return real
+
+
+def check_inside(root: Path, path: Path, what: str) -> None:
+    """Raise IntegrityError (fatal: never falls through to another source) if ``path`` leaves ``root``."""
+    real = resolves_outside(root, path)
+    if real is not None:
+        raise IntegrityError(f"{what}: {path} resolves outside {root} (to {real}); a model's files must lie "
+                             f"inside the volume or cache they are loaded from. Re-provision it, or remove "
+                             f"the link", path=path, expected=f"a path inside {root}", actual=real)
+
+
 def snapshot_files(snapshot: Path) -> dict[str, Path]:
     """Relative POSIX path -> path, for every file in a snapshot (following symlinks)."""
     out: dict[str, Path] = {}

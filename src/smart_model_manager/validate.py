@@ -16,6 +16,8 @@ corrupt    a file exists with the wrong size (quick and full) or the wrong sha25
 stale      the manifest disagrees with models.lock: its commit not recorded, a pinned file recorded otherwise
 extra      on disk but not recorded: a file in a snapshot, a snapshot, a model not in the manifest
 malformed  the manifest or the lock cannot be parsed (file and line)
+outside    a path resolves outside the folder being checked (a symlink leaving the volume or cache root:
+           the manifest, a snapshot or a file); loading refuses it too (issue 9, B3)
 ========== ==========================================================================================
 
 Every finding is an ``error`` (``report.ok`` is False) except leftovers that cannot change what is
@@ -43,8 +45,9 @@ from . import lockfile, manifest as manifest_mod
 from .errors import ConfigurationError, FormatError
 from .hashing import sha256_file, strip_prefix, with_prefix
 from .manifest import FileEntry
+from .store import resolves_outside
 
-KINDS = ("missing", "corrupt", "stale", "extra", "malformed")
+KINDS = ("missing", "corrupt", "stale", "extra", "malformed", "outside")
 MODES = ("quick", "full")
 _SKIP_SUFFIXES = (".incomplete",)
 
@@ -143,6 +146,7 @@ def validate(directory: str | os.PathLike[str], *, lock: lockfile.Lock | str | o
         run.add("missing", None, root, f"{root} does not exist or is not a folder (is the volume mounted? "
                 "set SMM_VOLUME_DIR or pass --dir)")
     elif require_manifest is not False and man_path.is_file():
+        _check_inside(run, None, man_path, f"{manifest_mod.MANIFEST_NAME}")
         man = _load_manifest(run, man_path)
         if man is not None:
             _check_volume(run, man, lock_obj)
@@ -260,6 +264,8 @@ def _check_snapshot(run: _Run, model: str, snap: Path, files: dict[str, FileEntr
         run.add("missing", model, snap, f"{model}: snapshot {snap.name} listed in {what} is absent",
                 expected=snap.name)
         return
+    if not _check_inside(run, model, snap, f"{model}: snapshot {snap.name}"):
+        return  # every file below is outside too: one finding says it
     for rel, entry in sorted(files.items()):
         run.files += 1
         p = snap / rel
@@ -272,6 +278,8 @@ def _check_snapshot(run: _Run, model: str, snap: Path, files: dict[str, FileEntr
             continue
         except OSError as err:
             run.add("missing", model, p, f"{model}: {rel} cannot be read: {err.strerror}")
+            continue
+        if not _check_inside(run, model, p, f"{model}: {rel}"):
             continue
         if not stat.S_ISREG(st.st_mode):
             run.add("corrupt", model, p, f"{model}: {rel} is not a regular file", expected="a file")
@@ -290,6 +298,16 @@ def _check_snapshot(run: _Run, model: str, snap: Path, files: dict[str, FileEntr
     for rel in _listing(run, model, snap):
         if rel not in files:
             run.add("extra", model, snap / rel, f"{model}: {rel} is in the snapshot but not listed in {what}")
+
+
+def _check_inside(run: _Run, model: str | None, path: Path, what: str) -> bool:
+    """False, with an ``outside`` finding, when ``path`` resolves outside the folder being checked."""
+    real = resolves_outside(run.root, path)
+    if real is None:
+        return True
+    run.add("outside", model, path, f"{what} resolves outside {run.root}; loading refuses it (remove the "
+            "link or re-provision)", expected=f"a path inside {run.root}", actual=real)
+    return False
 
 
 def _check_volume(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock | None) -> None:

@@ -32,11 +32,16 @@ class CacheSource:
             # fills snapshots file by file): let the download source complete it. A size or sha256
             # mismatch is fatal: it never falls through (huggingface_hub #2364).
             try:
-                verify_folder(snap, files, full=request.verify == "full", model=request.repo_id)
+                verify_folder(snap, files, full=request.verify == "full", model=request.repo_id,
+                              root=self.cache_dir)
             except MissingFileError as err:
                 raise Unavailable(f"the cached snapshot {snap.name[:12]} is incomplete: {err}",
                                   hint="complete it with `smm pull`") from err
             verified = Verified(request.verify)
+        else:  # nothing pinned to check bytes against; still, nothing may come from outside the cache
+            store.check_inside(self.cache_dir, snap, f"{request.repo_id}: snapshot {snap.name}")
+            for rel, p in store.snapshot_files(snap).items():
+                store.check_inside(self.cache_dir, p, f"{request.repo_id}: {rel}")
         labels, dim = read_schema(snap)
         return Resolved(repo_id=request.repo_id, source=self.name, path=snap, commit=snap.name,
                         revision=request.revision, labels=labels, dimension=dim, files=files, verified=verified)

@@ -8,16 +8,25 @@ from typing import TYPE_CHECKING
 
 from ..errors import IntegrityError, MissingFileError
 from ..hashing import verify_file
+from ..store import check_inside
 
 if TYPE_CHECKING:
     from ..manifest import FileEntry
     from .base import Resolved
 
 
-def verify_folder(folder: Path, files: dict[str, FileEntry], *, full: bool, model: str) -> None:
-    """Raise MissingFileError / IntegrityError naming the model and the file. Writes nothing."""
+def verify_folder(folder: Path, files: dict[str, FileEntry], *, full: bool, model: str,
+                  root: Path | None = None) -> None:
+    """Raise MissingFileError / IntegrityError naming the model and the file. Writes nothing.
+
+    With ``root``, the folder and every file must also resolve inside it (symlinks followed), in quick
+    mode too: bytes outside a verified volume can change after verification (issue 9, B3)."""
+    if root is not None:
+        check_inside(root, folder, f"{model}: snapshot {folder.name}")
     for rel, entry in sorted(files.items()):
         p = folder / rel
+        if root is not None and p.exists():
+            check_inside(root, p, f"{model}: {rel}")
         if not p.is_file():
             raise MissingFileError(
                 f"{model}: file {rel!r} is listed with sha256 {entry.sha256} but missing from {folder}",

@@ -45,6 +45,7 @@ class VolumeSource:
                               hint="provision the volume with `smm pull --target DIR` or set SMM_VOLUME_DIR") from None
         stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
         if self._manifest is None or stamp != self._stamp:
+            store.check_inside(self.volume_dir, self.manifest_path, "the volume manifest")
             self._manifest = manifest_mod.load(self.manifest_path)  # malformed -> ManifestError (fatal)
             self._stamp = stamp
         return self._manifest
@@ -66,7 +67,8 @@ class VolumeSource:
                 f"{record.repo_id}: the manifest {self.manifest_path} lists commit {entry.commit} but {snap} is missing",
                 path=snap)
         # Every file the snapshot holds is checked (a loader may open any of them), not only the lock's.
-        verify_folder(snap, entry.files, full=request.verify == "full", model=record.repo_id)
+        verify_folder(snap, entry.files, full=request.verify == "full", model=record.repo_id,
+                      root=self.volume_dir)
         return Resolved(repo_id=record.repo_id, source=self.name, path=snap, commit=entry.commit,
                         revision=request.revision, labels=entry.labels, dimension=entry.dimension,
                         files=dict(entry.files), verified=Verified(request.verify))
