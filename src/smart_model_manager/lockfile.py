@@ -26,6 +26,8 @@ from typing import Any
 from . import _yaml
 from .errors import ConfigurationError, LockfileError
 from ._layout import LOCK_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id
+from . import _fields
+from ._fields import is_alias, is_format_int, is_model_type, is_revision
 from .manifest import FileEntry, parse_files
 from .settings import Settings
 
@@ -83,7 +85,7 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
     data = doc.data
     if not isinstance(data, dict):
         doc.fail((), "expected a mapping with 'version' and 'models'")
-    if data.get("version") != VERSION:
+    if not is_format_int(data.get("version"), VERSION):
         doc.fail(("version",), f"expected version: {VERSION}, got {data.get('version')!r}")
     raw_models = data.get("models")
     if not isinstance(raw_models, dict):
@@ -92,6 +94,8 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
     owners: dict[str, str] = {}
     for alias, raw in raw_models.items():
         kp: tuple[Any, ...] = ("models", alias)
+        if not is_alias(alias):
+            doc.fail(kp, "an alias is letters, digits, '.', '_', '-' (optionally 'org/name')")
         if not isinstance(raw, dict):
             doc.fail(kp, "expected a mapping with repo_id, revision, commit, model_type, files")
         for key in ("repo_id", "revision", "commit", "model_type", "files"):
@@ -100,15 +104,15 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
         rid = raw["repo_id"]
         if not is_repo_id(rid):
             doc.fail(kp + ("repo_id",), f"expected {REPO_ID_EXPECTED}, got {rid!r}")
-        if not isinstance(raw["revision"], str) or not raw["revision"]:
-            doc.fail(kp + ("revision",), "expected a branch, tag or commit")
+        if not is_revision(raw["revision"]):
+            doc.fail(kp + ("revision",), f"expected a branch, tag or commit (no spaces), got {raw['revision']!r}")
         if not is_commit(raw["commit"]):
             doc.fail(kp + ("commit",), f"expected a 40-hex commit id, got {raw['commit']!r}")
-        if not isinstance(raw["model_type"], str):
-            doc.fail(kp + ("model_type",), "expected a model type name")
-        labels = raw.get("labels") or []
-        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-            doc.fail(kp + ("labels",), "expected a list of label names in id order")
+        if not is_model_type(raw["model_type"]):
+            doc.fail(kp + ("model_type",), f"expected a model type such as 'sentiment' or 'embeddings', "
+                                           f"got {raw['model_type']!r}")
+        labels = _fields.labels(doc, kp + ("labels",), raw.get("labels") or [])
+        extra = _fields.extra(doc, kp + ("extra",), raw.get("extra"))
         dim = raw.get("dimension")
         if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
             doc.fail(kp + ("dimension",), f"expected a positive integer or null, got {dim!r}")
@@ -120,7 +124,7 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
         owners[rid.lower()] = alias
         models[alias] = LockEntry(alias=alias, repo_id=rid, revision=raw["revision"], commit=raw["commit"],
                                   model_type=raw["model_type"], files=parse_files(doc, kp + ("files",), raw["files"]),
-                                  labels=tuple(labels), dimension=dim, extra=raw.get("extra") or {})
+                                  labels=labels, dimension=dim, extra=extra)
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Lock(models=models, path=str(path), digest=digest)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import _yaml
+from . import _fields, _yaml
 from ._layout import MANIFEST_NAME as MANIFEST_NAME, REPO_ID_EXPECTED, TMP_PREFIX, is_commit, is_repo_id
 from .errors import FormatError, ManifestError, MissingFileError
 from .hashing import is_sha256, with_prefix
@@ -227,8 +227,9 @@ def parse_files(doc: _yaml.Doc, kp: tuple[Any, ...], raw: Any) -> dict[str, File
     files: dict[str, FileEntry] = {}
     for rel, spec in raw.items():
         fkp = kp + (rel,)
-        if rel.startswith("/") or "\\" in rel or any(part in ("", ".", "..") for part in rel.split("/")):
-            doc.fail(fkp, "file paths must be relative POSIX paths without '.', '..' or empty parts")
+        parts = rel.split("/")
+        if rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts) or _fields.has_control(rel):
+            doc.fail(fkp, "file paths must be relative POSIX paths without '.', '..', empty parts or controls")
         if not isinstance(spec, dict):
             doc.fail(fkp, "expected a mapping with 'size' and 'sha256'")
         size = spec.get("size")
@@ -256,12 +257,6 @@ def _commit_id(doc: _yaml.Doc, kp: tuple[Any, ...], value: Any) -> str:
     return value
 
 
-def _str_list(doc: _yaml.Doc, kp: tuple[Any, ...], value: Any, what: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
-        doc.fail(kp, f"expected a list of {what}")
-    return tuple(value)
-
-
 def _parse_commit(doc: _yaml.Doc, kp: tuple[Any, ...], rid: str, commit: str, raw: Any,
                   allowed: set[str]) -> ModelEntry:
     """The per-commit fields (shared by format 1's model entry and format 2's commit entry)."""
@@ -270,19 +265,13 @@ def _parse_commit(doc: _yaml.Doc, kp: tuple[Any, ...], rid: str, commit: str, ra
     for key in ("model_type", "files"):
         if key not in raw:
             doc.fail(kp, f"missing required key '{key}'")
-    mtype = raw["model_type"]
-    if not isinstance(mtype, str) or not mtype:
-        doc.fail(kp + ("model_type",), "expected a model type such as 'sentiment' or 'embeddings'")
-    labels = _str_list(doc, kp + ("labels",), raw.get("labels", []), "label names in id order")
+    mtype = _fields.model_type(doc, kp + ("model_type",), raw["model_type"])
+    labels = _fields.labels(doc, kp + ("labels",), raw.get("labels", []))
     dim = raw.get("dimension")
     if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
         doc.fail(kp + ("dimension",), f"expected a positive integer, got {dim!r}")
-    extra = raw.get("extra", {})
-    if not isinstance(extra, dict):
-        doc.fail(kp + ("extra",), "expected a mapping")
-    at = raw.get("provisioned_at", "")
-    if not isinstance(at, str):
-        doc.fail(kp + ("provisioned_at",), f"expected an ISO 8601 time in quotes, got {at!r}")
+    extra = _fields.extra(doc, kp + ("extra",), raw.get("extra", {}))
+    at = _fields.text(doc, kp + ("provisioned_at",), raw.get("provisioned_at", ""), "an ISO 8601 time in quotes")
     digest = raw.get("lock_digest")
     if digest is not None:
         _digest(doc, kp + ("lock_digest",), digest)
@@ -310,7 +299,7 @@ def _parse_v1(doc: _yaml.Doc, data: dict[str, Any]) -> tuple[dict[str, ModelReco
         commit = _commit_id(doc, kp + ("commit",), raw["commit"])
         body = {k: v for k, v in raw.items() if k not in ("commit", "aliases")}
         entry = _parse_commit(doc, kp, rid, commit, body, _COMMIT_KEYS - {"provisioned_at", "lock_digest"})
-        aliases = _str_list(doc, kp + ("aliases",), raw.get("aliases", []), "alias names")
+        aliases = _fields.aliases(doc, kp + ("aliases",), raw.get("aliases", []))
         models[rid] = ModelRecord(rid, {commit: replace(entry, provisioned_at=at, lock_digest=top_digest)}, aliases)
     locks = (LockRecord(top_digest, at, {rid: next(iter(r.commits)) for rid, r in models.items()}),) \
         if top_digest else ()
@@ -330,8 +319,7 @@ def _parse_v2(doc: _yaml.Doc, data: dict[str, Any]) -> tuple[dict[str, ModelReco
         commits = {_commit_id(doc, kp + ("commits", c), c): _parse_commit(doc, kp + ("commits", c), rid, c, body,
                                                                           _COMMIT_KEYS)
                    for c, body in raw["commits"].items()}
-        models[rid] = ModelRecord(rid, commits, _str_list(doc, kp + ("aliases",), raw.get("aliases", []),
-                                                          "alias names"))
+        models[rid] = ModelRecord(rid, commits, _fields.aliases(doc, kp + ("aliases",), raw.get("aliases", [])))
     raw_locks = data.get("locks", [])
     if not isinstance(raw_locks, list):
         doc.fail(("locks",), "expected a list of {digest, provisioned_at, models}")
@@ -378,8 +366,9 @@ def loads(text: str, path: str | Path = "<string>") -> Manifest:
             if a in seen and seen[a] != rid:
                 doc.fail(("models", rid, "aliases"), f"alias {a!r} is also used by {seen[a]}")
             seen[a] = rid
-    return Manifest(models=models, locks=locks, generated_by=str(data.get("generated_by", "")),
-                    verified_at=str(data.get("verified_at", "")), path=str(path), format=fmt)
+    by = _fields.text(doc, ("generated_by",), data.get("generated_by", ""))
+    at = _fields.text(doc, ("verified_at",), data.get("verified_at", ""), "an ISO 8601 time")
+    return Manifest(models=models, locks=locks, generated_by=by, verified_at=at, path=str(path), format=fmt)
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:

@@ -27,6 +27,7 @@ from . import _yaml
 from .errors import ConfigurationError, LockfileError, UnknownModelTypeError
 from ._layout import COMMIT, REPO_ID_EXPECTED, SPEC_NAME, is_repo_id
 from .backends import lock_files
+from ._fields import is_format_int, is_revision
 from .registry import get_model_type
 
 DEFAULT_NAME = SPEC_NAME
@@ -116,6 +117,8 @@ def loads(text: str, path: str | Path = "<string>") -> Spec:
     unknown = set(data) - {"models", "version"}
     if unknown:
         doc.fail((sorted(unknown)[0],), "unknown key; models.yaml has 'models' (and optionally 'version')")
+    if "version" in data and not is_format_int(data["version"], 1):
+        doc.fail(("version",), f"expected version: 1 (or no version), got {data['version']!r}")
     raw_models = data.get("models")
     if not isinstance(raw_models, dict) or not raw_models:
         doc.fail(("models",), "expected a non-empty mapping of alias -> {repo_id, model_type, ...}")
@@ -142,7 +145,7 @@ def loads(text: str, path: str | Path = "<string>") -> Spec:
         rev = raw.get("revision", "main")
         if isinstance(rev, int) or rev is None:  # an unquoted all-digit commit prefix parses as int
             doc.fail(kp + ("revision",), f"expected a branch, tag or 40-hex commit as a string, got {rev!r}")
-        if not isinstance(rev, str) or not rev.strip() or any(c.isspace() for c in rev):
+        if not is_revision(rev):
             doc.fail(kp + ("revision",), f"expected a branch, tag or 40-hex commit, got {rev!r}")
         if len(rev) == 40 and not COMMIT.fullmatch(rev) and all(c in "0123456789abcdefABCDEF" for c in rev):
             doc.fail(kp + ("revision",), "commit ids are lowercase hex")
