@@ -120,7 +120,8 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
     quota (:func:`smart_model_manager.cpu.default_threads`). ``labels``: the label order pinned by
     a manifest/lock, checked against ``config.json``. ``verify``: called with each ``.onnx`` path
     before ONNX Runtime sees it. ``model_ref``: repo id used in error messages. ``device``: where
-    and in which precision (default: the CPU, fp32). ``token_budget``: padded tokens per GPU batch.
+    and in which precision (default: the CPU, fp32). ``token_budget``: padded tokens per model call
+    (None: :data:`._common.CPU_TOKEN_BUDGET` on the CPU, the GPU runner's default on a GPU).
     """
     from ..cpu import default_threads
 
@@ -163,7 +164,7 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
                 continue
             from .onnx import load_onnx_runner
             return load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads,
-                                    labels=labels, verify=verify)
+                                    labels=labels, verify=verify, token_budget=token_budget)
         if spec.family == "torch":
             if not torch_available():
                 raise BackendError(f"the torch backend needs torch and transformers; install them with: "
@@ -171,7 +172,7 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
                                                          f", or export ONNX with: {export_command(ref)}"))
             from .torch import load_torch_runner
             return load_torch_runner(folder, model_type, allow_pickle=allow_pickle, threads=n_threads,
-                                     labels=labels)
+                                     labels=labels, token_budget=token_budget)
     raise BackendError(f"no backend could load {ref} (tried {backend!r}); see backends.BACKENDS")
 
 __all__ = ["BACKENDS", "FP32_FILE", "INT8_FILE", "ONNX_DIR", "QUALITY_FILE", "VerifyHook", "available",

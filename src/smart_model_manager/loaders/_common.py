@@ -17,6 +17,13 @@ from ..labels import parse_id2label
 from ..registry import ModelType, get_model_type, runnable_types
 
 DEFAULT_BATCH_SIZE = 32
+#: Padded tokens (rows x longest row) per model call on the CPU; ``SMM_TOKEN_BUDGET`` overrides it.
+#: It bounds a call's activation memory whatever a caller sends: before it (issue 9, B1) a request of
+#: 64 texts x 2,000 characters ran as 32 x 512-token batches and took the service from ~200 MB to ~2 GB.
+#: The quadratic attention term makes long rows expensive: at 512 tokens, 2 rows per call kept the peak
+#: at 1.3x idle on the demo model (4 rows: 1.75x; 8 rows: 2.5x); 25-30 headlines still share one call.
+#: bench/bench_service_memory.py measures the choice (peak RSS and throughput against the old batching).
+CPU_TOKEN_BUDGET = 1024
 # tokenizer_config.json uses a huge sentinel (int(1e30)) for "no limit"; anything above this is that.
 _NO_LIMIT = 1_000_000
 
@@ -65,17 +72,6 @@ def max_length(config: dict[str, Any], tokenizer_config: dict[str, Any]) -> int:
     if isinstance(mpe, int) and mpe > 0:
         candidates.append(mpe)
     return min(candidates) if candidates else 512
-
-
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first), so padding stays small.
-
-    The sort is stable: equal lengths keep input order, which keeps results reproducible.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def token_budget_batches(lengths: Sequence[int], budget: int, max_rows: int) -> list[list[int]]:

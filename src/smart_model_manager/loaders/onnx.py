@@ -13,7 +13,11 @@ Session options, and why:
   buy nothing and a second pool competes for the same cores;
 - spinning disabled (``session.intra_op.allow_spinning=0``): idle worker threads otherwise
   busy-wait between requests and burn the CPU quota of a shared pod;
-- all graph optimizations on (attention/GELU/LayerNorm fusion).
+- all graph optimizations on (attention/GELU/LayerNorm fusion);
+- no CPU memory arena and no memory pattern: the arena keeps the largest batch's activations
+  forever (a service went from ~200 MB to ~2 GB after one long request and never came back, issue 9
+  B1); without it each run's buffers are freed when the run ends. Batches are bounded by a token
+  budget (:data:`~._common.CPU_TOKEN_BUDGET`), so the peak of one run is bounded too.
 
 On a CUDA device (``device=`` a :class:`~smart_model_manager.device.DeviceChoice`) the session asks
 for CUDAExecutionProvider first. If ONNX Runtime has no such provider, or the session comes up on the
@@ -35,13 +39,14 @@ from ..backends import ONNX_INSTALL
 from ..errors import BackendError
 from ..registry import get_model_type
 from ._common import (
+    CPU_TOKEN_BUDGET,
     DEFAULT_BATCH_SIZE,
     check_model_type,
     check_untruncated,
     effective_max_length,
-    length_sorted_batches,
     read_folder_meta,
     read_json,
+    token_budget_batches,
 )
 
 log = logging.getLogger(__name__)
@@ -78,6 +83,8 @@ def session_options(threads: int) -> Any:
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.enable_cpu_mem_arena = False  # see the module docstring: memory per request is returned
+    so.enable_mem_pattern = False    # patterns are cached per input shape: unbounded with free-length text
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
     so.log_severity_level = 3  # errors only; ORT warns about every unused initializer otherwise
@@ -134,7 +141,7 @@ class OnnxRunner:
 
     def __init__(self, session: Any, tokenizer: Any, *, model_type: str, labels: tuple[str, ...],
                  max_length: int, pad_id: int, backend: str, onnx_file: Path,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
+                 batch_size: int = DEFAULT_BATCH_SIZE, token_budget: int | None = None):
         self.session = session
         self.tokenizer = tokenizer
         self.model_type = model_type
@@ -144,6 +151,7 @@ class OnnxRunner:
         self.backend = backend
         self.onnx_file = onnx_file
         self.batch_size = batch_size
+        self.token_budget = token_budget or CPU_TOKEN_BUDGET  # padded tokens per session.run
         self.device = "cpu"
         self.dtype = "fp32" if backend == "onnx" else "int8"
         self.supports_options = True  # runner(texts, RunOptions): max_length, truncation, batch_size, logits
@@ -213,7 +221,7 @@ class OnnxRunner:
         batch_size = (options.batch_size if options is not None else None) or self.batch_size
         want_logits = bool(options is not None and options.logits)
         out: list[list[float] | None] = [None] * len(texts)
-        for idx in length_sorted_batches(lengths, batch_size):
+        for idx in token_budget_batches(lengths, self.token_budget, batch_size):
             raw, mask = self.run_batch([encs[i] for i in idx])
             raw = raw.astype(np.float32, copy=False)
             classifies = get_model_type(self.model_type).classifies
@@ -270,7 +278,7 @@ def check_recorded_size(folder: Path, onnx_file: Path) -> None:
 def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Path | None = None,
                      threads: int | None = None, labels: Sequence[str] | None = None,
                      verify: Any = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                     device: DeviceChoice | None = None) -> OnnxRunner:
+                     device: DeviceChoice | None = None, token_budget: int | None = None) -> OnnxRunner:
     """Load ``onnx_file`` (default ``onnx/model.onnx``) of ``folder`` into an :class:`OnnxRunner`.
 
     ``verify(path)`` is called before ONNX Runtime opens the file; it should raise if the file is
@@ -314,10 +322,13 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
     backend = "onnx-int8" if onnx_path.name == Path(ONNX_INT8_FILE).name else "onnx"
     runner = OnnxRunner(session, tokenizer, model_type=model_type, labels=found_labels,
                         max_length=max_len, pad_id=pad_id, backend=backend, onnx_file=onnx_path,
-                        batch_size=batch_size)
+                        batch_size=batch_size, token_budget=token_budget)
     runner.device = actual_device
     if actual_device != "cpu":
+        from .torch_cuda import DEFAULT_TOKEN_BUDGET  # a constant; torch itself is imported lazily there
+
         runner.batch_size = max(batch_size, 256)  # a GPU wants large batches; texts are length-sorted
+        runner.token_budget = token_budget or DEFAULT_TOKEN_BUDGET
     log.debug("onnx runner for %s: %s, %s, max_length=%d", folder, onnx_path.name, model_type, max_len)
     return runner
 

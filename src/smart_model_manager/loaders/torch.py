@@ -20,13 +20,14 @@ from typing import Any
 from ..errors import BackendError
 from ..registry import get_model_type
 from ._common import (
+    CPU_TOKEN_BUDGET,
     DEFAULT_BATCH_SIZE,
     check_model_type,
     check_untruncated,
     effective_max_length,
-    length_sorted_batches,
     pad_rows,
     read_folder_meta,
+    token_budget_batches,
 )
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,14 @@ class TorchRunner:
     """``runner(texts) -> list[list[float]]`` backed by a transformers model on CPU."""
 
     def __init__(self, tokenizer: Any, model: Any, *, model_type: str, labels: tuple[str, ...],
-                 max_length: int, batch_size: int = DEFAULT_BATCH_SIZE):
+                 max_length: int, batch_size: int = DEFAULT_BATCH_SIZE, token_budget: int | None = None):
         self.tokenizer = tokenizer
         self.model = model
         self.model_type = model_type
         self.labels = labels
         self.max_length = max_length
         self.batch_size = batch_size
+        self.token_budget = token_budget or CPU_TOKEN_BUDGET  # padded tokens per forward pass
         self.backend = "torch"
         self.device = "cpu"
         self.dtype = "fp32"
@@ -98,7 +100,7 @@ class TorchRunner:
         want_logits = bool(options is not None and options.logits)
         out: list[list[float] | None] = [None] * len(texts)
         with torch.inference_mode():
-            for idx in length_sorted_batches(lengths, batch_size):
+            for idx in token_budget_batches(lengths, self.token_budget, batch_size):
                 width = max(lengths[i] for i in idx)
                 batch = {}
                 for name in self.input_names:
@@ -141,7 +143,7 @@ class TorchRunner:
 
 def load_torch_runner(folder: str | Path, model_type: str, *, allow_pickle: bool = False,
                       threads: int | None = None, labels: Sequence[str] | None = None,
-                      batch_size: int = DEFAULT_BATCH_SIZE) -> TorchRunner:
+                      batch_size: int = DEFAULT_BATCH_SIZE, token_budget: int | None = None) -> TorchRunner:
     """Load ``folder`` (a verified local snapshot) into a :class:`TorchRunner`."""
     folder = Path(folder)
     check_model_type(model_type)
@@ -164,7 +166,7 @@ def load_torch_runner(folder: str | Path, model_type: str, *, allow_pickle: bool
     model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False)
     model.eval()
     runner = TorchRunner(tokenizer, model, model_type=model_type, labels=meta.labels,
-                         max_length=meta.max_length, batch_size=batch_size)
+                         max_length=meta.max_length, batch_size=batch_size, token_budget=token_budget)
     log.debug("torch runner for %s: %s, max_length=%d", folder, model_type, runner.max_length)
     return runner
 

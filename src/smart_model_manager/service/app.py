@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..settings import environ
 from .batching import BatcherClosed, MicroBatcher
 from .config import ServiceConfig
+from .memory import return_freed_memory
 from .metrics import ServiceMetrics
 from .middleware import BodyLimitMiddleware, BodyTooLarge, RequestContextMiddleware, error_response
 from .schemas import (
@@ -183,6 +184,7 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        return_freed_memory()  # before the model loads: big buffers are unmapped when freed (issue 9, B1)
         state.batcher.start()
         state.start_loading()
         try:
