@@ -35,7 +35,7 @@ def volume(tmp_path: Path) -> tuple[Path, manifest.Manifest, Path]:
 
 
 def _snap(root: Path, man: manifest.Manifest) -> Path:
-    return store.repo_dir(root, REPO) / "snapshots" / man.models[REPO].commit
+    return store.repo_dir(root, REPO) / "snapshots" / next(iter(man.models[REPO].commits))
 
 
 def _relink(link: Path, target: Path) -> None:
