@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from . import known_models
-from .environment import Detection, detect
 from ._layout import LOCK_NAME
+from .environment import Detection, detect
 from .errors import ConfigurationError
 from .labels import parse_id2label, read_config
 from .loaders.mock import mock_runner
@@ -62,7 +62,7 @@ class ModelManager:
         self.dtype = parse_dtype(dtype, "dtype") if dtype is not None else self.settings.dtype
         self._sources = list(sources) if sources is not None else self._default_sources()
         self._lock_obj = lock
-        self._models: dict[tuple[str, str, str | None, str | None], Model] = {}
+        self._models: dict[tuple[str, str, str | None, str | None, str, str], Model] = {}
         self._history: list[HistoryEntry] = []
         self._mutex = threading.RLock()
 

@@ -32,9 +32,17 @@ from .model import Model
 from .settings import Settings
 
 __all__ = [
-    "COMMON_MODELS", "ENVIRONMENT_SOURCES", "ModelLoadFailed", "ModelLoadingError", "ModelSource",
-    "SmartModelManager", "TORCH_AVAILABLE", "TRANSFORMERS_AVAILABLE", "get_model_manager",
-    "load_sentiment_model", "reset_model_manager",
+    "COMMON_MODELS",
+    "ENVIRONMENT_SOURCES",
+    "TORCH_AVAILABLE",
+    "TRANSFORMERS_AVAILABLE",
+    "ModelLoadFailed",
+    "ModelLoadingError",
+    "ModelSource",
+    "SmartModelManager",
+    "get_model_manager",
+    "load_sentiment_model",
+    "reset_model_manager",
 ]
 
 log = logging.getLogger(__name__)

@@ -182,7 +182,8 @@ def train_classifier(model: Any, tokenizer: Any, examples: Sequence[tuple[str, i
     # The word-embedding matrix is half the parameters; a few hundred headlines cannot improve it;
     # freezing it cut a training step's CPU time by ~30% in our measurements.
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
-    decay, no_decay = [], []
+    decay: list[Any] = []
+    no_decay: list[Any] = []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
@@ -242,7 +243,7 @@ def _check_out_dir(out_dir: Path) -> None:
 
 def _data_files(data_dir: Path | None) -> tuple[Path, Path]:
     explicit = data_dir is not None
-    folder = Path(data_dir) if explicit else default_data_dir()
+    folder = Path(data_dir) if data_dir is not None else default_data_dir()
     train, test = folder / "train.jsonl", folder / "test.jsonl"
     missing = [p for p in (train, test) if not p.is_file()]
     if missing:
@@ -357,5 +358,5 @@ def build_demo_model(out_dir: Path, *, data_dir: Path | None = None, seed: int =
                       seed=seed, epochs=epochs)
 
 
-__all__ = sorted(["DEMO_REPO_ID", "LABELS", "DemoReport", "build_demo_model",
-                  "classification_metrics", "default_data_dir", "read_examples"])
+__all__ = ["DEMO_REPO_ID", "LABELS", "DemoReport", "build_demo_model", "classification_metrics", "default_data_dir",
+           "read_examples"]

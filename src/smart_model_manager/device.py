@@ -230,5 +230,15 @@ def describe(device: str, dtype: str) -> dict[str, Any]:
     return {"device": c.device, "dtype": c.dtype, "device_reason": c.reason, "gpu": c.gpu}
 
 
-__all__ = ["CPU", "DeviceChoice", "GPU_INSTALL", "Gpu", "Probe", "choose_device", "describe", "ort_providers",
-           "probe", "probe_torch"]
+__all__ = [
+    "CPU",
+    "GPU_INSTALL",
+    "DeviceChoice",
+    "Gpu",
+    "Probe",
+    "choose_device",
+    "describe",
+    "ort_providers",
+    "probe",
+    "probe_torch",
+]

@@ -23,7 +23,7 @@ Control flow, not errors (they never leave the library; the resolver and the CLI
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 
 class SmmError(Exception):
@@ -41,8 +41,8 @@ class UnknownModelTypeError(ConfigurationError):
 class FormatError(SmmError, ValueError):
     """A data file is malformed. Carries the file and the 1-based line."""
 
-    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None):
-        self.path = str(path) if path is not None else None
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, line: int | None = None):
+        self.path = os.fspath(path) if path is not None else None
         self.line = line
         self.reason = message
         where = ""
@@ -70,9 +70,9 @@ class ModelNotFoundError(SmmError, LookupError):
 class IntegrityError(SmmError, ValueError):
     """A file's bytes do not match the pinned digest or size. Never falls through to another source."""
 
-    def __init__(self, message: str, *, path: str | Path | None = None,
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None,
                  expected: str | None = None, actual: str | None = None):
-        self.path = str(path) if path is not None else None
+        self.path = os.fspath(path) if path is not None else None
         self.expected = expected
         self.actual = actual
         super().__init__(message)

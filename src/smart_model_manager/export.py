@@ -229,10 +229,10 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
                                     f"{', '.join(MODEL_TYPES)}")
     say("importing torch, transformers and onnxruntime")
     try:
-        import torch
-        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
         import onnxruntime  # noqa: F401
         import onnxruntime.quantization  # noqa: F401
+        import torch
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
     except ImportError as err:
         raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
                            f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
@@ -339,5 +339,14 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
                         files=files)
 
 
-__all__ = ["BUILTIN_SAMPLES", "DEFAULT_INT8_RECIPES", "ExportReport", "GATE_THRESHOLDS", "GateResult",
-           "INT8_RECIPES", "default_sample_texts", "export_onnx", "infer_model_type"]
+__all__ = [
+    "BUILTIN_SAMPLES",
+    "DEFAULT_INT8_RECIPES",
+    "GATE_THRESHOLDS",
+    "INT8_RECIPES",
+    "ExportReport",
+    "GateResult",
+    "default_sample_texts",
+    "export_onnx",
+    "infer_model_type",
+]

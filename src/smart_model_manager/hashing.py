@@ -21,20 +21,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def git_blob_sha1(path: str | os.PathLike[str]) -> str:
-    """The git blob id of a file (what the Hub uses as etag for small, non-LFS files)."""
-    size = os.path.getsize(path)
-    h = hashlib.sha1(b"blob %d\0" % size)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def with_prefix(hexdigest: str) -> str:
     return hexdigest if hexdigest.startswith(PREFIX) else PREFIX + hexdigest
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._version import __version__
 from .errors import IntegrityError, SourceError, Unavailable
@@ -159,7 +159,7 @@ class HubClient:
         headers["Accept-Encoding"] = "identity"  # byte offsets must be file offsets for Range resumes
         progress = progress or NullProgress()
         key = f"{repo_id}/{path}"
-        state = {"written": 0, "hash": hashlib.sha256()}
+        state: dict[str, Any] = {"written": 0, "hash": hashlib.sha256()}
         with open(dest, "wb") as fh:
             def attempt() -> None:
                 done = state["written"]

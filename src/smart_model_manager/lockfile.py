@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _yaml
-from .errors import ConfigurationError, LockfileError
-from ._layout import LOCK_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id
-from . import _fields
+from . import _fields, _yaml
 from ._fields import is_alias, is_format_int, is_model_type, is_revision
+from ._layout import LOCK_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id
+from .errors import ConfigurationError, LockfileError
 from .manifest import FileEntry, parse_files
 from .settings import Settings
 

@@ -21,11 +21,11 @@ from typing import Any
 
 from .errors import FormatError, IntegrityError, LockfileError, ModelNotFoundError, Unavailable
 from .hashing import with_prefix
+from .hub_client import HubClient, RemoteRevision
 from .labels import hidden_size, parse_id2label
 from .lockfile import Lock, LockEntry
 from .manifest import FileEntry
 from .registry import get_model_type
-from .hub_client import HubClient, RemoteRevision
 from .spec import Spec, SpecEntry, select_files
 
 log = logging.getLogger(__name__)

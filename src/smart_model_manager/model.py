@@ -30,11 +30,11 @@ class Runner(Protocol):
 def run(runner: Any, texts: list[str], options: RunOptions | None = None) -> list[list[float]]:
     """Call ``runner`` with per-call options; a runner that cannot honour them is refused, never ignored."""
     if options is None or options.is_default:
-        return runner(texts)  # type: ignore[no-any-return]
+        return runner(texts)  # type: ignore[no-any-return,unused-ignore]
     if not getattr(runner, "supports_options", False):
         raise BackendError(f"the {getattr(runner, 'backend', '?')!r} runner does not support per-call options "
                            f"(max_length, truncation, batch_size, function_to_apply); call the model without them")
-    return runner(texts, options)  # type: ignore[no-any-return]
+    return runner(texts, options)  # type: ignore[no-any-return,unused-ignore]
 
 
 @dataclass(frozen=True)

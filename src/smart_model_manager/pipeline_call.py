@@ -106,6 +106,7 @@ def parse(kwargs: Mapping[str, Any], model_type: str, *, classifies: bool) -> Pi
         raise ValueError(f"padding must be one of {', '.join(map(repr, _PADDING))}, got {kwargs['padding']!r}")
     batch_size = _positive_int("batch_size", kwargs.get("batch_size"))
     function = _function(kwargs["function_to_apply"]) if kwargs.get("function_to_apply") is not None else "softmax"
+    top_k: int | None
     shape, top_k = LEGACY_TOP1, 1
     if "top_k" in kwargs:
         shape, top_k = TOP_K, _positive_int("top_k", kwargs["top_k"])
@@ -142,7 +143,7 @@ def format_row(labels: Sequence[str], row: Sequence[float], call: PipelineCall) 
         return {"label": labels[best], "score": values[best]}
     if call.shape == LEGACY_ALL:
         return pairs  # label-id order, unsorted (transformers 4 return_all_scores=True)
-    ranked = sorted(pairs, key=lambda d: -d["score"])  # stable: ties keep label-id order
+    ranked = sorted(pairs, key=lambda d: -d["score"])  # type: ignore[operator]  # stable: ties keep label-id order
     return ranked if call.top_k is None else ranked[:call.top_k]
 
 

@@ -20,12 +20,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ._layout import CI_VARIABLES
 from .settings import ENVIRONMENTS
+
+if TYPE_CHECKING:
+    from .sources.base import Source
 
 MARKERS = {
     "unit": "fast, isolated tests: mock models only, no network, no real weights",
@@ -121,7 +124,7 @@ def real_model_manager(request: pytest.FixtureRequest) -> Any:
         env = det.environment
     if request.config.getoption("--smm-allow-download"):
         return ModelManager(environment=env, settings=settings)
-    sources = [VolumeSource(settings.volume_dir)] if env == "production" else [
+    sources: list[Source] = [VolumeSource(settings.volume_dir)] if env == "production" else [
         CacheSource(settings.cache_dir), VolumeSource(settings.volume_dir)]
     return ModelManager(environment=env, settings=settings, sources=sources)
 

@@ -407,6 +407,17 @@ def build_int8(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, 
     return Int8Outcome(gate=result, attempts=attempts, path=published)
 
 
-__all__ = ["GATE_METRICS", "GATE_THRESHOLDS", "GateResult", "INT8_RECIPES",
-           "Int8Outcome", "build_int8", "calibration_texts", "candidate_nodes", "gate",
-           "most_sensitive", "node_sensitivity", "quantize_recipe"]
+__all__ = [
+    "GATE_METRICS",
+    "GATE_THRESHOLDS",
+    "INT8_RECIPES",
+    "GateResult",
+    "Int8Outcome",
+    "build_int8",
+    "calibration_texts",
+    "candidate_nodes",
+    "gate",
+    "most_sensitive",
+    "node_sensitivity",
+    "quantize_recipe",
+]

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from . import _yaml
-from .errors import ConfigurationError, LockfileError, UnknownModelTypeError
+from ._fields import is_format_int, is_revision
 from ._layout import COMMIT, REPO_ID_EXPECTED, SPEC_NAME, is_repo_id
 from .backends import lock_files
-from ._fields import is_format_int, is_revision
+from .errors import ConfigurationError, LockfileError, UnknownModelTypeError
 from .registry import get_model_type
 
 DEFAULT_NAME = SPEC_NAME

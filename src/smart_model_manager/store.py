@@ -21,15 +21,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._layout import (  # noqa: F401  TMP_PREFIX and repo_id_from_folder are used as store.X elsewhere
+from ._layout import (
     INCOMPLETE_SUFFIX,
     LOCKS_DIR,
     REPO_ID_EXPECTED,
-    TMP_PREFIX,
+    TMP_PREFIX as TMP_PREFIX,  # used as store.X
     is_commit,
     is_repo_id,
     repo_folder,
-    repo_id_from_folder,
+    repo_id_from_folder as repo_id_from_folder,
     tmp_name,
 )
 from .errors import ConfigurationError, IntegrityError

@@ -113,7 +113,7 @@ class _Run:
     files: int = 0
     hashed: dict[str, str] = field(default_factory=dict)  # real path -> sha256 hex (a blob is hashed once)
 
-    def add(self, kind: str, model: str | None, file: Path | str | None, message: str,
+    def add(self, kind: str, model: str | None, file: str | os.PathLike[str] | None, message: str,
             expected: Any = None, actual: Any = None, line: int | None = None, severity: str = "error") -> None:
         self.findings.append(Finding(kind, model, None if file is None else str(file), message,
                                      None if expected is None else str(expected),

@@ -1,4 +1,4 @@
-"""Lower layers never import higher ones (docs/design.md). Walks src/ with ast."""
+"""Lower layers never import higher ones (docs/design.md). Walks src/ with ast, function bodies included."""
 
 from __future__ import annotations
 
@@ -31,12 +31,24 @@ def _module_of(path: Path) -> str:
     return rel.parts[0]
 
 
-def _imports(path: Path) -> list[tuple[str, int]]:
-    """(top-level submodule of smart_model_manager that is imported, line) for every intra-package import."""
-    rel = path.relative_to(PKG)
+def _is_module(parts: list[str]) -> bool:
+    """Whether smart_model_manager.<parts> is a module or package (not a name defined in an __init__)."""
+    base = PKG.joinpath(*parts)
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _imports_of(source: str, rel: Path) -> list[tuple[str, int]]:
+    """(top-level submodule of smart_model_manager that is imported, line) for every intra-package import,
+    at any depth: ``ast.walk`` sees imports inside functions and methods too, where back-edges like to hide.
+
+    A name taken from a package's ``__init__`` (``from smart_model_manager import __version__``) counts as an
+    import of ``__init__`` (the edge layer); a module taking names from its OWN package's ``__init__``
+    (``from . import X`` in ``loaders/onnx.py``) is reported as ``<own __init__>``: that ``__init__``
+    imports the module, so the edge is a hidden cycle.
+    """
     package = ["smart_model_manager", *rel.parts[:-1]]  # the package this file lives in
     out = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - (node.level - 1)]
@@ -45,9 +57,12 @@ def _imports(path: Path) -> list[tuple[str, int]]:
                 full = node.module.split(".") if node.module else []
             if full[:1] != ["smart_model_manager"]:
                 continue
-            if len(full) == 1:  # from smart_model_manager import x, y  /  from . import x
-                out += [(a.name, node.lineno) for a in node.names]
+            if len(full) == 1:  # from smart_model_manager import x, y  /  from .. import x
+                out += [(a.name if _is_module([a.name]) else "__init__", node.lineno) for a in node.names]
             else:
+                if rel.name != "__init__.py" and full[1:] == list(rel.parts[:-1]):  # from . import x (own package)
+                    out += [("<own __init__>", node.lineno) for a in node.names
+                            if not _is_module([*full[1:], a.name])]
                 out.append((full[1], node.lineno))
         elif isinstance(node, ast.Import):
             for a in node.names:
@@ -55,6 +70,10 @@ def _imports(path: Path) -> list[tuple[str, int]]:
                 if parts[0] == "smart_model_manager" and len(parts) > 1:
                     out.append((parts[1], node.lineno))
     return out
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    return _imports_of(path.read_text(), path.relative_to(PKG))
 
 
 def _files():
@@ -67,6 +86,9 @@ def test_lower_layers_do_not_import_higher_ones(path):
     mine = LAYER.get(me)
     assert mine is not None, f"{me} has no layer in this test; add it to LAYER and docs/design.md"
     for target, line in _imports(path):
+        assert target != "<own __init__>", (
+            f"{path.relative_to(PKG)}:{line} takes names from its own package's __init__, which imports it; "
+            "import them from the module that defines them")
         if target == me or target not in LAYER:
             continue
         assert LAYER[target] <= mine or mine == 9, (
@@ -86,6 +108,14 @@ def test_heavy_libraries_are_imported_inside_functions_only(path):
         allowed = path.relative_to(PKG).parts[0] == "service" and heavy <= {"fastapi", "uvicorn", "prometheus_client"}
         assert not heavy or allowed, (
             f"{path.relative_to(PKG)}:{node.lineno} imports {sorted(heavy)} at module level")
+
+
+def test_the_walk_sees_imports_inside_functions() -> None:
+    """The back-edges issue 12 found were all inside functions; the walk must see them."""
+    src = "def f():\n    from .. import __version__\n    from . import QUALITY_FILE\n    from ..api import x\n"
+    found = _imports_of(src, Path("loaders/onnx.py"))
+    assert ("__init__", 2) in found and ("<own __init__>", 3) in found and ("api", 4) in found
+    assert LAYER["__init__"] > LAYER["loaders"] and LAYER["api"] > LAYER["loaders"]
 
 
 def test_only_settings_reads_os_environ():

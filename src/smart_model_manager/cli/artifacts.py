@@ -185,8 +185,14 @@ class _LineProgress:
 class _RichProgress:
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         # stderr: stdout keeps only the summary, so `smm pull > log` stays readable
         self._bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),

@@ -51,7 +51,7 @@ EXIT_CODES: list[tuple[type[BaseException], int, str]] = [
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._load(name) is not None)
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return self._load(cmd_name)
@@ -62,13 +62,7 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name == module_name:  # that command is not built (yet); anything else is a real bug
-                return None
-            raise
-        cmd = getattr(module, attr)
+        cmd = getattr(importlib.import_module(module_name), attr)
         assert isinstance(cmd, click.Command)
         return cmd
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -58,7 +59,7 @@ def serve(root: Path, host: str, port: int, token: str | None, token_file: Path 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         click.echo(f"Serving {root} at {server.url}")
-        click.get_text_stream("stdout").flush()
+        sys.stdout.flush()
         while not stop.wait(0.5):  # a bounded wait keeps the main thread responsive to signals
             pass
     finally:

@@ -33,8 +33,10 @@ from .._layout import (
     ONNX_QUALITY_FILE as QUALITY_FILE,
 )
 from ..backends import AUTO, CHOICES, ONNX_INSTALL, TORCH_INSTALL, auto_order, backend_spec
+from ..device import CPU, DeviceChoice
 from ..errors import BackendError, ConfigurationError
 from ..model import Runner
+from ._common import export_command
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # device.py is imported when a runner is loaded: a mock start does not need it
@@ -60,10 +62,6 @@ def onnx_available() -> bool:
 
 def torch_available() -> bool:
     return available("torch")
-
-
-def export_command(model_ref: str | Path) -> str:
-    return f"smm export onnx {model_ref}"
 
 
 def int8_gate_passed(folder: Path) -> bool:
@@ -133,14 +131,14 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
     check_model_type(model_type)
     n_threads = default_threads(threads)
     ref = model_ref or str(folder)
-    from ..device import CPU
 
     choice = device or CPU
     if choice.is_cuda:
         from .gpu import load_gpu_runner
         runner = load_gpu_runner(folder, model_type, backend=backend, choice=choice, allow_pickle=allow_pickle,
                                  threads=n_threads, labels=labels, verify=verify, model_ref=ref,
-                                 token_budget=token_budget)
+                                 token_budget=token_budget, onnx_available=onnx_available,
+                                 torch_available=torch_available)
         if runner is not None:
             return runner
         # None: device "auto" and nothing can use the GPU here; the CPU rules below apply (logged)

@@ -15,6 +15,7 @@ is refused on a GPU.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,12 @@ log = logging.getLogger(__name__)
 
 def load_gpu_runner(folder: Path, model_type: str, *, backend: str, choice: DeviceChoice, allow_pickle: bool,
                     threads: int, labels: Any, verify: Any, model_ref: str,
-                    token_budget: int | None) -> Any:
+                    token_budget: int | None, onnx_available: Callable[[], bool],
+                    torch_available: Callable[[], bool]) -> Any:
     """A runner on ``choice.device``, or None when device ``auto`` cannot use the GPU for this model."""
-    from . import FP32_FILE, ONNX_INSTALL, TORCH_INSTALL, export_command, onnx_available, torch_available
+    from .._layout import ONNX_FP32_FILE as FP32_FILE
+    from ..backends import ONNX_INSTALL, TORCH_INSTALL
+    from ._common import export_command
 
     if backend == "onnx-int8":
         raise BackendError(

@@ -65,12 +65,12 @@ def _mock_inputs(texts: list[str], options: Any) -> list[str]:
 
 
 try:  # the interpreter's built-in sha256: the same digests as hashlib's, without importing OpenSSL
-    from _sha2 import sha256 as _sha256  # Python >= 3.12
+    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found,unused-ignore]  # Python >= 3.12
 except ImportError:  # pragma: no cover - depends on the Python version
     try:
-        from _sha256 import sha256 as _sha256  # type: ignore[no-redef]  # Python 3.10-3.11
+        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # 3.10-3.11
     except ImportError:
-        from hashlib import sha256 as _sha256  # type: ignore[no-redef]
+        from hashlib import sha256 as _sha256  # type: ignore[assignment,no-redef,unused-ignore]
 
 
 def _unit(text: str, salt: str) -> float:

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from .._layout import ONNX_FP32_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE
-from ..device import DeviceChoice
 from ..backends import ONNX_INSTALL
+from ..device import DeviceChoice
 from ..errors import BackendError
 from ..registry import get_model_type
 from ._common import (

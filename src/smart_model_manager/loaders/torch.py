@@ -120,7 +120,7 @@ class TorchRunner:
         result = self.model(**batch)
         if get_model_type(self.model_type).classifies:
             if logits:
-                return result.logits.float().tolist()  # type: ignore[no-any-return]
+                return result.logits.float().tolist()  # type: ignore[no-any-return,unused-ignore]
             probs = torch.softmax(result.logits.float(), dim=-1)
             return probs.tolist()
         hidden = result.last_hidden_state.float()

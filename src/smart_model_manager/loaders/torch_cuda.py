@@ -116,7 +116,7 @@ class CudaTorchRunner(TorchRunner):
         chunks = [texts[s:s + step] for s in range(0, len(texts), step)]
         pool = ThreadPoolExecutor(1, thread_name_prefix="smm-tokenize") if len(chunks) > 1 else None
         try:
-            encoded = ([pool.submit(self._encode, c, max_len) for c in chunks] if pool is not None
+            encoded: list[Any] = ([pool.submit(self._encode, c, max_len) for c in chunks] if pool is not None
                        else [_Done(self._encode(chunks[0], max_len))])
             order: list[int] = []
             parts = []

@@ -16,4 +16,4 @@ from .index import FileEntry, MirrorIndex
 from .server import MirrorServer
 from .stats import FileStats, MirrorStats
 
-__all__ = sorted(["Fault", "FileEntry", "FileStats", "MirrorIndex", "MirrorServer", "MirrorStats"])
+__all__ = ["Fault", "FileEntry", "FileStats", "MirrorIndex", "MirrorServer", "MirrorStats"]

@@ -83,6 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "smm-mirror"
     timeout = IDLE_TIMEOUT
     server: _Server
+    _status: int | None = None  # the response status, set by log_request (None: nothing sent yet)
 
     # -- plumbing -------------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -105,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.debug("mirror: connection from %s ended: %s", self.client_address[0], err)
 
     def handle_one_request(self) -> None:
-        self._status: int | None = None
+        self._status = None
         self._sent = 0
         self.requestline = ""
         self.path = ""  # parse_request may refuse the line before setting it
@@ -284,6 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(416, None, f"Range {self.headers.get('Range')!r} is outside the file "
                         f"({size} bytes)", head=head, extra=headers)
             return
+        assert not isinstance(rng, str)  # "unsatisfiable" was answered above
         start, end = rng if rng else (0, size - 1)
         length = end - start + 1 if size else 0
         headers["Content-Length"] = str(length)
@@ -398,8 +400,9 @@ class MirrorServer:
     def url(self) -> str:
         if self._server is None:
             raise MirrorError("the mirror is not started; call start() first")
-        host, port = self._server.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
+        addr, port = self._server.server_address[:2]
+        host = addr.decode() if isinstance(addr, bytes) else str(addr)
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}"
 
     def start(self) -> MirrorServer:

@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
-_SCORES_EXAMPLE = {"positive": 0.91, "negative": 0.03, "neutral": 0.06}
-_MODEL_EXAMPLE = {"id": "ProsusAI/finbert", "commit": "4556d13015211d73dccd3fdd39d39232506f3e43",
+_SCORES_EXAMPLE: JsonDict = {"positive": 0.91, "negative": 0.03, "neutral": 0.06}
+_MODEL_EXAMPLE: JsonDict = {"id": "ProsusAI/finbert", "commit": "4556d13015211d73dccd3fdd39d39232506f3e43",
                   "backend": "onnx"}
 
 

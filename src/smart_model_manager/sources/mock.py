@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import known_models, store
-from ..errors import FormatError
 from .._layout import MANIFEST_NAME
+from ..errors import FormatError
 from ..registry import get_model_type
 from .base import Request, Resolved, Verified, read_schema
 

@@ -59,8 +59,8 @@ class VolumeSource:
                               hint="add it to models.lock and re-provision with `smm pull --target`")
         entry = self._pick(record, request)
         pinned = request.pinned
-        if pinned is not None and getattr(pinned, "commit", None) == entry.commit:
-            self._check_pins(entry, dict(getattr(pinned, "files", {}) or {}))
+        if pinned is not None and pinned.commit == entry.commit:
+            self._check_pins(entry, dict(pinned.files))
         snap = store.repo_dir(self.volume_dir, record.repo_id) / "snapshots" / entry.commit
         if not snap.is_dir():
             raise IntegrityError(
