@@ -79,8 +79,9 @@ class DemoReport:
 
 
 def default_data_dir() -> Path:
-    """``data/headlines`` of the source checkout (src/smart_model_manager/../../data/headlines)."""
-    return Path(__file__).resolve().parents[2] / "data" / "headlines"
+    """The demo headlines shipped inside the package (``smart_model_manager/data/headlines``), so an installed
+    wheel builds the demo model like a checkout does; ``data/headlines`` in a checkout links to the same files."""
+    return Path(__file__).resolve().parent / "data" / "headlines"
 
 
 def read_examples(path: Path) -> list[tuple[str, int]]:

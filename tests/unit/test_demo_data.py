@@ -32,8 +32,10 @@ def _norm(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-def test_default_data_dir_is_the_checkout_folder() -> None:
-    assert default_data_dir() == DATA
+def test_default_data_dir_is_the_packaged_copy_the_checkout_links_to() -> None:
+    """The data ships inside the package (a wheel builds the demo like a checkout); data/headlines links to it."""
+    assert default_data_dir().parent.parent.name == "smart_model_manager"
+    assert default_data_dir() == DATA.resolve() and (default_data_dir() / "train.jsonl").is_file()
 
 
 @pytest.mark.parametrize("split", ["train", "test"])

@@ -285,8 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(416, None, f"Range {self.headers.get('Range')!r} is outside the file "
                         f"({size} bytes)", head=head, extra=headers)
             return
-        assert not isinstance(rng, str)  # "unsatisfiable" was answered above
-        start, end = rng if rng else (0, size - 1)
+        start, end = rng if isinstance(rng, tuple) else (0, size - 1)  # "unsatisfiable" was answered above
         length = end - start + 1 if size else 0
         headers["Content-Length"] = str(length)
         if rng:
@@ -400,9 +399,8 @@ class MirrorServer:
     def url(self) -> str:
         if self._server is None:
             raise MirrorError("the mirror is not started; call start() first")
-        addr, port = self._server.server_address[:2]
-        host = addr.decode() if isinstance(addr, bytes) else str(addr)
-        host = f"[{host}]" if ":" in host else host
+        host, port = self._server.server_address[:2]
+        host = f"[{host!s}]" if ":" in str(host) else str(host)  # AF_INET/AF_INET6: host is a str
         return f"http://{host}:{port}"
 
     def start(self) -> MirrorServer:
