@@ -3,8 +3,7 @@
 The two sets never overlap. The gate samples held-out text (the demo's test split and
 :data:`BUILTIN_SAMPLES`); calibration and per-node sensitivity use the demo's TRAINING split and
 :data:`CALIBRATION_HEADLINES`. Calibrating on the gate's own texts would grade a recipe on its
-homework. The ``data/headlines`` files exist only in a source checkout; the built-in lists do not
-depend on it.
+homework. The ``data/headlines`` files ship inside the package; the built-in lists do not depend on them.
 """
 
 from __future__ import annotations
@@ -12,9 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-# src/smart_model_manager/samples.py -> repository root (only meaningful in a source checkout)
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-HEADLINES_DIR = _REPO_ROOT / "data" / "headlines"
+# the demo headlines ship inside the package (package data), so a wheel samples like a checkout
+HEADLINES_DIR = Path(__file__).resolve().parent / "data" / "headlines"
 
 BUILTIN_SAMPLES = [
     "Stocks rally as inflation cools more than expected",
