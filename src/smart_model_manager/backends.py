@@ -41,6 +41,11 @@ AUTO = "auto"
 CHOICES: tuple[str, ...] = (AUTO, *(b.name for b in BACKENDS))
 
 
+def export_command(model_ref: object) -> str:
+    """The command that creates a model's ONNX files (named in every "file missing" message)."""
+    return f"smm export onnx {model_ref}"
+
+
 def backend_spec(name: str) -> BackendSpec:
     """The spec of a concrete backend (not ``auto``). KeyError for unknown names: validate with CHOICES first."""
     for b in BACKENDS:
@@ -60,4 +65,4 @@ def lock_files() -> tuple[str, ...]:
 
 
 __all__ = ["AUTO", "BACKENDS", "CHOICES", "ONNX_INSTALL", "TORCH_INSTALL", "BackendSpec", "auto_order",
-           "backend_spec", "lock_files"]
+           "backend_spec", "export_command", "lock_files"]

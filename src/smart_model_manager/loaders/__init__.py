@@ -32,11 +32,9 @@ from .._layout import (
     ONNX_INT8_FILE as INT8_FILE,
     ONNX_QUALITY_FILE as QUALITY_FILE,
 )
-from ..backends import AUTO, CHOICES, ONNX_INSTALL, TORCH_INSTALL, auto_order, backend_spec
-from ..device import CPU, DeviceChoice
+from ..backends import AUTO, CHOICES, ONNX_INSTALL, TORCH_INSTALL, auto_order, backend_spec, export_command
 from ..errors import BackendError, ConfigurationError
 from ..model import Runner
-from ._common import export_command
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # device.py is imported when a runner is loaded: a mock start does not need it
@@ -131,6 +129,8 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
     check_model_type(model_type)
     n_threads = default_threads(threads)
     ref = model_ref or str(folder)
+
+    from ..device import CPU
 
     choice = device or CPU
     if choice.is_cuda:

@@ -28,11 +28,6 @@ CPU_TOKEN_BUDGET = 1024
 _NO_LIMIT = 1_000_000
 
 
-def export_command(model_ref: str | Path) -> str:
-    """The command that creates a model's ONNX files (named in every "file missing" message)."""
-    return f"smm export onnx {model_ref}"
-
-
 def read_json(path: Path) -> dict[str, Any]:
     """Read a JSON object; a malformed file raises FormatError naming file and line."""
     try:

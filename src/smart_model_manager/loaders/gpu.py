@@ -32,8 +32,7 @@ def load_gpu_runner(folder: Path, model_type: str, *, backend: str, choice: Devi
                     torch_available: Callable[[], bool]) -> Any:
     """A runner on ``choice.device``, or None when device ``auto`` cannot use the GPU for this model."""
     from .._layout import ONNX_FP32_FILE as FP32_FILE
-    from ..backends import ONNX_INSTALL, TORCH_INSTALL
-    from ._common import export_command
+    from ..backends import ONNX_INSTALL, TORCH_INSTALL, export_command
 
     if backend == "onnx-int8":
         raise BackendError(
