@@ -97,6 +97,9 @@ class HubClient:
         if isinstance(err, httpx2.TimeoutException):
             return SourceError(f"{what}: no answer from {self.endpoint} within {self.timeout:g}s "
                                f"({type(err).__name__}); raise SMM_TIMEOUT if the link is just slow")
+        if isinstance(err, httpx2.TooManyRedirects):  # a redirect loop: the endpoint is broken, say where
+            url = err.request.url if getattr(err, "_request", None) is not None else self.endpoint
+            return SourceError(f"{what}: too many redirects from {url} (a redirect loop?): {err}")
         if isinstance(err, (httpx2.TransportError, ConnectionError)):
             return SourceError(f"{what}: cannot reach {self.endpoint}: {type(err).__name__}: {err}")
         return err  # e.g. ENOSPC while writing: local, not retried, not disguised as a network error

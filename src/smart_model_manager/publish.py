@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -347,17 +348,35 @@ def fetch_into(root: Path, client: Downloader, repo_id: str, commit: str, files:
 def _download_all(client: Downloader, repo_id: str, commit: str, files: Mapping[str, Want], missing: list[str],
                   stage: Path, staged: dict[str, tuple[Path, int, str]], jobs: int,
                   progress: ProgressHook) -> None:
+    # The first terminal failure stops the queue: a worker must not pick up the next file (and run all its
+    # retries against a dead server) in the moment before the main thread cancels what is pending (B7).
+    stop = threading.Event()
+
     def one(i: int, rel: str) -> None:
+        if stop.is_set():
+            return
         want = files[rel]
         key = f"{repo_id}/{rel}"
         progress.start(key, want.size)
         tmp = stage / f"{i:05d}{INCOMPLETE_SUFFIX}"
         try:
             size, sha = client.download(repo_id, commit, rel, tmp, size=want.size, progress=progress)
+            if (want.size is not None and size != want.size) or (want.sha256 is not None and sha != want.sha256):
+                _mismatch(repo_id, rel, want, size, sha, client.endpoint)
+        except OSError as err:
+            stop.set()
+            if err.errno == errno.ENOSPC:  # say where, which file and how much, like the pre-flight check
+                left = sum(files[r].size or 0 for r in missing if r not in staged)
+                target = stage.parent.parent  # <target>/.staging/<this run>
+                raise OSError(errno.ENOSPC, f"{repo_id}@{commit[:12]}: no space left on {target} while "
+                              f"writing {rel}; the files not yet published need {left:,} bytes "
+                              f"({_mb(left)}) plus slack. Free space or pick another target") from err
+            raise
+        except BaseException:
+            stop.set()
+            raise
         finally:
             progress.finish(key)
-        if (want.size is not None and size != want.size) or (want.sha256 is not None and sha != want.sha256):
-            _mismatch(repo_id, rel, want, size, sha, client.endpoint)
         staged[rel] = (tmp, size, sha)
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(missing)))) as pool:
