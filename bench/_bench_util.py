@@ -108,18 +108,23 @@ def load_guard(force: bool) -> dict[str, Any]:
     return info
 
 
-def write_result(name: str, data: dict[str, Any], *, force: bool = False) -> Path:
-    """Write ``bench/results/<name>.json``, unless the machine was busy (1-minute load average above
-    the core count before or after the run) and ``force`` is false: then print why and exit 3."""
+def busy_refusal(data: dict[str, Any], *, force: bool) -> None:
+    """Record ``load_check`` in ``data``; exit 3 (writing nothing) if the machine was busy -- 1-minute
+    load average above the core count before or after the run -- and ``force`` is false."""
     loads = [data.get("machine_before", {}).get("loadavg", [0])[0], os.getloadavg()[0]]
     busy = max(loads) > cores()
     data["load_check"] = {"cores": cores(), "loadavg_1min_before_after": [round(x, 2) for x in loads],
                           "busy": busy, "forced": bool(force and busy)}
     if busy and not force:
-        print(f"NOT writing {name}.json: load average {max(loads):.2f} > {cores()} cores, the numbers "
+        print(f"NOT writing the result: load average {max(loads):.2f} > {cores()} cores, the numbers "
               "would measure the neighbours; re-run on a quieter machine, or pass --force (recorded "
               "in the file as load_check.forced)", file=sys.stderr)
         sys.exit(3)
+
+
+def write_result(name: str, data: dict[str, Any], *, force: bool = False) -> Path:
+    """Write ``bench/results/<name>.json`` unless :func:`busy_refusal` refuses."""
+    busy_refusal(data, force=force)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")

@@ -430,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch intra-op threads for BOTH servers (default: each picks its own: ours sizes to "
                         "the CPU quota, the naive app takes torch's default)")
     p.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    p.add_argument("--force", action="store_true", help="write the result even if the machine is busy")
     p.add_argument("--_loadgen", help=argparse.SUPPRESS)
     p.add_argument("--_naive", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -447,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     lines: list[str] = []
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _bench_util import load_guard, write_result
+
+    before = load_guard(args.force)
 
     def log(msg: str) -> None:
         print(msg, flush=True)
@@ -517,12 +522,14 @@ def main(argv: list[str] | None = None) -> int:
         "total_5xx_both": total_5xx,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "command": "bench/bench_service_load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        "wall_seconds": round(time.perf_counter() - started, 1), "machine_before": before,
     })
-    out = RESULTS / f"service_load-{stamp}.json"
-    out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    log(f"baseline naive: {naive['saturation_rps']} req/s, p95 {naive['latency']['p95_ms']} ms; ours: "
+        f"{ours['saturation_rps']} req/s, p95 {ours['latency']['p95_ms']} ms")
     log(f"ratios: throughput x{ratios['throughput']}, p95 x{ratios['p95_at_half_naive_saturation']}; "
-        f"targets {results['targets']}; wall {results['wall_seconds']}s; results {out.relative_to(REPO)}")
+        f"targets {results['targets']}; wall {results['wall_seconds']}s")
+    out = write_result(f"service_load-{stamp}", results, force=args.force)
+    log(f"results {out.relative_to(REPO)}")
     if not args.no_docs:
         update_docs(results, out)
     return 0

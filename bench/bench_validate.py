@@ -77,7 +77,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--scale", type=float, default=1.0, help="scale the weight files (1.0 = ~345 MiB)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "bench_validate.json")
+    ap.add_argument("--force", action="store_true", help="write the result even if the machine is busy")
     args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _bench_util import load_guard
+
+    before = load_guard(args.force)
 
     from smart_model_manager import store
     from smart_model_manager.validate import validate
@@ -129,6 +134,7 @@ def main() -> int:
         "median_cpu_ms": {k: round(v * 1000, 3) for k, v in med_cpu.items()},
         "samples_ms": {k: [round(x * 1000, 3) for x in v] for k, v in samples.items()},
         "load_average": os.getloadavg(),
+        "machine_before": before,
         "ratios": {
             "full_over_quick": round(med["full"] / med["quick"], 1),
             "full_over_quick_cpu": round(med_cpu["full"] / max(med_cpu["quick"], 1e-6), 1),
@@ -139,11 +145,16 @@ def main() -> int:
         "target": "quick well under 100 ms",
         "quick_under_100ms": med["quick"] < 0.1,
     }
+    for k, v in result["median_ms"].items():
+        print(f"{k:<16} median {v:10.2f} ms wall {result['median_cpu_ms'][k]:10.2f} ms cpu"
+              f"{'   <- baseline' if k == 'full' else ''}")
+    print(json.dumps(result["ratios"]))
+    from _bench_util import busy_refusal
+
+    busy_refusal(result, force=args.force)  # exits 3 when the machine was busy and --force was not given
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    for k, v in result["median_ms"].items():
-        print(f"{k:<16} median {v:10.2f} ms wall {result['median_cpu_ms'][k]:10.2f} ms cpu")
-    print(json.dumps(result["ratios"]), f"-> {args.out}")
+    print(f"-> {args.out}")
     return 0
 
 

@@ -16,7 +16,6 @@ Medians of --rounds rounds, alternating ours and the baseline. JSON to bench/res
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from _bench_util import RESULTS, machine  # noqa: E402
+from _bench_util import load_guard, machine, write_result  # noqa: E402
 
 from smart_model_manager import _yaml  # noqa: E402
 from smart_model_manager.errors import FormatError  # noqa: E402
@@ -77,7 +76,9 @@ def baseline(text: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--force", action="store_true", help="write the result even if the machine is busy")
     args = ap.parse_args()
+    before = load_guard(args.force)
     rows = []
     for name, text in inputs().items():
         assert len(text.encode()) < LIMIT * 1.25, name
@@ -99,9 +100,8 @@ def main() -> None:
               f"baseline {row['baseline_s'] if t_base else '-'} s ({out_base[:40]})  ratio {row['ratio']}")
     worst = max(r["ours_s"] for r in rows)
     print(f"worst case (ours): {worst:.3f} s")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"machine": machine(), "rounds": args.rounds, "rows": rows, "worst_ours_s": worst}
-    (RESULTS / "yaml.json").write_text(json.dumps(out, indent=2) + "\n")
+    out = {"machine": machine(), "machine_before": before, "rounds": args.rounds, "rows": rows, "worst_ours_s": worst}
+    print(f"-> {write_result('yaml', out, force=args.force)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Chart of the backend benchmarks -> docs/img/backends.png (reads bench/results/*.json).
+"""Charts of the benchmarks (read from bench/results/*.json):
+
+* docs/img/backends.png: cold start, peak RSS, throughput, mock start, with their baselines;
+* docs/img/ratios.png: every ratio against its same-run baseline on one log scale (cold start, RSS,
+  throughput, int8 vs fp32 speed/size/agreement, mock start, validate, service vs naive, service
+  efficiency), goals marked; and the service's p50/p95/p99 at 50 % and 90 % of its saturation.
 
     .venv/bin/python bench/chart.py
 """
@@ -14,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_util import REPO, RESULTS  # noqa: E402
 
 OUT = REPO / "docs" / "img" / "backends.png"
+OUT_RATIOS = REPO / "docs" / "img" / "ratios.png"
 COLORS = {"lean-int8": "#1b9e77", "onnx-int8": "#1b9e77", "lean-fp32": "#66a61e", "onnx-fp32": "#66a61e",
           "ours-torch": "#7570b3", "pipeline": "#999999", "mock": "#1b9e77", "import-transformers": "#999999",
           "python": "#cccccc"}
@@ -71,6 +77,98 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT, dpi=110)
     print(f"-> {OUT}")
+    ratios_chart(plt)
+
+
+def collect_ratios() -> list[tuple[str, float, float | None, str, bool]]:
+    """(label, ratio, goal, 'lower'/'higher' is better, forced) for every result file that exists."""
+    out: list[tuple[str, float, float | None, str, bool]] = []
+
+    def forced(d: dict) -> bool:
+        return bool(d.get("load_check", {}).get("forced"))
+
+    if (d := load("cold_start")):
+        out.append(("cold start, ONNX int8 vs pipeline", d["ratios"]["lean-int8"]["seconds"], 0.1, "lower", forced(d)))
+        out.append(("peak RSS, ONNX int8 vs pipeline", d["ratios"]["lean-int8"]["peak_rss_mb"], 0.35, "lower", forced(d)))
+    if (d := load("throughput")):
+        out.append(("throughput, ONNX int8 vs pipeline", d["ratios"]["onnx-int8"], 2.5, "higher", forced(d)))
+    if (d := load("int8_quality")):
+        s = d["sentiment_demo"]
+        rec = s["default_export"]["int8"].get("recipe") if s["default_export"]["published"] else None
+        if rec in s["recipes"]:
+            row = s["recipes"][rec]
+            out.append((f"demo int8 ({rec}) speed vs fp32 (CPU)", row["speedup_cpu"], 1.5, "higher", forced(d)))
+            out.append(("demo int8 file size vs fp32", row["mb"] / s["fp32"]["mb"], 1.0, "lower", forced(d)))
+            out.append(("demo int8 label agreement with fp32", row["gate"]["value"], 0.99, "higher", forced(d)))
+    if (d := load("mock")):
+        out.append(("mock start vs import transformers", d["ratios"]["mock"], 0.05, "lower", forced(d)))
+    if (d := load("bench_validate")):
+        out.append(("validate --quick vs full re-hash", 1 / d["ratios"]["full_over_quick"], None, "lower", False))
+    svc = sorted(RESULTS.glob("service_load-*.json"))
+    for backend in ("auto", "torch"):
+        runs = [json.loads(p.read_text()) for p in svc]
+        runs = [r for r in runs if r.get("backend_requested") == backend and r.get("threads") is None]
+        if runs:
+            r = runs[-1]
+            out.append((f"service ({backend}) vs naive, saturation", r["ratios"]["throughput"], 2.0, "higher", False))
+            out.append((f"service ({backend}) vs naive, p95", r["ratios"]["p95_at_half_naive_saturation"], 0.5,
+                        "lower", False))
+    if (d := load("service_efficiency")):
+        for name, m in d["models"].items():
+            out.append((f"service efficiency, {name}", m["efficiency"], 0.8, "higher", forced(d)))
+    return out
+
+
+def ratios_chart(plt) -> None:  # noqa: ANN001
+    rows = collect_ratios()
+    eff = load("service_efficiency")
+    ncols = 2 if eff else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(15 if eff else 10, 0.42 * len(rows) + 1.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [2, 1]} if eff else None)
+    ax = axes[0][0]
+    labels = [r[0] + (" *" if r[4] else "") for r in rows]
+    ys = list(range(len(rows)))[::-1]
+    colors = []
+    for _, ratio, goal, better, _f in rows:
+        met = goal is None or (ratio <= goal if better == "lower" else ratio >= goal)
+        colors.append("#1b9e77" if met else "#d95f02")
+    ax.barh(ys, [r[1] for r in rows], color=colors)
+    for y, (_, ratio, goal, better, _f) in zip(ys, rows):
+        goal_text = f" (goal {'<=' if better == 'lower' else '>='} {goal:g})" if goal is not None else ""
+        ax.text(ratio, y, f" {ratio:.3g}x{goal_text}", va="center", fontsize=8)
+        if goal is not None:
+            ax.plot([goal, goal], [y - 0.4, y + 0.4], color="black", linewidth=1)
+    ax.axvline(1.0, color="#999999", linewidth=0.8, linestyle="--")
+    ax.set_xscale("log")
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xlabel("ratio to the baseline measured in the same run (log scale; black tick = goal)")
+    ax.set_title("Every ratio: green = goal met, orange = missed; * = written with --force (machine busy)",
+                 fontsize=10)
+    ax.margins(x=0.35)
+    if eff:
+        ax2 = axes[0][1]
+        width, x = 0.13, 0
+        ticks, names = [], []
+        for name, m in eff["models"].items():
+            for level, lat in sorted(m.get("latency", {}).items()):
+                for k, (pct, color) in enumerate((("p50_ms", "#66a61e"), ("p95_ms", "#e6ab02"),
+                                                  ("p99_ms", "#d95f02"))):
+                    ax2.bar(x + (k - 1) * width, lat[pct], width, color=color,
+                            label=pct.replace("_ms", "") if x == 0 else None)
+                    ax2.text(x + (k - 1) * width, lat[pct], f"{lat[pct]:.0f}", ha="center", va="bottom", fontsize=7)
+                ticks.append(x)
+                names.append(f"{name}\nat {level} of saturation")
+                x += 1
+        ax2.set_xticks(ticks)
+        ax2.set_xticklabels(names, fontsize=7)
+        ax2.set_ylabel("ms")
+        ax2.set_title("Service latency, 1-text requests, open loop", fontsize=10)
+        ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT_RATIOS, dpi=110)
+    plt.close(fig)
+    print(f"-> {OUT_RATIOS}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""The README's numbers table is generated from bench/results/*.json and cannot drift."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "bench" / "readme_numbers.py"
+
+
+def test_readme_numbers_table_matches_the_results_files() -> None:
+    r = subprocess.run([sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr + "\n-> run: .venv/bin/python bench/readme_numbers.py"
+
+
+def test_a_changed_result_is_detected_and_regenerated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("readme_numbers", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    results = tmp_path / "results"
+    shutil.copytree(REPO / "bench" / "results", results)
+    readme = tmp_path / "README.md"
+    shutil.copy(REPO / "README.md", readme)
+    monkeypatch.setattr(mod, "RESULTS", results)
+    monkeypatch.setattr(mod, "README", readme)
+    monkeypatch.setattr(sys, "argv", ["readme_numbers.py", "--check"])
+    assert mod.main() == 0
+    mock = json.loads((results / "mock.json").read_text())
+    mock["medians"]["mock"]["seconds"] = 0.123456
+    mock["ratios"]["mock"] = 0.0314
+    (results / "mock.json").write_text(json.dumps(mock))
+    assert mod.main() == 1  # the README no longer matches
+    monkeypatch.setattr(sys, "argv", ["readme_numbers.py"])
+    assert mod.main() == 0
+    text = readme.read_text()
+    assert "| first mock prediction in a fresh process | 123 ms |" in text and "0.031x" in text
+    monkeypatch.setattr(sys, "argv", ["readme_numbers.py", "--check"])
+    assert mod.main() == 0
+
+
+def test_benchmarks_refuse_to_write_on_a_busy_machine_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import _bench_util as util
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    monkeypatch.setattr(util, "cores", lambda: 2)
+    monkeypatch.setattr(util.os, "getloadavg", lambda: (5.0, 4.0, 3.0))
+    data = {"machine_before": {"loadavg": [1.0, 1.0, 1.0]}}
+    with pytest.raises(SystemExit) as exc:
+        util.busy_refusal(data, force=False)
+    assert exc.value.code == 3 and data["load_check"]["busy"] is True
+    util.busy_refusal(data, force=True)
+    assert data["load_check"] == {"cores": 2, "loadavg_1min_before_after": [1.0, 5.0], "busy": True, "forced": True}
+    monkeypatch.setattr(util.os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    util.busy_refusal(data, force=False)  # quiet: no exit
+    assert data["load_check"]["busy"] is False and data["load_check"]["forced"] is False
