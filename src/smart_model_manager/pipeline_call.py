@@ -137,7 +137,7 @@ def scores(row: Sequence[float], function: str) -> list[float]:
 def format_row(labels: Sequence[str], row: Sequence[float], call: PipelineCall) -> Any:
     """One text's pipeline output, as ``TextClassificationPipeline.postprocess`` shapes it."""
     values = scores(row, call.function)
-    pairs: list[dict[str, Any]] = [{"label": lab, "score": s} for lab, s in zip(labels, values)]
+    pairs = [{"label": lab, "score": s} for lab, s in zip(labels, values)]
     if call.shape == LEGACY_TOP1:
         best = max(range(len(values)), key=lambda i: (values[i], -i))  # first maximum, like numpy argmax
         return {"label": labels[best], "score": values[best]}

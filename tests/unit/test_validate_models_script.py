@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from _volumes import make_model_folder, make_volume
 
 pytestmark = pytest.mark.unit
