@@ -14,7 +14,7 @@
 #   down    stop and remove what `up` started (by name and PID), the volume, the mirror, the images it built
 #
 # Environment: STATE (default build/k8s-local), PREFIX (default smm-e2e), OVERLAY (default prod: 2 replicas),
-# BASE_PORT (default 28480), MIRROR_PORT (default 28470), BASE (a base image; default: one made with
+# BASE_PORT (default 28480; the service pods use BASE_PORT.. +21), MIRROR_PORT (default: a free one), BASE (a base image; default: one made with
 # mmdebstrap), DEMO_MODEL_DIR (an already built demo model folder with onnx/model.onnx; default:
 # `smm models build-demo`), KEEP_BASE=1 keeps the base image on down, REUSE_IMAGE=1 skips the image build
 # when the image exists (quicker iterations).
@@ -26,7 +26,6 @@ REPO="$(dirname "$HERE")"
 STATE="${STATE:-$REPO/build/k8s-local}"
 PREFIX="${PREFIX:-smm-e2e}"
 BASE_PORT="${BASE_PORT:-28480}"
-MIRROR_PORT="${MIRROR_PORT:-28470}"
 PY="${PY:-$REPO/.venv/bin/python}"
 SMM="${SMM:-$REPO/.venv/bin/smm}"
 KUBECTL="${KUBECTL:-$REPO/.venv/bin/kubectl}"
@@ -90,15 +89,23 @@ demo_model() {
   fi
 }
 
-start_mirror() {
+start_mirror() {  # on MIRROR_PORT, or (default) a free port the OS picks, recorded in $STATE/mirror.port
   stop_pid mirror
-  log "mirror on 127.0.0.1:$MIRROR_PORT"
-  setsid "$SMM" mirror serve --root "$STATE/hub" --host 127.0.0.1 --port "$MIRROR_PORT" \
+  setsid "$SMM" mirror serve --root "$STATE/hub" --host 127.0.0.1 --port "${MIRROR_PORT:-0}" \
     > "$LOGS/mirror.log" 2>&1 < /dev/null &
   echo $! > "$STATE/mirror.pid"
-  for _ in $(seq 50); do grep -q "Serving" "$LOGS/mirror.log" && return 0; sleep 0.2; done
-  die "mirror did not start: $(cat "$LOGS/mirror.log")"
+  local url=""
+  for _ in $(seq 100); do
+    url="$(sed -n 's|^Serving .* at \(http://127\.0\.0\.1:[0-9]*\)$|\1|p' "$LOGS/mirror.log")"
+    [ -z "$url" ] || break
+    sleep 0.2
+  done
+  [ -n "$url" ] || die "mirror did not start: $(cat "$LOGS/mirror.log")"
+  echo "${url##*:}" > "$STATE/mirror.port"
+  log "mirror on $url"
 }
+
+mirror_port() { cat "$STATE/mirror.port"; }
 
 stop_pid() {
   local f="$STATE/$1.pid"
@@ -113,7 +120,7 @@ make_lock() {
   local dir="$STATE/$1"
   mkdir -p "$dir"
   printf 'models:\n  finbert-demo:\n    repo_id: %s\n    model_type: sentiment\n' "$REPO_ID" > "$dir/models.yaml"
-  (cd "$dir" && step "lock-$1" "$SMM" lock --endpoint "http://127.0.0.1:$MIRROR_PORT")
+  (cd "$dir" && step "lock-$1" "$SMM" lock --endpoint "http://127.0.0.1:$(mirror_port)")
 }
 
 # render NAME PORT: the overlay with $STATE/NAME/models.lock as the lock, translated into $STATE/NAME/play
@@ -126,7 +133,7 @@ render() {
     --base-port "$2" --claim-prefix "$PREFIX" > "$dir/play.json"   # one volume shared by every revision
   # the optional ConfigMap smm-settings (docs/kubernetes.md): the Job downloads from the mirror
   printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s-smm-settings\ndata:\n  HF_ENDPOINT: http://127.0.0.1:%s\n' "$PREFIX" \
-    "$MIRROR_PORT" > "$dir/play/configmaps/$PREFIX-smm-settings.yaml"
+    "$(mirror_port)" > "$dir/play/configmaps/$PREFIX-smm-settings.yaml"
 }
 
 play() {  # play REV jobs|deployments: each Pod in its own background `podman kube play` (it blocks on init containers)
@@ -216,7 +223,7 @@ check() {
   "$SMM" prune --help 2> /dev/null | grep -q -- --keep-locks \
     || skip=(--skip-multi-commit "the volume keeps one commit per model in this tree (issue 8 §3 not landed)")
   "$PY" "$HERE/k8s_local_check.py" --state "$STATE" --image "$IMAGE" --prefix "$PREFIX" \
-    --mirror "http://127.0.0.1:$MIRROR_PORT" --base-port "$BASE_PORT" --repo "$REPO" "${skip[@]}"
+    --mirror "http://127.0.0.1:$(mirror_port)" --base-port "$BASE_PORT" --repo "$REPO" "${skip[@]}"
 }
 
 stop_pods() {  # every pod and volume of this run (by the play files' names and the PREFIX), the mirror

@@ -43,8 +43,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.slow, pytest
 
 
 def _free_block(n: int) -> int:
-    """The first port of n consecutive free loopback ports (checked by binding each)."""
-    for base in range(28400, 29400, 40):
+    """The first port of n consecutive free loopback ports (each checked by binding it), from a random
+    start: several suites on one machine (CI, helpers) must not race for the same block."""
+    import random
+
+    starts = list(range(20000, 40000, 50))
+    random.shuffle(starts)
+    for base in starts:
         socks = []
         try:
             for p in range(base, base + n):
@@ -89,9 +94,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Itera
     """Run `up` then `check` once for the module; yields the combined output; always runs `down`."""
     tmp = tmp_path_factory.mktemp("k8s-local")
     state = tmp / "state"
-    base = _free_block(30)
     env = {**os.environ, "STATE": str(state), "PREFIX": f"smm-e2e-{os.getpid()}",
-           "BASE_PORT": str(base), "MIRROR_PORT": str(base + 29),
+           "BASE_PORT": str(_free_block(30)),
            "DEMO_MODEL_DIR": str(_demo_with_onnx(demo_model_dir, tmp / "demo"))}
     if os.environ.get("SMM_K8S_BASE"):
         env["BASE"] = os.environ["SMM_K8S_BASE"]
