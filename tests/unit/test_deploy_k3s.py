@@ -336,10 +336,10 @@ def test_overlays_differ_where_they_should() -> None:
     hpa = objects(prod, "HorizontalPodAutoscaler")["sentiment-analyzer"]["spec"]
     assert hpa["minReplicas"] >= 2 and hpa["metrics"][0]["resource"]["name"] == "cpu"
     for where, spec in pod_specs(prod):
-        for cname, c in all_containers(spec):
+        for _cname, c in all_containers(spec):
             assert re.search(r"@sha256:[0-9a-f]{64}$", c["image"]), ("prod pins images by digest", where, c["image"])
     for where, spec in pod_specs(dev):
-        for cname, c in all_containers(spec):
+        for _cname, c in all_containers(spec):
             assert not c["image"].endswith(":latest") and ":" in c["image"], (where, c["image"])
 
 
