@@ -395,27 +395,23 @@ def update(root: str | os.PathLike[str], change: Callable[[Manifest], Manifest],
     replaced (with a warning), since no pod can load from it anyway. ``locked``: the caller already holds
     :func:`volume_lock`. Call ``change`` only with what is complete and verified: the manifest's presence
     is the volume's "ready" signal."""
-    root = Path(root)
-    with contextlib.nullcontext() if locked else volume_lock(root):
-        return _update(root, change, generated_by)
-
-
-def _update(root: Path, change: Callable[[Manifest], Manifest], generated_by: str) -> Manifest:
     from . import store
 
+    root = Path(root)
     path = root / MANIFEST_NAME
-    for leftover in root.glob(f"{TMP_PREFIX}{MANIFEST_NAME}.*"):  # a writer killed mid-write
-        leftover.unlink(missing_ok=True)
-    current = Manifest(models={})
-    if path.is_file():
-        try:
-            current = load(path)
-        except FormatError as err:
-            log.warning("replacing the malformed manifest %s (its other records are lost): %s", path, err)
-    new = replace(change(current), generated_by=generated_by, verified_at=now_iso(), path=str(path))
-    text = new.dumps()
-    loads(text, path)
-    store.atomic_write_text(path, text)
+    with contextlib.nullcontext() if locked else volume_lock(root):
+        for leftover in root.glob(f"{TMP_PREFIX}{MANIFEST_NAME}.*"):  # a writer killed mid-write
+            leftover.unlink(missing_ok=True)
+        current = Manifest(models={})
+        if path.is_file():
+            try:
+                current = load(path)
+            except FormatError as err:
+                log.warning("replacing the malformed manifest %s (its other records are lost): %s", path, err)
+        new = replace(change(current), generated_by=generated_by, verified_at=now_iso(), path=str(path))
+        text = new.dumps()
+        loads(text, path)
+        store.atomic_write_text(path, text)
     return new
 
 
@@ -428,12 +424,11 @@ def record(root: str | os.PathLike[str], entries: Iterable[ModelEntry], *, gener
     def change(man: Manifest) -> Manifest:
         from . import store
 
-        for e in stamped:  # under the volume lock, which `smm prune` holds while it deletes commits
+        for e in stamped:  # checked under the volume lock, which `smm prune` holds while it deletes commits
             snap = store.repo_dir(Path(root), e.repo_id) / "snapshots" / e.commit
             if not snap.is_dir():
                 raise MissingFileError(f"{e.repo_id}: snapshot {e.commit} vanished before it was recorded (a "
                                        "concurrent `smm prune`?); nothing was recorded: provision again", path=snap)
-        for e in stamped:
             man = man.with_entry(e)
         if lock_digest and stamped:
             man = man.with_lock(LockRecord(lock_digest, at, {e.repo_id: e.commit for e in stamped}))
