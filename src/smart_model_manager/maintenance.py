@@ -71,11 +71,13 @@ class Listing:
     repos: tuple[RepoListing, ...]
     absent: tuple[tuple[str, str, str], ...] = ()   # (alias, repo_id, commit) locked but not here at all
     manifest: str | None = None
+    locks: tuple[manifest_mod.LockRecord, ...] = ()   # a volume's lock history, newest last (prune --keep-locks)
 
     def as_dict(self) -> dict[str, Any]:
         return {"location": self.location, "manifest": self.manifest,
                 "repos": [asdict(r) for r in self.repos],
-                "absent": [{"alias": a, "repo_id": r, "commit": c} for a, r, c in self.absent]}
+                "absent": [{"alias": a, "repo_id": r, "commit": c} for a, r, c in self.absent],
+                "locks": [r.as_dict() for r in self.locks]}
 
 
 def _regular_bytes(path: Path) -> int:
@@ -187,7 +189,7 @@ def list_models(root: str | os.PathLike[str], *, lock: Lock | None = None) -> Li
     absent = tuple((e.alias, e.repo_id, e.commit) for e in (lock.models.values() if lock else ())
                    if e.repo_id.lower() not in present)
     return Listing(location=str(root), repos=tuple(repos), absent=tuple(sorted(absent)),
-                   manifest=man.path if man is not None else None)
+                   manifest=man.path if man is not None else None, locks=man.locks if man is not None else ())
 
 
 # -- prune --------------------------------------------------------------------------------------------

@@ -52,13 +52,18 @@ def snap(vol: Path, commit: str) -> Path:
     return store.repo_dir(vol, REPO) / "snapshots" / commit
 
 
-def test_each_lock_validates_its_own_commit_and_no_lock_validates_every_commit(two) -> None:  # type: ignore[no-untyped-def]
+def test_each_lock_validates_its_own_commit_and_no_lock_validates_every_commit(
+        two, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     vol, a, b, lock_a, lock_b = two
     for lock, e in ((lock_a, a), (lock_b, b)):
         r = validate(vol, lock=lock, mode="full")
         assert r.ok and r.findings == () and r.files_checked == len(e.files)
     everything = validate(vol, mode="full")
     assert everything.ok and everything.files_checked == len(a.files) + len(b.files)
+    assert main(["ls", "--dir", str(vol), "--no-lock"]) == 0  # both commits, and the lock history, newest last
+    out = capsys.readouterr().out
+    assert out.count("manifest") == 2 and a.commit[:12] in out and b.commit[:12] in out
+    assert out.index(f"  2. {D_A[7:19]}") < out.index(f"  1. {D_B[7:19]}")
     # a broken old commit fails its own lock and the lock-less check, never the new lock's pods
     os.truncate(os.path.realpath(snap(vol, a.commit) / "model.safetensors"), 10)
     assert [f.kind for f in validate(vol, lock=lock_a).errors] == ["corrupt"]

@@ -74,6 +74,12 @@ def ls(directory: Path | None, lock_path: Path | None, no_lock: bool, as_json: b
                            f"  {' '.join(marks)}".rstrip())
         for alias, rid, commit in listing.absent:
             click.echo(f"  {rid}  locked as {alias} at {commit[:12]}: NOT in {listing.location}")
+        if listing.locks:
+            click.echo(f"  locks provisioned here, newest last ({len(listing.locks)}; prune --keep-locks N keeps "
+                       "the commits of the last N):")
+            for i, rec in enumerate(listing.locks):
+                pins = ", ".join(f"{rid}@{c[:12]}" for rid, c in sorted(rec.models.items()))
+                click.echo(f"    {len(listing.locks) - i:>3}. {rec.digest[7:19]}  {rec.provisioned_at}  {pins}")
 
 
 @click.command("prune")
