@@ -17,6 +17,17 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 pip() { .venv/bin/python -m pip "$@"; }
+# pip's install-phase bar is drawn only on a terminal; in a pipe (CI logs) installing ~70 packages
+# prints nothing for minutes. There, a line every 8 s says it is still working.
+with_heartbeat() {
+  if [ -t 1 ]; then "$@"; return; fi
+  local start=$SECONDS rc=0
+  ( while sleep 8; do echo "   ... pip still working ($((SECONDS - start)) s)"; done ) &
+  local hb=$!
+  "$@" || rc=$?
+  kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
+  return "$rc"
+}
 stamp=.venv/.smm-installed
 want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
@@ -43,15 +54,15 @@ then
   echo "== setup: installing $torch_pin, CPU-only build, from $TORCH_INDEX (about 190 MB)"
   # --extra-index-url keeps your index for torch's own dependencies; the CPU wheel's version
   # (2.x.y+cpu) sorts above PyPI's 2.x.y, so pip takes it.
-  pip install --extra-index-url "$TORCH_INDEX" "$torch_pin"
+  with_heartbeat pip install --extra-index-url "$TORCH_INDEX" "$torch_pin"
 else
   echo "NOTE: installing $torch_pin from your configured package index instead of the CPU wheel index." >&2
   echo "      On Linux x86_64, PyPI's torch is the CUDA build: about 2.7 GB with its nvidia packages." >&2
   echo "      To avoid it, make $TORCH_INDEX reachable (or set SMM_TORCH_INDEX to a mirror of it) and rerun." >&2
-  pip install "$torch_pin"
+  with_heartbeat pip install "$torch_pin"
 fi
 
 echo "== setup: installing smart-model-manager[all,dev] (editable) and its dependencies"
-pip install -c constraints.txt -e ".[all,dev]"
+with_heartbeat pip install -c constraints.txt -e ".[all,dev]"
 echo "$want" > "$stamp"
 echo "== setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

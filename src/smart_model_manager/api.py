@@ -7,6 +7,7 @@ broken production.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from .registry import get_model_type
 from .settings import BACKENDS, ENVIRONMENTS, Settings, parse_device, parse_dtype
 from .sources.base import Request, Resolved, Source
 from .sources.chains import build_chain
+from .sources.folder import is_folder_ref
 
 log = logging.getLogger(__name__)
 DEFAULT_LOCK_NAME = LOCK_NAME  # == lockfile.DEFAULT_NAME (lockfile is not imported: it pulls in PyYAML)
@@ -110,8 +112,39 @@ class ModelManager:
 
         if name_or_alias is None:
             name_or_alias = known_models.default_model(self.settings)
+        if isinstance(name_or_alias, str) and is_folder_ref(name_or_alias):
+            return self._resolve_folder(name_or_alias, model_type, revision)
         request = self._request(name_or_alias, model_type, revision)
         return resolve_chain(self._sources, request, self.environment)
+
+    def _resolve_folder(self, name: str, model_type: str, revision: str | None) -> Resolved:
+        """A local folder (``./my-model``): hashed and loaded as is in dev/CI/hub, refused in
+        production (volume only), a mock with the folder's labels in tests."""
+        mt = get_model_type(model_type)
+        if self.environment == "production":
+            raise ConfigurationError(
+                f"{name!r} is a local folder, and production loads only from the verified volume "
+                f"{self.settings.volume_dir}; provision it there with `smm import {name} --as ORG/NAME "
+                f"--target {self.settings.volume_dir}` and load it by that name")
+        if revision is not None:
+            raise ConfigurationError(f"{name!r} is a local folder; it has no revisions (drop revision=)")
+        if self.environment == "test":
+            from .labels import read_schema
+            from .sources.base import Verified
+
+            folder = Path(name).expanduser()
+            labels, dim = read_schema(folder) if folder.is_dir() else ((), None)
+            return Resolved(repo_id=str(folder.resolve()), source="mock", path=None, commit=None,
+                            revision=None, labels=(labels or mt.default_labels) if mt.has_labels else (),
+                            dimension=dim or mt.default_dimension, verified=Verified.SCHEMA,
+                            schema_origin="folder config.json")
+        from .sources.folder import FolderSource
+
+        resolved = FolderSource().resolve(Request(name=name, repo_id=name, revision=None,
+                                                  model_type=model_type, verify="full"))
+        log.info("resolved %s in env=%s from source=folder commit=%s (content hash of %d files)",
+                 name, self.environment, (resolved.commit or "-")[:12], len(resolved.files))
+        return resolved
 
     def load_model(self, name_or_alias: str | None = None, model_type: str = "sentiment", *,
                    revision: str | None = None, backend: str | None = None, device: str | None = None,
@@ -163,12 +196,14 @@ class ModelManager:
 
             choice = choice or choose_device(device, dtype)
 
+            _check_type(resolved, model_type)
             labels = resolved.labels or parse_id2label(read_config(resolved.path), strict=False)
             runner = load_runner(resolved.path, model_type, backend=backend,
                                  allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
                                  labels=labels, verify=pinned_file_verifier(resolved), model_ref=resolved.repo_id,
                                  device=choice, token_budget=self.settings.token_budget)
-        dim = resolved.dimension
+        dim = _true_dimension(runner, resolved) if resolved.path is not None and not mt.has_labels \
+            else resolved.dimension
         info = LoadInfo(repo_id=resolved.repo_id, model_type=model_type, environment=self.environment,
                         source=resolved.source, path=str(resolved.path) if resolved.path else None,
                         commit=resolved.commit, revision=revision, backend=getattr(runner, "backend", "?"),
@@ -201,6 +236,31 @@ class ModelManager:
                              "info": h.info.as_dict() if h.info else None, "error": h.error}
                             for h in self._history],
             }
+
+
+def _check_type(resolved: Resolved, model_type: str) -> None:
+    """Refuse a checkpoint whose own config.json says it is another kind of model (issue 11)."""
+    from .registry import config_mismatch
+
+    assert resolved.path is not None
+    try:
+        cfg = json.loads((resolved.path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # the loader reports a missing or malformed config.json with file and line
+    why = config_mismatch(model_type, cfg) if isinstance(cfg, dict) else None
+    if why:
+        raise ConfigurationError(f"{resolved.repo_id} cannot be loaded as {model_type!r}: {why}")
+
+
+def _true_dimension(runner: Any, resolved: Resolved) -> int | None:
+    """The vector length the runner really returns (one short probe text), so ``info.dimension``
+    can never disagree with the vectors; a disagreeing config/manifest value is refused."""
+    dim = len(runner(["dimension probe"])[0])
+    if resolved.dimension is not None and resolved.dimension != dim:
+        raise ConfigurationError(
+            f"{resolved.repo_id}: the model returns {dim}-number vectors but its config/manifest says "
+            f"dimension {resolved.dimension}; it is not the embeddings model that was pinned")
+    return dim
 
 
 _manager: ModelManager | None = None

@@ -25,7 +25,7 @@ from .hub_client import HubClient, RemoteRevision
 from .labels import hidden_size, parse_id2label
 from .lockfile import Lock, LockEntry
 from .manifest import FileEntry
-from .registry import get_model_type
+from .registry import config_mismatch, get_model_type
 from .spec import Spec, SpecEntry, select_files
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def _lock_one(client: HubClient, entry: SpecEntry, old: LockEntry | None, spec_p
                          model_type=entry.model_type, files=dict(old.files), labels=old.labels,
                          dimension=old.dimension, extra=dict(old.extra))
     files, config = _digests(client, remote, paths)
-    labels, dimension = _schema(config, entry, remote)
+    labels, dimension = _schema(config, entry, remote, spec_path)
     log.info("lock: %s -> %s@%s (%d files)", entry.alias, entry.repo_id, remote.commit[:12], len(files))
     return LockEntry(alias=entry.alias, repo_id=entry.repo_id, revision=entry.revision, commit=remote.commit,
                      model_type=entry.model_type, files=files, labels=labels, dimension=dimension)
@@ -99,8 +99,14 @@ def _digests(client: HubClient, remote: RemoteRevision,
     return files, config if isinstance(config, dict) else {}
 
 
-def _schema(cfg: dict[str, Any], entry: SpecEntry, remote: RemoteRevision) -> tuple[tuple[str, ...], int | None]:
+def _schema(cfg: dict[str, Any], entry: SpecEntry, remote: RemoteRevision,
+            spec_path: str | None = None) -> tuple[tuple[str, ...], int | None]:
     mt = get_model_type(entry.model_type)
+    why = config_mismatch(entry.model_type, cfg)
+    if why:  # refuse before a wrong type is pinned and every consumer loads it wrong
+        raise LockfileError(f"models.{entry.alias}: {entry.repo_id}@{remote.commit[:12]} cannot be locked "
+                            f"as model_type {entry.model_type!r}: {why} (fix model_type in models.yaml)",
+                            path=spec_path, line=entry.line)
     if mt.has_labels:
         if not isinstance(cfg.get("id2label"), dict) or not cfg["id2label"]:
             raise LockfileError(f"models.{entry.alias}: {entry.repo_id}@{remote.commit[:12]} has no id2label in "

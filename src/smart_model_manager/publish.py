@@ -41,6 +41,9 @@ STAGING = STAGING_DIR
 
 # -- the contract with whatever brings the bytes ----------------------------------------------------
 class ProgressHook(Protocol):
+    """``start`` when a file's download begins, ``advance`` per chunk, ``finish`` only when every
+    byte arrived (a failed download gets no ``finish``; the error says what happened)."""
+
     def start(self, key: str, total: int | None) -> None: ...
     def advance(self, key: str, n: int) -> None: ...
     def finish(self, key: str) -> None: ...
@@ -105,10 +108,16 @@ def staging_dir(root: Path) -> Iterator[Path]:
     from filelock import FileLock
 
     base = Path(root) / STAGING_DIR
-    base.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
     owner = FileLock(str(base / f"{name}.lock"))
-    owner.acquire()
+    for attempt in range(5):
+        base.mkdir(parents=True, exist_ok=True)
+        try:
+            owner.acquire()
+            break
+        except FileNotFoundError:  # another writer removed the empty base between our mkdir and here
+            if attempt == 4:
+                raise
     path = base / name
     try:
         path.mkdir()
@@ -118,6 +127,10 @@ def staging_dir(root: Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(base / f"{name}.lock")
         owner.release()
+        # The last writer out removes the empty base, so a good volume holds no bookkeeping folder
+        # that `hf cache ls` would report (issue 11). rmdir fails harmlessly if anyone is inside.
+        with contextlib.suppress(OSError):
+            base.rmdir()
 
 
 def clean_stale_staging(root: Path, *, max_lock_age: float = 3600.0) -> int:
@@ -143,6 +156,8 @@ def clean_stale_staging(root: Path, *, max_lock_age: float = 3600.0) -> int:
             shutil.rmtree(d, ignore_errors=True)
             removed += 1
             log.info("removed stale staging folder %s (its writer died)", d)
+            with contextlib.suppress(OSError):  # its uuid name is never used again
+                lock_path.unlink()
         finally:
             lock.release()
     now = time.time()
@@ -361,6 +376,7 @@ def _download_all(client: Downloader, repo_id: str, commit: str, files: Mapping[
         tmp = stage / f"{i:05d}{INCOMPLETE_SUFFIX}"
         try:
             size, sha = client.download(repo_id, commit, rel, tmp, size=want.size, progress=progress)
+            progress.finish(key)  # only when the bytes arrived: no "fetched" line for a failed file
             if (want.size is not None and size != want.size) or (want.sha256 is not None and sha != want.sha256):
                 _mismatch(repo_id, rel, want, size, sha, client.endpoint)
         except OSError as err:
@@ -375,8 +391,6 @@ def _download_all(client: Downloader, repo_id: str, commit: str, files: Mapping[
         except BaseException:
             stop.set()
             raise
-        finally:
-            progress.finish(key)
         staged[rel] = (tmp, size, sha)
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(missing)))) as pool:

@@ -8,7 +8,9 @@ A type registered without a head can be locked and pulled, but no loader runs it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import UnknownModelTypeError
 
@@ -53,6 +55,35 @@ def get_model_type(name: str) -> ModelType:
     except KeyError:
         raise UnknownModelTypeError(
             f"unknown model type {name!r}; known types: {', '.join(sorted(_REGISTRY))}") from None
+
+
+# Architectures whose output is one score per label (a classification head).
+_CLASSIFIER_SUFFIX = "ForSequenceClassification"
+
+
+def config_mismatch(model_type: str, config: Mapping[str, Any]) -> str | None:
+    """Why a checkpoint's ``config.json`` says it is not a ``model_type`` model, or None.
+
+    Only what the config states is judged (``architectures``); a config without it is accepted.
+    A text-classification type (sentiment) needs a sequence-classification head; a
+    feature-extraction type (embeddings) refuses one, because an exported classifier yields one
+    number per label, not a vector (a silent wrong answer otherwise). Other tasks are not judged.
+    """
+    mt = get_model_type(model_type)
+    archs = [str(a) for a in (config.get("architectures") or []) if isinstance(a, str)]
+    if not archs:
+        return None
+    classifier = any(a.endswith(_CLASSIFIER_SUFFIX) for a in archs)
+    if mt.task == "text-classification" and not classifier:
+        return (f"its config.json declares architectures {archs}, which has no sequence-classification "
+                f"head, so it cannot give {model_type} labels; load it as 'embeddings' or pick a "
+                "*ForSequenceClassification checkpoint")
+    if mt.task == "feature-extraction" and classifier:
+        labels = config.get("id2label")
+        named = f" with labels {list(labels.values())}" if isinstance(labels, dict) else ""
+        return (f"its config.json declares a classifier ({', '.join(archs)}{named}), which outputs "
+                f"one score per label, not a {model_type} vector; load it as 'sentiment'")
+    return None
 
 
 def model_types() -> list[str]:

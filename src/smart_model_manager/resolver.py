@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import ModelNotFoundError, SourceError
 from .known_models import DEFAULT_MODEL, DEMO_REPO_ID
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 def _fix_hint(request: Request, environment: str, hints: list[str]) -> str:
     tips = list(dict.fromkeys(h for h in hints if h))
+    if environment != "production" and Path(request.name).is_dir():
+        tips.insert(0, f"a folder named {request.name!r} is here: write ./{request.name} to load it "
+                       "(a bare name is a repo id, as on the Hub)")
     if request.repo_id == DEMO_REPO_ID:
         tips.insert(0, "build the offline demo model with `smm models build-demo`")
     elif request.name == DEFAULT_MODEL and environment != "production":

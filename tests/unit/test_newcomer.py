@@ -57,3 +57,114 @@ def test_default_model_not_found_offline_suggests_the_demo_model(capsys, monkeyp
     assert main(["analyze", "BTC up"]) == 1
     err = capsys.readouterr().err
     assert "'finbert' is the default model" in err and "--model finbert-demo" in err
+
+
+# --- stdin and files --------------------------------------------------------------------------------
+
+def _stdin(monkeypatch, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+@pytest.mark.parametrize("args", [["-"], []])
+def test_analyze_reads_headlines_from_stdin(args: list[str], capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    _stdin(monkeypatch, b"Bitcoin crashes 20% after exchange hack\n\nETF inflows push BTC to a record high\n")
+    assert main(["analyze", "--format", "jsonl", *args]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == ["Bitcoin crashes 20% after exchange hack",
+                                         "ETF inflows push BTC to a record high"]
+    assert [r["id"] for r in rows] == [1, 3] and rows[0]["symbols"] == ["BTC"]
+
+
+def test_analyze_empty_stdin_is_a_usage_error(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    _stdin(monkeypatch, b"\n  \n")
+    assert main(["analyze", "-"]) == 2
+    assert "<stdin> holds no headlines" in capsys.readouterr().err
+
+
+def test_analyze_binary_file_names_the_file_and_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"fine first line\n\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    assert main(["analyze", "--file", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}:2: not UTF-8 text" in err and "Traceback" not in err
+
+
+# --- local folders ----------------------------------------------------------------------------------
+
+def _folder(tmp_path: Path, archs: list[str], name: str = "my-model") -> Path:
+    import json
+
+    d = tmp_path / name
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"architectures": archs, "hidden_size": 16,
+                                               "id2label": {"0": "bearish", "1": "bullish"}}))
+    (d / "model.safetensors").write_bytes(b"weights" * 100)
+    return d
+
+
+def test_a_folder_resolves_in_dev_hashed_with_the_import_commit(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from smart_model_manager import ModelManager, store
+
+    d = _folder(tmp_path, ["BertForSequenceClassification"])
+    monkeypatch.chdir(tmp_path)
+    r = ModelManager(environment="dev").resolve("./my-model")
+    imported = store.import_folder(d, tmp_path / "cache", "org/my-model")
+    assert (r.source, r.path, r.repo_id) == ("folder", d.resolve(), str(d.resolve()))
+    assert r.commit == imported.commit and r.labels == ("bearish", "bullish")
+    assert sorted(r.files) == ["config.json", "model.safetensors"] and r.verified == "full"
+    assert r.files["model.safetensors"].sha256 == "sha256:" + imported.files["model.safetensors"][1]
+
+
+def test_a_folder_is_refused_in_production_and_a_mock_in_tests(tmp_path: Path) -> None:
+    from smart_model_manager import ConfigurationError, ModelManager
+
+    d = _folder(tmp_path, ["BertForSequenceClassification"])
+    with pytest.raises(ConfigurationError, match="production loads only from the verified volume"):
+        ModelManager(environment="production").resolve(str(d))
+    m = ModelManager(environment="test").load_model(str(d))
+    assert m.info.source == "mock" and m.labels == ("bearish", "bullish")
+
+
+def test_folder_spelling_rules_and_errors(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from smart_model_manager import ConfigurationError, ModelManager, ModelNotFoundError
+    from smart_model_manager.sources.folder import is_folder_ref
+
+    assert [is_folder_ref(n) for n in ("./m", "../m", "/abs/m", "~/m", ".", "a/b/c")] == [True] * 6
+    assert [is_folder_ref(n) for n in ("my-model", "org/name", "finbert")] == [False] * 3
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        ModelManager(environment="dev").resolve("./nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigurationError, match="has no config.json"):
+        ModelManager(environment="dev").resolve("./empty")
+    _folder(tmp_path, ["BertForSequenceClassification"])
+    monkeypatch.setenv("SMM_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError, match=r"write \./my-model to load it"):
+        ModelManager(environment="dev").resolve("my-model")  # a bare name stays a repo id
+
+
+# --- no silent wrong answers ------------------------------------------------------------------------
+
+def test_a_classifier_is_refused_as_embeddings_before_any_weights_load(tmp_path: Path) -> None:
+    from smart_model_manager import ConfigurationError, ModelManager
+
+    d = _folder(tmp_path, ["BertForSequenceClassification"])
+    with pytest.raises(ConfigurationError, match=r"cannot be loaded as 'embeddings'.*load it as 'sentiment'"):
+        ModelManager(environment="dev").load_model(str(d), "embeddings")
+    enc = _folder(tmp_path, ["BertModel"], name="encoder")
+    with pytest.raises(ConfigurationError, match="no sequence-classification head"):
+        ModelManager(environment="dev").load_model(str(enc), "sentiment")
+
+
+def test_config_mismatch_rules() -> None:
+    from smart_model_manager.registry import config_mismatch
+
+    assert config_mismatch("sentiment", {"architectures": ["BertForSequenceClassification"]}) is None
+    assert config_mismatch("embeddings", {"architectures": ["BertModel"]}) is None
+    assert config_mismatch("embeddings", {}) is None  # nothing declared: nothing to judge
+    assert "classifier" in (config_mismatch("embeddings", {"architectures": ["RobertaForSequenceClassification"]}) or "")

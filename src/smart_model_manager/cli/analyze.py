@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import click
 
@@ -16,11 +17,18 @@ from ..settings import Settings
 BATCH = 32
 
 
-def read_items(path: Path) -> list[dict[str, Any]]:
-    """Items from a .txt file (one headline per line) or .jsonl (objects with "text", optional "id", "symbols")."""
+def read_items(path: Path, stream: BinaryIO | None = None) -> list[dict[str, Any]]:
+    """Items from a .txt file (one headline per line) or .jsonl (objects with "text", optional "id",
+    "symbols"); ``stream`` reads those lines from an open binary stream instead (stdin)."""
     items: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
+    with (contextlib.nullcontext(stream) if stream is not None else open(path, "rb")) as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise click.UsageError(
+                    f"{path}:{n}: not UTF-8 text (byte {err.start + 1} of the line: {err.reason}); "
+                    "--file takes a .txt (one headline per line) or .jsonl file") from None
             if not line.strip():
                 continue
             if path.suffix == ".jsonl":
@@ -32,10 +40,23 @@ def read_items(path: Path) -> list[dict[str, Any]]:
                     raise click.UsageError(f'{path}:{n}: expected an object with a non-empty "text" string')
                 items.append({"id": obj.get("id", n), "text": obj["text"], "symbols": obj.get("symbols")})
             else:
-                items.append({"id": n, "text": line.rstrip("\n"), "symbols": None})
+                items.append({"id": n, "text": line.rstrip("\r\n"), "symbols": None})
     if not items:
         raise click.UsageError(f"{path} holds no headlines")
     return items
+
+
+def _stdin_items(explicit: bool) -> list[dict[str, Any]] | None:
+    """Headlines from stdin: ``smm analyze -``, or no argument while stdin is a pipe/file."""
+    stdin = click.get_binary_stream("stdin")
+    try:
+        if not explicit and stdin.isatty():
+            return None
+        return read_items(Path("<stdin>"), stream=stdin)
+    except (OSError, ValueError):  # no usable stdin (closed, or captured by a test runner)
+        if explicit:
+            raise click.UsageError("`-` reads headlines from stdin, but stdin cannot be read") from None
+        return None
 
 
 def _batches(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -69,6 +90,8 @@ def analyze(texts: tuple[str, ...], file_: Path | None, model: str | None, fmt: 
       smm analyze "Bitcoin crashes 20% after exchange hack" "ETF inflows push BTC to a record high"
       smm analyze --file data/sample_headlines.txt --format table --symbols
       smm analyze --file news.jsonl -o results.jsonl
+      cat headlines.txt | smm analyze                # one headline per line on stdin (or: smm analyze -)
+      smm analyze --model ./my-model "BTC up"       # a local model folder (dev only)
     """
     from ..api import get_model_manager
     from ..service.symbols import aggregate_symbols, detect_symbols, normalise_symbols
@@ -77,10 +100,14 @@ def analyze(texts: tuple[str, ...], file_: Path | None, model: str | None, fmt: 
         raise click.UsageError("give headlines as arguments or with --file, not both")
     if file_ is not None:
         items = read_items(file_)
-    elif texts:
+    elif texts and texts != ("-",):
         items = [{"id": i, "text": t, "symbols": None} for i, t in enumerate(texts, 1)]
     else:
-        raise click.UsageError("no headlines: pass them as arguments or with --file")
+        stdin_items = _stdin_items(explicit=texts == ("-",))
+        if stdin_items is None:
+            raise click.UsageError("no headlines: pass them as arguments, with --file, or on stdin "
+                                   "(`smm analyze -` or a pipe)")
+        items = stdin_items
     for it in items:  # validate everything before loading anything
         if not it["text"].strip():
             where = f"{file_}:{it['id']}" if file_ is not None else f"argument {it['id']}"

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from .. import lockfile, spec as spec_mod
-from ..errors import FormatError
+from ..errors import FormatError, IntegrityError, ModelNotFoundError, SmmError, SourceError
 from ..settings import Settings
 
 
@@ -55,6 +55,8 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
     spec = spec_mod.load(spec_path)
     previous = None
     old_bytes = path.read_bytes() if path.is_file() else None
+    if check and old_bytes is None:  # say it before any network request (issue 11)
+        raise Failed(f"{path} does not exist; create it with `smm lock` and commit it")
     if old_bytes is not None:
         try:
             previous = lockfile.loads(old_bytes.decode("utf-8"), path)
@@ -107,10 +109,13 @@ def pull(lock_path: Path | None, target: Path | None, cache_dir: Path | None, en
     settings = Settings.from_env()
     lock_obj = lockfile.load(_lock_path(lock_path, settings))
     hook = _progress(progress)
+    url = endpoint or settings.endpoint
     try:
         report = run_pull(lock_obj, target=target, cache_dir=None if target else (cache_dir or settings.cache_dir),
-                          endpoint=endpoint or settings.endpoint, token=settings.token, jobs=jobs, progress=hook,
+                          endpoint=url, token=settings.token, jobs=jobs, progress=hook,
                           timeout=settings.timeout, retries=settings.retries, only=only or None)
+    except (SmmError, OSError) as err:
+        raise _pull_failed(err, url) from err
     finally:
         hook.close()
     for m in report.models:
@@ -153,6 +158,33 @@ def import_(folder: Path, repo_id: str, target: Path | None, cache_dir: Path | N
     size = sum(s for s, _ in result.files.values())
     click.echo(f"imported {folder} as {repo_id}@{result.commit} ({len(result.files)} files, {size / 1e6:,.1f} MB) "
                f"into {root}" + (f"; manifest {result.manifest_path}" if result.manifest_path else ""))
+
+
+def _pull_failed(err: BaseException, endpoint: str) -> click.ClickException:
+    """The error as usual, then ONE closing line: what failed and what to try (issue 11)."""
+    import errno as errno_mod
+
+    from .main import _classify
+
+    code, prefix = _classify(err)
+    if isinstance(err, IntegrityError):
+        what, hint = ("the endpoint served other bytes than models.lock pins",
+                      "if upstream changed on purpose run `smm lock` and review the diff; otherwise "
+                      f"suspect the mirror or proxy at {endpoint}")
+    elif isinstance(err, OSError) and err.errno == errno_mod.ENOSPC:
+        what, hint = "not enough free space", "free space or choose another --target / --cache-dir"
+    elif isinstance(err, (ModelNotFoundError, SourceError)):
+        what, hint = (f"a download from {endpoint} failed",
+                      "check that the endpoint is reachable (`smm env` shows it; set HF_ENDPOINT or "
+                      "--endpoint for a mirror), then rerun `smm pull`: verified files are kept")
+    elif isinstance(err, OSError):
+        what, hint = "a local file operation failed", "fix the path or permissions named above and rerun"
+    else:
+        what, hint = "the pull stopped", "fix what the message above names and rerun `smm pull`"
+    failure = Failed(f"{prefix}: {err}\nsmm pull failed: {what}; nothing unverified was published. "
+                     f"Try: {hint}.")
+    failure.exit_code = code
+    return failure
 
 
 # -- progress ------------------------------------------------------------------------------------
