@@ -100,6 +100,8 @@ class ModelManager:
                     f"{name!r} is locked as model_type {pinned.model_type!r}, not {model_type!r} (see {lock.path})")
         else:
             repo_id = known_models.resolve_alias(name)
+            if repo_id == name and "/" not in name:
+                _refuse_near_miss(name, lock)
         return Request(name=name, repo_id=repo_id, revision=revision, model_type=model_type, pinned=pinned,
                        verify=self.settings.verify)
 
@@ -236,6 +238,19 @@ class ModelManager:
                              "info": h.info.as_dict() if h.info else None, "error": h.error}
                             for h in self._history],
             }
+
+
+def _refuse_near_miss(name: str, lock: Any) -> None:
+    """``finbrt``: a bare name that is no alias but nearly one is a typo, said before any network
+    request (a 4 s Hub round trip ending in "not found" helps nobody). Real one-word repo ids that
+    resemble no alias pass through."""
+    import difflib
+
+    known = set(known_models.ALIASES) | (set(lock.models) if lock is not None else set())
+    close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.75)
+    if close:
+        raise ConfigurationError(f"unknown model {name!r}: did you mean {close[0]!r}? Known aliases: "
+                                 f"{', '.join(sorted(known))}; or give a repo id like org/name")
 
 
 def _check_type(resolved: Resolved, model_type: str) -> None:

@@ -11,11 +11,15 @@ Precedence, highest first (docs/configuration.md):
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._layout import CI_VARIABLES
 from .settings import Settings, parse_bool
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # say each unusable TESTING value once per process
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,11 @@ def detect(settings: Settings) -> Detection:
     testing = settings.signal("TESTING")
     if testing is not None and testing.strip().lower() in ("1", "true", "yes", "on"):
         return Detection("test", "TESTING", f"TESTING={testing} is set")
+    if testing is not None and testing.strip().lower() not in ("", "0", "false", "no", "off") \
+            and testing not in _warned:
+        _warned.add(testing)
+        log.warning("TESTING=%r is not a boolean, so it is ignored (the environment is detected as if "
+                    "it were unset); use TESTING=1/true/yes/on for mocks, or 0/false/no/off", testing)
     if settings.manifest_path.is_file():
         return Detection("production", str(settings.manifest_path),
                          f"a volume manifest exists at {settings.manifest_path}")

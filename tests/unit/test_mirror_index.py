@@ -176,3 +176,10 @@ def test_mirror_and_its_cli_import_nothing_heavy() -> None:
             "'httpx'}; print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_repo_ids_match_case_insensitively_like_the_hub(root: Path) -> None:
+    index = MirrorIndex(root)
+    repo = index.repo("ORG/Name")
+    assert repo.repo_id == "org/name" and repo.resolve(None) == C2  # answered with the stored spelling
+    assert index.has_repo("Org/NAME") and not index.has_repo("org/other")

@@ -168,3 +168,34 @@ def test_config_mismatch_rules() -> None:
     assert config_mismatch("embeddings", {"architectures": ["BertModel"]}) is None
     assert config_mismatch("embeddings", {}) is None  # nothing declared: nothing to judge
     assert "classifier" in (config_mismatch("embeddings", {"architectures": ["RobertaForSequenceClassification"]}) or "")
+
+
+# --- typos --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["ls", "prune"])
+def test_ls_and_prune_on_a_missing_dir_exit_2(command: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main([command, "--dir", str(tmp_path / "no-such-volume")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_testing_maybe_warns_and_is_ignored(caplog) -> None:  # type: ignore[no-untyped-def]
+    from smart_model_manager.environment import detect
+    from smart_model_manager.settings import Settings
+
+    with caplog.at_level("WARNING", logger="smart_model_manager.environment"):
+        d = detect(Settings.from_env({"TESTING": "maybe", "MODEL_CACHE_DIR": "/nonexistent-cache"}))
+    assert d.environment == "hub"
+    assert any("TESTING='maybe' is not a boolean" in r.getMessage() for r in caplog.records)
+
+
+def test_a_near_miss_alias_is_refused_before_any_network(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from smart_model_manager import ConfigurationError, ModelManager
+
+    with pytest.raises(ConfigurationError, match="did you mean 'finbert'"):
+        ModelManager(environment="test").load_model("finbrt")
+    # outside tests too; HF_ENDPOINT is a closed port here, so a network attempt would say "Sources tried"
+    monkeypatch.setenv("SMM_ENV", "dev")
+    assert main(["analyze", "--model", "finbrt", "BTC up"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'finbert'" in err and "Sources tried" not in err
+    assert ModelManager(environment="test").load_model("bert-base-uncased").info.repo_id == "bert-base-uncased"

@@ -30,7 +30,9 @@ def _lock(settings: Settings, lock_path: Path | None, no_lock: bool) -> lockfile
     return lockfile.find_lock(settings)
 
 
-_dir_opt = click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+# exists=True: a typo'd --dir is a usage error (exit 2), not "0 models" (issue 11)
+_dir_opt = click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True, path_type=Path),
+                        default=None,
                         help="Folder to inspect. Default: the local cache (and the volume for ls, if present).")
 _lock_opt = click.option("--lock", "lock_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                          default=None, help="models.lock. Default: SMM_LOCK, else ./models.lock if present.")

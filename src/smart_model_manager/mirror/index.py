@@ -296,6 +296,15 @@ class MirrorIndex:
         if repo_type not in REPO_TYPES or not valid_repo_id(repo_id):
             raise NotFound("RepoNotFound", f"Repository Not Found: {repo_id!r} is not a valid repo id")
         folder = self.root / f"{REPO_TYPES[repo_type]}--{repo_id.replace('/', '--')}"
+        if not folder.exists():
+            # The Hub matches repo ids case-insensitively (prosusai/finbert is ProsusAI/finbert); so
+            # do we, answering with the id as stored. Exact spelling wins when both exist.
+            wanted = folder.name.lower()
+            match = next((p for p in sorted(self.root.glob(f"{REPO_TYPES[repo_type]}--*"))
+                          if p.name.lower() == wanted), None)
+            if match is not None:
+                folder = match
+                repo_id = folder.name[len(REPO_TYPES[repo_type]) + 2:].replace("--", "/")
         if folder.is_symlink() and (folder / "snapshots").is_dir():
             # A symlinked repo folder would widen "inside the repo" to wherever it points; refuse it.
             log.warning("mirror: ignoring %s: repo folders must not be symlinks", folder)
