@@ -11,6 +11,14 @@ from .environment import cache_has_models, detect
 from .settings import Settings
 
 
+def _threads(settings: Settings) -> dict[str, Any]:
+    """The thread count loaders will use (not just the variable), and where it comes from."""
+    from .cpu import default_threads
+
+    origin = "SMM_NUM_THREADS" if settings.num_threads else "CPU quota and affinity (cgroup cpu.max)"
+    return {"num_threads": default_threads(settings.num_threads), "num_threads_from": origin}
+
+
 def _writable(path: Path) -> str:
     """'yes', 'no', or 'would be created' — without creating anything."""
     p = path
@@ -54,7 +62,7 @@ def report(settings: Settings) -> dict[str, Any]:
         "verify": settings.verify,
         "lock": str(settings.lock_path) if settings.lock_path else ("models.lock" if Path("models.lock").is_file()
                                                                      else None),
-        "num_threads": settings.num_threads,
+        **_threads(settings),
         "timeout_s": settings.timeout,
         "retries": settings.retries,
         "allow_pickle": settings.allow_pickle,

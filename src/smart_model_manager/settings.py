@@ -92,6 +92,19 @@ def _positive_int(name: str, value: str | None) -> int | None:
     return n
 
 
+def _retries(value: str | None) -> int:
+    """SMM_RETRIES: unset -> 3; 0 disables retries; negative or non-integer is an error saying >= 0."""
+    if value is None or value.strip() == "":
+        return 3
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigurationError(f"SMM_RETRIES={value!r} is not an integer") from None
+    if n < 0:
+        raise ConfigurationError(f"SMM_RETRIES={value!r} must be >= 0 (0 disables retries)")
+    return n
+
+
 def _float(name: str, value: str | None, default: float) -> float:
     if value is None or value.strip() == "":
         return default
@@ -168,7 +181,7 @@ class Settings:
             dtype=parse_dtype(env.get("SMM_DTYPE")),
             token_budget=_positive_int("SMM_TOKEN_BUDGET", env.get("SMM_TOKEN_BUDGET")),
             timeout=_float("SMM_TIMEOUT", env.get("SMM_TIMEOUT"), 30.0),
-            retries=3 if retries in (None, "") else (0 if retries.strip() == "0" else _positive_int("SMM_RETRIES", retries) or 3),
+            retries=_retries(retries),
             debug=parse_bool("SMM_DEBUG", env.get("SMM_DEBUG")),
             default_model=env.get("SMM_MODEL") or None,
             signals=tuple((k, env[k]) for k in watched if k in env),

@@ -2,7 +2,7 @@
 
 huggingface_hub runs in-process with ``endpoint=`` (Xet left *enabled*: hf_xet is installed, so any Xet
 header or ``xetHash`` we leaked would make these downloads fail). transformers runs in a subprocess with
-``HF_ENDPOINT`` because it freezes the endpoint at import (HF_MIRROR_PROTOCOL.md §8, §12).
+``HF_ENDPOINT`` because it freezes the endpoint at import (its constants are read once).
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def test_transformers_auto_classes_through_the_mirror(bert_mirror, tmp_path: Pat
 
 
 def test_pull_request_revision_travels_percent_encoded(hub, small_root, tmp_path: Path) -> None:
-    """``refs/pr/1`` arrives as ``refs%2Fpr%2F1``: split the raw path first, then decode (protocol §9.1)."""
+    """``refs/pr/1`` arrives as ``refs%2Fpr%2F1``: split the raw path first, then decode (as huggingface_hub quotes it)."""
     from smart_model_manager.store import import_folder
 
     _root, src, main_commit = small_root

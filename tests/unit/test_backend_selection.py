@@ -168,7 +168,7 @@ def test_threads_default_from_cpu_module(tmp_path: Path, fakes: tuple[Recorder, 
 def test_pickle_only_folder_refused_unless_opted_in(tmp_path: Path) -> None:
     folder = make_folder(tmp_path, weights="pytorch_model.bin")
     assert weights_format(folder) == "pickle"
-    with pytest.raises(BackendError, match="allow_pickle=True"):
+    with pytest.raises(BackendError, match="SMM_ALLOW_PICKLE=1"):
         check_weights(folder, allow_pickle=False)
     assert check_weights(folder, allow_pickle=True) is False  # use_safetensors=False
 

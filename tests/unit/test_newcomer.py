@@ -199,3 +199,34 @@ def test_a_near_miss_alias_is_refused_before_any_network(capsys, monkeypatch) ->
     err = capsys.readouterr().err
     assert "did you mean 'finbert'" in err and "Sources tried" not in err
     assert ModelManager(environment="test").load_model("bert-base-uncased").info.repo_id == "bert-base-uncased"
+
+
+# --- messages that drifted ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), ("5", 5), ("", 3)])
+def test_smm_retries_accepts_zero(value: str, expected: int) -> None:
+    from smart_model_manager.settings import Settings
+
+    assert Settings.from_env({"SMM_RETRIES": value}).retries == expected
+
+
+def test_smm_retries_negative_says_ge_0() -> None:
+    from smart_model_manager import ConfigurationError
+    from smart_model_manager.settings import Settings
+
+    with pytest.raises(ConfigurationError, match=r"SMM_RETRIES='-1' must be >= 0"):
+        Settings.from_env({"SMM_RETRIES": "-1"})
+
+
+def test_env_shows_the_thread_count_that_will_be_used(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from smart_model_manager.cpu import default_threads
+
+    assert main(["env", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["num_threads"] == default_threads() and info["num_threads"] >= 1
+    monkeypatch.setenv("SMM_NUM_THREADS", "3")
+    assert main(["env", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["num_threads"], info["num_threads_from"]) == (3, "SMM_NUM_THREADS")

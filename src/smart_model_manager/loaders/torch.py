@@ -54,8 +54,8 @@ def check_weights(folder: Path, allow_pickle: bool) -> bool:
             raise BackendError(
                 f"{folder} has only pickle weights (*.bin), which can run arbitrary code when "
                 "loaded; we load safetensors only. If you trust this model, opt in with "
-                "allow_pickle=True (load_model(..., allow_pickle=True) or SMM_ALLOW_PICKLE=1), or "
-                "convert it to model.safetensors")
+                "SMM_ALLOW_PICKLE=1 (or allow_pickle=True in loaders.load_runner(...), the "
+                "low-level loader), or convert it to model.safetensors")
         log.warning("loading pickle weights from %s because allow_pickle is set", folder)
         return False
     raise BackendError(f"{folder} has no model weights (model.safetensors or pytorch_model.bin)")

@@ -95,7 +95,7 @@ class FileEntry:
     def tree_entry(self) -> dict[str, object]:
         entry: dict[str, object] = {"type": "file", "oid": self.oid, "size": self.size, "path": self.path}
         if self.sha256 is not None:
-            # Never "xetHash": it would switch the client to the Xet protocol (HF_MIRROR_PROTOCOL.md §7).
+            # Never "xetHash": it would switch the client to the Xet protocol (huggingface_hub's file_download.py switches to Xet when the header is present).
             entry["lfs"] = {"oid": self.sha256, "size": self.size,
                             "pointerSize": len(lfs_pointer(self.sha256, self.size))}
         return entry

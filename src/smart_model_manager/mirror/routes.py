@@ -1,8 +1,8 @@
 """Routing and JSON bodies of the mirror: decoded path segments in, a JSON value or a file out.
 
-Kept apart from the HTTP plumbing in ``server.py`` so the Hub's URL grammar (HF_MIRROR_PROTOCOL.md §2, §9)
-reads in one place. ``{repo}`` is one or two segments; known repos are matched first (two segments, then
-one), then the keyword position decides (§9.2).
+Kept apart from the HTTP plumbing in ``server.py`` so the Hub's URL grammar (docs/mirror.md) reads in one
+place. ``{repo}`` is one or two segments; known repos are matched first (two segments, then one), then the
+keyword position decides.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def _iso(ts: float) -> str:
 
 
 def _pipeline_tag(files: list[FileEntry]) -> str | None:
-    """Guess the task from config.json, so ``pipeline(model=...)`` without ``task`` works (protocol §3.1)."""
+    """Guess the task from config.json, so ``pipeline(model=...)`` without ``task`` works (the Hub's model-info ``pipeline_tag``)."""
     config = next((f for f in files if f.path == "config.json"), None)
     if config is None or config.size > 1 << 20:
         return None
@@ -142,7 +142,7 @@ def _pipeline_tag(files: list[FileEntry]) -> str | None:
 
 
 def repo_info(repo: Repo, revision: str | None, *, blobs: bool = False) -> dict[str, object]:
-    """ModelInfo JSON (protocol §3.1) for the commit ``revision`` resolves to."""
+    """ModelInfo JSON (``GET /api/models/{repo}``) for the commit ``revision`` resolves to."""
     commit = repo.resolve(revision)
     files = repo.files(commit)
     try:

@@ -1,6 +1,6 @@
 """A read-only Hugging Face-compatible HTTP server over an HF hub cache folder (stdlib only).
 
-The contract is /work/shared/HF_MIRROR_PROTOCOL.md (docs/mirror.md summarises it): the routes
+The contract is the Hub's own HTTP API as huggingface_hub and transformers use it (docs/mirror.md): the routes
 ``/api/models/{repo}[/revision/{rev}]``, ``/api/models/{repo}/tree/{rev}[/{path}]``, ``/api/models/{repo}/refs``,
 ``POST /api/models/{repo}/paths-info/{rev}``, ``HEAD|GET /{repo}/resolve/{rev}/{path}`` and
 ``/api/agent-harnesses``. The raw request path is split on ``/`` *before* each segment is percent-decoded,
