@@ -72,6 +72,7 @@ def test_analyze_file_txt_and_jsonl_with_symbols(capsys, tmp_path: Path):
 def test_analyze_table_output(capsys):
     code, out, _ = run(capsys, "analyze", "--format", "table", "--symbols", "BTC surges")
     assert code == 0 and "BTC" in out and "per symbol" in out and "source=mock" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
 
 
 @pytest.mark.parametrize("content,match", [

@@ -230,3 +230,30 @@ def test_env_shows_the_thread_count_that_will_be_used(capsys, monkeypatch) -> No
     assert main(["env", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["num_threads"], info["num_threads_from"]) == (3, "SMM_NUM_THREADS")
+
+
+# --- 80 columns ---------------------------------------------------------------------------------------
+
+def test_pull_progress_fits_80_columns() -> None:
+    import io
+
+    from rich.console import Console
+
+    from smart_model_manager.cli.artifacts import _RichProgress
+
+    console = Console(width=80, color_system=None, record=True, file=io.StringIO())
+    bars = _RichProgress(console)
+    bars.start("sentence-transformers/all-MiniLM-L6-v2/onnx/model.int8.onnx", 23_000_000)
+    bars.start("ProsusAI/finbert/config.json", 758)
+    bars.advance("sentence-transformers/all-MiniLM-L6-v2/onnx/model.int8.onnx", 5_000_000)
+    bars.close()
+    lines = [line for line in console.export_text().splitlines() if line.strip()]
+    assert len(lines) == 2 and all(len(line) <= 80 for line in lines)  # one line per file, no wrap
+    assert "5.0/23.0 MB" in lines[0] and lines[0].startswith("sentence-transformers/all-MiniLM")
+
+
+def test_analyze_table_header_fits_80_columns(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    assert main(["analyze", "--format", "table", "BTC surges"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "model ProsusAI/finbert @ -" and out[1].startswith("  env=test source=mock")
+    assert len(out[0]) <= 80 and len(out[1]) <= 80

@@ -145,10 +145,11 @@ def _table(results: list[dict[str, Any]], agg: dict[str, Any] | None, m: Any, ou
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=output, width=max(100, Console().width))
+    # a terminal's own width (80 columns must not wrap); 100 columns into files and pipes
+    console = Console(file=output) if output.isatty() else Console(file=output, width=100)
     i = m.info
-    console.print(f"model {i.repo_id} @ {(i.commit or '-')[:12]}  env={i.environment} source={i.source} "
-                  f"backend={i.backend} load={i.load_seconds:.2f}s")
+    console.print(f"model {i.repo_id} @ {(i.commit or '-')[:12]}", overflow="fold")
+    console.print(f"  env={i.environment} source={i.source} backend={i.backend} load={i.load_seconds:.2f}s")
     colour = {"positive": "green", "negative": "red", "neutral": "yellow"}
     t = Table(show_lines=False)
     t.add_column("label")

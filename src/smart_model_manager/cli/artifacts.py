@@ -215,7 +215,7 @@ class _LineProgress:
 
 
 class _RichProgress:
-    def __init__(self) -> None:
+    def __init__(self, console: object = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -225,11 +225,16 @@ class _RichProgress:
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
+        from rich.table import Column
 
-        # stderr: stdout keeps only the summary, so `smm pull > log` stays readable
-        self._bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                              TransferSpeedColumn(), TimeRemainingColumn(), transient=False,
-                              console=Console(stderr=True))
+        # stderr: stdout keeps only the summary, so `smm pull > log` stays readable. The name and the
+        # bar share what the terminal has left (ratios, name cut with "…"), so at 80 columns every
+        # file stays on one line instead of wrapping (issue 11).
+        self._bars = Progress(
+            TextColumn("{task.description}", table_column=Column(ratio=3, no_wrap=True, overflow="ellipsis")),
+            BarColumn(bar_width=None, table_column=Column(ratio=2)), DownloadColumn(),
+            TransferSpeedColumn(), TimeRemainingColumn(), transient=False, expand=True,
+            console=console or Console(stderr=True))
         self._tasks: dict[str, object] = {}
         self._bars.start()
 

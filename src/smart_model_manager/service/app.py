@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..settings import environ
 from .batching import BatcherClosed, MicroBatcher
 from .config import ServiceConfig
+from .docs_ui import install_docs
 from .memory import return_freed_memory
 from .metrics import ServiceMetrics
 from .middleware import BodyLimitMiddleware, BodyTooLarge, RequestContextMiddleware, error_response
@@ -200,11 +201,14 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
                     f"`{config.model_label}` via smart-model-manager. Limits: {config.max_texts} texts per "
                     f"request, {config.max_chars} characters per text, {config.max_body_bytes} body bytes.",
         lifespan=lifespan,
+        docs_url=None,   # served from local files by install_docs (no CDN)
+        redoc_url=None,  # ReDoc would load from a CDN too
     )
     app.state.smm = state
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost: sees every response
     _install_error_handlers(app)
+    install_docs(app, app.title)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: 200 while the process works (also while loading)")
     async def healthz() -> JSONResponse:
