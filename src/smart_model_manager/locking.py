@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,11 @@ from .hub_client import HubClient, RemoteRevision
 from .labels import hidden_size, parse_id2label
 from .lockfile import Lock, LockEntry
 from .manifest import FileEntry
-from .registry import config_mismatch, get_model_type
+from .registry import config_mismatch, get_model_type, infer_model_type
 from .spec import Spec, SpecEntry, select_files
 
 log = logging.getLogger(__name__)
+AUTO = "auto"  # SpecEntry.model_type for one-step pulls: decided from the pinned config.json
 
 
 def resolve_lock(spec: Spec, endpoint: str, token: str | None = None, *, timeout: float = 30.0,
@@ -55,6 +57,8 @@ def _lock_one(client: HubClient, entry: SpecEntry, old: LockEntry | None, spec_p
                             f"include={list(entry.include)} exclude={list(entry.exclude)}; "
                             f"the repo has: {', '.join(sorted(remote.files)[:20])}",
                             path=spec_path, line=entry.line)
+    if entry.model_type == AUTO and old is not None and old.repo_id == entry.repo_id:
+        entry = replace(entry, model_type=old.model_type)
     if old is not None and old.repo_id == entry.repo_id and old.commit == remote.commit \
             and sorted(old.files) == paths and old.model_type == entry.model_type:
         log.info("lock: %s unchanged at %s", entry.alias, remote.commit[:12])
@@ -62,10 +66,23 @@ def _lock_one(client: HubClient, entry: SpecEntry, old: LockEntry | None, spec_p
                          model_type=entry.model_type, files=dict(old.files), labels=old.labels,
                          dimension=old.dimension, extra=dict(old.extra))
     files, config = _digests(client, remote, paths)
+    if entry.model_type == AUTO:  # `smm pull ORG/NAME` without --model-type: the config decides
+        inferred = infer_model_type(config)
+        if inferred is None:
+            raise LockfileError(f"{entry.repo_id}@{remote.commit[:12]}: cannot tell the model type from "
+                                f"config.json architectures {config.get('architectures')}; pass --model-type")
+        entry = replace(entry, model_type=inferred)
     labels, dimension = _schema(config, entry, remote, spec_path)
     log.info("lock: %s -> %s@%s (%d files)", entry.alias, entry.repo_id, remote.commit[:12], len(files))
     return LockEntry(alias=entry.alias, repo_id=entry.repo_id, revision=entry.revision, commit=remote.commit,
                      model_type=entry.model_type, files=files, labels=labels, dimension=dimension)
+
+
+def lock_entry(client: HubClient, entry: SpecEntry, old: LockEntry | None = None,
+               spec_path: str | None = None) -> LockEntry:
+    """Pin one models.yaml entry (``model_type="auto"``: decided from its config.json); ``old`` is its
+    previous lock entry, reused when nothing changed upstream."""
+    return _lock_one(client, entry, old, spec_path)
 
 
 def _digests(client: HubClient, remote: RemoteRevision,

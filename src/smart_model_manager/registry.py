@@ -86,6 +86,16 @@ def config_mismatch(model_type: str, config: Mapping[str, Any]) -> str | None:
     return None
 
 
+def infer_model_type(config: Mapping[str, Any]) -> str | None:
+    """sentiment for a sequence classifier, embeddings for a bare encoder (``*Model``), else None."""
+    archs = [str(a) for a in (config.get("architectures") or []) if isinstance(a, str)]
+    if any(a.endswith(_CLASSIFIER_SUFFIX) for a in archs):
+        return "sentiment"
+    if archs and all(a.endswith("Model") for a in archs):
+        return "embeddings"
+    return None
+
+
 def model_types() -> list[str]:
     return sorted(_REGISTRY)
 

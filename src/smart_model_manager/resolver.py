@@ -34,7 +34,7 @@ def _fix_hint(request: Request, environment: str, hints: list[str]) -> str:
         tips.append("production loads only from the volume: provision it with `smm pull --target DIR` "
                     "and point SMM_VOLUME_DIR at it")
     else:
-        tips.append(f"fetch it once with `smm pull` (or `hf download {request.repo_id}`), "
+        tips.append(f"fetch it once with `smm pull {request.repo_id}` (pins it in models.lock), "
                     "or import a local folder with `smm import DIR --as REPO_ID`")
         tips.append("set MODEL_CACHE_DIR / HF_HUB_CACHE if your cache lives elsewhere, or HF_ENDPOINT for a mirror")
     return "; ".join(tips)

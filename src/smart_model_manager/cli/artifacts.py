@@ -6,9 +6,11 @@ summary. Exceptions become exit codes in ``cli.main`` (0 ok, 1 failure, 2 usage)
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -39,7 +41,8 @@ def _lock_path(given: Path | None, settings: Settings) -> Path:
               help="The lock to write. Default: SMM_LOCK, else ./models.lock.")
 @click.option("--endpoint", default=None, help="Hub or mirror URL. Default: HF_ENDPOINT, else huggingface.co.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the lock is missing or out of date (CI).")
-def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: bool, as_json: bool) -> None:
     """Pin every model in models.yaml to a commit and every file to a sha256.
 
     \b
@@ -67,12 +70,22 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
     new = resolve_lock(spec, endpoint or settings.endpoint, settings.token, timeout=settings.timeout,
                        retries=settings.retries, previous=previous)
     if check:
-        if old_bytes == new.dumps().encode("utf-8"):
-            click.echo(f"{path} is up to date ({len(new.models)} model(s))")
+        up_to_date = old_bytes == new.dumps().encode("utf-8")
+        changes = [] if up_to_date else diff(previous, new)
+        if as_json:
+            click.echo(json.dumps({"path": str(path), "up_to_date": up_to_date, "changes": changes,
+                                   "models": _lock_json(new)}, indent=2, sort_keys=True))
+        if up_to_date:
+            if not as_json:
+                click.echo(f"{path} is up to date ({len(new.models)} model(s))")
             return
-        lines = "\n".join(f"  - {line}" for line in diff(previous, new))
+        lines = "\n".join(f"  - {line}" for line in changes)
         raise Failed(f"{path} is out of date with {spec_path} / the endpoint:\n{lines}\nRun `smm lock` and commit it.")
     written = lockfile.write_lock(path, new)
+    if as_json:
+        click.echo(json.dumps({"path": str(path), "written": written, "models": _lock_json(new)},
+                              indent=2, sort_keys=True))
+        return
     click.echo(f"{'wrote' if written else 'unchanged:'} {path} ({len(new.models)} model(s))")
     for alias, e in sorted(new.models.items()):
         click.echo(f"  {alias}: {e.repo_id}@{e.commit[:12]} {len(e.files)} files, "
@@ -80,8 +93,15 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
 
 
 @click.command("pull")
+@click.argument("refs", nargs=-1, metavar="[ORG/NAME[@REV]]...")
 @click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The lock to pull. Default: SMM_LOCK, else ./models.lock.")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(spec_mod.DEFAULT_NAME), show_default=True,
+              help="With ORG/NAME: the models.yaml to add it to (created if missing).")
+@click.option("--model-type", type=click.Choice(["auto", "sentiment", "embeddings"]), default="auto",
+              show_default=True, help="With ORG/NAME: its type; auto reads the pinned config.json.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--target", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Provision this volume folder (HF cache layout + model-metadata.yaml written last).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -91,13 +111,20 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
               help="Files downloaded in parallel.")
 @click.option("--only", multiple=True, metavar="ALIAS", help="Pull only these aliases (repeatable).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
-def pull(lock_path: Path | None, target: Path | None, cache_dir: Path | None, endpoint: str | None, jobs: int,
+def pull(refs: tuple[str, ...], lock_path: Path | None, spec_path: Path, model_type: str, as_json: bool,
+         target: Path | None, cache_dir: Path | None, endpoint: str | None, jobs: int,
          only: tuple[str, ...], progress: bool | None) -> None:
-    """Download every locked model, verify each sha256, publish atomically.
+    """Download every locked model (or the ORG/NAME given), verify each sha256, publish atomically.
+
+    With ORG/NAME[@REV] it is one step, like `hf download`: the model is added to models.yaml
+    (created if missing) and pinned in models.lock, then pulled; files are written only if pinning
+    succeeded.
 
     \b
     Examples:
       smm pull                                   # fill the local cache from ./models.lock
+      smm pull ProsusAI/finbert                  # add + lock + pull one model
+      smm pull sentence-transformers/all-MiniLM-L6-v2@main --target /mnt/models
       smm pull --target /mnt/models              # provision a volume (manifest written last)
       HF_ENDPOINT=http://mirror:8080 smm pull --target /mnt/models --jobs 8
       smm pull --only finbert --cache-dir /tmp/hf
@@ -106,10 +133,29 @@ def pull(lock_path: Path | None, target: Path | None, cache_dir: Path | None, en
 
     if target is not None and cache_dir is not None:
         raise click.UsageError("--target and --cache-dir exclude each other")
+    if refs and only:
+        raise click.UsageError("give ORG/NAME arguments or --only, not both")
     settings = Settings.from_env()
-    lock_obj = lockfile.load(_lock_path(lock_path, settings))
-    hook = _progress(progress)
     url = endpoint or settings.endpoint
+    path = _lock_path(lock_path, settings)
+    if refs:
+        from ..pull import ensure_writable
+        from ..quickpull import add_model
+
+        # the destination first: pinning must not touch models.yaml/models.lock for a pull that cannot land
+        ensure_writable(target or cache_dir or settings.cache_dir, what="target" if target else "cache folder")
+        aliases = []
+        for ref in refs:
+            alias, _lock, wrote_spec = add_model(
+                ref, spec_path=spec_path, lock_path=path, endpoint=url, token=settings.token,
+                timeout=settings.timeout, retries=settings.retries,
+                model_type=None if model_type == "auto" else model_type)
+            aliases.append(alias)
+            click.echo(f"pinned {ref} as {alias!r} in {path}" + (f" (added to {spec_path})" if wrote_spec else ""),
+                       err=True)
+        only = tuple(aliases)
+    lock_obj = lockfile.load(path)
+    hook = _NoProgress() if as_json and progress is None else _progress(progress)
     try:
         report = run_pull(lock_obj, target=target, cache_dir=None if target else (cache_dir or settings.cache_dir),
                           endpoint=url, token=settings.token, jobs=jobs, progress=hook,
@@ -118,6 +164,9 @@ def pull(lock_path: Path | None, target: Path | None, cache_dir: Path | None, en
         raise _pull_failed(err, url) from err
     finally:
         hook.close()
+    if as_json:
+        click.echo(json.dumps(_pull_json(report), indent=2, sort_keys=True))
+        return
     for m in report.models:
         extra = f", {len(m.repaired)} repaired" if m.repaired else ""
         click.echo(f"{m.alias}: {m.repo_id}@{m.commit[:12]} {len(m.downloaded)} downloaded, {len(m.reused)} "
@@ -158,6 +207,24 @@ def import_(folder: Path, repo_id: str, target: Path | None, cache_dir: Path | N
     size = sum(s for s, _ in result.files.values())
     click.echo(f"imported {folder} as {repo_id}@{result.commit} ({len(result.files)} files, {size / 1e6:,.1f} MB) "
                f"into {root}" + (f"; manifest {result.manifest_path}" if result.manifest_path else ""))
+
+
+def _lock_json(lock_obj: lockfile.Lock) -> dict[str, object]:
+    return {alias: {"repo_id": e.repo_id, "revision": e.revision, "commit": e.commit,
+                    "model_type": e.model_type, "files": len(e.files),
+                    "bytes": sum(f.size for f in e.files.values())}
+            for alias, e in sorted(lock_obj.models.items())}
+
+
+def _pull_json(report: object) -> dict[str, object]:
+    r: Any = report
+    return {"root": str(r.root), "is_volume": r.is_volume,
+            "manifest": str(r.manifest_path) if r.manifest_path else None,
+            "seconds": r.seconds, "files_downloaded": r.files_downloaded,
+            "bytes_downloaded": r.bytes_downloaded,
+            "models": [{"alias": m.alias, "repo_id": m.repo_id, "commit": m.commit, "snapshot": str(m.snapshot),
+                        "downloaded": list(m.downloaded), "reused": list(m.reused),
+                        "repaired": list(m.repaired)} for m in r.models]}
 
 
 def _pull_failed(err: BaseException, endpoint: str) -> click.ClickException:
