@@ -12,22 +12,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH_INDEX=${SMM_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
-if [ ! -x .venv/bin/python ]; then
-  echo "== setup: creating .venv with $("$PY" --version 2>&1)"
-  "$PY" -m venv .venv
-fi
-pip() { .venv/bin/python -m pip "$@"; }
-# pip's install-phase bar is drawn only on a terminal; in a pipe (CI logs) installing ~70 packages
-# prints nothing for minutes. There, a line every 8 s says it is still working.
+# pip's install-phase bar (and venv creation) print nothing on a pipe (CI logs) for up to minutes;
+# there, a line every 8 s says the step is still working.
 with_heartbeat() {
   if [ -t 1 ]; then "$@"; return; fi
   local start=$SECONDS rc=0
-  ( while sleep 8; do echo "   ... pip still working ($((SECONDS - start)) s)"; done ) &
+  ( while sleep 8; do echo "   ... still working ($((SECONDS - start)) s)"; done ) &
   local hb=$!
   "$@" || rc=$?
   kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
   return "$rc"
 }
+if [ ! -x .venv/bin/python ]; then
+  echo "== setup: creating .venv with $("$PY" --version 2>&1)"
+  with_heartbeat "$PY" -m venv .venv
+fi
+pip() { .venv/bin/python -m pip "$@"; }
 stamp=.venv/.smm-installed
 want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
@@ -35,7 +35,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 
 echo "== setup: upgrading pip"
-pip install --upgrade pip
+with_heartbeat pip install --upgrade pip
 
 torch_pin=$(grep -E '^torch==' constraints.txt | head -1)
 torch_want=${torch_pin#torch==}
