@@ -7,7 +7,6 @@ broken production.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -255,6 +254,8 @@ def _refuse_near_miss(name: str, lock: Any) -> None:
 
 def _check_type(resolved: Resolved, model_type: str) -> None:
     """Refuse a checkpoint whose own config.json says it is another kind of model (issue 11)."""
+    import json
+
     from .registry import config_mismatch
 
     assert resolved.path is not None

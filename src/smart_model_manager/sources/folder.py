@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import store
 from ..errors import ConfigurationError
-from ..hashing import content_commit, with_prefix
 from .base import Request, Resolved, Verified, read_schema
 
 _PATH_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
@@ -40,7 +38,10 @@ class FolderSource:
         if not (folder / "config.json").is_file():
             raise ConfigurationError(f"{folder} has no config.json, so it is not a model folder "
                                      "(save one with save_pretrained(), or pass a repo id)")
-        from ..manifest import FileEntry  # PyYAML: only on this path
+        # only on this path: hashing (OpenSSL), the store and PyYAML stay off a mock start
+        from .. import store
+        from ..hashing import content_commit, with_prefix
+        from ..manifest import FileEntry
 
         folder = folder.resolve()
         hashed = store.hash_folder(folder)
