@@ -48,8 +48,8 @@ def read_items(path: Path, stream: BinaryIO | None = None) -> list[dict[str, Any
 
 def _stdin_items(explicit: bool) -> list[dict[str, Any]] | None:
     """Headlines from stdin: ``smm analyze -``, or no argument while stdin is a pipe/file."""
-    stdin = click.get_binary_stream("stdin")
     try:
+        stdin = sys.stdin.buffer
         if not explicit and stdin.isatty():
             return None
         return read_items(Path("<stdin>"), stream=stdin)

@@ -10,13 +10,16 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import lockfile, spec as spec_mod
 from ..errors import FormatError, IntegrityError, ModelNotFoundError, SmmError, SourceError
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class Failed(click.ClickException):
@@ -26,6 +29,10 @@ class Failed(click.ClickException):
 
     def show(self, file: object = None) -> None:
         click.echo(self.message, err=True)
+
+
+class FailedUsage(Failed):
+    exit_code = 2
 
 
 def _lock_path(given: Path | None, settings: Settings) -> Path:
@@ -248,10 +255,8 @@ def _pull_failed(err: BaseException, endpoint: str) -> click.ClickException:
         what, hint = "a local file operation failed", "fix the path or permissions named above and rerun"
     else:
         what, hint = "the pull stopped", "fix what the message above names and rerun `smm pull`"
-    failure = Failed(f"{prefix}: {err}\nsmm pull failed: {what}; nothing unverified was published. "
-                     f"Try: {hint}.")
-    failure.exit_code = code
-    return failure
+    cls = FailedUsage if code == 2 else Failed
+    return cls(f"{prefix}: {err}\nsmm pull failed: {what}; nothing unverified was published. Try: {hint}.")
 
 
 # -- progress ------------------------------------------------------------------------------------
@@ -282,7 +287,7 @@ class _LineProgress:
 
 
 class _RichProgress:
-    def __init__(self, console: object = None) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
