@@ -26,12 +26,13 @@ class BackendSpec:
     requires: tuple[str, ...] = ()   # importable modules it needs (checked without importing them)
     install: str = ""                # the pip line that brings ``requires``
     auto_rank: int | None = None     # position in ``auto``'s preference order (lower first); None: never auto
+    gpu_rank: int | None = None      # the same on a CUDA device (docs/gpu.md); None: never auto on a GPU
 
 
 BACKENDS: tuple[BackendSpec, ...] = (
     BackendSpec("onnx", "onnx", (ONNX_FP32_FILE, ONNX_DATA_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE),
-                ("onnxruntime", "tokenizers"), ONNX_INSTALL, auto_rank=0),
-    BackendSpec("torch", "torch", (), ("torch", "transformers"), TORCH_INSTALL, auto_rank=1),
+                ("onnxruntime", "tokenizers"), ONNX_INSTALL, auto_rank=0, gpu_rank=1),
+    BackendSpec("torch", "torch", (), ("torch", "transformers"), TORCH_INSTALL, auto_rank=1, gpu_rank=0),
     BackendSpec("onnx-int8", "onnx", (ONNX_INT8_FILE, ONNX_QUALITY_FILE), ("onnxruntime", "tokenizers"),
                 ONNX_INSTALL),
     BackendSpec("onnx-fp32", "onnx", (ONNX_FP32_FILE, ONNX_DATA_FILE), ("onnxruntime", "tokenizers"), ONNX_INSTALL),
@@ -59,10 +60,16 @@ def auto_order() -> tuple[BackendSpec, ...]:
     return tuple(sorted((b for b in BACKENDS if b.auto_rank is not None), key=lambda b: b.auto_rank or 0))
 
 
+def gpu_auto_order() -> tuple[BackendSpec, ...]:
+    """The backends ``auto`` tries on a CUDA device, most preferred first (torch in half precision, then the
+    ONNX fp32 file on CUDAExecutionProvider; the int8 file is a CPU artifact)."""
+    return tuple(sorted((b for b in BACKENDS if b.gpu_rank is not None), key=lambda b: b.gpu_rank or 0))
+
+
 def lock_files() -> tuple[str, ...]:
     """Every path/glob some backend reads: what a default lock keeps (``spec.select_files``)."""
     return tuple(dict.fromkeys(f for b in BACKENDS for f in b.files))
 
 
 __all__ = ["AUTO", "BACKENDS", "CHOICES", "ONNX_INSTALL", "TORCH_INSTALL", "BackendSpec", "auto_order",
-           "backend_spec", "export_command", "lock_files"]
+           "backend_spec", "export_command", "gpu_auto_order", "lock_files"]

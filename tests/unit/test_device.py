@@ -13,8 +13,7 @@ import sys
 
 import pytest
 
-from smart_model_manager import ConfigurationError, Settings
-from smart_model_manager import device as dev
+from smart_model_manager import ConfigurationError, Settings, device as dev
 from smart_model_manager.device import DeviceChoice, Gpu, Probe, choose_device
 
 pytestmark = pytest.mark.unit

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from test_backend_selection import Recorder, make_folder
 
 import smart_model_manager.loaders as loaders
 from smart_model_manager.device import DeviceChoice
@@ -16,8 +17,6 @@ from smart_model_manager.errors import BackendError
 from smart_model_manager.loaders import load_runner
 from smart_model_manager.loaders._common import token_budget_batches
 from smart_model_manager.loaders.onnx import providers_for
-
-from test_backend_selection import Recorder, make_folder
 
 pytestmark = pytest.mark.unit
 
@@ -98,13 +97,14 @@ def test_auto_device_with_nothing_for_the_gpu_falls_back_to_cpu_and_logs(tmp_pat
     folder = make_folder(tmp_path)  # no onnx export, and the GPU was seen by onnxruntime only
     load_runner(folder, "sentiment", backend="auto", device=ORT_GPU)
     assert calls(fakes) == {"onnx": 0, "torch": 1, "cuda": 0}
-    assert any("device auto chose cuda:0, but the ONNX backend on a GPU needs" in r.getMessage()
-               and "running on the CPU" in r.getMessage() for r in caplog.records)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any("device auto chose cuda:0, but nothing can run this model there" in m
+               and "the ONNX backend on a GPU needs" in m and "running on the CPU" in m for m in msgs), msgs
 
 
 def test_explicit_cuda_with_nothing_for_the_gpu_is_an_error(tmp_path: Path, fakes) -> None:
     folder = make_folder(tmp_path)
-    with pytest.raises(BackendError, match=r"cuda:0: the ONNX backend on a GPU needs .*model.onnx.*smm export onnx"):
+    with pytest.raises(BackendError, match=r"cuda:0: .*onnx: the ONNX backend on a GPU needs .*model.onnx.*smm export onnx"):
         load_runner(folder, "sentiment", backend="auto", device=EXPLICIT_ORT_GPU, model_ref="org/m")
     assert calls(fakes) == {"onnx": 0, "torch": 0, "cuda": 0}
 
@@ -112,11 +112,18 @@ def test_explicit_cuda_with_nothing_for_the_gpu_is_an_error(tmp_path: Path, fake
 def test_torch_backend_on_a_gpu_seen_only_by_onnxruntime_is_an_error(tmp_path: Path, fakes, monkeypatch) -> None:
     monkeypatch.setattr(loaders, "torch_available", lambda: False)
     folder = make_folder(tmp_path, fp32=True)
-    with pytest.raises(BackendError, match="backend 'torch' on cuda:0 needs torch and transformers"):
+    with pytest.raises(BackendError, match="cuda:0: torch: the torch backend needs torch and transformers"):
         load_runner(folder, "sentiment", backend="torch", device=ORT_GPU)
 
 
 # -- ONNX Runtime providers --------------------------------------------------------------------------
+def test_the_gpu_order_comes_from_the_backend_table() -> None:
+    from smart_model_manager.backends import auto_order, gpu_auto_order
+
+    assert [b.name for b in gpu_auto_order()] == ["torch", "onnx"]     # GPU: torch half precision first
+    assert [b.name for b in auto_order()] == ["onnx", "torch"]         # CPU: unchanged
+
+
 def test_providers_for_cpu_and_gpu() -> None:
     assert providers_for(None, ["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     cuda1 = DeviceChoice("cuda:1", "fp32", "cuda:1", "auto", "x", "H200", "torch")
@@ -166,8 +173,7 @@ def test_model_manager_validates_device_and_dtype_arguments() -> None:
 
 
 def test_an_impossible_device_fails_before_any_download(monkeypatch: pytest.MonkeyPatch) -> None:
-    from smart_model_manager import ConfigurationError, ModelManager
-    from smart_model_manager import device as dev
+    from smart_model_manager import ConfigurationError, ModelManager, device as dev
     from smart_model_manager.device import Probe
 
     monkeypatch.setattr(dev, "probe", lambda: Probe(True, (), "torch sees no GPU (faked)"))
