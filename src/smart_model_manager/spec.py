@@ -17,22 +17,19 @@ Errors name the file, the line and the field (``models.yaml:7: models.finbert.re
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import _yaml
-from ._fields import is_format_int, is_revision
+from ._fields import is_alias, is_format_int, is_revision
 from ._layout import COMMIT, REPO_ID_EXPECTED, SPEC_NAME, is_repo_id
 from .backends import lock_files
 from .errors import ConfigurationError, LockfileError, UnknownModelTypeError
 from .registry import get_model_type
 
 DEFAULT_NAME = SPEC_NAME
-# an alias may look like a repo id, but then it must not name a different repo
-ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 
 # Weights in formats no loader here reads. Without this default a lock of ProsusAI/finbert pins (and a pull
 # downloads) tf_model.h5 and flax_model.msgpack too: three copies of 440 MB for one usable one.
@@ -127,7 +124,7 @@ def loads(text: str, path: str | Path = "<string>") -> Spec:
     by_alias: dict[str, str] = {}
     for alias, raw in raw_models.items():
         kp: tuple[Any, ...] = ("models", alias)
-        if not isinstance(alias, str) or not ALIAS.fullmatch(alias):
+        if not is_alias(alias):  # it may look like a repo id, but then it must not name another repo
             doc.fail(kp, "an alias is letters, digits, '.', '_', '-' (optionally 'org/name')")
         if isinstance(raw, str):  # shorthand "alias: org/name" is not enough: the model type is required
             doc.fail(kp, f"expected a mapping, e.g. {{repo_id: {raw}, model_type: sentiment}}")
