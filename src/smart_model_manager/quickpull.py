@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 from . import lockfile, spec as spec_mod, store
+from ._fields import is_alias
 from ._layout import REPO_ID_EXPECTED, is_repo_id
 from .errors import ConfigurationError, FormatError
 from .hub_client import HubClient
@@ -40,7 +41,7 @@ def _default_alias(repo_id: str, taken: dict[str, str]) -> str:
     """The repo's name (``finbert`` for ProsusAI/finbert) unless another repo uses it; else the id."""
     name = repo_id.split("/")[-1]
     owner = taken.get(name.lower())
-    return name if spec_mod.ALIAS.fullmatch(name) and owner in (None, repo_id.lower()) else repo_id
+    return name if is_alias(name) and owner in (None, repo_id.lower()) else repo_id
 
 
 def add_model(ref: str, *, spec_path: Path, lock_path: Path, endpoint: str, token: str | None = None,
