@@ -70,11 +70,10 @@ build_image() {
   local base="$1"
   rm -rf "$REPO/build/wheels"
   step wheels "$PY" -m pip wheel --quiet --wheel-dir "$REPO/build/wheels" "${REPO}[onnx,server]" 'setuptools>=77' wheel
-  podman images -q --filter dangling=true | sort > "$STATE/dangling-before"
+  # --label marks every image this build makes, its intermediate stages included: down removes exactly
+  # those (never another build's, which a concurrent `image prune` or a before/after diff would)
   step podman-build podman build --target runtime --build-arg "BASE=$base" --label "io.smm.e2e=$PREFIX" \
     -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO"
-  # the build's intermediate stage images (untagged): ours to remove on down, nobody else's
-  podman images -q --filter dangling=true | sort | comm -13 "$STATE/dangling-before" - >> "$STATE/built-images"
 }
 
 demo_model() {
@@ -243,8 +242,7 @@ down() {
   stop_pods
   podman rmi -f "$IMAGE" > /dev/null 2>&1 || true
   [ "${KEEP_BASE:-0}" = 1 ] || podman rmi -f "$BASE_IMAGE" > /dev/null 2>&1 || true
-  if [ -f "$STATE/built-images" ]; then xargs -r podman rmi -f < "$STATE/built-images" > /dev/null 2>&1 || true; fi
-  rm -f "$STATE/built-images"
+  podman images -a -q --filter "label=io.smm.e2e=$PREFIX" | xargs -r podman rmi -f > /dev/null 2>&1 || true
   podman images -q --filter reference=localhost/podman-pause | xargs -r podman rmi > /dev/null 2>&1 || true  # not -f: in use = kept
   log "down"
 }
