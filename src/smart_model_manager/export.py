@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 from .errors import BackendError, UnknownModelTypeError
 from .hashing import sha256_file, with_prefix
 from .progress import ProgressFn
-from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, build_int8, quiet
+from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8, quiet
 from .samples import BUILTIN_SAMPLES, default_sample_texts
 
 # Tried in order until one passes the gate (see quantize.py); ``static-qdq`` is measured in
@@ -119,18 +118,6 @@ def infer_model_type(folder: Path) -> str:
         return "embeddings"
     raise UnknownModelTypeError(f"{folder}/config.json: cannot tell the model type from architectures "
                                 f"{archs}; pass it explicitly (--type sentiment|embeddings)")
-
-
-def _tmp_name(out_dir: Path, name: str) -> Path:
-    return out_dir / f".{name}.tmp-{uuid.uuid4().hex[:12]}"
-
-
-def _unlink(path: Path | None) -> None:
-    if path is not None:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
 
 
 class _Wrapper:
