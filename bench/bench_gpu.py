@@ -254,6 +254,15 @@ def bench_model(label: str, folder: Path, args: argparse.Namespace, texts: list[
             paths[f"smm-budget-{b}"], _ = measure(f"smm-budget-{b}", r, texts, device, args.repeats,
                                                   args.latency_batch, reference, {**info(r), "token_budget": b})
         r.token_budget = default
+        if not args.rows or not hasattr(r, "max_rows"):  # the row cap is the CUDA runner's
+            return
+        rows_default, big = r.max_rows, max(args.budgets or [default])
+        r.token_budget = big  # a budget large enough that the row cap is what binds
+        for m in args.rows:
+            r.max_rows = m
+            paths[f"smm-rows-{m}"], _ = measure(f"smm-rows-{m}", r, texts, device, args.repeats, args.latency_batch,
+                                                reference, {**info(r), "token_budget": big, "max_rows": m})
+        r.token_budget, r.max_rows = default, rows_default
 
     run("cpu-fp32", lambda: load_runner(folder, "sentiment", backend="torch", threads=args.cpu_threads),
         info, on="cpu", repeats=args.cpu_repeats)
@@ -323,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-batch", type=int, default=256)
     ap.add_argument("--pipeline-batch", type=int, default=64)
     ap.add_argument("--budgets", default="", help="comma-separated token budgets to sweep, e.g. 4096,8192,16384")
+    ap.add_argument("--rows", default="", help="comma-separated row caps to sweep at the largest budget, e.g. 256,1024")
     ap.add_argument("--cpu-threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -340,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     args.budgets = [int(b) for b in args.budgets.split(",") if b.strip()]
+    args.rows = [int(b) for b in args.rows.split(",") if b.strip()]
     dirs = dict(item.split("=", 1) for item in args.model_dir)
     if args.models is not None:
         names = [m for m in args.models.split(",") if m]

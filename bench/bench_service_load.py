@@ -122,7 +122,7 @@ class NaiveRequest(BaseModel):
     texts: list[str]
 
 
-def naive_app(folder: str, threads: int | None) -> Any:
+def naive_app(folder: str, threads: int | None, device: int = -1) -> Any:
     from fastapi import FastAPI
     from transformers import pipeline
 
@@ -130,7 +130,7 @@ def naive_app(folder: str, threads: int | None) -> Any:
         import torch
 
         torch.set_num_threads(threads)
-    pipe = pipeline("text-classification", model=folder, top_k=None, device=-1)
+    pipe = pipeline("text-classification", model=folder, top_k=None, device=device)
     app = FastAPI()
 
     @app.get("/healthz")
@@ -314,14 +314,16 @@ def free_port() -> int:
 
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMM_", "PYTEST_"))}
-    env["PYTHONPATH"] = str(REPO / "src")
+    # our src first; whatever PYTHONPATH already held (wheels carried to a device machine) stays after it
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH", "")) if p)
     env["HF_HUB_OFFLINE"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
 
 
 def start_server(kind: str, folder: Path, volume: Path, backend: str, port: int, max_batch: int,
-                 max_wait_ms: float, log_path: Path, threads: int | None) -> tuple[subprocess.Popen[bytes], float, dict[str, Any]]:
+                 max_wait_ms: float, log_path: Path, threads: int | None,
+                 naive_device: int = -1) -> tuple[subprocess.Popen[bytes], float, dict[str, Any]]:
     import httpx
 
     env = base_env()
@@ -338,6 +340,7 @@ def start_server(kind: str, folder: Path, volume: Path, backend: str, port: int,
         cmd = [sys.executable, str(Path(__file__).resolve()), "--_naive", str(folder), "--port", str(port)]
         if threads:
             cmd += ["--threads", str(threads)]
+        cmd += ["--naive-device", str(naive_device)]
         probe = "/healthz"
     t0 = time.perf_counter()
     log_fh = open(log_path, "wb")  # noqa: SIM115 - closed by the caller via proc.wait
@@ -429,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads for BOTH servers (default: each picks its own: ours sizes to "
                         "the CPU quota, the naive app takes torch's default)")
+    p.add_argument("--naive-device", type=int, default=-1,
+                   help="the naive pipeline's device (-1 = CPU; 0 = the first GPU, for a GPU node: ours picks the "
+                        "GPU itself under SMM_DEVICE=auto)")
     p.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     p.add_argument("--force", action="store_true", help="write the result even if the machine is busy")
     p.add_argument("--_loadgen", help=argparse.SUPPRESS)
@@ -442,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     if args._naive:
         import uvicorn
 
-        uvicorn.run(naive_app(args._naive, args.threads), host="127.0.0.1", port=args.port, log_level="warning",
+        uvicorn.run(naive_app(args._naive, args.threads, args.naive_device), host="127.0.0.1", port=args.port, log_level="warning",
                     access_log=False)
         return 0
 
@@ -473,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
         for kind in ("naive", "ours"):
             port = free_port()
             proc, startup, info = start_server(kind, folder, volume, args.backend, port, args.max_batch,
-                                               args.max_wait_ms, Path(tmp) / f"{kind}.log", args.threads)
+                                               args.max_wait_ms, Path(tmp) / f"{kind}.log", args.threads,
+                                               args.naive_device)
             log(f"{kind}: ready in {startup:.1f}s" + (f" (source={info.get('source')}, backend="
                                                        f"{info.get('backend')}, commit={commit[:12]})" if info else ""))
             sweep = measure_saturation(kind, port, texts, levels, args.duration, log)
@@ -513,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     results.update({
         "bench": "service_load", "timestamp": stamp, "model": description, "model_dir": str(folder),
         "volume_commit": commit, "backend_requested": args.backend, "max_batch": args.max_batch,
-        "max_wait_ms": args.max_wait_ms, "threads": args.threads, "levels": levels, "duration_s": args.duration,
+        "max_wait_ms": args.max_wait_ms, "threads": args.threads, "naive_device": args.naive_device, "levels": levels, "duration_s": args.duration,
         "latency_duration_s": args.latency_duration, "open_loop_rate_rps": rate, "ratios": ratios,
         "targets": {"throughput_ratio_ge_2": bool(ratios["throughput"] and ratios["throughput"] >= 2),
                     "p95_ratio_le_0.5": bool(ratios["p95_at_half_naive_saturation"] is not None

@@ -110,6 +110,31 @@ def test_gpu_runner_fp32_gives_the_cpu_rows(tiny_bert_dir: Path, cpu_rows, budge
     assert runner([]) == []
 
 
+def test_gpu_runner_without_pinned_memory_copies_plainly(tiny_bert_dir: Path, cpu_rows, monkeypatch,
+                                                         caplog) -> None:
+    # a container may refuse page-locked memory: the runner warns once and copies without it, same rows
+    import torch
+
+    from smart_model_manager.loaders.torch_cuda import load_cuda_runner
+
+    runner = load_cuda_runner(tiny_bert_dir, "sentiment", choice=DeviceChoice("cpu", "fp32", "cpu", "fp32", "test"),
+                              threads=1, token_budget=40)
+    calls = []
+
+    def refuse(self: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(1)
+        raise RuntimeError("cudaHostAlloc failed: out of memory")
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", refuse)
+    runner._pin = True  # as on a CUDA device
+    with caplog.at_level(logging.WARNING, logger="smart_model_manager.loaders.torch_cuda"):
+        rows = runner(TEXTS)
+    assert calls == [1] and runner._pin is False  # tried once, then never again
+    assert [r.getMessage() for r in caplog.records if "pinned host memory unavailable" in r.getMessage()]
+    for got, want in zip(rows, cpu_rows):
+        assert got == pytest.approx(want, abs=1e-5)
+
+
 def test_gpu_runner_bf16_agrees_with_cpu_fp32(tiny_bert_dir: Path, cpu_rows) -> None:
     import torch
 

@@ -92,7 +92,12 @@ class CudaTorchRunner(TorchRunner):
 
         t = torch.tensor(rows, dtype=torch.long)
         if self._pin:
-            t = t.pin_memory()
+            try:
+                t = t.pin_memory()
+            except RuntimeError as err:  # page-locked memory refused (container limits): plain copies
+                self._pin = False
+                log.warning("pinned host memory unavailable (%s): copying batches to %s without it", err,
+                            self.device)
         return t.to(self._device, non_blocking=self._pin)
 
     def _encode(self, texts: list[str], max_len: int | None) -> tuple[Any, list[int]]:
