@@ -348,7 +348,9 @@ def start_server(kind: str, folder: Path, volume: Path, backend: str, port: int,
     deadline = t0 + 240
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"{kind} server exited with {proc.returncode}; see {log_path}")
+            log_fh.close()
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{kind} server exited with {proc.returncode}; the end of {log_path}:\n{tail}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=2).status_code == 200:
                 break

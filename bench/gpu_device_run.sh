@@ -42,15 +42,16 @@ save_file({k: v.float().contiguous() for k, v in load_file(sys.argv[1]).items()}
     "$DEMO_FP16/model.safetensors" "$DEMO_DIR/model.safetensors"
 fi
 if [ -n "${DEMO_DIR:-}" ]; then models+=(--model-dir "demo=$DEMO_DIR"); fi
-"$PY" bench/bench_gpu.py --device "${DEVICE:-cuda}" "${models[@]}" --n "${N:-4096}" --repeats "${REPEATS:-3}" --budgets 4096,8192,16384,32768 --rows "${ROWS:-256,1024}" \
+"$PY" bench/bench_gpu.py --device "${DEVICE:-cuda}" "${models[@]}" --n "${N:-4096}" --repeats "${REPEATS:-3}" --budgets "${BUDGETS-4096,8192,16384,32768}" --rows "${ROWS-256,1024}" \
   --out "$OUT/gpu.json" 2>&1 | tee "$OUT/bench_gpu.log"
 # SERVICE=1: the sentiment service on this GPU (SMM_DEVICE=auto, so it picks the GPU and its batching)
 # against a naive FastAPI + pipeline(device=0) app, FinBERT-shaped model, one headline per request.
 if [ "${SERVICE:-0}" = 1 ]; then
+  before=$(ls bench/results/service_load-*.json 2>/dev/null || true)
   "$PY" bench/bench_service_load.py --model-dir bench/.models/finbert-shaped --naive-device 0 \
     --levels "${SERVICE_LEVELS:-1,32,128}" --duration "${SERVICE_DURATION:-4}" --latency-duration 6 --no-docs --force \
     2>&1 | tee "$OUT/service_gpu.log" || echo "service bench FAILED (see above)"
-  # shellcheck disable=SC2012  # our own time-stamped names
-  latest=$(ls -t bench/results/service_load-*.json 2>/dev/null | head -1)
-  if [ -n "$latest" ]; then cp "$latest" "$OUT/service_gpu.json"; fi
+  for f in bench/results/service_load-*.json; do  # the result this run wrote, not an older one
+    case $'\n'"$before"$'\n' in *$'\n'"$f"$'\n'*) ;; *) cp "$f" "$OUT/service_gpu.json" ;; esac
+  done
 fi
