@@ -147,8 +147,37 @@ def service_efficiency() -> list[Row]:
     return rows
 
 
+def gpu() -> list[Row]:
+    d = _load("gpu-h200.json")
+    if not d:
+        return []
+    f, rows = d["final"], []
+    for name, label in (("finbert-shaped", "FinBERT-shaped"), ("demo", "demo model")):
+        m = f["models"].get(name)
+        if not m or "smm-default" not in m.get("paths", {}):
+            continue
+        p, s = m["paths"], m["paths"]["smm-default"]
+        rows.append((f"GPU ({d['gpu']}), {label}, 4,096 headlines: smm default ({s['dtype']})",
+                     f"{s['headlines_per_s']:,.0f} headlines/s",
+                     f"`pipeline(device=0, fp16)` {p['pipeline-fp16']['headlines_per_s']:,.0f}; lean bf16 runner "
+                     f"{p['lean-ref']['headlines_per_s']:,.0f}",
+                     f"{_x(m['ratios']['smm-default / pipeline-fp16'])} (goal 1.5x); "
+                     f"{_x(m['ratios']['smm-default / lean-ref'])} (goal 0.8x); labels agree "
+                     f"{s['label_agreement']:.3f}, max prob diff {s['max_prob_diff']:.4f}",
+                     _load_text(f), "`bench/bench_gpu.py`"))
+    svc = d.get("service")
+    if svc:
+        ours, naive = svc["servers"]["ours"], svc["servers"]["naive"]
+        rows.append((f"GPU ({d['gpu']}) service saturation, FinBERT-shaped, 1 headline/request",
+                     f"{ours['saturation_rps']:.0f} req/s",
+                     f"naive FastAPI + `pipeline(device=0)` per request {naive['saturation_rps']:.0f} req/s",
+                     f"{_x(svc['ratios']['throughput'])}; p95 {_x(svc['ratios']['p95_at_half_naive_saturation'])}",
+                     _load_text(svc), "`bench/bench_service_load.py --naive-device 0`"))
+    return rows
+
+
 ROWS: list[Callable[[], list[Row]]] = [cold_start, throughput, int8_demo, mock, validate, service_load,
-                                      service_efficiency]
+                                      service_efficiency, gpu]
 
 
 def table() -> str:
