@@ -204,3 +204,38 @@ def test_on_batch_reports_sizes():
 def test_rejects_bad_bounds(kwargs):
     with pytest.raises(ValueError, match="max_"):
         MicroBatcher(RecordingRunner(), **kwargs)
+
+
+def test_next_batch_starts_in_the_model_thread_without_waiting_for_the_event_loop():
+    # issue 13: the batch after the running one is already handed over, so the model thread starts it
+    # the moment the first ends, even while the event loop is busy (blocked here on purpose)
+    import time
+
+    gate = threading.Event()
+    started: dict[str, float] = {}
+
+    def runner(texts: list[str]) -> list[list[float]]:
+        started[texts[0]] = time.perf_counter()
+        if texts == ["a"]:
+            assert gate.wait(5), "test gate never opened"
+        return expected(texts)
+
+    async def main():
+        b = MicroBatcher(runner, max_batch=1, max_wait_ms=0)
+        b.start()
+        first = asyncio.ensure_future(b.submit(["a"]))
+        await asyncio.sleep(0.05)  # "a" is in the model, held by the gate
+        second = asyncio.ensure_future(b.submit(["b"]))
+        third = asyncio.ensure_future(b.submit(["c"]))
+        await asyncio.sleep(0.05)  # "b" is handed over too; "c" waits for a free slot
+        gate.set()
+        time.sleep(0.3)  # the event loop is blocked: only the model thread can start "b" now
+        unblocked = time.perf_counter()
+        out = [await first, await second, await third]
+        await b.close()
+        return out, unblocked
+
+    out, unblocked = run(main())
+    assert out == [expected(["a"]), expected(["b"]), expected(["c"])]
+    assert started["b"] < unblocked  # started while the loop was blocked
+    assert started["c"] > unblocked  # at most two batches were handed over (IN_FLIGHT)

@@ -33,6 +33,7 @@ from .docs_ui import install_docs
 from .memory import return_freed_memory
 from .metrics import ServiceMetrics
 from .middleware import BodyLimitMiddleware, BodyTooLarge, RequestContextMiddleware, error_response
+from .routing import DirectRoute, direct
 from .schemas import (
     AnalyzeRequest,
     AnalyzeResponse,
@@ -239,14 +240,20 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
                                    "max_batch": state.batcher.max_batch,
                                    "max_wait_ms": round(state.batcher.max_wait * 1000, 3)}]}
 
-    @app.post("/v1/sentiment", tags=["sentiment"], response_model=SentimentResponse, responses=_ERRORS,
-              summary="Classify texts")
+    @direct(SentimentRequest)
     async def sentiment(body: SentimentRequest, request: Request) -> dict[str, Any]:
         state.require_ready()
         state.check_texts(body.texts, "texts")
         request.scope["smm_n_texts"] = len(body.texts)
         rows = await state.classify(body.texts, "/v1/sentiment")
         return {"model": state.model_ref(), "results": [state.result(r) for r in rows]}
+
+    # /v1/sentiment skips FastAPI's per-request dependency solving when the request is well formed
+    # (routing.py); its errors and OpenAPI schema are FastAPI's, as declared here. /v1/analyze stays on
+    # FastAPI's path: its reply has datetimes that the response model serializes.
+    app.router.add_api_route("/v1/sentiment", sentiment, methods=["POST"], tags=["sentiment"],
+                             response_model=SentimentResponse, responses=_ERRORS, summary="Classify texts",
+                             route_class_override=DirectRoute)
 
     @app.post("/v1/analyze", tags=["sentiment"], response_model=AnalyzeResponse, responses=_ERRORS,
               summary="Classify news items and aggregate per symbol")

@@ -5,7 +5,10 @@ requests with 10 texts are batched the same way and a batch never exceeds ``max_
 One collector task forms batches: it takes what is queued right now, then waits at most
 ``max_wait_ms`` (from the first text) for more, up to ``max_batch``. The model runs in ONE worker
 thread, off the event loop; while it runs, new texts queue up and form the next batch, so under load
-batches fill without waiting. Results go back through the futures, so every caller gets its own
+batches fill without waiting. Up to :data:`IN_FLIGHT` (2) batches are handed to that thread at once: the
+next batch waits in the thread's own queue and starts the moment the current one ends, instead of
+after the event loop has woken up, delivered the results and formed it (issue 13: on 2 cores that gap
+left the model thread idle about a quarter of the time at saturation). Results go back through the futures, so every caller gets its own
 rows in its own order. A caller that went away (cancelled future) is skipped, never computed. When a
 model call fails, the batch is retried text by text, so only the caller of the failing text sees it.
 
@@ -38,6 +41,8 @@ class _Entry:
 
 
 _STOP = object()
+#: batches handed to the model thread at once: one running, one waiting to start the moment it ends
+IN_FLIGHT = 2
 
 
 class MicroBatcher:
@@ -60,6 +65,8 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._closing = False
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._slots: asyncio.Semaphore | None = None
         self.batches = 0
         self.texts = 0
 
@@ -82,6 +89,7 @@ class MicroBatcher:
         if self._task is not None:
             raise RuntimeError("MicroBatcher.start() called twice")
         self._queue = asyncio.Queue()
+        self._slots = asyncio.Semaphore(IN_FLIGHT)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="smm-model")
         self._task = asyncio.get_running_loop().create_task(self._collect(), name="smm-batcher")
 
@@ -115,10 +123,11 @@ class MicroBatcher:
             self._executor.shutdown(wait=True)
 
     async def _collect(self) -> None:
-        assert self._queue is not None
+        assert self._queue is not None and self._slots is not None
         loop = asyncio.get_running_loop()
         stop = False
         while not stop:
+            await self._slots.acquire()  # at most IN_FLIGHT batches handed to the model thread
             first = await self._queue.get()
             if first is _STOP:
                 break
@@ -141,9 +150,24 @@ class MicroBatcher:
                     break
                 self._add(batch, item)
             if batch:
-                await self._run_batch(loop, batch)
+                task = loop.create_task(self._run_and_release(loop, batch))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            else:
+                self._slots.release()
             if stop:
                 await self._drain(loop)
+        if first is _STOP:
+            self._slots.release()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight)
+
+    async def _run_and_release(self, loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
+        assert self._slots is not None
+        try:
+            await self._run_batch(loop, batch)
+        finally:
+            self._slots.release()
 
     @staticmethod
     def _add(batch: list[_Entry], item: object) -> None:
@@ -153,6 +177,8 @@ class MicroBatcher:
 
     async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         assert self._queue is not None
+        if self._in_flight:  # what was handed over first finishes first
+            await asyncio.gather(*self._in_flight)
         batch: list[_Entry] = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
@@ -165,19 +191,26 @@ class MicroBatcher:
         if batch:
             await self._run_batch(loop, batch)
 
-    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
-        texts = [e.text for e in batch]
+    def _timed(self, batch: list[_Entry]) -> tuple[list[_Entry], Sequence[Sequence[float]], float]:
+        """In the model thread: skip the callers that left while this batch waited its turn (a read of
+        the future's state; at worst one just-cancelled text is computed and dropped), run the rest,
+        and time the model call alone (not its wait in the queue)."""
+        live = [e for e in batch if not e.future.cancelled()]
         t0 = time.perf_counter()
+        rows = self._run([e.text for e in live]) if live else []
+        return live, rows, time.perf_counter() - t0
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
         try:
-            rows = await loop.run_in_executor(self._executor, self._run, texts)
-            if len(rows) != len(texts):
-                raise RuntimeError(f"model returned {len(rows)} rows for {len(texts)} texts")
+            live, rows, seconds = await loop.run_in_executor(self._executor, self._timed, batch)
+            if len(rows) != len(live):
+                raise RuntimeError(f"model returned {len(rows)} rows for {len(live)} texts")
         except Exception as err:  # noqa: BLE001 - routed to the callers, never raised here
             if len(batch) > 1:
                 # One bad text must not fail everyone who shared its batch: retry one by one so
                 # only the culprit's caller gets the error.
                 log.warning("model call failed for a batch of %d texts (%s); retrying one by one",
-                            len(texts), err)
+                            len(batch), err)
                 for e in batch:
                     await self._run_batch(loop, [e])
                 return
@@ -185,11 +218,12 @@ class MicroBatcher:
             if not batch[0].future.done():
                 batch[0].future.set_exception(err)
             return
-        seconds = time.perf_counter() - t0
+        if not live:
+            return
         self.batches += 1
-        self.texts += len(texts)
-        for e, row in zip(batch, rows):
+        self.texts += len(live)
+        for e, row in zip(live, rows):
             if not e.future.done():
                 e.future.set_result(list(row))
         if self._on_batch is not None:
-            self._on_batch(len(texts), seconds)
+            self._on_batch(len(live), seconds)
