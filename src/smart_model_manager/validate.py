@@ -417,6 +417,8 @@ def _check_structure(run: _Run) -> None:
                         "is absent", expected=commit)
         for name in _snapshot_names(rdir):
             snap = rdir / "snapshots" / name
+            if not _check_inside(run, low, snap, f"{low}: snapshot {name[:12]}"):
+                continue  # every file below is outside too: one finding says it (same rule as with a lock)
             for rel in _listing(run, low, snap):
                 if rel.endswith(_SKIP_SUFFIXES):
                     continue
@@ -424,6 +426,8 @@ def _check_structure(run: _Run) -> None:
                 p = snap / rel
                 if not p.exists():
                     run.add("missing", low, p, f"{low}: {name[:12]}/{rel} is a link to a missing blob")
+                    continue
+                if not _check_inside(run, low, p, f"{low}: {name[:12]}/{rel}"):
                     continue
                 blob = os.path.basename(os.path.realpath(p))
                 if run.full and len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):

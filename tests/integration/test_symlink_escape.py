@@ -121,3 +121,19 @@ def test_cache_snapshot_file_outside_the_cache_is_refused(tmp_path: Path) -> Non
                                   "HF_HUB_OFFLINE": "1"})
     with pytest.raises(IntegrityError, match="resolves outside"):
         ModelManager("dev", settings=settings).resolve("model")
+
+
+@pytest.mark.parametrize("mode", ["quick", "full"])
+@pytest.mark.parametrize("form", ["file", "snapshot"])
+def test_a_cache_checked_without_a_lock_reports_outside_links_too(tmp_path: Path, form: str, mode: str) -> None:
+    # no manifest, no lock: the structure check applies the same rule as the checks with a lock
+    src = make_model_folder(tmp_path / "src")
+    cache = tmp_path / "cache"
+    man = make_volume(cache, {REPO: src}, write_manifest=False)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert validate(cache, mode=mode, require_manifest=False).ok
+    bad = FORMS[form](cache, man, outside)
+    report = validate(cache, mode=mode, require_manifest=False)
+    assert [f.file for f in report.by_kind("outside")] == [str(bad)], report.findings
+    assert not report.ok
