@@ -122,13 +122,34 @@ def busy_refusal(data: dict[str, Any], *, force: bool) -> None:
         sys.exit(3)
 
 
+def portable(data: Any) -> Any:
+    """``data`` with no path of the machine that ran the benchmark: paths in the checkout become
+    repo-relative, paths in the home folder ``~/...``, paths in the temporary folder ``<tmp>/...``
+    (results files are committed; docs and data name no machine's paths)."""
+    import tempfile
+
+    roots = [(str(REPO) + os.sep, ""), (str(Path.home()) + os.sep, "~/"),
+             (tempfile.gettempdir().rstrip(os.sep) + os.sep, "<tmp>/")]
+    if isinstance(data, dict):
+        return {k: portable(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [portable(v) for v in data]
+    if isinstance(data, str):
+        for root, short in roots:
+            if data.startswith(root):
+                return short + data[len(root):]
+            if data == root.rstrip(os.sep):
+                return short.rstrip("/") or "."
+    return data
+
+
 def write_result(name: str, data: dict[str, Any], *, force: bool = False) -> Path:
-    """Write ``bench/results/<name>.json`` unless :func:`busy_refusal` refuses."""
+    """Write ``bench/results/<name>.json`` (paths made :func:`portable`) unless :func:`busy_refusal` refuses."""
     busy_refusal(data, force=force)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(portable(data), indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
 

@@ -46,7 +46,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent / "src"))  # runnable from a checkout without installing
-from _bench_util import MODELS, RESULTS, headlines, machine, versions  # noqa: E402
+from _bench_util import MODELS, RESULTS, headlines, machine, portable, versions  # noqa: E402
 
 DEMO_REPO = "smart-model-manager/finbert-mini-demo"
 Rows = list[list[float]]
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
             "pipeline_batch": args.pipeline_batch, "models": results, "machine": machine(), "versions": versions()}
     out = args.out or RESULTS / f"gpu-{args.device.replace(':', '')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    out.write_text(json.dumps(portable(data), indent=2, sort_keys=True) + "\n")
     print(f"-> {out}", file=sys.stderr)
     return 0
 

@@ -149,11 +149,11 @@ def main() -> int:
         print(f"{k:<16} median {v:10.2f} ms wall {result['median_cpu_ms'][k]:10.2f} ms cpu"
               f"{'   <- baseline' if k == 'full' else ''}")
     print(json.dumps(result["ratios"]))
-    from _bench_util import busy_refusal
+    from _bench_util import busy_refusal, portable
 
     busy_refusal(result, force=args.force)  # exits 3 when the machine was busy and --force was not given
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.write_text(json.dumps(portable(result), indent=2) + "\n")
     print(f"-> {args.out}")
     return 0
 

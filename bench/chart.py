@@ -116,6 +116,19 @@ def collect_ratios() -> list[tuple[str, float, float | None, str, bool]]:
     if (d := load("service_efficiency")):
         for name, m in d["models"].items():
             out.append((f"service efficiency, {name}", m["efficiency"], 0.8, "higher", forced(d)))
+    if (d := load("service_memory")):
+        s = d["summary"]
+        out.append(("service worst-request peak RSS / idle", s["ours"]["peak_over_idle"], 1.5, "lower", False))
+        out.append(("service throughput vs unbounded, 1 headline", s["throughput_ratio_headlines"], 0.9, "higher",
+                    False))
+        out.append(("service throughput vs unbounded, 64 headlines", s["throughput_ratio_batch64"], 0.9, "higher",
+                    False))
+    if (d := load("gpu-h200")):
+        m = d["final"]["models"].get("finbert-shaped", {})
+        for base, goal in (("pipeline-fp16", 1.5), ("lean-ref", 0.8)):
+            ratio = m.get("ratios", {}).get(f"smm-default / {base}")
+            if ratio is not None:
+                out.append((f"GPU ({d['gpu']}) smm vs {base}", ratio, goal, "higher", False))
     return out
 
 

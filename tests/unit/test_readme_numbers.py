@@ -65,3 +65,29 @@ def test_benchmarks_refuse_to_write_on_a_busy_machine_unless_forced(monkeypatch:
     monkeypatch.setattr(util.os, "getloadavg", lambda: (1.5, 1.0, 1.0))
     util.busy_refusal(data, force=False)  # quiet: no exit
     assert data["load_check"]["busy"] is False and data["load_check"]["forced"] is False
+
+
+def test_committed_results_name_no_path_of_the_machine_that_ran_them() -> None:
+    # bench writers pass results through _bench_util.portable(); this checks every committed file
+    import os
+    import tempfile
+
+    machine = [str(REPO), str(Path.home()), tempfile.gettempdir().rstrip(os.sep) + os.sep, "/work/", "/root/"]
+    for path in sorted((REPO / "bench" / "results").glob("*.json")):
+        text = path.read_text()
+        found = [m for m in machine if m and f'"{m}' in text]
+        assert not found, f"{path.name} records machine paths {found}"
+
+
+def test_portable_makes_paths_repo_home_or_tmp_relative() -> None:
+    import tempfile
+
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from _bench_util import portable
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    tmp = tempfile.gettempdir()
+    assert portable({"a": str(REPO / "bench" / "x"), "b": [str(Path.home() / "y")], "c": f"{tmp}/smm-1/v",
+                     "d": str(REPO), "e": "plain", "f": 3}) == {
+        "a": "bench/x", "b": ["~/y"], "c": "<tmp>/smm-1/v", "d": ".", "e": "plain", "f": 3}

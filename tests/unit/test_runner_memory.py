@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from smart_model_manager.loaders._common import CPU_TOKEN_BUDGET, token_budget_batches
+from smart_model_manager.loaders._common import ATTENTION_WIDTH, CPU_TOKEN_BUDGET, token_budget_batches
 from smart_model_manager.loaders.onnx import OnnxRunner
 
 pytestmark = pytest.mark.unit
@@ -81,7 +81,29 @@ def test_worst_allowed_request_runs_in_batches_within_the_token_budget() -> None
     assert session.shapes, "the model was never called"
     for n, width in session.shapes:
         assert n * width <= CPU_TOKEN_BUDGET, session.shapes
+        assert n * width * width <= CPU_TOKEN_BUDGET * ATTENTION_WIDTH, session.shapes  # attention: the square
+    assert max(n for n, _w in session.shapes) == 2  # two full-length rows per call, as measured for B1
     assert sum(n for n, _w in session.shapes) == 64
+
+
+def test_headline_batches_are_not_split_by_the_budget() -> None:
+    # issue 9, B1's throughput half: a service batch of 32 headlines of up to 64 tokens is ONE model call
+    runner, session = _runner()
+    runner([" ".join(["w"] * 62)] * 32)  # 64 tokens with [CLS] and [SEP]
+    assert [n for n, _w in session.shapes] == [32]
+
+
+def test_attention_bounds_long_rows_and_the_token_budget_bounds_short_ones() -> None:
+    big = 2048 * ATTENTION_WIDTH
+    assert [len(b) for b in token_budget_batches([512] * 5, budget=2048, max_rows=32, attention_budget=big)] == [
+        2, 2, 1]
+    assert [len(b) for b in token_budget_batches([256] * 9, budget=2048, max_rows=32, attention_budget=big)] == [
+        8, 1]  # both bounds meet at 256 tokens
+    assert [len(b) for b in token_budget_batches([100] * 25, budget=2048, max_rows=32, attention_budget=big)] == [
+        20, 5]  # the token budget binds first
+    assert token_budget_batches([600, 10], budget=2048, max_rows=32, attention_budget=10) == [[0], [1]]
+    with pytest.raises(ValueError, match="budgets and max_rows must be >= 1"):
+        token_budget_batches([1], budget=1, max_rows=1, attention_budget=0)
 
 
 def test_short_headlines_still_share_a_batch() -> None:
@@ -93,8 +115,8 @@ def test_short_headlines_still_share_a_batch() -> None:
 
 def test_explicit_token_budget_is_used() -> None:
     runner, session = _runner(token_budget=1024)
-    runner([" ".join(["w"] * 300)] * 10)
-    assert all(n * w <= 1024 for n, w in session.shapes) and len(session.shapes) >= 4
+    runner([" ".join(["w"] * 120)] * 10)
+    assert all(n * w <= 1024 for n, w in session.shapes) and len(session.shapes) >= 2
 
 
 def test_a_text_longer_than_the_budget_runs_alone() -> None:
@@ -117,3 +139,38 @@ def test_cpu_token_budget_is_a_named_documented_setting() -> None:
     assert Settings.from_env({}).token_budget is None  # None = the device's default
     docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     assert "SMM_TOKEN_BUDGET" in docs and f"{CPU_TOKEN_BUDGET:,}" in docs
+
+
+def test_the_service_trims_the_heap_after_long_batches_only(monkeypatch) -> None:
+    # issue 9, B1: a 4 MiB mmap threshold keeps headline batches fast, and malloc_trim after a long batch
+    # gives back what its medium buffers left in the heap
+    from smart_model_manager.service import app as service_app, memory
+    from smart_model_manager.service.config import ServiceConfig
+    from smart_model_manager.service.metrics import ServiceMetrics
+
+    trims: list[int] = []
+    monkeypatch.setattr(service_app, "trim", lambda: trims.append(1) or True)
+    state = service_app.ServiceState(ServiceConfig(), lambda name: None, ServiceMetrics())
+
+    class Model:
+        def raw(self, texts: list[str]) -> list[list[float]]:
+            return [[1.0, 0.0, 0.0] for _ in texts]
+
+    state.model = Model()
+    assert state._run(["Bitcoin ETF inflows hit a record"] * 32) == [[1.0, 0.0, 0.0]] * 32
+    assert trims == []  # 32 headlines: no trim
+    assert len(state._run(["x" * 2000] * 8)) == 8
+    assert trims == [1]  # 16,000 characters: trimmed once
+    assert memory.DEFAULT_THRESHOLD == 4 << 20 and memory.TRIM_AFTER_CHARS == 16_000
+
+
+def test_trim_and_thresholds_are_real_calls_on_glibc() -> None:
+    import platform
+
+    from smart_model_manager.service import memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only; a no-op elsewhere")
+    assert memory.return_freed_memory() is True
+    bytearray(64 << 20)  # a 64 MiB block allocated and freed: mapped, then returned
+    assert isinstance(memory.trim(), bool)

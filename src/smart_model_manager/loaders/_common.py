@@ -20,10 +20,15 @@ DEFAULT_BATCH_SIZE = 32
 #: Padded tokens (rows x longest row) per model call on the CPU; ``SMM_TOKEN_BUDGET`` overrides it.
 #: It bounds a call's activation memory whatever a caller sends: before it (issue 9, B1) a request of
 #: 64 texts x 2,000 characters ran as 32 x 512-token batches and took the service from ~200 MB to ~2 GB.
-#: The quadratic attention term makes long rows expensive: at 512 tokens, 2 rows per call kept the peak
-#: at 1.3x idle on the demo model (4 rows: 1.75x; 8 rows: 2.5x); 25-30 headlines still share one call.
-#: bench/bench_service_memory.py measures the choice (peak RSS and throughput against the old batching).
-CPU_TOKEN_BUDGET = 1024
+#: 2,048 lets a service batch of 32 headlines of up to 64 tokens run as ONE call (1,024 split them, and
+#: 64-headline requests ran at 0.76x the old throughput); long rows are bounded by the next constant.
+CPU_TOKEN_BUDGET = 2048
+#: Attention grows with the square of the length, so on the CPU long rows are bounded by rows x longest
+#: row **squared** <= token budget x ATTENTION_WIDTH, not by the token budget alone. With the default
+#: budget: two full-length 512-token rows per call, which kept the worst request's peak at 1.23x idle on
+#: the demo model (4 rows: 1.75x); rows under 256 tokens are bounded by the token budget first. One knob:
+#: ``SMM_TOKEN_BUDGET`` scales both. A text longer than the budgets still runs, alone.
+ATTENTION_WIDTH = 256
 # tokenizer_config.json uses a huge sentinel (int(1e30)) for "no limit"; anything above this is that.
 _NO_LIMIT = 1_000_000
 
@@ -74,23 +79,29 @@ def max_length(config: dict[str, Any], tokenizer_config: dict[str, Any]) -> int:
     return min(candidates) if candidates else 512
 
 
-def token_budget_batches(lengths: Sequence[int], budget: int, max_rows: int) -> list[list[int]]:
+def token_budget_batches(lengths: Sequence[int], budget: int, max_rows: int,
+                         attention_budget: int | None = None) -> list[list[int]]:
     """Length-sorted batches (longest first) whose *padded* size, rows x longest row, stays within
-    ``budget`` tokens and ``max_rows`` rows. A text longer than the budget gets a batch of its own.
+    ``budget`` tokens and ``max_rows`` rows, and, when ``attention_budget`` is given, whose rows x
+    longest row squared stays within it. A text longer than the budgets gets a batch of its own.
 
     Short headlines (~30 tokens) go hundreds to a batch; 512-token documents a few, so device memory
     per batch is bounded by the budget, not by the texts a caller happened to send. Stable order.
     """
-    if budget < 1 or max_rows < 1:
-        raise ValueError(f"budget and max_rows must be >= 1, got {budget}, {max_rows}")
+    if budget < 1 or max_rows < 1 or (attention_budget is not None and attention_budget < 1):
+        raise ValueError(f"budgets and max_rows must be >= 1, got {budget}, {attention_budget}, {max_rows}")
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []
     width = 0
     for i in order:
-        if current and ((len(current) + 1) * width > budget or len(current) >= max_rows):
-            batches.append(current)
-            current = []
+        if current:
+            rows = len(current) + 1
+            full = (rows * width > budget or len(current) >= max_rows
+                    or (attention_budget is not None and rows * width * width > attention_budget))
+            if full:
+                batches.append(current)
+                current = []
         if not current:
             width = max(1, lengths[i])
         current.append(i)

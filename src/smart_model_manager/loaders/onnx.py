@@ -39,6 +39,7 @@ from ..device import DeviceChoice
 from ..errors import BackendError
 from ..registry import get_model_type
 from ._common import (
+    ATTENTION_WIDTH,
     CPU_TOKEN_BUDGET,
     DEFAULT_BATCH_SIZE,
     check_model_type,
@@ -221,7 +222,8 @@ class OnnxRunner:
         batch_size = (options.batch_size if options is not None else None) or self.batch_size
         want_logits = bool(options is not None and options.logits)
         out: list[list[float] | None] = [None] * len(texts)
-        for idx in token_budget_batches(lengths, self.token_budget, batch_size):
+        for idx in token_budget_batches(lengths, self.token_budget, batch_size,
+                                           self.token_budget * ATTENTION_WIDTH):
             raw, mask = self.run_batch([encs[i] for i in idx])
             raw = raw.astype(np.float32, copy=False)
             classifies = get_model_type(self.model_type).classifies

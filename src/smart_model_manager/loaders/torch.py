@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import BackendError
 from ..registry import get_model_type
 from ._common import (
+    ATTENTION_WIDTH,
     CPU_TOKEN_BUDGET,
     DEFAULT_BATCH_SIZE,
     check_model_type,
@@ -100,7 +101,8 @@ class TorchRunner:
         want_logits = bool(options is not None and options.logits)
         out: list[list[float] | None] = [None] * len(texts)
         with torch.inference_mode():
-            for idx in token_budget_batches(lengths, self.token_budget, batch_size):
+            for idx in token_budget_batches(lengths, self.token_budget, batch_size,
+                                               self.token_budget * ATTENTION_WIDTH):
                 width = max(lengths[i] for i in idx)
                 batch = {}
                 for name in self.input_names:

@@ -30,7 +30,7 @@ from ..settings import environ
 from .batching import BatcherClosed, MicroBatcher
 from .config import ServiceConfig
 from .docs_ui import install_docs
-from .memory import return_freed_memory
+from .memory import TRIM_AFTER_CHARS, return_freed_memory, trim
 from .metrics import ServiceMetrics
 from .middleware import BodyLimitMiddleware, BodyTooLarge, RequestContextMiddleware, error_response
 from .routing import DirectRoute, direct
@@ -80,7 +80,10 @@ class ServiceState:
         self.loaded = threading.Event()
 
     def _run(self, texts: list[str]) -> list[list[float]]:
-        return self.model.raw(texts)
+        rows = self.model.raw(texts)
+        if sum(map(len, texts)) >= TRIM_AFTER_CHARS:  # long texts: give their buffers back now (issue 9, B1)
+            trim()
+        return rows
 
     @property
     def ready(self) -> bool:
