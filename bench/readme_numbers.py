@@ -147,6 +147,20 @@ def service_efficiency() -> list[Row]:
     return rows
 
 
+def service_memory() -> list[Row]:
+    d = _load("service_memory.json")
+    if not d:
+        return []
+    s = d["summary"]
+    o, n = s["old"], s["ours"]
+    load = f"{d['machine']['loadavg'][0]:.1f} / {d['machine'].get('cpus_affinity', '?')}"
+    return [("service peak RSS, worst allowed request (64 x 2,000 chars) x 20",
+             f"{n['peak_mb']:.0f} MB ({n['peak_over_idle']:.2f}x idle; {n['after_over_idle']:.2f}x 2 s later)",
+             f"unbounded batches + ONNX Runtime arena {o['peak_mb']:.0f} MB ({o['peak_over_idle']:.2f}x idle)",
+             f"{_x(s['peak_ratio_ours_vs_old'])}; throughput {_x(s['throughput_ratio_headlines'])} (1 headline) / "
+             f"{_x(s['throughput_ratio_batch64'])} (64 headlines), goal 0.9x", load, "`bench/bench_service_memory.py`")]
+
+
 def gpu() -> list[Row]:
     d = _load("gpu-h200.json")
     if not d:
@@ -177,7 +191,7 @@ def gpu() -> list[Row]:
 
 
 ROWS: list[Callable[[], list[Row]]] = [cold_start, throughput, int8_demo, mock, validate, service_load,
-                                      service_efficiency, gpu]
+                                      service_efficiency, service_memory, gpu]
 
 
 def table() -> str:
