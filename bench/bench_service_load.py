@@ -313,7 +313,9 @@ def free_port() -> int:
 
 
 def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMM_", "PYTEST_"))}
+    # SMM_SERVICE_GPU_* pass through (the GPU batching knobs: --max-batch/--max-wait-ms are the CPU ones)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SMM_", "PYTEST_")) or k.startswith("SMM_SERVICE_GPU_")}
     # our src first; whatever PYTHONPATH already held (wheels carried to a device machine) stays after it
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH", "")) if p)
     env["HF_HUB_OFFLINE"] = "1"
@@ -522,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     results.update({
         "bench": "service_load", "timestamp": stamp, "model": description, "model_dir": str(folder),
         "volume_commit": commit, "backend_requested": args.backend, "max_batch": args.max_batch,
-        "max_wait_ms": args.max_wait_ms, "threads": args.threads, "naive_device": args.naive_device, "levels": levels, "duration_s": args.duration,
+        "max_wait_ms": args.max_wait_ms, "threads": args.threads, "naive_device": args.naive_device,
+        "gpu_env": {k: v for k, v in os.environ.items() if k.startswith("SMM_SERVICE_GPU_")}, "levels": levels, "duration_s": args.duration,
         "latency_duration_s": args.latency_duration, "open_loop_rate_rps": rate, "ratios": ratios,
         "targets": {"throughput_ratio_ge_2": bool(ratios["throughput"] and ratios["throughput"] >= 2),
                     "p95_ratio_le_0.5": bool(ratios["p95_at_half_naive_saturation"] is not None
