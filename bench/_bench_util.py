@@ -123,23 +123,24 @@ def busy_refusal(data: dict[str, Any], *, force: bool) -> None:
 
 
 def portable(data: Any) -> Any:
-    """``data`` with no path of the machine that ran the benchmark: paths in the checkout become
-    repo-relative, paths in the home folder ``~/...``, paths in the temporary folder ``<tmp>/...``
-    (results files are committed; docs and data name no machine's paths)."""
+    """``data`` with no path of the machine that ran the benchmark, wherever a path stands in a string
+    ("given folder /x/y" too): paths in the checkout become repo-relative, paths in the home folder
+    ``~/...``, paths in the temporary folder ``<tmp>/...`` (results files are committed; docs and data
+    name no machine's paths)."""
+    import re
     import tempfile
 
-    roots = [(str(REPO) + os.sep, ""), (str(Path.home()) + os.sep, "~/"),
-             (tempfile.gettempdir().rstrip(os.sep) + os.sep, "<tmp>/")]
     if isinstance(data, dict):
         return {k: portable(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         return [portable(v) for v in data]
-    if isinstance(data, str):
-        for root, short in roots:
-            if data.startswith(root):
-                return short + data[len(root):]
-            if data == root.rstrip(os.sep):
-                return short.rstrip("/") or "."
+    if not isinstance(data, str):
+        return data
+    # the checkout first: it may itself lie in the home or temporary folder
+    for root, short in ((str(REPO), "."), (str(Path.home()), "~"), (tempfile.gettempdir().rstrip(os.sep), "<tmp>")):
+        pattern = r"(?<![\w./<>~-])" + re.escape(root) + r"(?=/|$|[\s\"',;)])"
+        data = re.sub(pattern + "/", "" if short == "." else short + "/", data)
+        data = re.sub(pattern, short, data)
     return data
 
 
