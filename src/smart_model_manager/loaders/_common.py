@@ -25,7 +25,7 @@ DEFAULT_BATCH_SIZE = 32
 CPU_TOKEN_BUDGET = 2048
 #: Attention grows with the square of the length, so on the CPU long rows are bounded by rows x longest
 #: row **squared** <= token budget x ATTENTION_WIDTH, not by the token budget alone. With the default
-#: budget: two full-length 512-token rows per call, which kept the worst request's peak at 1.23x idle on
+#: budget: two full-length 512-token rows per call, which keeps the worst request's peak at 1.38x idle on
 #: the demo model (4 rows: 1.75x); rows under 256 tokens are bounded by the token budget first. One knob:
 #: ``SMM_TOKEN_BUDGET`` scales both. A text longer than the budgets still runs, alone.
 ATTENTION_WIDTH = 256

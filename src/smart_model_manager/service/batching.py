@@ -5,11 +5,10 @@ requests with 10 texts are batched the same way and a batch never exceeds ``max_
 One collector task forms batches: it takes what is queued right now, then waits at most
 ``max_wait_ms`` (from the first text) for more, up to ``max_batch``. The model runs in ONE worker
 thread, off the event loop; while it runs, new texts queue up and form the next batch, so under load
-batches fill without waiting. Up to :data:`IN_FLIGHT` (2) batches are handed to that thread at once: the
-next batch waits in the thread's own queue and starts the moment the current one ends, instead of
-after the event loop has woken up, delivered the results and formed it (issue 13: on 2 cores that gap
-left the model thread idle about a quarter of the time at saturation). Results go back through the futures, so every caller gets its own
-rows in its own order. A caller that went away (cancelled future) is skipped, never computed. When a
+batches fill without waiting. Up to :data:`IN_FLIGHT` (2) batches are handed to that thread at once:
+the next batch waits in the thread's own queue and starts the moment the current one ends, instead
+of after the event loop has woken up, delivered the results and formed it (issue 13). Results go back
+through the futures, so every caller gets its own rows in its own order. A caller that went away (cancelled future) is skipped, never computed. When a
 model call fails, the batch is retried text by text, so only the caller of the failing text sees it.
 
 ``close()`` stops intake and drains: everything already queued is still computed (graceful SIGTERM:

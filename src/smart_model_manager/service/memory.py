@@ -15,8 +15,8 @@ machine, against the unbounded old behaviour in the same run):
 * ``malloc_trim(0)`` after any model call on :data:`TRIM_AFTER_CHARS` characters or more, so what a long
   request left in the heap goes back at once (a few ms, only after such calls).
 
-Result at 4 MiB with the trim: peak 1.38x idle, 0.88x idle 2 s later; throughput 1.15x / 0.96x of the
-old behaviour. The library itself never calls this; the service owns its process, so it does.
+Result at 4 MiB with the trim (2 rounds, docs/benchmarks.md): peak 1.38x idle, 0.88x idle 2 s later;
+throughput 1.00x / 0.93x of the old behaviour. The library itself never calls this; the service owns its process, so it does.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import ctypes
 import ctypes.util
 import logging
 import sys
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +35,35 @@ DEFAULT_THRESHOLD = 4 << 20  # 4 MiB: see the module docstring for what 1, 8 and
 #: a model call on this many characters or more is followed by :func:`trim` (32 headlines are ~3,000;
 #: the worst allowed request, 64 x 2,000)
 TRIM_AFTER_CHARS = 16_000
-_libc: object = None
+_glibc: Any = None  # the loaded C library, False where there is no glibc (macOS, musl)
+
+
+def _libc() -> Any:
+    global _glibc
+    if _glibc is None:
+        _glibc = False
+        if sys.platform.startswith("linux"):
+            try:
+                lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                if hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim"):  # musl has neither
+                    _glibc = lib
+            except OSError:
+                pass
+    return _glibc
 
 
 def trim() -> bool:
-    """Hand the heap's free pages back to the OS (glibc ``malloc_trim(0)``); False where unavailable."""
-    global _libc
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _libc = False
-    return bool(_libc and _libc(0))  # type: ignore[operator]
+    """Hand the heap's free pages back to the OS (glibc ``malloc_trim(0)``): True when memory was
+    released, False when there was none or where there is no glibc."""
+    lib = _libc()
+    return bool(lib and lib.malloc_trim(0) == 1)
 
 
 def return_freed_memory(threshold: int = DEFAULT_THRESHOLD) -> bool:
     """Fix glibc's mmap and trim thresholds; True when applied, False where there is no glibc."""
-    if not sys.platform.startswith("linux"):
+    lib = _libc()
+    if not lib:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt  # musl has none: AttributeError
-    except (OSError, AttributeError):
-        return False
-    ok = mallopt(M_MMAP_THRESHOLD, threshold) == 1 and mallopt(M_TRIM_THRESHOLD, 2 * threshold) == 1
+    ok = lib.mallopt(M_MMAP_THRESHOLD, threshold) == 1 and lib.mallopt(M_TRIM_THRESHOLD, 2 * threshold) == 1
     log.debug("malloc thresholds fixed at %d bytes: %s", threshold, ok)
     return bool(ok)
