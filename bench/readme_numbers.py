@@ -102,7 +102,13 @@ def mock() -> list[Row]:
     m = d["medians"]
     return [("first mock prediction in a fresh process", f"{m['mock']['seconds'] * 1000:.0f} ms",
              f"`import transformers` {m['import-transformers']['seconds'] * 1000:.0f} ms",
-             f"{_x(d['ratios']['mock'])} (target 0.05x)", _load_text(d), "`bench/bench_mock.py`")]
+             f"{_x(d['ratios']['mock'])} (target 0.05x)", _load_text(d), "`bench/bench_mock.py`")] + ([
+        ("the same inside pytest: session with the first mock prediction minus an empty session",
+         f"{(m['pytest-mock']['seconds'] - m['pytest-empty']['seconds']) * 1000:.0f} ms",
+         f"`import transformers` in a test: "
+         f"{(m['pytest-transformers']['seconds'] - m['pytest-empty']['seconds']) * 1000:.0f} ms",
+         _x(d["ratios"]["in_pytest_marginal"]), _load_text(d), "`bench/bench_mock.py`")]
+        if "in_pytest_marginal" in d["ratios"] else [])
 
 
 def validate() -> list[Row]:
