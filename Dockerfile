@@ -1,7 +1,8 @@
 # smart-model-manager images (see docs/kubernetes.md, "The image").
 #
 #   runtime (default)  smm + the lean extras (onnx, server): serve, validate, pull, mirror. NO torch.
-#   export             runtime + torch/transformers, for a provisioning Job that runs `smm export onnx`.
+#   export             runtime + torch/transformers: `smm export onnx` in a container (build machine or CI;
+#                      docs/kubernetes.md, "A Hub model without ONNX files").
 #   gpu                CUDA torch + transformers: the service on GPU nodes (deploy/k3s/components/gpu).
 #
 # The build needs no network: it installs from a wheel folder built on the host (WHEELS, default

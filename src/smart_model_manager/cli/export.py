@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from .. import store
+from .._layout import MANIFEST_NAME
 from ..known_models import resolve_alias
 from ..settings import Settings
 from .models import cli_progress
@@ -104,6 +105,12 @@ def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str
                 "folder; download it first (e.g. load it once in dev, or `smm pull`), or pass "
                 "--cache-dir")
         folder, target = snap, (root, repo_id, snap.name)
+    if target is not None and (target[0] / MANIFEST_NAME).is_file():
+        raise click.ClickException(
+            f"{target[0]} is a provisioned volume (it has {MANIFEST_NAME}): it holds only what a lock pins, "
+            "so exported files there would fail `smm validate` and the loaders' checks. Export in a build "
+            "cache instead, then lock against a mirror of it and pull (docs/kubernetes.md, \"A Hub model "
+            "without ONNX files\"); nothing was written")
     mtype = model_type or infer_model_type(folder)
     texts = read_samples(samples) if samples is not None else None
     click.echo(f"exporting {folder} ({mtype}) to ONNX...", err=True)
