@@ -30,9 +30,11 @@ RUN python3 -m venv /opt/smm \
 
 # ---- build-export: the same venv plus torch/transformers (provisioning-time ONNX export) ---------
 FROM build AS build-export
+# torch ships test helpers in Python 3.12 syntax (torch/testing/_internal/py312_intrinsics.py) that no
+# import here reaches; compileall would fail the build on them, so that folder is not precompiled.
 RUN /opt/smm/bin/pip install --no-index --find-links /wheels "/src[export,onnx,server]" \
  && /opt/smm/bin/python -c "import torch, transformers, onnx" \
- && /opt/smm/bin/python -m compileall -q /opt/smm/lib
+ && /opt/smm/bin/python -m compileall -q -x '/torch/testing/_internal/' /opt/smm/lib
 
 # ---- common runtime layout: non-root uid, read-only root, only /tmp writable ----------------------
 FROM ${BASE} AS base-runtime
@@ -75,7 +77,7 @@ COPY src/ /src/src/
 RUN python3 -m venv /opt/smm \
  && /opt/smm/bin/pip install --no-index --find-links /wheels "/src[torch,onnx,server]" \
  && /opt/smm/bin/python -c "import sys, torch, transformers; sys.exit(0 if torch.version.cuda else 'the gpu image needs a CUDA build of torch (wheels from the PyTorch CUDA index), got ' + torch.__version__)" \
- && /opt/smm/bin/python -m compileall -q /opt/smm/lib \
+ && /opt/smm/bin/python -m compileall -q -x '/torch/testing/_internal/' /opt/smm/lib \
  && rm -rf /src/src/*.egg-info
 
 # ---- gpu target: the sentiment service on a GPU; SMM_DEVICE=cuda refuses to start without one --------------

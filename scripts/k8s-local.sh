@@ -5,7 +5,8 @@
 # Rendered from the prod overlay (2 replicas) by default.
 #
 #   up      base image (mmdebstrap + podman import when no registry is reachable; or BASE=python:3.11-slim),
-#           wheels, image (the Dockerfile), demo model, mirror on 127.0.0.1, lock, render, then: the service
+#           wheels, image (the Dockerfile), demo model (without ONNX files: exported in the `export` image,
+#           non-root, read-only root, no network), mirror on 127.0.0.1, lock, render, then: the service
 #           pods first (their init container must block on the empty volume), the Job's pod template as a
 #           Pod against the mirror, and the 2 replicas sharing the read-only volume
 #   check   from the host: /readyz 200 and the right labels from POST /v1/sentiment on every replica,
@@ -15,9 +16,9 @@
 #
 # Environment: STATE (default build/k8s-local), PREFIX (default smm-e2e), OVERLAY (default prod: 2 replicas),
 # BASE_PORT (default 28480; the service pods use BASE_PORT.. +21), MIRROR_PORT (default: a free one), BASE (a base image; default: one made with
-# mmdebstrap), DEMO_MODEL_DIR (an already built demo model folder with onnx/model.onnx; default:
-# `smm models build-demo`), KEEP_BASE=1 keeps the base image on down, REUSE_IMAGE=1 skips the image build
-# when the image exists (quicker iterations).
+# mmdebstrap), DEMO_MODEL_DIR (an already built demo model folder; without onnx/model.onnx it is exported in
+# the `export` image, built with the torch of $PY; default: `smm models build-demo`), KEEP_BASE=1 keeps the base image on down, REUSE_IMAGE=1 skips the image builds
+# when the images exist (quicker iterations).
 # Every server listens on 127.0.0.1 only. Output of each step goes to $STATE/logs/.
 set -euo pipefail
 
@@ -31,6 +32,7 @@ SMM="${SMM:-$REPO/.venv/bin/smm}"
 KUBECTL="${KUBECTL:-$REPO/.venv/bin/kubectl}"
 BASE_IMAGE="localhost/$PREFIX-base:bookworm"
 IMAGE="localhost/$PREFIX-smart-model-manager:latest-e2e"
+IMAGE_EXPORT="localhost/$PREFIX-smart-model-manager:latest-e2e-export"
 REPO_ID="smart-model-manager/finbert-mini-demo"
 OVERLAY="${OVERLAY:-prod}"   # prod: 2 replicas (the image digest is mapped to the local build)
 LOGS="$STATE/logs"
@@ -78,7 +80,9 @@ build_image() {
 
 demo_model() {
   # An HF cache holding the demo model, which the mirror serves. DEMO_MODEL_DIR: import an existing build.
-  local hub="$STATE/hub"
+  # A model without ONNX files (FinBERT on the Hub, or DEMO_MODEL_DIR without onnx/) is exported in the
+  # `export` image, the recipe of docs/kubernetes.md ("A Hub model without ONNX files").
+  local base="$1" hub="$STATE/hub"
   if [ ! -d "$hub/models--smart-model-manager--finbert-mini-demo" ]; then
     if [ -n "${DEMO_MODEL_DIR:-}" ]; then
       step demo-import "$SMM" import "$DEMO_MODEL_DIR" --as "$REPO_ID" --cache-dir "$hub" --alias finbert-demo
@@ -86,6 +90,33 @@ demo_model() {
       step demo-build "$SMM" models build-demo --cache-dir "$hub"
     fi
   fi
+  if ! compgen -G "$hub/models--smart-model-manager--finbert-mini-demo/snapshots/*/onnx/model.onnx" > /dev/null; then
+    export_in_image "$base" "$hub"
+  fi
+}
+
+# export_in_image BASE HUB: `smm export onnx` of the demo model in HUB, run in the `export` image as the pods
+# run: uid 10001, read-only root, /tmp the only writable place besides the cache, no network, no capabilities
+export_in_image() {
+  local base="$1" hub="$2"
+  if [ "${REUSE_IMAGE:-0}" = 1 ] && podman image exists "$IMAGE_EXPORT"; then log "reusing $IMAGE_EXPORT"; else
+    # torch pinned to the host's build: plain PyPI would bring the CUDA build and its nvidia wheels (GBs)
+    local torch; torch="$("$PY" -c 'import torch; print(torch.__version__)')" \
+      || die "the export image is built with the torch of $PY (pip install torch, CPU build)"
+    rm -rf "$REPO/build/wheels-export"
+    step wheels-export "$PY" -m pip wheel --quiet --wheel-dir "$REPO/build/wheels-export" \
+      "${REPO}[export,onnx,server]" "torch==$torch" 'setuptools>=77' wheel
+    step podman-build-export podman build --target export --build-arg "BASE=$base" \
+      --build-arg WHEELS=build/wheels-export --label "io.smm.e2e=$PREFIX" -t "$IMAGE_EXPORT" -f "$REPO/Dockerfile" "$REPO"
+  fi
+  # the container writes the cache as uid 10001 (rootless podman: `podman unshare` maps that uid)
+  if [ "$(id -u)" = 0 ]; then chown -R 10001:10001 "$hub"; else podman unshare chown -R 10001:10001 "$hub"; fi
+  step export-in-image podman run --rm --network none --read-only --tmpfs /tmp:rw,size=1g --cap-drop ALL \
+    --security-opt no-new-privileges -v "$hub:/cache" "$IMAGE_EXPORT" \
+    export onnx "$REPO_ID" --cache-dir /cache --no-int8
+  compgen -G "$hub/models--smart-model-manager--finbert-mini-demo/snapshots/*/onnx/model.onnx" > /dev/null \
+    || die "the export image wrote no onnx/model.onnx: $(tail -5 "$LOGS/export-in-image.log")"
+  log "export image: onnx/model.onnx exported in the container (uid 10001, read-only root, no network); $(grep -o 'max |onnx - torch| = [^)]*' "$LOGS/export-in-image.log" | head -1)"
 }
 
 start_mirror() {  # on MIRROR_PORT, or (default) a free port the OS picks, recorded in $STATE/mirror.port
@@ -175,7 +206,7 @@ up() {
   stop_pods
   local base; base="$(base_image)"
   if [ "${REUSE_IMAGE:-0}" = 1 ] && podman image exists "$IMAGE"; then log "reusing $IMAGE"; else build_image "$base"; fi
-  demo_model
+  demo_model "$base"
   start_mirror
   make_lock v1
   render v1 "$BASE_PORT"
@@ -240,7 +271,7 @@ stop_pods() {  # every pod and volume of this run (by the play files' names and 
 
 down() {
   stop_pods
-  podman rmi -f "$IMAGE" > /dev/null 2>&1 || true
+  podman rmi -f "$IMAGE" "$IMAGE_EXPORT" > /dev/null 2>&1 || true
   [ "${KEEP_BASE:-0}" = 1 ] || podman rmi -f "$BASE_IMAGE" > /dev/null 2>&1 || true
   podman images -a -q --filter "label=io.smm.e2e=$PREFIX" | xargs -r podman rmi -f > /dev/null 2>&1 || true
   podman images -q --filter reference=localhost/podman-pause | xargs -r podman rmi > /dev/null 2>&1 || true  # not -f: in use = kept
