@@ -11,7 +11,9 @@
 #           Pod against the mirror, and the 2 replicas sharing the read-only volume
 #   check   from the host: /readyz 200 and the right labels from POST /v1/sentiment on every replica,
 #           non-root, writes to /app/models and / fail; then the rollout: a new lock (new ConfigMap name),
-#           the Job adds the new commit, new pods serve it, the old commit still loads (rollback)
+#           the Job adds the new commit, new pods serve it, the old commit still loads (rollback); then
+#           several nodes, layout (b), on this one: the mirror and node-cache components (token, node-local
+#           copy pulled and verified, service pods on it read-only)
 #   down    stop and remove what `up` started (by name and PID), the volume, the mirror, the images it built
 #
 # Environment: STATE (default build/k8s-local), PREFIX (default smm-e2e), OVERLAY (default prod: 2 replicas),
@@ -153,20 +155,34 @@ make_lock() {
   (cd "$dir" && step "lock-$1" "$SMM" lock --endpoint "http://127.0.0.1:$(mirror_port)")
 }
 
-# render NAME PORT: the overlay with $STATE/NAME/models.lock as the lock, translated into $STATE/NAME/play
+# render NAME PORT [COMPONENT...]: the overlay (plus components, e.g. mirror node-cache) with
+# $STATE/NAME/models.lock as the lock, translated into $STATE/NAME/play
 render() {
-  local dir="$STATE/$1"
+  local name="$1" dir="$STATE/$1" port="$2" overlay="$OVERLAY" c; shift 2
   rm -rf "$dir/k3s" && cp -r "$REPO/deploy/k3s" "$dir/k3s"
   cp "$dir/models.lock" "$dir/k3s/base/models.lock"
-  "$KUBECTL" kustomize "$dir/k3s/overlays/$OVERLAY" > "$dir/rendered.yaml"
-  "$PY" "$HERE/k8s_podman.py" "$dir/rendered.yaml" "$dir/play" --prefix "$PREFIX-$1" --image "$IMAGE" \
-    --base-port "$2" --claim-prefix "$PREFIX" > "$dir/play.json"   # one volume shared by every revision
+  if [ $# -gt 0 ]; then  # a throw-away overlay: what a user gets by listing the components in theirs
+    overlay="local-with-components"
+    mkdir -p "$dir/k3s/overlays/$overlay"
+    # in the overlay's namespace: kustomize gives a component's reference to the lock's ConfigMap the
+    # generated (hashed) name only when both sit in one namespace
+    local ns; ns="$(sed -n 's/^namespace: *//p' "$dir/k3s/overlays/$OVERLAY/kustomization.yaml")"
+    { printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - ../%s\ncomponents:\n' "$ns" "$OVERLAY"
+      for c in "$@"; do printf '  - ../../components/%s\n' "$c"; done; } > "$dir/k3s/overlays/$overlay/kustomization.yaml"
+  fi
+  "$KUBECTL" kustomize "$dir/k3s/overlays/$overlay" > "$dir/rendered.yaml"
+  "$PY" "$HERE/k8s_podman.py" "$dir/rendered.yaml" "$dir/play" --prefix "$PREFIX-$name" --image "$IMAGE" \
+    --base-port "$port" --claim-prefix "$PREFIX" --secret smm-mirror-token > "$dir/play.json"   # one volume shared by every revision
   # the optional ConfigMap smm-settings (docs/kubernetes.md): the Job downloads from the mirror
   printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s-smm-settings\ndata:\n  HF_ENDPOINT: http://127.0.0.1:%s\n' "$PREFIX" \
     "$(mirror_port)" > "$dir/play/configmaps/$PREFIX-smm-settings.yaml"
+  # the Secret smm-mirror-token the mirror component needs (created by the user; a ConfigMap here: k8s_podman.py)
+  [ -s "$STATE/mirror-token" ] || "$PY" -c 'import secrets; print(secrets.token_hex(24))' > "$STATE/mirror-token"
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s-smm-mirror-token\ndata:\n  token: "%s"\n' "$PREFIX" \
+    "$(cat "$STATE/mirror-token")" > "$dir/play/configmaps/$PREFIX-smm-mirror-token.yaml"
 }
 
-play() {  # play REV jobs|deployments: each Pod in its own background `podman kube play` (it blocks on init containers)
+play() {  # play REV jobs|deployments|others|daemonsets: each Pod in its own background `podman kube play` (it blocks on init containers)
   local dir="$STATE/$1" cms=() f pod
   for f in "$dir"/play/configmaps/*.yaml; do cms+=(--configmap "$f"); done
   for f in "$dir/play/$2"/*.yaml; do
@@ -260,8 +276,8 @@ stop_pods() {  # every pod and volume of this run (by the play files' names and 
   local f
   for f in "$STATE"/play-*.pid; do if [ -f "$f" ]; then stop_pid "$(basename "$f" .pid)"; fi; done
   # the pods this run played ($PREFIX-REV-...; not another run's $PREFIX-123-...): together, 5 s to stop
-  podman pod ls -q --filter "name=^$PREFIX-(v1|v2|rollback)-" | xargs -r podman pod rm -f -t 5 > /dev/null 2>&1 || true
-  podman volume rm -f "$PREFIX-models" > /dev/null 2>&1 || true
+  podman pod ls -q --filter "name=^$PREFIX-(v1|v2|rollback|nodecache)-" | xargs -r podman pod rm -f -t 5 > /dev/null 2>&1 || true
+  podman volume rm -f "$PREFIX-models" "$PREFIX-models-node-cache" > /dev/null 2>&1 || true
   # podman keeps each --configmap as a volume of the ConfigMap's name
   for f in "$STATE"/*/play/configmaps/*.yaml; do
     if [ -f "$f" ]; then podman volume rm -f "$(basename "$f" .yaml)" > /dev/null 2>&1 || true; fi

@@ -208,6 +208,75 @@ class Run:
         self.serving("rollback", v1)
         ok("rollback: pods with the previous lock load the previous commit")
 
+    def node_cache(self) -> None:
+        """Several nodes, layout (b) (docs/kubernetes.md, "Several nodes"), on this one node: the mirror
+        component serves the central volume with a token; the node-cache DaemonSet pulls the lock's files
+        from it into a node-local volume; the service pods mount that copy read-only and wait for it."""
+        src = "v2" if (self.state / "v2" / "models.lock").exists() else "v1"  # the newest lock
+        rev, newest = "nodecache", self.commit_of(src)
+        shutil.rmtree(self.state / rev, ignore_errors=True)
+        (self.state / rev).mkdir()
+        shutil.copy(self.state / src / "models.lock", self.state / rev / "models.lock")
+        self.sh("render", rev, str(self.base_port + 25), "mirror", "node-cache")
+        play = self.play_json(rev)
+        (mirror, mport), = play["others"].items()
+        (node,) = play["daemonsets"]
+        self.sh("play", rev, "others")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not _answers(mport):
+            time.sleep(0.5)
+        token = (self.state / "mirror-token").read_text().strip()
+        api = f"/api/models/{REPO_ID}/revision/{newest}"
+        status, _ = http(mport, api)
+        expect(status == 401, f"{mirror}: answered {status} without the token (expected 401)")
+        status, body = http_token(mport, api, token)
+        expect(status == 200, f"{mirror}: {status} with the token: {str(body)[:300]}")
+        ok(f"{mirror} on 127.0.0.1:{mport}: serves the central volume read-only; 401 without the token, "
+           "200 with it (a file from the Secret)")
+        for claim in [p for p in play["volumes"] if p.endswith("-models-node-cache")]:
+            podman("kube", "play", str(self.state / rev / "play" / "pvc" / f"{claim}.yaml"))
+        self.sh("play", rev, "deployments")
+        self.held(rev, 6)                       # the node's copy is empty: the service pods wait
+        self.sh("play", rev, "daemonsets")
+        # the main container starts only after the init container `pull` exited 0 (podman then removes it);
+        # its first full re-hash of the node's copy prints "OK: ..."
+        done, deadline, logs = "OK: /app/models (full, against /app/lock/models.lock)", time.monotonic() + 600, ""
+        while time.monotonic() < deadline and done not in logs:
+            time.sleep(1)
+            out = podman("logs", f"{node}-verify", check=False)
+            logs = out.stdout + out.stderr
+        expect(done in logs, f"{node}: no full check by its verify container ({logs[-800:]}); the pull init "
+                             f"container: {podman('logs', f'{node}-pull', check=False).stderr[-1500:]}")
+        verify = podman("inspect", "-f", "{{.State.Status}}", f"{node}-verify", check=False).stdout.strip()
+        expect(verify == "running", f"{node}: the verify container is {verify}, expected running (hourly loop)")
+        ok(f"{node}: pulled commit {newest[:12]} from the mirror into the node-local volume (sha256-verified); "
+           "its verify container runs")
+        self.released(rev)
+        self.serving(rev, newest)
+        for pod in play["deployments"]:
+            mounts = json.loads(podman("inspect", "-f", "{{json .Mounts}}", f"{pod}-sentiment-analyzer").stdout)
+            m = next(x for x in mounts if x.get("Destination") == "/app/models")
+            expect(m.get("Name", "").endswith("-models-node-cache") and not m.get("RW", True),
+                   f"{pod}: /app/models is {m}, expected the node-local volume, read-only")
+        ok("node-cache: the service pods serve from the node-local copy, mounted read-only")
+
+
+def _answers(port: int) -> bool:
+    try:
+        http(port, "/", timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+def http_token(port: int, path: str, token: str) -> tuple[int, Any]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
 
 def wait_exit(ctr: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
@@ -241,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mirror", required=True)
     ap.add_argument("--base-port", type=int, required=True)
     ap.add_argument("--skip-rollout", default="", help="reason to skip the rollout checks")
+    ap.add_argument("--skip-node-cache", default="", help="reason to skip the node-cache layout checks")
     ap.add_argument("--skip-multi-commit", default="",
                     help="reason to skip the checks that need several commits per model on the volume")
     args = ap.parse_args(argv)
@@ -257,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"SKIP rollout checks: {args.skip_rollout}", flush=True)
         else:
             run.rollout()
+        if args.skip_node_cache:
+            print(f"SKIP node-cache layout: {args.skip_node_cache}", flush=True)
+        else:
+            run.node_cache()
     except CheckFailed as e:
         print(f"FAIL {e}", flush=True)
         return 1

@@ -26,12 +26,26 @@ from the rendered YAML unchanged, except for these translations, one per gap of 
    ConfigMap's name, so two runs with the same lock (same hashed name) would share, and remove, one volume.
    Every reference (configMap volumes, ``configMapKeyRef``) is renamed with it; the JSON output still names
    the lock's ConfigMap as kustomize rendered it.
+11. **DaemonSet -> one Pod** (``NAME-node0``): this machine is the one node. ``restartPolicy: OnFailure``, as
+   for Deployment pods.
+12. **PersistentVolume dropped; its claim is a named volume.** A ``hostPath`` PersistentVolume (the node-cache
+   component's node-local directory) is one directory per node; on one node, the named volume of the claim
+   that binds it is that directory. ``volumeName`` is dropped from the claim.
+13. **Secrets the run provides (``--secret NAME``) become ConfigMaps.** podman 4.3 crashes on a ``secret``
+   volume without ``optional``, serves its data still base64-encoded, and reads ``secretKeyRef`` only from
+   podman secrets in its own JSON shape; ConfigMaps work. Each ``secret`` volume and ``secretKeyRef`` of
+   NAME becomes a ``configMap`` volume and ``configMapKeyRef`` of the prefixed ConfigMap NAME (the file
+   and the variable the container sees are the same). Other secret references (optional ones, which
+   podman skips when absent) stay as they are.
+14. **Service names -> 127.0.0.1.** An env value ``http://SERVICE[.ns...]:PORT`` naming a rendered Service
+   becomes ``http://127.0.0.1:<host port>`` of the first Pod the Service selects (cluster DNS does not exist
+   here). ``smm mirror serve`` gets ``--host 127.0.0.1 --port <its own port>``, like ``smm serve``.
 9. **restartPolicy Always -> OnFailure** for Deployment pods. Under ``Always`` podman 4.3 restarts an init
    container that exited 0 and then fails to remove it ("cannot remove container ... as it is running"),
    so the pod never starts. A server never exits 0 on its own, so OnFailure restarts it like Always would.
 
 Usage: ``python scripts/k8s_podman.py RENDERED.yaml OUTDIR --prefix P --image IMG --base-port N [--claim-prefix C]``
-writes OUTDIR/pvc.yaml, OUTDIR/{jobs,deployments}/POD.yaml (one Pod per file, played in parallel: podman
+writes OUTDIR/pvc.yaml (and OUTDIR/pvc/CLAIM.yaml, one claim each), OUTDIR/{jobs,deployments,others,daemonsets}/POD.yaml (one Pod per file, played in parallel: podman
 plays a file's pods one by one and blocks on each init container) and OUTDIR/configmaps/NAME.yaml (passed
 to ``podman kube play --configmap``, one object per file) and prints the pod names, ports and the lock's ConfigMap name as JSON.
 """
@@ -41,6 +55,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,7 +63,9 @@ from typing import Any
 import yaml
 
 DROPPED = {"Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Namespace"}
-SUPPORTED = DROPPED | {"ConfigMap", "PersistentVolumeClaim", "Job", "Deployment"}
+SUPPORTED = DROPPED | {"ConfigMap", "PersistentVolumeClaim", "PersistentVolume", "Job", "Deployment", "DaemonSet"}
+SERVERS = {("smm", "serve"), ("smm", "mirror")}  # argv[:2] of the servers that get --host/--port
+SERVICE_URL = re.compile(r"http://([a-z0-9][a-z0-9-]*)(?:\.[a-z0-9.-]+)?:(\d+)")
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 
 
@@ -71,8 +88,8 @@ def _set_flag(argv: list[str], flag: str, value: str) -> list[str]:
 
 def pod_from_template(name: str, template: dict[str, Any], *, prefix: str, image: str,
                       restart_policy: str | None = None, port: int | None = None,
-                      claim_prefix: str | None = None) -> dict[str, Any]:
-    """One podman-ready Pod from a pod template (translations 3, 4, 5, 6, 8)."""
+                      claim_prefix: str | None = None, secrets: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """One podman-ready Pod from a pod template (translations 3, 4, 5, 6, 8, 13)."""
     tpl = copy.deepcopy(template)
     spec = tpl["spec"]
     pod_name = f"{prefix}-{name}"
@@ -88,6 +105,10 @@ def pod_from_template(name: str, template: dict[str, Any], *, prefix: str, image
             vol["persistentVolumeClaim"]["claimName"] = f"{claim_prefix or prefix}-{vol['persistentVolumeClaim']['claimName']}"
         elif "configMap" in vol:
             vol["configMap"]["name"] = f"{claim_prefix or prefix}-{vol['configMap']['name']}"
+        elif "secret" in vol and vol["secret"].get("secretName") in secrets:
+            sec = vol.pop("secret")
+            vol["configMap"] = {"name": f"{claim_prefix or prefix}-{sec['secretName']}",
+                                **{k: v for k, v in sec.items() if k in ("defaultMode", "items", "optional")}}
         elif "secret" not in vol:
             raise TranslationError(f"{name}: volume {vol['name']} has a type this adapter does not translate")
     for c in _containers(spec):
@@ -96,14 +117,17 @@ def pod_from_template(name: str, template: dict[str, Any], *, prefix: str, image
         for m in c.get("volumeMounts") or []:
             m["name"] = renamed.get(m["name"], m["name"])
         for e in c.get("env") or []:
-            ref = (e.get("valueFrom") or {}).get("configMapKeyRef")
+            source = e.get("valueFrom") or {}
+            if (source.get("secretKeyRef") or {}).get("name") in secrets:
+                source["configMapKeyRef"] = source.pop("secretKeyRef")
+            ref = source.get("configMapKeyRef")
             if ref:
                 ref["name"] = f"{claim_prefix or prefix}-{ref['name']}"
         for probe in PROBES:
             c.pop(probe, None)
         c.pop("ports", None)
         argv = c.get("command") or []
-        if argv[:3] == ["smm", "serve", "sentiment"]:
+        if tuple(argv[:2]) in SERVERS and argv[2:3] in (["sentiment"], ["serve"]):
             if port is None:
                 raise TranslationError(f"{name}: a server container needs a port")
             c["command"] = _set_flag(_set_flag(argv, "--host", "127.0.0.1"), "--port", str(port))
@@ -114,20 +138,24 @@ def pod_from_template(name: str, template: dict[str, Any], *, prefix: str, image
 
 
 def translate(objs: list[dict[str, Any]], *, prefix: str, image: str, base_port: int,
-              claim_prefix: str | None = None) -> dict[str, Any]:
+              claim_prefix: str | None = None, secrets: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Rendered objects -> {"pvc": [...], "configmaps": [...], "jobs": [...], "deployments": [...],
-    "ports": {pod: port}}. Unknown kinds are refused, not silently dropped. Pods are named
+    "others": [...], "daemonsets": [...], "ports": {pod: port}, "other_ports": {pod: port}}.
+    ``deployments`` are the sentiment service's pods (what the checks call replicas), ``others`` every other
+    Deployment's (the mirror). Unknown kinds are refused, not silently dropped. Pods are named
     ``<prefix>-<name>``, claims ``<claim_prefix>-<claim>`` (default: the same prefix; several renders
     share one volume by giving the same claim prefix)."""
     claim_prefix = claim_prefix or prefix
-    out: dict[str, Any] = {"pvc": [], "configmaps": [], "jobs": [], "deployments": [], "ports": {},
-                           "lock_configmap": None}
+    out: dict[str, Any] = {"pvc": [], "configmaps": [], "jobs": [], "deployments": [], "others": [],
+                           "daemonsets": [], "ports": {}, "other_ports": {}, "lock_configmap": None}
     port = base_port
+    served: dict[tuple[str, str], int] = {}  # (pod label selector key, containerPort name or number) -> port
+    services = [o for o in objs if o.get("kind") == "Service"]
     for obj in objs:
         kind, name = obj["kind"], obj["metadata"]["name"]
         if kind not in SUPPORTED:
             raise TranslationError(f"{kind}/{name}: no podman translation (supported: {sorted(SUPPORTED)})")
-        if kind in DROPPED:
+        if kind in DROPPED or kind == "PersistentVolume":
             continue
         if kind == "ConfigMap":
             out["configmaps"].append({"apiVersion": "v1", "kind": "ConfigMap",
@@ -139,26 +167,64 @@ def translate(objs: list[dict[str, Any]], *, prefix: str, image: str, base_port:
             pvc = copy.deepcopy(obj)
             pvc["metadata"] = {"name": f"{claim_prefix}-{name}"}
             pvc["spec"].pop("storageClassName", None)
+            pvc["spec"].pop("volumeName", None)
             out["pvc"].append(pvc)
         elif kind == "Job":
             out["jobs"].append(pod_from_template(name, obj["spec"]["template"], prefix=prefix, image=image,
-                                                 restart_policy="Never", claim_prefix=claim_prefix))
+                                                 restart_policy="Never", claim_prefix=claim_prefix,
+                                                 secrets=secrets))
+        elif kind == "DaemonSet":
+            out["daemonsets"].append(pod_from_template(f"{name}-node0", obj["spec"]["template"], prefix=prefix,
+                                                       image=image, restart_policy="OnFailure",
+                                                       claim_prefix=claim_prefix, secrets=secrets))
         elif kind == "Deployment":
+            tpl = obj["spec"]["template"]
+            group = "deployments" if _runs(tpl, ("smm", "serve")) else "others"
             for i in range(int(obj["spec"].get("replicas", 1))):
-                pod = pod_from_template(f"{name}-{i}", obj["spec"]["template"], prefix=prefix, image=image,
-                                        port=port, claim_prefix=claim_prefix, restart_policy="OnFailure")
-                out["deployments"].append(pod)
-                out["ports"][pod["metadata"]["name"]] = port
+                pod = pod_from_template(f"{name}-{i}", tpl, prefix=prefix, image=image, port=port,
+                                        claim_prefix=claim_prefix, restart_policy="OnFailure", secrets=secrets)
+                out[group].append(pod)
+                out["ports" if group == "deployments" else "other_ports"][pod["metadata"]["name"]] = port
+                for svc in services:
+                    if i == 0 and _selects(svc, tpl):
+                        for sp in svc["spec"].get("ports") or []:
+                            if _has_port(tpl, sp.get("targetPort", sp["port"])):
+                                served[(svc["metadata"]["name"], str(sp["port"]))] = port
                 port += 1
+    for pod in out["jobs"] + out["deployments"] + out["others"] + out["daemonsets"]:
+        for c in _containers(pod["spec"]):
+            for e in c.get("env") or []:
+                if isinstance(e.get("value"), str):
+                    e["value"] = SERVICE_URL.sub(
+                        lambda m: f"http://127.0.0.1:{served[(m[1], m[2])]}" if (m[1], m[2]) in served else m[0],
+                        e["value"])
     return out
+
+
+def _runs(template: dict[str, Any], argv0: tuple[str, str]) -> bool:
+    return any(tuple((c.get("command") or [])[:2]) == argv0 for c in template["spec"].get("containers") or [])
+
+
+def _selects(service: dict[str, Any], template: dict[str, Any]) -> bool:
+    want = (service.get("spec") or {}).get("selector") or {}
+    have = (template.get("metadata") or {}).get("labels") or {}
+    return bool(want) and all(have.get(k) == v for k, v in want.items())
+
+
+def _has_port(template: dict[str, Any], target: int | str) -> bool:
+    return any(p.get("name") == target or p.get("containerPort") == target
+               for c in template["spec"].get("containers") or [] for p in c.get("ports") or [])
 
 
 def write(result: dict[str, Any], outdir: Path) -> dict[str, Any]:
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "pvc.yaml").write_text(yaml.safe_dump_all(result["pvc"], sort_keys=False))
+    (outdir / "pvc").mkdir(exist_ok=True)  # one claim per file: play a new claim beside existing volumes
+    for pvc in result["pvc"]:
+        (outdir / "pvc" / f"{pvc['metadata']['name']}.yaml").write_text(yaml.safe_dump(pvc, sort_keys=False))
     # one file per Pod: `podman kube play` starts the pods of a file one after the other and blocks while an
     # init container runs, so a held first replica would keep the second from being created at all
-    for key in ("jobs", "deployments"):
+    for key in ("jobs", "deployments", "others", "daemonsets"):
         (outdir / key).mkdir(exist_ok=True)
         for pod in result[key]:
             (outdir / key / f"{pod['metadata']['name']}.yaml").write_text(yaml.safe_dump(pod, sort_keys=False))
@@ -168,6 +234,8 @@ def write(result: dict[str, Any], outdir: Path) -> dict[str, Any]:
         (cms / f"{cm['metadata']['name']}.yaml").write_text(yaml.safe_dump(cm, sort_keys=False))
     return {"jobs": [p["metadata"]["name"] for p in result["jobs"]],
             "deployments": result["ports"],
+            "others": result["other_ports"],
+            "daemonsets": [p["metadata"]["name"] for p in result["daemonsets"]],
             "volumes": [p["metadata"]["name"] for p in result["pvc"]],
             "lock_configmap": result["lock_configmap"]}
 
@@ -180,11 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image", required=True)
     ap.add_argument("--base-port", type=int, required=True)
     ap.add_argument("--claim-prefix", default=None, help="prefix of claim names (default: --prefix)")
+    ap.add_argument("--secret", action="append", default=[],
+                    help="a Secret this run provides as a ConfigMap of the same name (repeatable)")
     args = ap.parse_args(argv)
     objs = [d for d in yaml.safe_load_all(args.rendered.read_text()) if d]
     try:
         result = translate(objs, prefix=args.prefix, image=args.image, base_port=args.base_port,
-                           claim_prefix=args.claim_prefix)
+                           claim_prefix=args.claim_prefix, secrets=frozenset(args.secret))
     except TranslationError as e:
         print(f"k8s_podman: {e}", file=sys.stderr)
         return 1

@@ -36,7 +36,7 @@ def _missing() -> str | None:
 
 
 _SKIP = _missing()
-# up + check take 7-12 minutes on 2 shared cores (base image, two image builds, the export, pods): above the
+# up + check take 7-14 minutes on 2 shared cores (base image, two image builds, the export, pods): above the
 # suite's 300 s default
 pytestmark = [pytest.mark.integration, pytest.mark.k8s, pytest.mark.slow, pytest.mark.timeout(1800),
               pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")]
@@ -96,7 +96,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Itera
     try:
         rc_up = _run("up", env, up, 900)
         assert rc_up == 0, f"k8s-local.sh up failed ({rc_up}):\n{up.read_text()[-4000:]}"
-        rc_check = _run("check", env, check, 420)
+        rc_check = _run("check", env, check, 660)
         out = check.read_text()
         assert rc_check == 0 and "all checks passed" in out, f"k8s-local.sh check failed:\n{out[-4000:]}"
         yield up.read_text() + out
@@ -134,3 +134,13 @@ def test_the_old_commit_still_loads_and_rollback_works(e2e: str) -> None:
         pytest.skip(e2e.split("SKIP old commit after a new one / rollback:", 1)[1].splitlines()[0].strip())
     assert "restarted after v2 was provisioned; loads v1 again" in e2e
     assert "rollback: pods with the previous lock load the previous commit" in e2e
+
+
+def test_several_nodes_layout_b_mirror_node_cache_read_only_copy(e2e: str) -> None:
+    """docs/kubernetes.md, "Several nodes", layout (b), on this one node: the mirror and node-cache components."""
+    for line in ("-nodecache-smm-mirror-0 on 127.0.0.1:", "401 without the token, 200 with it",
+                 "-nodecache-smm-node-cache-node0: pulled commit", "its verify container runs",
+                 "-nodecache-sentiment-analyzer-0: held by its init container",
+                 "-nodecache-sentiment-analyzer-1: released once the volume held its commit",
+                 "node-cache: the service pods serve from the node-local copy, mounted read-only"):
+        assert line in e2e, line

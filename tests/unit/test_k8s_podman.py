@@ -99,8 +99,8 @@ def test_dropped_and_refused_kinds(objs: list[dict]) -> None:
         refs += [e["valueFrom"]["configMapKeyRef"]["name"] for _, c in all_containers(pod["spec"])
                  for e in c.get("env") or [] if "configMapKeyRef" in e.get("valueFrom", {})]
         assert refs and all(r.startswith("t-") for r in refs), refs
-    with pytest.raises(k8s_podman.TranslationError, match="DaemonSet"):
-        k8s_podman.translate(objs + [{"kind": "DaemonSet", "metadata": {"name": "x"}}], prefix="t",
+    with pytest.raises(k8s_podman.TranslationError, match="StatefulSet"):
+        k8s_podman.translate(objs + [{"kind": "StatefulSet", "metadata": {"name": "x"}}], prefix="t",
                              image=IMAGE, base_port=1)
     bad = json.loads(json.dumps(objs))
     dep = next(o for o in bad if o["kind"] == "Deployment")
@@ -120,3 +120,49 @@ def test_the_command_line_writes_play_files(objs: list[dict], tmp_path: Path) ->
         assert files and all(yaml.safe_load(f.read_text())["metadata"]["name"] == f.stem for f in files)
     (cm,) = (out / "configmaps").iterdir()
     assert yaml.safe_load(cm.read_text())["metadata"]["name"] == cm.stem and cm.stem.startswith("t-smm-models-lock-")
+
+
+@pytest.fixture(scope="module")
+def node_cache_objs(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """prod + the mirror and node-cache components (docs/kubernetes.md, "Several nodes", layout b)."""
+    folder = tmp_path_factory.mktemp("k3s") / "k3s"
+    import shutil
+
+    shutil.copytree(K3S, folder)
+    (folder / "overlays" / "local-node-cache").mkdir()
+    (folder / "overlays" / "local-node-cache" / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": ["../prod"],
+        "components": ["../../components/mirror", "../../components/node-cache"]}))
+    return render(folder / "overlays" / "local-node-cache")
+
+
+def test_node_cache_layout_daemonset_pv_secret_and_service_names(node_cache_objs: list[dict]) -> None:
+    res = k8s_podman.translate(node_cache_objs, prefix="t", image=IMAGE, base_port=19000,
+                               secrets=frozenset({"smm-mirror-token"}))
+    # the service's replicas stay "deployments"; the mirror is another Deployment, on the next port
+    assert res["ports"] == {"t-sentiment-analyzer-0": 19000, "t-sentiment-analyzer-1": 19001}
+    assert res["other_ports"] == {"t-smm-mirror-0": 19002}
+    (mirror,) = res["others"]
+    (mc,) = mirror["spec"]["containers"]
+    argv = mc["command"]
+    assert argv[:3] == ["smm", "mirror", "serve"] and argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--port") + 1] == "19002" and "0.0.0.0" not in argv
+    token_vol = next(v for v in mirror["spec"]["volumes"] if v["name"] == "token")
+    assert token_vol == {"name": "token", "configMap": {"name": "t-smm-mirror-token", "defaultMode": 0o440}}
+    # the DaemonSet is one Pod on this one node; its init container pulls from the mirror's loopback port
+    (node,) = res["daemonsets"]
+    assert node["metadata"]["name"] == "t-smm-node-cache-node0" and node["spec"]["restartPolicy"] == "OnFailure"
+    pull = node["spec"]["initContainers"][0]
+    env = {e["name"]: e for e in pull["env"]}
+    assert env["HF_ENDPOINT"]["value"] == "http://127.0.0.1:19002"  # was http://smm-mirror:8080
+    assert env["HF_TOKEN"]["valueFrom"] == {"configMapKeyRef": {"name": "t-smm-mirror-token", "key": "token"}}
+    # the hostPath PersistentVolume is gone; its claim is a plain named volume the pods share read-only
+    assert "PersistentVolume" not in {o["kind"] for key in ("pvc", "jobs", "deployments") for o in res[key]}
+    claims = {p["metadata"]["name"]: p["spec"] for p in res["pvc"]}
+    assert set(claims) == {"t-models", "t-models-node-cache"} and "volumeName" not in claims["t-models-node-cache"]
+    for pod in res["deployments"]:
+        models = next(v for v in pod["spec"]["volumes"] if v["name"] == "models")
+        assert models["persistentVolumeClaim"] == {"claimName": "t-models-node-cache", "readOnly": True}
+    # a Secret the run does not provide keeps its reference (podman skips an absent optional one)
+    job_env = [e for _, c in all_containers(res["jobs"][0]["spec"]) for e in c.get("env") or []]
+    assert any("secretKeyRef" in (e.get("valueFrom") or {}) for e in job_env)
