@@ -17,9 +17,10 @@
 #   down    stop and remove what `up` started (by name and PID), the volume, the mirror, the images it built
 #
 # Environment: STATE (default build/k8s-local), PREFIX (default smm-e2e), OVERLAY (default prod: 2 replicas),
-# BASE_PORT (default 28480; the service pods use BASE_PORT.. +21), MIRROR_PORT (default: a free one), BASE (a base image; default: one made with
-# mmdebstrap), DEMO_MODEL_DIR (an already built demo model folder; without onnx/model.onnx it is exported in
-# the `export` image, built with the torch of $PY; default: `smm models build-demo`), KEEP_BASE=1 keeps the base image on down, REUSE_IMAGE=1 skips the image builds
+# BASE_PORT (default 28480; the pods use BASE_PORT.. +27), MIRROR_PORT (default: a free one), BASE (a base
+# image; default: one made with mmdebstrap), DEMO_MODEL_DIR (an already built demo model folder; without
+# onnx/model.onnx it is exported in the `export` image, built with the torch of $PY; default:
+# `smm models build-demo`), KEEP_BASE=1 keeps the base image on down, REUSE_IMAGE=1 skips the image builds
 # when the images exist (quicker iterations).
 # Every server listens on 127.0.0.1 only. Output of each step goes to $STATE/logs/.
 set -euo pipefail
