@@ -71,10 +71,13 @@ COPY --from=build-export /opt/smm /opt/smm
 FROM ${BASE} AS build-gpu
 ARG WHEELS_GPU=build/wheels-gpu
 ENV PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
-COPY ${WHEELS_GPU}/ /wheels/
 COPY pyproject.toml README.md /src/
 COPY src/ /src/src/
-RUN python3 -m venv /opt/smm \
+# The CUDA wheels are about 3 GB: bind-mounted for the install, never copied into a layer (a copy stays in the
+# build cache and needs its size twice more on disk while layers are committed). Needs podman/buildah or
+# Docker's BuildKit (the default since Docker 23).
+RUN --mount=type=bind,source=${WHEELS_GPU},target=/wheels \
+    python3 -m venv /opt/smm \
  && /opt/smm/bin/pip install --no-index --find-links /wheels "/src[torch,onnx,server]" \
  && /opt/smm/bin/python -c "import sys, torch, transformers; sys.exit(0 if torch.version.cuda else 'the gpu image needs a CUDA build of torch (wheels from the PyTorch CUDA index), got ' + torch.__version__)" \
  && /opt/smm/bin/python -m compileall -q -x '/torch/testing/_internal/' /opt/smm/lib \
