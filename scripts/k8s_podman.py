@@ -64,7 +64,7 @@ import yaml
 
 DROPPED = {"Service", "NetworkPolicy", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Namespace"}
 SUPPORTED = DROPPED | {"ConfigMap", "PersistentVolumeClaim", "PersistentVolume", "Job", "Deployment", "DaemonSet"}
-SERVERS = {("smm", "serve"), ("smm", "mirror")}  # argv[:2] of the servers that get --host/--port
+SERVERS = {("smm", "serve", "sentiment"), ("smm", "mirror", "serve")}  # argv[:3] that get --host/--port
 SERVICE_URL = re.compile(r"http://([a-z0-9][a-z0-9-]*)(?:\.[a-z0-9.-]+)?:(\d+)")
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 
@@ -127,7 +127,7 @@ def pod_from_template(name: str, template: dict[str, Any], *, prefix: str, image
             c.pop(probe, None)
         c.pop("ports", None)
         argv = c.get("command") or []
-        if tuple(argv[:2]) in SERVERS and argv[2:3] in (["sentiment"], ["serve"]):
+        if tuple(argv[:3]) in SERVERS:
             if port is None:
                 raise TranslationError(f"{name}: a server container needs a port")
             c["command"] = _set_flag(_set_flag(argv, "--host", "127.0.0.1"), "--port", str(port))
@@ -149,7 +149,7 @@ def translate(objs: list[dict[str, Any]], *, prefix: str, image: str, base_port:
     out: dict[str, Any] = {"pvc": [], "configmaps": [], "jobs": [], "deployments": [], "others": [],
                            "daemonsets": [], "ports": {}, "other_ports": {}, "lock_configmap": None}
     port = base_port
-    served: dict[tuple[str, str], int] = {}  # (pod label selector key, containerPort name or number) -> port
+    served: dict[tuple[str, str], int] = {}  # (Service name, Service port) -> host port of its first pod
     services = [o for o in objs if o.get("kind") == "Service"]
     for obj in objs:
         kind, name = obj["kind"], obj["metadata"]["name"]

@@ -8,8 +8,8 @@ precision and a one-line reason that ``smm env`` prints. The rules (docs/gpu.md)
 ``cpu``        the CPU, fp32 (as before this setting existed). fp16/bf16 are refused.
 ``auto``       the first GPU when torch sees one, in fp16 (bf16 only when asked: it missed the
                0.01 probability bound on a real GPU, see docs/gpu.md); without torch, a GPU that
-               onnxruntime-gpu may use (the ONNX backend falls back to the CPU provider if no GPU answers, and logs it); else the CPU,
-               logged once. An explicit fp16/bf16 with no GPU is ignored (logged): the CPU runs fp32.
+               onnxruntime-gpu may use (the ONNX backend falls back to the CPU provider if no GPU
+               answers, and logs it); else the CPU, logged once. An explicit fp16/bf16 with no GPU is ignored (logged): the CPU runs fp32.
 ``cuda[:N]``   that GPU or a ``ConfigurationError``: never a silent CPU run. bf16 on a GPU without
                it is refused.
 ============== =================================================================================

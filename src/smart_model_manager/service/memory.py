@@ -16,7 +16,8 @@ machine, against the unbounded old behaviour in the same run):
   request left in the heap goes back at once (a few ms, only after such calls).
 
 Result at 4 MiB with the trim (2 rounds, docs/benchmarks.md): peak 1.38x idle, 0.88x idle 2 s later;
-throughput 1.00x / 0.93x of the old behaviour. The library itself never calls this; the service owns its process, so it does.
+throughput 1.00x / 0.93x of the old behaviour. The library itself never calls this; the service owns
+its process, so it does.
 """
 
 from __future__ import annotations
