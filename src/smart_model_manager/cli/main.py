@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mirror": ("smart_model_manager.cli.mirror", "mirror"),
     "serve": ("smart_model_manager.cli.serve", "serve"),
     "export": ("smart_model_manager.cli.export", "export"),
+    "image": ("smart_model_manager.cli.image", "image"),
     "lock": ("smart_model_manager.cli.artifacts", "lock"),
     "pull": ("smart_model_manager.cli.artifacts", "pull"),
     "import": ("smart_model_manager.cli.artifacts", "import_"),
