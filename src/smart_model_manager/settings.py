@@ -153,6 +153,15 @@ class Settings:
     retries: int = 3                          # SMM_RETRIES
     debug: bool = False                       # SMM_DEBUG
     default_model: str | None = None          # SMM_MODEL
+    # registry credentials for `smm image push/pull` (from a Secret): basic auth, a bearer token, or a
+    # docker config.json (the `.dockerconfigjson` of a kubernetes.io/dockerconfigjson Secret)
+    registry_username: str | None = None      # SMM_REGISTRY_USERNAME
+    registry_password: str | None = field(default=None, repr=False)  # SMM_REGISTRY_PASSWORD
+    registry_token: str | None = field(default=None, repr=False)     # SMM_REGISTRY_TOKEN
+    registry_auth_file: Path | None = None    # SMM_REGISTRY_AUTH_FILE
+    # public keys (PEM files) whose signature on models.lock is accepted; two during a key rotation
+    signature_public_keys: tuple[Path, ...] = ()  # SMM_SIGNATURE_PUBLIC_KEYS, comma-separated
+    verify_signature: bool = False            # SMM_VERIFY_SIGNATURE
     # detection signals, copied verbatim so detection stays a pure function of Settings
     signals: tuple[tuple[str, str], ...] = ()
 
@@ -184,6 +193,14 @@ class Settings:
             retries=_retries(retries),
             debug=parse_bool("SMM_DEBUG", env.get("SMM_DEBUG")),
             default_model=env.get("SMM_MODEL") or None,
+            registry_username=env.get("SMM_REGISTRY_USERNAME") or None,
+            registry_password=env.get("SMM_REGISTRY_PASSWORD") or None,
+            registry_token=env.get("SMM_REGISTRY_TOKEN") or None,
+            registry_auth_file=Path(env["SMM_REGISTRY_AUTH_FILE"]).expanduser()
+            if env.get("SMM_REGISTRY_AUTH_FILE") else None,
+            signature_public_keys=tuple(Path(p.strip()).expanduser()
+                                        for p in env.get("SMM_SIGNATURE_PUBLIC_KEYS", "").split(",") if p.strip()),
+            verify_signature=parse_bool("SMM_VERIFY_SIGNATURE", env.get("SMM_VERIFY_SIGNATURE")),
             signals=tuple((k, env[k]) for k in watched if k in env),
         )
 

@@ -181,7 +181,7 @@ def build_image(lock: Lock, source: Path, out: Path, *, tag: str = "latest", pla
     """Write the OCI image layout of ``lock`` (files taken from ``source``) to ``out``, atomically."""
     t0 = time.monotonic()
     out = Path(out)
-    if out.exists() and not (out / "oci-layout").is_file():
+    if out.exists() and not (out / "oci-layout").is_file() and not _empty_dir(out):
         raise ConfigurationError(f"{out} exists and is not an OCI image layout; refusing to replace it "
                                  "(pick an empty or new folder)")
     if not lock.models:
@@ -237,9 +237,15 @@ def _blob_entry(f: PlannedFile) -> Entry:
     return Entry(f.blob_path, source=f.source, size=f.size, sha256=f.sha256, what=f.what)
 
 
+def _empty_dir(p: Path) -> bool:
+    return p.is_dir() and not any(p.iterdir())
+
+
 def _publish(tmp: Path, out: Path) -> None:
     """Rename the finished layout into place; an older layout at ``out`` is swapped out, then removed."""
     old = None
+    if _empty_dir(out):
+        out.rmdir()
     if out.exists():
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex}"
         os.rename(out, old)
