@@ -18,7 +18,7 @@ from typing import Any
 from . import known_models
 from ._layout import LOCK_NAME
 from .environment import Detection, detect
-from .errors import ConfigurationError
+from .errors import ConfigurationError, SignatureError
 from .labels import parse_id2label, read_config
 from .loaders.mock import mock_runner
 from .model import LoadInfo, Model
@@ -78,13 +78,28 @@ class ModelManager:
     # -- lock ---------------------------------------------------------------------------------
     def _lock(self) -> Any:
         if self._lock_obj is None:
+            signed = bool(self.settings.signature_public_keys or self.settings.verify_signature)
             if self.settings.lock_path is None and not Path(DEFAULT_LOCK_NAME).is_file():
+                if signed:
+                    raise ConfigurationError("SMM_SIGNATURE_PUBLIC_KEYS / SMM_VERIFY_SIGNATURE ask for a signed "
+                                             "lock, but there is none: set SMM_LOCK")
                 self._lock_obj = False  # no lock: skip importing the YAML machinery (mock cold start)
             else:
                 from . import lockfile
 
-                self._lock_obj = lockfile.find_lock(self.settings) or False
+                lock = lockfile.find_lock(self.settings)
+                if signed and lock is not None:
+                    self._check_signature(lock)
+                self._lock_obj = lock or False
         return self._lock_obj or None
+
+    def _check_signature(self, lock: Any) -> None:
+        """Nothing is loaded from a lock whose signature is missing, malformed or by a key not accepted."""
+        from .signing import signature_path, signed_digest, verify_lock
+
+        verify_lock(Path(lock.path), self.settings.signature_public_keys)
+        if signed_digest(signature_path(Path(lock.path))) != lock.digest:  # the file changed between the reads
+            raise SignatureError(f"{lock.path} changed while it was verified; nothing was loaded", path=lock.path)
 
     def _request(self, name: str, model_type: str, revision: str | None) -> Request:
         if not isinstance(name, str) or not name.strip():

@@ -82,6 +82,10 @@ class MissingFileError(IntegrityError, FileNotFoundError):
     """A manifest or lock names a file that is not on disk."""
 
 
+class SignatureError(IntegrityError):
+    """A signed lock's signature is missing, malformed, from a key not accepted, or over other bytes."""
+
+
 class SourceError(SmmError, OSError):
     """A source failed for a reason that may be transient (network down, timeout, server error)."""
 
@@ -108,6 +112,6 @@ class Unavailable(Exception):  # noqa: N818 - a signal, not an error: it never r
 
 __all__ = [
     "BackendError", "ConfigurationError", "FormatError", "IntegrityError", "LockfileError",
-    "ManifestError", "MirrorError", "MissingFileError", "ModelNotFoundError", "SmmError",
+    "ManifestError", "MirrorError", "MissingFileError", "ModelNotFoundError", "SignatureError", "SmmError",
     "SourceError", "Unavailable", "UnknownModelTypeError",
 ]

@@ -49,7 +49,10 @@ def _lock_path(given: Path | None, settings: Settings) -> Path:
 @click.option("--endpoint", default=None, help="Hub or mirror URL. Default: HF_ENDPOINT, else huggingface.co.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the lock is missing or out of date (CI).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: bool, as_json: bool) -> None:
+@click.option("--sign", "sign_key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also sign the written lock with this PEM private key (writes LOCK.sig; see `smm sign`).")
+def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: bool, as_json: bool,
+         sign_key: Path | None) -> None:
     """Pin every model in models.yaml to a commit and every file to a sha256.
 
     \b
@@ -57,9 +60,12 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
       smm lock                                   # models.yaml -> models.lock
       smm lock --endpoint http://mirror:8080     # resolve against a mirror
       smm lock --check                           # in CI: fail when models.lock is stale
+      smm lock --sign approver.key.pem           # and write models.lock.sig
     """
     from ..locking import diff, resolve_lock
 
+    if check and sign_key is not None:
+        raise click.UsageError("--check writes nothing; sign with `smm sign` instead")
     settings = Settings.from_env()
     path = _lock_path(lock_path, settings)
     spec = spec_mod.load(spec_path)
@@ -89,6 +95,10 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
         lines = "\n".join(f"  - {line}" for line in changes)
         raise Failed(f"{path} is out of date with {spec_path} / the endpoint:\n{lines}\nRun `smm lock` and commit it.")
     written = lockfile.write_lock(path, new)
+    if sign_key is not None:
+        from ..signing import sign_lock
+
+        click.echo(f"signed {path} -> {sign_lock(path, sign_key)}", err=True)
     if as_json:
         click.echo(json.dumps({"path": str(path), "written": written, "models": _lock_json(new)},
                               indent=2, sort_keys=True))

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("smart_model_manager.cli.artifacts", "import_"),
     "migrate": ("smart_model_manager.cli.migrate", "migrate"),
     "validate": ("smart_model_manager.cli.validate", "validate"),
+    "sign": ("smart_model_manager.cli.sign", "sign"),
     "ls": ("smart_model_manager.cli.maintenance", "ls"),
     "prune": ("smart_model_manager.cli.maintenance", "prune"),
 }

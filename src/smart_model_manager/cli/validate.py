@@ -36,8 +36,17 @@ from ..validate import ValidationReport, validate as run_validate, wait_until_va
               help="Seconds --wait polls before it gives up.")
 @click.option("--interval", type=click.FloatRange(min=0.05, max=10), default=2.0, show_default=True,
               help="Seconds between polls with --wait.")
+@click.option("--verify-signature", is_flag=True,
+              help="First check the lock's signature (LOCK.sig); refuse before looking at any model file. "
+                   "On by default when SMM_SIGNATURE_PUBLIC_KEYS or SMM_VERIFY_SIGNATURE is set.")
+@click.option("--public-key", "public_keys", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="An accepted signer's public key (PEM; repeat for two keys during a rotation). "
+                   "Default: SMM_SIGNATURE_PUBLIC_KEYS (comma-separated).")
+@click.option("--signature", "signature", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The signature file. Default: the lock's path + .sig.")
 def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no_lock: bool, quick: bool,
-             full: bool, strict: bool, as_json: bool, wait: bool, timeout: float, interval: float) -> None:
+             full: bool, strict: bool, as_json: bool, wait: bool, timeout: float, interval: float,
+             verify_signature: bool, public_keys: tuple[Path, ...], signature: Path | None) -> None:
     """Check that every model file is present and intact; exit 1 with one line per finding.
 
     Exit 0 when nothing is wrong or there are only warnings (leftovers that cannot change what is loaded,
@@ -50,6 +59,7 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
       smm validate --cache --lock models.lock        # is my local cache what the lock pins?
       smm validate --json --dir /mnt/models | jq .findings
       smm validate --wait --timeout 900 --lock /app/lock/models.lock   # init container: block until provisioned
+      smm validate --verify-signature --public-key approver.pub.pem --lock models.lock --dir /app/models
     """
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
@@ -71,6 +81,9 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
             lock_path = settings.lock_path
         elif Path(DEFAULT_NAME).is_file():
             lock_path = Path(DEFAULT_NAME)
+    keys = public_keys or settings.signature_public_keys
+    if verify_signature or settings.verify_signature or keys:
+        _check_signature(lock_path, keys, signature)
     mode = "full" if full else "quick"
     if wait:
         report = wait_until_valid(root, lock=lock_path, mode=mode, require_manifest=require, timeout=timeout,
@@ -83,6 +96,19 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
     click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True) if as_json else render(report))
     if not report.ok or (strict and report.warnings):
         raise FindingsFound(len(report.findings))
+
+
+def _check_signature(lock_path: Path | None, keys: tuple[Path, ...], signature: Path | None) -> None:
+    """Before any model file is read: the lock must carry a signature by an accepted key."""
+    from ..signing import verify_lock
+
+    if lock_path is None:
+        raise click.UsageError("signature verification needs the lock: --lock PATH or SMM_LOCK")
+    if not keys:
+        raise click.UsageError("signature verification needs a public key: --public-key PEM or "
+                               "SMM_SIGNATURE_PUBLIC_KEYS=a.pem[,b.pem]")
+    who = verify_lock(lock_path, keys, signature)
+    click.echo(f"signature OK: {lock_path} signed by {who}", err=True)
 
 
 class FindingsFound(click.ClickException):
