@@ -3,6 +3,8 @@
 #
 #   provision      render the overlay, replace the previous provisioning Job, apply everything, wait for
 #   (or: setup)    the Job (a failed Job fails at once, with its log), then for the Deployment's rollout
+#                  With components/image-volume (models as an OCI image) there is no Job to wait for:
+#                  the kubelet pulls the model image, so provision applies and waits for the rollout only
 #   status         the PVC, Job, Deployment and every pod of the stack (label part-of=smart-model-manager)
 #   validate [--full]
 #                  `smm validate` in its own short-lived pod that mounts the volume READ-ONLY with the lock
@@ -95,6 +97,15 @@ wait_job() {
 provision() {
   need_cluster
   render
+  if ! grep -q "^kind: Job$" "$RENDERED"; then
+    # components/image-volume: the models are an OCI image the kubelet pulls; no provisioning Job exists.
+    "$KUBECTL" apply -f "$RENDERED"
+    k rollout status "deploy/$DEPLOY" --timeout="${WAIT_TIMEOUT}s"
+    echo "image-volume layout: no provisioning Job needed; the service runs the lock in $(k get "deploy/$DEPLOY" \
+      -o 'jsonpath={.spec.template.spec.volumes[?(@.name=="lock")].configMap.name}') from image $(k get \
+      "deploy/$DEPLOY" -o 'jsonpath={.spec.template.spec.volumes[?(@.name=="models")].image.reference}')"
+    return
+  fi
   # A Job's pod template is immutable and the lock's ConfigMap name is part of it: replace the Job.
   k delete "job/$JOB" --ignore-not-found --wait=true
   "$KUBECTL" apply -f "$RENDERED"

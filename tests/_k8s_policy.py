@@ -21,9 +21,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 K3S = REPO / "deploy" / "k3s"
 
-# volume types the restricted profile allows (everything else, hostPath first of all, is refused)
-RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                           "projected", "secret"}
+# volume types the restricted profile allows (everything else, hostPath first of all, is refused); `image`
+# since Kubernetes 1.33 (pod-security-admission's check_restrictedVolumes.go, kubernetes/kubernetes PR 130394)
+RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
+                           "persistentVolumeClaim", "projected", "secret"}
 SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
                 "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
                 "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
@@ -138,4 +139,29 @@ def restricted_violations(spec: dict[str, Any]) -> list[str]:
             vol = volumes.get(tmp[0]["name"], {})
             if not (vol.get("emptyDir") or {}).get("sizeLimit"):
                 out.append(f"{where}: /tmp must be an emptyDir with a sizeLimit")
+    return out
+
+
+DIGEST_REF = r"^[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$"
+
+
+def image_volume_violations(spec: dict[str, Any]) -> list[str]:
+    """Production rules for `volumes[].image`: the reference is pinned by digest (a tag can move under
+    running pods; a digest cannot), pulled IfNotPresent, and mounted read-only wherever it is mounted."""
+    import re
+
+    out = []
+    for vol in spec.get("volumes") or []:
+        img = vol.get("image")
+        if img is None:
+            continue
+        ref = img.get("reference", "")
+        if not re.fullmatch(DIGEST_REF, ref):
+            out.append(f"volume {vol['name']}: image reference {ref!r} is not pinned by digest (REGISTRY/REPO@sha256:...)")
+        if img.get("pullPolicy") != "IfNotPresent":
+            out.append(f"volume {vol['name']}: pullPolicy {img.get('pullPolicy')!r}, expected IfNotPresent")
+        for where, c in all_containers(spec):
+            for m in c.get("volumeMounts") or []:
+                if m["name"] == vol["name"] and m.get("readOnly") is not True:
+                    out.append(f"{where}: mounts image volume {vol['name']} without readOnly: true")
     return out

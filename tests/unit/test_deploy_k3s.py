@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from _k8s_policy import K3S, all_containers, pod_specs, render, restricted_violations
+from _k8s_policy import K3S, all_containers, image_volume_violations, pod_specs, render, restricted_violations
 
 pytestmark = pytest.mark.unit
 
@@ -25,6 +25,11 @@ COMPONENTS = sorted(p for p in (K3S / "components").iterdir() if (p / "kustomiza
 EXTERNAL = {("Secret", "hf-token"), ("Secret", "smm-mirror-token"), ("ConfigMap", "smm-settings")}
 # Components that only make sense together with another one.
 NEEDS = {"node-cache": ["mirror"]}
+# Components whose fields need a newer schema than the oldest the validator ships: the image volume
+# (`volumes[].image`) is beta, on by default, since 1.35.
+MIN_SCHEMA = {"component-image-volume": "1.35"}
+# Layouts without a provisioning Job (the model image is pulled by the kubelet).
+NO_JOB = {"component-image-volume"}
 
 
 def _targets() -> list[tuple[str, Path, list[Path]]]:
@@ -112,7 +117,8 @@ def test_kubernetes_validate_strict(rendered: tuple[str, list[dict]], tmp_path: 
     assert exe.exists(), "kubernetes-validate is part of the dev extra: pip install -e '.[dev]'"
     out = tmp_path / f"{tid}.yaml"
     out.write_text(yaml.safe_dump_all(objs, sort_keys=False))
-    for version in ("1.30", "1.37"):  # the oldest schema the validator ships, and the newest
+    for version in (MIN_SCHEMA.get(tid, "1.30"), "1.37"):  # the oldest schema the validator ships (or the
+        # component needs), and the newest
         proc = subprocess.run([str(exe), "--strict", "--kubernetes-version", version, str(out)],
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -172,7 +178,7 @@ def test_the_hashed_lock_configmap_reaches_every_pod(rendered: tuple[str, list[d
     (cm,) = [n for n in objects(objs, "ConfigMap") if n.startswith("smm-models-lock")]
     assert re.fullmatch(r"smm-models-lock-[a-z0-9]{10}", cm), cm
     names = _lock_names(objs)
-    assert "Job/provision-models" in names and "Deployment/sentiment-analyzer" in names
+    assert ("Job/provision-models" in names) is (tid not in NO_JOB) and "Deployment/sentiment-analyzer" in names
     assert set(names.values()) == {cm}, names
 
 
@@ -204,7 +210,10 @@ def test_the_service_pod(rendered: tuple[str, list[dict]]) -> None:
     assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]
     # read-only model mount, on the volume and on the mount, in every container
     models = next(v for v in spec["volumes"] if v["name"] == "models")
-    assert models["persistentVolumeClaim"]["readOnly"] is True
+    if tid in NO_JOB:  # an image volume is read-only by construction
+        assert set(models) == {"name", "image"}, models
+    else:
+        assert models["persistentVolumeClaim"]["readOnly"] is True
     for where, cc in all_containers(spec):
         m = next(m for m in cc["volumeMounts"] if m["mountPath"] == "/app/models")
         assert m["readOnly"] is True, where
@@ -311,6 +320,9 @@ def test_no_inline_secrets(rendered: tuple[str, list[dict]]) -> None:
 
 def test_the_job_is_bounded_and_provisions_with_smm_pull(rendered: tuple[str, list[dict]]) -> None:
     tid, objs = rendered
+    if tid in NO_JOB:
+        assert not objects(objs, "Job") and not objects(objs, "PersistentVolumeClaim"), tid
+        return
     job = objects(objs, "Job")["provision-models"]["spec"]
     assert job["backoffLimit"] >= 1 and job["activeDeadlineSeconds"] > 0 and job["ttlSecondsAfterFinished"] > 0
     spec = job["template"]["spec"]
@@ -393,3 +405,33 @@ def test_ci_workflow() -> None:
     if zizmor.exists():
         proc = subprocess.run([str(zizmor), "--offline", str(path)], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_image_volume_layout_is_pinned_read_only_and_keeps_the_init_container(tmp_path: Path) -> None:
+    prod = render(K3S / "overlays" / "prod")
+    img = render(_folder(tmp_path, K3S / "overlays" / "prod", [K3S / "components" / "image-volume"]))
+    spec = _service(img)["spec"]
+    (vol,) = [v for v in spec["volumes"] if v["name"] == "models"]
+    assert vol["image"]["pullPolicy"] == "IfNotPresent"
+    assert image_volume_violations(spec) == []
+    for _where, c in all_containers(spec):
+        m = next(m for m in c["volumeMounts"] if m["name"] == "models")
+        assert m == {"name": "models", "mountPath": "/app/models", "readOnly": True}
+    assert spec["initContainers"] == _service(prod)["spec"]["initContainers"]  # the same gate, unchanged
+    assert not objects(img, "Job") and not objects(img, "PersistentVolumeClaim")
+    assert not restricted_violations(spec)
+
+
+def test_the_policy_refuses_an_image_volume_pinned_by_tag(tmp_path: Path) -> None:
+    copy = tmp_path / "k3s"
+    shutil.copytree(K3S, copy)
+    comp = copy / "components" / "image-volume" / "kustomization.yaml"
+    text = comp.read_text()
+    ref = re.search(r"reference: (\S+)", text).group(1)  # type: ignore[union-attr]
+    comp.write_text(text.replace(ref, "registry.example.com/smm-models:v2"))
+    spec = _service(render(_folder(tmp_path / "r", copy / "overlays" / "prod", [copy / "components" / "image-volume"])))["spec"]
+    problems = image_volume_violations(spec)
+    assert len(problems) == 1 and "not pinned by digest" in problems[0] and ":v2" in problems[0]
+    spec["volumes"][0]["image"]["pullPolicy"] = "Always"
+    spec["containers"][0]["volumeMounts"][0]["readOnly"] = False
+    assert len(image_volume_violations(spec)) == 3

@@ -95,6 +95,23 @@ def test_setup_is_provision_and_applies_the_rendered_overlay(fake: dict[str, str
     assert any(c.startswith("-n smm-dev rollout status deploy/sentiment-analyzer") for c in calls(fake))
 
 
+def test_the_image_volume_layout_provisions_without_a_job(fake: dict[str, str], tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    rel = os.path.relpath(REPO / "deploy" / "k3s", overlay)
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": "smm-img",
+        "resources": [f"{rel}/overlays/prod"], "components": [f"{rel}/components/image-volume"]}))
+    proc = run("provision", env={**fake, "OVERLAY": str(overlay), "FAKE_JOB": "Failed "})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no provisioning Job needed" in proc.stdout
+    log = calls(fake)
+    assert not any("job/" in c for c in log), log  # no Job deleted, waited for or logged
+    assert any(c.startswith("-n smm-img rollout status deploy/sentiment-analyzer") for c in log)
+    applied = [d for d in yaml.safe_load_all((Path(fake["FAKE_DIR"]) / "applied-0.yaml").read_text()) if d]
+    assert "Job" not in {d["kind"] for d in applied}
+
+
 def test_a_job_that_never_finishes_times_out(fake: dict[str, str]) -> None:
     proc = run("provision", env={**fake, "FAKE_JOB": "", "WAIT_TIMEOUT": "2"})
     assert proc.returncode == 1 and "not finished after 2s" in proc.stderr
