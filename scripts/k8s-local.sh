@@ -13,11 +13,15 @@
 #           non-root, writes to /app/models and / fail; then the rollout: a new lock (new ConfigMap name),
 #           the Job adds the new commit, new pods serve it, the old commit still loads (rollback); then
 #           several nodes, layout (b), on this one: the mirror and node-cache components (token, node-local
-#           copy pulled and verified, service pods on it read-only)
+#           copy pulled and verified, service pods on it read-only); then models as OCI images (the
+#           image-volume component): `smm image build` + `smm image push` to a real registry on 127.0.0.1
+#           (Debian's docker-registry, started by `up`), 2 replicas serving from the read-only image mount,
+#           a rollout to v2 (bytes pulled: only the changed layers), a rollback, and a tampered layer pushed
+#           under the same tag that the init container refuses, naming the file
 #   down    stop and remove what `up` started (by name and PID), the volume, the mirror, the images it built
 #
 # Environment: STATE (default build/k8s-local), PREFIX (default smm-e2e), OVERLAY (default prod: 2 replicas),
-# BASE_PORT (default 28480; the pods use BASE_PORT.. +27), MIRROR_PORT (default: a free one), BASE (a base
+# BASE_PORT (default 28480; the pods use BASE_PORT.. +37), MIRROR_PORT (default: a free one), BASE (a base
 # image; default: one made with mmdebstrap), DEMO_MODEL_DIR (an already built demo model folder; without
 # onnx/model.onnx it is exported in the `export` image, built with the torch of $PY; default:
 # `smm models build-demo`), KEEP_BASE=1 keeps the base image on down, REUSE_IMAGE=1 skips the image builds
@@ -122,6 +126,27 @@ export_in_image() {
   log "export image: onnx/model.onnx exported in the container (uid 10001, read-only root, no network); $(grep -o 'max |onnx - torch| = [^)]*' "$LOGS/export-in-image.log" | head -1)"
 }
 
+start_registry() {  # Debian's docker-registry (CNCF distribution) on a free 127.0.0.1 port, storage in $STATE
+  stop_pid registry
+  if ! command -v docker-registry > /dev/null 2>&1; then
+    log "no docker-registry (apt-get install -y docker-registry skopeo): the model-image checks will skip"; return 0
+  fi
+  local port; port="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  rm -rf "$STATE/registry" && mkdir -p "$STATE/registry/storage"
+  printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' \
+    "$STATE/registry/storage" "$port" > "$STATE/registry/config.yml"
+  setsid docker-registry serve "$STATE/registry/config.yml" > "$LOGS/registry.log" 2>&1 < /dev/null &
+  echo $! > "$STATE/registry.pid"
+  for _ in $(seq 100); do
+    if "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+        "http://127.0.0.1:$port/v2/" 2> /dev/null; then
+      echo "$port" > "$STATE/registry.port"; log "registry on 127.0.0.1:$port"; return 0
+    fi
+    sleep 0.2
+  done
+  die "docker-registry did not start: $(tail -5 "$LOGS/registry.log")"
+}
+
 start_mirror() {  # on MIRROR_PORT, or (default) a free port the OS picks, recorded in $STATE/mirror.port
   stop_pid mirror
   setsid "$SMM" mirror serve --root "$STATE/hub" --host 127.0.0.1 --port "${MIRROR_PORT:-0}" \
@@ -162,6 +187,9 @@ render() {
   local name="$1" dir="$STATE/$1" port="$2" overlay="$OVERLAY" c; shift 2
   rm -rf "$dir/k3s" && cp -r "$REPO/deploy/k3s" "$dir/k3s"
   cp "$dir/models.lock" "$dir/k3s/base/models.lock"
+  if [ -n "${MODEL_IMAGE:-}" ]; then  # the image-volume component's reference: what `smm image push` printed
+    sed -i "s|^\( *reference: \).*|\1$MODEL_IMAGE|" "$dir/k3s/components/image-volume/kustomization.yaml"
+  fi
   if [ $# -gt 0 ]; then  # a throw-away overlay: what a user gets by listing the components in theirs
     overlay="local-with-components"
     mkdir -p "$dir/k3s/overlays/$overlay"
@@ -172,8 +200,10 @@ render() {
       for c in "$@"; do printf '  - ../../components/%s\n' "$c"; done; } > "$dir/k3s/overlays/$overlay/kustomization.yaml"
   fi
   "$KUBECTL" kustomize "$dir/k3s/overlays/$overlay" > "$dir/rendered.yaml"
+  local mounts=() m
+  for m in ${IMAGE_MOUNTS:-}; do mounts+=(--image-mount "$m"); done  # REF=PATH of `podman image mount REF`
   "$PY" "$HERE/k8s_podman.py" "$dir/rendered.yaml" "$dir/play" --prefix "$PREFIX-$name" --image "$IMAGE" \
-    --base-port "$port" --claim-prefix "$PREFIX" --secret smm-mirror-token > "$dir/play.json"   # one volume shared by every revision
+    --base-port "$port" --claim-prefix "$PREFIX" --secret smm-mirror-token "${mounts[@]}" > "$dir/play.json"   # one volume shared by every revision
   # the optional ConfigMap smm-settings (docs/kubernetes.md): the Job downloads from the mirror
   printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s-smm-settings\ndata:\n  HF_ENDPOINT: http://127.0.0.1:%s\n' "$PREFIX" \
     "$(mirror_port)" > "$dir/play/configmaps/$PREFIX-smm-settings.yaml"
@@ -225,6 +255,7 @@ up() {
   if [ "${REUSE_IMAGE:-0}" = 1 ] && podman image exists "$IMAGE"; then log "reusing $IMAGE"; else build_image "$base"; fi
   demo_model "$base"
   start_mirror
+  start_registry
   make_lock v1
   render v1 "$BASE_PORT"
   rm -f "$STATE/gate-held" "$STATE/gate-released"
@@ -277,7 +308,11 @@ stop_pods() {  # every pod and volume of this run (by the play files' names and 
   local f
   for f in "$STATE"/play-*.pid; do if [ -f "$f" ]; then stop_pid "$(basename "$f" .pid)"; fi; done
   # the pods this run played ($PREFIX-REV-...; not another run's $PREFIX-123-...): together, 5 s to stop
-  podman pod ls -q --filter "name=^$PREFIX-(v1|v2|rollback|nodecache)-" | xargs -r podman pod rm -f -t 5 > /dev/null 2>&1 || true
+  podman pod ls -q --filter "name=^$PREFIX-(v1|v2|rollback|nodecache|img-v1|img-v2|img-rollback|img-tamper)-" | xargs -r podman pod rm -f -t 5 > /dev/null 2>&1 || true
+  # the model images this run pulled from its registry (mounted for the image-volume pods)
+  podman images --format '{{.Repository}}:{{.Tag}} {{.ID}}' | awk -v r="/$PREFIX-models:" 'index($1, r) { print $2 }' \
+    | sort -u | while read -r id; do podman image unmount -f "$id" > /dev/null 2>&1 || true; podman rmi -f "$id" > /dev/null 2>&1 || true; done
+  stop_pid registry
   podman volume rm -f "$PREFIX-models" "$PREFIX-models-node-cache" > /dev/null 2>&1 || true
   # podman keeps each --configmap as a volume of the ConfigMap's name
   for f in "$STATE"/*/play/configmaps/*.yaml; do

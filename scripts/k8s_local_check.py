@@ -80,6 +80,7 @@ class Run:
         self.base_port: int = args.base_port
         self.skip_multi: str = args.skip_multi_commit
         self.smm = str(self.repo / ".venv" / "bin" / "smm")
+        self.image: str = args.image
         self.py = str(self.repo / ".venv" / "bin" / "python")
 
     def play_json(self, rev: str) -> dict[str, Any]:
@@ -92,7 +93,10 @@ class Run:
 
     def sh(self, *words: str) -> None:
         """Run one of k8s-local.sh's helpers (make_lock, render, play...) with this run's settings."""
-        env = {**os.environ, "STATE": str(self.state), "PREFIX": self.prefix}
+        self.sh_env({}, *words)
+
+    def sh_env(self, extra: dict[str, str], *words: str) -> None:
+        env = {**os.environ, "STATE": str(self.state), "PREFIX": self.prefix, **extra}
         log = self.state / "logs" / f"check-{'-'.join(words)}.log"
         with log.open("w") as fh:
             proc = subprocess.run(["bash", str(self.repo / "scripts" / "k8s-local.sh"), "_helper", *words],
@@ -311,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base-port", type=int, required=True)
     ap.add_argument("--skip-rollout", default="", help="reason to skip the rollout checks")
     ap.add_argument("--skip-node-cache", default="", help="reason to skip the node-cache layout checks")
+    ap.add_argument("--skip-image", default="", help="reason to skip the models-as-OCI-images checks")
     ap.add_argument("--skip-multi-commit", default="",
                     help="reason to skip the checks that need several commits per model on the volume")
     args = ap.parse_args(argv)
@@ -331,6 +336,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"SKIP node-cache layout: {args.skip_node_cache}", flush=True)
         else:
             run.node_cache()
+        if args.skip_image:
+            print(f"SKIP models as OCI images: {args.skip_image}", flush=True)
+        else:
+            sys.modules.setdefault("k8s_local_check", sys.modules[__name__])  # one CheckFailed class, not two
+            from k8s_local_image import image_volume
+
+            image_volume(run)
     except CheckFailed as e:
         print(f"FAIL {e}", flush=True)
         return 1

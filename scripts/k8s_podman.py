@@ -40,6 +40,14 @@ from the rendered YAML unchanged, except for these translations, one per gap of 
 14. **Service names -> 127.0.0.1.** An env value ``http://SERVICE[.ns...]:PORT`` naming a rendered Service
    becomes ``http://127.0.0.1:<host port>`` of the first Pod the Service selects (cluster DNS does not exist
    here). ``smm mirror serve`` gets ``--host 127.0.0.1 --port <its own port>``, like ``smm serve``.
+15. **Image volumes -> the image mounted by podman, as a read-only hostPath.** ``podman kube play`` 4.3
+   refuses ``volumes[].image`` ("HostPath, ConfigMap, EmptyDir, and PersistentVolumeClaim are currently the
+   only supported VolumeSource") and has no per-container ``--mount``. The run pulls the image and mounts
+   it with ``podman image mount REF`` (the same read-only overlay of the image's layers that
+   ``podman run --mount type=image,source=REF,destination=...,rw=false`` gives, which the check also runs);
+   ``--image-mount REF=PATH`` maps each reference to that path, and the volume becomes a ``hostPath`` of
+   it, mounted read-only (a mount that is not read-only is refused). A reference without a mapping is
+   refused, never silently dropped.
 9. **restartPolicy Always -> OnFailure** for Deployment pods. Under ``Always`` podman 4.3 restarts an init
    container that exited 0 and then fails to remove it ("cannot remove container ... as it is running"),
    so the pod never starts. A server never exits 0 on its own, so OnFailure restarts it like Always would.
@@ -88,8 +96,9 @@ def _set_flag(argv: list[str], flag: str, value: str) -> list[str]:
 
 def pod_from_template(name: str, template: dict[str, Any], *, prefix: str, image: str,
                       restart_policy: str | None = None, port: int | None = None,
-                      claim_prefix: str | None = None, secrets: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """One podman-ready Pod from a pod template (translations 3, 4, 5, 6, 8, 13)."""
+                      claim_prefix: str | None = None, secrets: frozenset[str] = frozenset(),
+                      image_mounts: dict[str, str] | None = None) -> dict[str, Any]:
+    """One podman-ready Pod from a pod template (translations 3, 4, 5, 6, 8, 13, 15)."""
     tpl = copy.deepcopy(template)
     spec = tpl["spec"]
     pod_name = f"{prefix}-{name}"
@@ -109,6 +118,8 @@ def pod_from_template(name: str, template: dict[str, Any], *, prefix: str, image
             sec = vol.pop("secret")
             vol["configMap"] = {"name": f"{claim_prefix or prefix}-{sec['secretName']}",
                                 **{k: v for k, v in sec.items() if k in ("defaultMode", "items", "optional")}}
+        elif "image" in vol:
+            _image_volume(name, vol, spec, image_mounts or {})
         elif "secret" not in vol:
             raise TranslationError(f"{name}: volume {vol['name']} has a type this adapter does not translate")
     for c in _containers(spec):
@@ -137,8 +148,23 @@ def pod_from_template(name: str, template: dict[str, Any], *, prefix: str, image
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
 
 
+def _image_volume(name: str, vol: dict[str, Any], spec: dict[str, Any], mounts: dict[str, str]) -> None:
+    ref = vol["image"]["reference"]
+    if ref not in mounts:
+        raise TranslationError(f"{name}: image volume {vol['name']} ({ref}) has no local mount; pull it, run "
+                               f"`podman image mount {ref}` and pass --image-mount {ref}=PATH")
+    for c in _containers(spec):
+        for m in c.get("volumeMounts") or []:
+            if m["name"] == vol["name"] and m.get("readOnly") is not True:
+                raise TranslationError(f"{name}: {c['name']} mounts image volume {vol['name']} read-write; "
+                                       "an image volume is read-only")
+    del vol["image"]
+    vol["hostPath"] = {"path": mounts[ref], "type": "Directory"}
+
+
 def translate(objs: list[dict[str, Any]], *, prefix: str, image: str, base_port: int,
-              claim_prefix: str | None = None, secrets: frozenset[str] = frozenset()) -> dict[str, Any]:
+              claim_prefix: str | None = None, secrets: frozenset[str] = frozenset(),
+              image_mounts: dict[str, str] | None = None) -> dict[str, Any]:
     """Rendered objects -> {"pvc": [...], "configmaps": [...], "jobs": [...], "deployments": [...],
     "others": [...], "daemonsets": [...], "ports": {pod: port}, "other_ports": {pod: port}}.
     ``deployments`` are the sentiment service's pods (what the checks call replicas), ``others`` every other
@@ -182,7 +208,8 @@ def translate(objs: list[dict[str, Any]], *, prefix: str, image: str, base_port:
             group = "deployments" if _runs(tpl, ("smm", "serve")) else "others"
             for i in range(int(obj["spec"].get("replicas", 1))):
                 pod = pod_from_template(f"{name}-{i}", tpl, prefix=prefix, image=image, port=port,
-                                        claim_prefix=claim_prefix, restart_policy="OnFailure", secrets=secrets)
+                                        claim_prefix=claim_prefix, restart_policy="OnFailure", secrets=secrets,
+                                        image_mounts=image_mounts)
                 out[group].append(pod)
                 out["ports" if group == "deployments" else "other_ports"][pod["metadata"]["name"]] = port
                 for svc in services:
@@ -248,13 +275,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image", required=True)
     ap.add_argument("--base-port", type=int, required=True)
     ap.add_argument("--claim-prefix", default=None, help="prefix of claim names (default: --prefix)")
+    ap.add_argument("--image-mount", action="append", default=[], metavar="REF=PATH",
+                    help="where `podman image mount REF` mounted an image volume's reference (repeatable)")
     ap.add_argument("--secret", action="append", default=[],
                     help="a Secret this run provides as a ConfigMap of the same name (repeatable)")
     args = ap.parse_args(argv)
     objs = [d for d in yaml.safe_load_all(args.rendered.read_text()) if d]
     try:
         result = translate(objs, prefix=args.prefix, image=args.image, base_port=args.base_port,
-                           claim_prefix=args.claim_prefix, secrets=frozenset(args.secret))
+                           claim_prefix=args.claim_prefix, secrets=frozenset(args.secret),
+                           image_mounts=dict(m.split("=", 1) for m in args.image_mount))
     except TranslationError as e:
         print(f"k8s_podman: {e}", file=sys.stderr)
         return 1

@@ -84,7 +84,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Itera
     tmp = tmp_path_factory.mktemp("k8s-local")
     state = tmp / "state"
     env = {**os.environ, "STATE": str(state), "PREFIX": f"smm-e2e-{os.getpid()}",
-           "BASE_PORT": str(_free_block(30)),
+           "BASE_PORT": str(_free_block(40)),
            # no onnx/ in it (as FinBERT on the Hub): the script exports it in the `export` image
            "DEMO_MODEL_DIR": str(demo_model_dir)}
     assert not (demo_model_dir / "onnx").exists()
@@ -144,3 +144,20 @@ def test_several_nodes_layout_b_mirror_node_cache_read_only_copy(e2e: str) -> No
                  "-nodecache-sentiment-analyzer-1: released once the volume held its commit",
                  "node-cache: the service pods serve from the node-local copy, mounted read-only"):
         assert line in e2e, line
+
+
+def test_models_as_oci_images_build_push_mount_serve_roll_out_back_and_refuse_tampering(e2e: str) -> None:
+    """docs/kubernetes.md, "Models as OCI images": the image-volume component with a real registry."""
+    if "SKIP models as OCI images" in e2e:
+        pytest.skip(e2e.split("SKIP models as OCI images:", 1)[1].splitlines()[0].strip())
+    for line in ("pushed to the registry, digest kept", "bytes pulled for v2 after v1:",
+                 "podman run --mount type=image,source=<v1 digest>,destination=/app/models,rw=false: validates",
+                 "-img-v1-sentiment-analyzer-0 on 127.0.0.1:", "-img-v1-sentiment-analyzer-1 on 127.0.0.1:",
+                 "image-volume: 2 replicas serve v1 from the image, read-only, with no PVC and no provisioning Job",
+                 "rollout by digest: new pods serve v2, old pods keep v1",
+                 "rollback: the previous digest and lock, new pods serve v1's exact bytes",
+                 "tampered layer pushed under the same tag"):
+        assert line in e2e, line
+    moved = e2e.split("bytes pulled for v2 after v1: ", 1)[1].split()[0]
+    total = e2e.split("model image v1 ", 1)[1]
+    assert int(moved) < 1_000_000, (moved, total[:200])  # the changed file and metadata, not the weights

@@ -166,3 +166,32 @@ def test_node_cache_layout_daemonset_pv_secret_and_service_names(node_cache_objs
     # a Secret the run does not provide keeps its reference (podman skips an absent optional one)
     job_env = [e for _, c in all_containers(res["jobs"][0]["spec"]) for e in c.get("env") or []]
     assert any("secretKeyRef" in (e.get("valueFrom") or {}) for e in job_env)
+
+
+def test_an_image_volume_becomes_the_read_only_podman_image_mount(tmp_path: Path) -> None:
+    comp = tmp_path / "o"
+    comp.mkdir()
+    import os
+
+    rel = os.path.relpath(K3S, comp)
+    (comp / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": "smm-t",
+        "resources": [f"{rel}/overlays/prod"], "components": [f"{rel}/components/image-volume"]}))
+    objs = render(comp)
+    dep = next(o for o in objs if o["kind"] == "Deployment")
+    ref = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "models")["image"]["reference"]
+    with pytest.raises(k8s_podman.TranslationError, match="podman image mount"):
+        k8s_podman.translate(objs, prefix="t", image=IMAGE, base_port=19000)
+    res = k8s_podman.translate(objs, prefix="t", image=IMAGE, base_port=19000,
+                               image_mounts={ref: "/var/lib/containers/storage/overlay/abc/merged"})
+    assert not res["jobs"] and not res["pvc"] and len(res["deployments"]) == 2
+    for pod in res["deployments"]:
+        models = next(v for v in pod["spec"]["volumes"] if v["name"] == "models")
+        assert models == {"name": "models", "hostPath": {"path": "/var/lib/containers/storage/overlay/abc/merged",
+                                                         "type": "Directory"}}
+        for _w, c in all_containers(pod["spec"]):
+            assert next(m for m in c["volumeMounts"] if m["name"] == "models")["readOnly"] is True
+    rw = json.loads(json.dumps(objs))
+    next(o for o in rw if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["readOnly"] = False
+    with pytest.raises(k8s_podman.TranslationError, match="read-write"):
+        k8s_podman.translate(rw, prefix="t", image=IMAGE, base_port=19000, image_mounts={ref: "/x"})
