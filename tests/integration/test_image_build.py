@@ -183,3 +183,36 @@ def test_layer_grouping_stays_under_the_overlay_limit() -> None:
     assert len(own) == MAX_LAYERS - 2 and len(own) + 2 < 127
     assert min(f.size for f in own) > max(f.size for f in grouped if f.size > 1000)  # the biggest get own layers
     assert len(own) + len(grouped) == 230
+
+
+def test_a_disk_too_small_is_refused_before_anything_is_written(versions: TwoVersions, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil as shutil_mod
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_mod, "disk_usage", lambda p: usage(10 << 20, 9 << 20, 1 << 20))
+    with pytest.raises(OSError, match="short by"):
+        build_image(lockfile.load(versions.lock1), versions.cache, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_disk_that_fills_while_packing_leaves_nothing(versions: TwoVersions, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from smart_model_manager.image import tarlayer
+
+    real = tarlayer._HashingWriter.write
+    written = [0]
+
+    def full(self: object, b: bytes) -> int:
+        written[0] += len(b)
+        if written[0] > 1 << 20:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, b)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tarlayer._HashingWriter, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        build_image(lockfile.load(versions.lock1), versions.cache, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []

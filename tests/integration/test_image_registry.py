@@ -178,3 +178,19 @@ def test_a_tampered_blob_in_the_registry_is_refused_on_pull(images: tuple[TwoVer
             pull(parse_reference(f"{reg.host}/team/models@{pushed.digest}"), tmp_path / "dest", client(reg.host))
         assert not (tmp_path / "dest").exists()
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_registry_that_never_answers_is_one_line_after_the_timeout(images: tuple[TwoVersions, Path, Path],
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        from ._artifacts_fixtures import silent_listener
+    except ImportError:
+        from _artifacts_fixtures import silent_listener
+    _v, v1, _v2 = images
+    monkeypatch.setenv("SMM_TIMEOUT", "1")
+    with silent_listener() as url:
+        host = url.removeprefix("http://")
+        assert main(["image", "push", str(v1), f"{host}/team/models:v1", "--plain-http"]) == 1
+    line = one_line(capsys)
+    assert "did not answer" in line and "SMM_TIMEOUT" in line
