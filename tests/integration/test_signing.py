@@ -177,3 +177,25 @@ def test_load_model_in_production_refuses_a_lock_signed_by_another_key(setup: tu
     assert state(tmp_path, v.cache) == before
     env["SMM_SIGNATURE_PUBLIC_KEYS"] = str(_pub)
     assert ModelManager(settings=Settings.from_env(env))._lock().digest is not None
+
+
+def test_smm_lock_sign_writes_a_verifiable_signature(setup: tuple[TwoVersions, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from smart_model_manager.mirror import MirrorServer
+    from smart_model_manager.signing import verify_lock
+
+    try:
+        from ._image_fixtures import SPEC
+    except ImportError:
+        from _image_fixtures import SPEC
+    _v, tmp = setup
+    priv, pub = keypair(tmp_path, "approver")
+    spec, lock = tmp_path / "models.yaml", tmp_path / "models.lock"
+    spec.write_text(SPEC)
+    with MirrorServer(tmp / "upstream") as mirror:
+        assert main(["lock", "--spec", str(spec), "--lock", str(lock), "--endpoint", mirror.url,
+                     "--sign", str(priv)]) == 0
+        assert main(["lock", "--check", "--spec", str(spec), "--lock", str(lock), "--endpoint", mirror.url,
+                     "--sign", str(priv)]) == 2  # --check writes nothing, so it signs nothing
+    assert "signed" in capsys.readouterr().err
+    assert verify_lock(lock, [pub]) == str(pub)
