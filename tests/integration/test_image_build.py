@@ -216,3 +216,20 @@ def test_a_disk_that_fills_while_packing_leaves_nothing(versions: TwoVersions, t
     with pytest.raises(OSError, match="No space left"):
         build_image(lockfile.load(versions.lock1), versions.cache, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_image_that_is_not_ours_or_not_this_lock_is_refused(versions: TwoVersions, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the init container sees at /app/models: another version's image, or a foreign image."""
+    other = unpack(build_image(lockfile.load(versions.lock2), versions.cache, tmp_path / "img2").path,
+                   tmp_path / "rootfs2")
+    report = validate(other, lock=lockfile.load(versions.lock1), mode="quick", require_manifest=True)
+    assert not report.ok and [f.kind for f in report.errors] == ["stale"]
+    foreign = tmp_path / "foreign"
+    (foreign / "etc").mkdir(parents=True)
+    (foreign / "etc" / "os-release").write_text("ID=debian\n")
+    monkeypatch.setenv("SMM_VOLUME_DIR", str(foreign))  # as in the pod: --dir /app/models = SMM_VOLUME_DIR
+    code = main(["validate", "--dir", str(foreign), "--lock", str(versions.lock1)])
+    out = capsys.readouterr().out
+    assert code == 1 and out.startswith("FAILED") and "model-metadata.yaml" in out, out
