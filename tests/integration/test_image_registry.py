@@ -194,3 +194,40 @@ def test_a_registry_that_never_answers_is_one_line_after_the_timeout(images: tup
         assert main(["image", "push", str(v1), f"{host}/team/models:v1", "--plain-http"]) == 1
     line = one_line(capsys)
     assert "did not answer" in line and "SMM_TIMEOUT" in line
+
+
+@pytest.mark.parametrize(("status", "words"), [(403, "may not do this"), (500, "answered 500"),
+                                               (503, "answered 503")])
+def test_403_and_5xx_are_one_line_naming_the_status(images: tuple[TwoVersions, Path, Path], status: int,
+                                                    words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A front proxy that refuses (403) or fails (5xx) every request: the fault, not a registry fake."""
+    import http.server
+    import threading
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = json.dumps({"errors": [{"code": "DENIED" if status == 403 else "UNAVAILABLE",
+                                           "message": "injected"}]}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = do_POST = do_PUT = _answer  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    _v, v1, _v2 = images
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"127.0.0.1:{server.server_address[1]}"
+        assert main(["image", "push", str(v1), f"{host}/team/models:v1", "--plain-http"]) == 1
+        line = one_line(capsys)
+        assert words in line and str(status) in line, line
+    finally:
+        server.shutdown()
+        server.server_close()
