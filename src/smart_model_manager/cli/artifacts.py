@@ -162,7 +162,7 @@ def pull(refs: tuple[str, ...], lock_path: Path | None, spec_path: Path, model_t
                        err=True)
         only = tuple(aliases)
     lock_obj = lockfile.load(path)
-    hook = _NoProgress() if as_json and progress is None else _progress(progress)
+    hook = _NoProgress() if as_json and progress is None else _progress(progress, bars=settings.progress_bars)
     try:
         report = run_pull(lock_obj, target=target, cache_dir=None if target else (cache_dir or settings.cache_dir),
                           endpoint=url, token=settings.token, jobs=jobs, progress=hook,
@@ -331,10 +331,12 @@ class _NoProgress(_LineProgress):
         pass
 
 
-def _progress(wanted: bool | None) -> _LineProgress | _RichProgress:
+def _progress(wanted: bool | None, bars: bool = True) -> _LineProgress | _RichProgress:
+    """--no-progress: nothing. On a terminal: live bars, unless HF_HUB_DISABLE_PROGRESS_BARS (``bars=False``)
+    asks for none and --progress does not insist; then, as on a pipe, one plain line per file start and end."""
     tty = sys.stderr.isatty()
     if wanted is False:
         return _NoProgress()
-    if tty:
+    if tty and (bars or wanted is True):
         return _RichProgress()
     return _LineProgress()
