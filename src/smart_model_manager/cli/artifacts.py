@@ -152,23 +152,27 @@ def pull(refs: tuple[str, ...], lock_path: Path | None, spec_path: Path, model_t
         # the destination first: pinning must not touch models.yaml/models.lock for a pull that cannot land
         ensure_writable(target or cache_dir or settings.cache_dir, what="target" if target else "cache folder")
         aliases = []
-        for ref in refs:
-            alias, _lock, wrote_spec = add_model(
-                ref, spec_path=spec_path, lock_path=path, endpoint=url, token=settings.token,
-                timeout=settings.timeout, retries=settings.retries,
-                model_type=None if model_type == "auto" else model_type)
-            aliases.append(alias)
-            click.echo(f"pinned {ref} as {alias!r} in {path}" + (f" (added to {spec_path})" if wrote_spec else ""),
-                       err=True)
+        try:
+            for ref in refs:
+                alias, _lock, wrote_spec = add_model(
+                    ref, spec_path=spec_path, lock_path=path, endpoint=url, token=settings.token,
+                    timeout=settings.timeout, retries=settings.retries, offline=settings.offline_origin,
+                    model_type=None if model_type == "auto" else model_type)
+                aliases.append(alias)
+                click.echo(f"pinned {ref} as {alias!r} in {path}" + (f" (added to {spec_path})" if wrote_spec else ""),
+                           err=True)
+        except (SmmError, OSError) as err:
+            raise _pull_failed(err, url, offline=settings.offline_origin, pinning=True) from err
         only = tuple(aliases)
     lock_obj = lockfile.load(path)
     hook = _NoProgress() if as_json and progress is None else _progress(progress, bars=settings.progress_bars)
     try:
         report = run_pull(lock_obj, target=target, cache_dir=None if target else (cache_dir or settings.cache_dir),
                           endpoint=url, token=settings.token, jobs=jobs, progress=hook,
-                          timeout=settings.timeout, retries=settings.retries, only=only or None)
+                          timeout=settings.timeout, retries=settings.retries, only=only or None,
+                          offline=settings.offline_origin)
     except (SmmError, OSError) as err:
-        raise _pull_failed(err, url) from err
+        raise _pull_failed(err, url, offline=settings.offline_origin) from err
     finally:
         hook.close()
     if as_json:
@@ -234,8 +238,9 @@ def _pull_json(report: object) -> dict[str, object]:
                         "repaired": list(m.repaired)} for m in r.models]}
 
 
-def _pull_failed(err: BaseException, endpoint: str) -> click.ClickException:
-    """The error as usual, then ONE closing line: what failed and what to try (issue 11)."""
+def _pull_failed(err: BaseException, endpoint: str, *, offline: str | None = None,
+                 pinning: bool = False) -> click.ClickException:
+    """The error as usual, then ONE closing line: what failed and what to try."""
     import errno as errno_mod
 
     from .main import _classify
@@ -247,6 +252,14 @@ def _pull_failed(err: BaseException, endpoint: str) -> click.ClickException:
                       f"suspect the mirror or proxy at {endpoint}")
     elif isinstance(err, OSError) and err.errno == errno_mod.ENOSPC:
         what, hint = "not enough free space", "free space or choose another --target / --cache-dir"
+    elif offline and isinstance(err, (ModelNotFoundError, SourceError)):
+        what, hint = (f"{offline} is set, so nothing can be fetched from {endpoint}",
+                      f"unset {offline} (smm and huggingface_hub both read it) and rerun `smm pull`, or pull on a "
+                      "connected machine and copy the cache or volume here")
+    elif pinning and isinstance(err, (ModelNotFoundError, SourceError)):
+        what, hint = (f"the model could not be pinned at {endpoint}",
+                      "check the ORG/NAME spelling and that the endpoint is reachable (`smm env` shows it; set "
+                      "HF_ENDPOINT or --endpoint for a mirror; HF_TOKEN for a private or gated repo)")
     elif isinstance(err, (ModelNotFoundError, SourceError)):
         what, hint = (f"a download from {endpoint} failed",
                       "check that the endpoint is reachable (`smm env` shows it; set HF_ENDPOINT or "
@@ -256,7 +269,8 @@ def _pull_failed(err: BaseException, endpoint: str) -> click.ClickException:
     else:
         what, hint = "the pull stopped", "fix what the message above names and rerun `smm pull`"
     cls = FailedUsage if code == 2 else Failed
-    return cls(f"{prefix}: {err}\nsmm pull failed: {what}; nothing unverified was published. Try: {hint}.")
+    kept = "models.yaml and models.lock unchanged" if pinning else "nothing unverified was published"
+    return cls(f"{prefix}: {err}\nsmm pull failed: {what}; {kept}. Try: {hint}.")
 
 
 # -- progress ------------------------------------------------------------------------------------
