@@ -108,6 +108,18 @@ class Model:
     def backend(self) -> str:
         return self.info.backend
 
+    @property
+    def max_length(self) -> int | None:
+        """The longest input, in tokens, the runner accepts before truncating (None if it does not say)."""
+        value = getattr(self._runner, "max_length", None)
+        return value if isinstance(value, int) else None
+
+    @property
+    def token_budget(self) -> int | None:
+        """Padded tokens per model call (rows x longest row), if the runner bounds it."""
+        value = getattr(self._runner, "token_budget", None)
+        return value if isinstance(value, int) else None
+
     def raw(self, texts: list[str]) -> list[list[float]]:
         """Run the runner on already-validated texts (probabilities or vectors, label-id order)."""
         return self._runner(texts)

@@ -109,10 +109,16 @@ def test_disable_progress_bars_turns_terminal_bars_into_plain_lines(monkeypatch:
     assert Settings.from_env({"HF_HUB_DISABLE_PROGRESS_BARS": "1"}).progress_bars is False
     assert Settings.from_env({}).progress_bars is True
     monkeypatch.setattr(artifacts.sys.stderr, "isatty", lambda: True)
-    assert isinstance(artifacts._progress(None, bars=True), artifacts._RichProgress)
-    assert isinstance(artifacts._progress(None, bars=False), artifacts._LineProgress)
-    assert isinstance(artifacts._progress(True, bars=False), artifacts._RichProgress)  # --progress insists
-    assert isinstance(artifacts._progress(False, bars=True), artifacts._NoProgress)
+
+    def kind(wanted: bool | None, bars: bool) -> type:
+        hook = artifacts._progress(wanted, bars=bars)
+        hook.close()  # a live bar redirects stderr until closed
+        return type(hook)
+
+    assert kind(None, bars=True) is artifacts._RichProgress
+    assert kind(None, bars=False) is artifacts._LineProgress
+    assert kind(True, bars=False) is artifacts._RichProgress  # --progress insists
+    assert kind(False, bars=True) is artifacts._NoProgress
 
 
 def test_disable_progress_bars_agrees_with_huggingface_hub() -> None:
