@@ -59,6 +59,8 @@ INFERENCE_SERVICE = _kind("serving.kserve.io/v1beta1", "InferenceService", {
         "type": "object", "additionalProperties": False,
         "properties": {"minReplicas": {"type": "integer", "minimum": 0}, "maxReplicas": {"type": "integer"},
                        "containers": {"type": "array", "minItems": 1, "items": _OBJECT},
+                       "volumes": {"type": "array", "items": _OBJECT},
+                       "automountServiceAccountToken": {"type": "boolean"},
                        "serviceAccountName": {"type": "string"}, "timeout": {"type": "integer"},
                        "scaleTarget": {"type": "integer"}, "scaleMetric": {"type": "string"}}}}})
 
@@ -87,11 +89,13 @@ def custom_violations(obj: dict[str, Any]) -> list[str]:
 def embedded_pods(obj: dict[str, Any]) -> list[dict[str, Any]]:
     """The core Containers inside a custom resource, each as a Pod that kubernetes-validate can check."""
     spec = obj.get("spec") or {}
-    containers = []
+    containers, extra = [], {}
     if obj["kind"] == "ClusterStorageContainer":
         containers = [spec["container"]]
     elif obj["kind"] == "InferenceService":
-        containers = spec["predictor"].get("containers", [])
+        predictor = spec["predictor"]
+        containers = predictor.get("containers", [])
+        extra = {k: predictor[k] for k in ("volumes", "automountServiceAccountToken") if k in predictor}
     return [{"apiVersion": "v1", "kind": "Pod",
              "metadata": {"name": f"{obj['metadata']['name']}-{c.get('name', 'container')}"[:63]},
-             "spec": {"containers": [c]}} for c in containers]
+             "spec": {"containers": [c], **extra}} for c in containers]
