@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from . import pipeline_call
+from . import pipeline_call, telemetry
 from .errors import BackendError
 from .pipeline_call import RunOptions
 from .registry import get_model_type
@@ -122,10 +122,15 @@ class Model:
 
     def raw(self, texts: list[str]) -> list[list[float]]:
         """Run the runner on already-validated texts (probabilities or vectors, label-id order)."""
-        return self._runner(texts)
+        with telemetry.span("smm.infer", repo_id=self.info.repo_id, backend=self.info.backend, texts=len(texts)):
+            return self._runner(texts)
 
     def __call__(self, texts: str | Sequence[str], **pipeline_kwargs: Any) -> Any:
         items, single = check_texts(texts)
+        with telemetry.span("smm.infer", repo_id=self.info.repo_id, backend=self.info.backend, texts=len(items)):
+            return self._call(items, single, pipeline_kwargs)
+
+    def _call(self, items: list[str], single: bool, pipeline_kwargs: dict[str, Any]) -> Any:
         if pipeline_kwargs:
             merged = dict(self._call_defaults)
             if "top_k" in pipeline_kwargs or "return_all_scores" in pipeline_kwargs:

@@ -180,6 +180,8 @@ class Settings:
     default_model: str | None = None          # SMM_MODEL
     # detection signals, copied verbatim so detection stays a pure function of Settings
     signals: tuple[tuple[str, str], ...] = ()
+    # the OTEL_* variables, verbatim, for telemetry.py (the OpenTelemetry SDK defines their meaning)
+    otel: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -215,6 +217,7 @@ class Settings:
             debug=parse_bool("SMM_DEBUG", env.get("SMM_DEBUG")),
             default_model=env.get("SMM_MODEL") or None,
             signals=tuple((k, env[k]) for k in watched if k in env),
+            otel=tuple(sorted((k, v) for k, v in env.items() if k.startswith("OTEL_"))),
         )
 
     @property
