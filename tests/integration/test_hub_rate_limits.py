@@ -119,3 +119,20 @@ def test_retry_after_forms() -> None:
     later = _retry_after(formatdate(time.time() + 30, usegmt=True))
     assert later is not None and 25 <= later <= 31
     assert _retry_after(formatdate(time.time() - 30, usegmt=True)) == 0.0
+
+
+def test_smm_pull_uses_the_retry_budget_from_the_environment(serve, tmp_path: Path, capsys,  # type: ignore[no-untyped-def]
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from smart_model_manager.cli.main import main
+
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copy(repo / "deploy" / "k3s" / "base" / "models.lock", tmp_path / "models.lock")
+    srv = serve([(429, {"Retry-After": "30"})] * 8)
+    monkeypatch.setenv("SMM_RETRY_BUDGET", "5")
+    code = main(["pull", "--lock", str(tmp_path / "models.lock"), "--cache-dir", str(tmp_path / "cache"),
+                 "--endpoint", f"http://127.0.0.1:{srv.server_address[1]}", "--jobs", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "retry in 30s" in err and "5s left of the retry budget (SMM_RETRY_BUDGET)" in err, err
+    assert len(srv.arrivals) == 1  # failed at once: no second request

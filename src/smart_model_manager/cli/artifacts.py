@@ -35,6 +35,16 @@ class FailedUsage(Failed):
     exit_code = 2
 
 
+def _hub(settings: Settings, endpoint: str) -> Any:
+    """The Hub transport for lock and pull: every network setting from the environment (timeout, retries, the
+    retry budget, offline and which variable set it), at the endpoint the command was given."""
+    from ..hub_client import HubClient
+
+    return HubClient(endpoint, settings.token, timeout=settings.timeout, retries=settings.retries,
+                     retry_budget=settings.retry_budget, offline=settings.offline,
+                     offline_reason=settings.offline_origin)
+
+
 def _lock_path(given: Path | None, settings: Settings) -> Path:
     if given is not None:
         return given
@@ -74,8 +84,9 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
             if check:
                 raise Failed(f"{path} is malformed ({err}); regenerate it with `smm lock`") from err
             click.echo(f"warning: ignoring malformed {path}: {err}", err=True)
-    new = resolve_lock(spec, endpoint or settings.endpoint, settings.token, timeout=settings.timeout,
-                       retries=settings.retries, previous=previous)
+    url = endpoint or settings.endpoint
+    new = resolve_lock(spec, url, settings.token, timeout=settings.timeout, retries=settings.retries,
+                       previous=previous, client=_hub(settings, url))
     if check:
         up_to_date = old_bytes == new.dumps().encode("utf-8")
         changes = [] if up_to_date else diff(previous, new)
@@ -157,7 +168,7 @@ def pull(refs: tuple[str, ...], lock_path: Path | None, spec_path: Path, model_t
                 alias, _lock, wrote_spec = add_model(
                     ref, spec_path=spec_path, lock_path=path, endpoint=url, token=settings.token,
                     timeout=settings.timeout, retries=settings.retries, offline=settings.offline_origin,
-                    model_type=None if model_type == "auto" else model_type)
+                    model_type=None if model_type == "auto" else model_type, client=_hub(settings, url))
                 aliases.append(alias)
                 click.echo(f"pinned {ref} as {alias!r} in {path}" + (f" (added to {spec_path})" if wrote_spec else ""),
                            err=True)
@@ -170,7 +181,7 @@ def pull(refs: tuple[str, ...], lock_path: Path | None, spec_path: Path, model_t
         report = run_pull(lock_obj, target=target, cache_dir=None if target else (cache_dir or settings.cache_dir),
                           endpoint=url, token=settings.token, jobs=jobs, progress=hook,
                           timeout=settings.timeout, retries=settings.retries, only=only or None,
-                          offline=settings.offline_origin)
+                          offline=settings.offline_origin, client=_hub(settings, url))
     except (SmmError, OSError) as err:
         raise _pull_failed(err, url, offline=settings.offline_origin) from err
     finally:
