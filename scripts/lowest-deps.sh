@@ -48,7 +48,8 @@ echo "== lowest: installed (direct dependencies at their floors):"
 "$VENV/bin/python" - <<'PYEOF'
 import importlib.metadata as m
 names = ["huggingface_hub", "httpx2", "transformers", "torch", "tokenizers", "safetensors", "onnx", "onnxruntime",
-         "onnxscript", "numpy", "fastapi", "starlette", "pydantic", "uvicorn", "prometheus-client", "click", "rich"]
+         "onnxscript", "numpy", "fastapi", "starlette", "pydantic", "uvicorn", "prometheus-client", "click", "rich",
+         "opentelemetry-sdk"]
 print("   " + ", ".join(f"{n} {m.version(n)}" for n in names))
 PYEOF
 
