@@ -63,8 +63,8 @@ def _sdk_provider(env: dict[str, str]) -> Any:
         return None
     provider = TracerProvider(resource=Resource.create())
     for name in (n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "otlp").split(",")):
-        if name == "console":
-            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        if name == "console":  # on stderr: stdout is data (smm analyze's JSON lines)
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
         elif name == "otlp":
             try:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

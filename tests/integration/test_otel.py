@@ -122,9 +122,9 @@ def test_a_failed_load_is_an_error_span(volume: Path) -> None:
 
 def test_otel_traces_exporter_configures_the_sdk_by_itself(volume: Path) -> None:
     proc = _run(LOAD_AND_INFER, volume, OTEL_TRACES_EXPORTER="console", OTEL_SERVICE_NAME="smm-test")
-    names = [json.loads(chunk)["name"] for chunk in _json_objects(proc.stdout)]
+    names = [json.loads(chunk)["name"] for chunk in _json_objects(proc.stderr)]
     assert {"smm.load_model", "smm.resolve", "smm.verify", "smm.load", "smm.infer"} <= set(names), names
-    assert '"service.name": "smm-test"' in proc.stdout
+    assert '"service.name": "smm-test"' in proc.stderr and proc.stdout == ""  # stdout stays the program's
 
 
 def _json_objects(text: str) -> list[str]:
