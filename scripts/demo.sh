@@ -11,3 +11,9 @@ SMM=.venv/bin/smm
 $SMM models build-demo
 echo
 $SMM analyze --model finbert-demo --file data/sample_headlines.txt --format table --symbols
+# The commands in README and docs/ say `smm` and `python`: they are in .venv, which this script does not
+# (cannot) activate in your shell.
+echo
+echo "Next: activate the environment in your shell, so that 'smm' and 'python' are the project's:"
+echo "    source .venv/bin/activate"
+echo "then try:  smm analyze \"BTC rallies after ETF approval\" --model finbert-demo"

@@ -56,9 +56,19 @@ then
   # (2.x.y+cpu) sorts above PyPI's 2.x.y, so pip takes it.
   with_heartbeat pip install --extra-index-url "$TORCH_INDEX" "$torch_pin"
 else
-  echo "NOTE: installing $torch_pin from your configured package index instead of the CPU wheel index." >&2
-  echo "      On Linux x86_64, PyPI's torch is the CUDA build: about 2.7 GB with its nvidia packages." >&2
-  echo "      To avoid it, make $TORCH_INDEX reachable (or set SMM_TORCH_INDEX to a mirror of it) and rerun." >&2
+  # Which file would the configured index give? A find-links folder or a mirror may hold the CPU build;
+  # warn of the CUDA download only when that is what is coming (a dry run resolves without downloading).
+  torch_url=$(pip install --dry-run --quiet --no-deps --ignore-installed --report - "$torch_pin" 2>/dev/null \
+    | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["install"][0]["download_info"]["url"])' \
+    2>/dev/null || true)
+  case "$torch_url" in
+    *+cpu*|*%2Bcpu*)
+      echo "== setup: installing $torch_pin, CPU-only build, from your configured index (${torch_url##*/})" ;;
+    *)
+      echo "NOTE: installing $torch_pin from your configured package index instead of the CPU wheel index." >&2
+      echo "      On Linux x86_64, PyPI's torch is the CUDA build: about 2.7 GB with its nvidia packages." >&2
+      echo "      To avoid it, make $TORCH_INDEX reachable (or set SMM_TORCH_INDEX to a mirror of it) and rerun." >&2 ;;
+  esac
   with_heartbeat pip install "$torch_pin"
 fi
 

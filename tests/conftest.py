@@ -3,7 +3,9 @@ outside, and HF_ENDPOINT pointing at a closed loopback port so nothing can reach
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,13 +49,37 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no stray ./models.lock from the repo
 
 
+def fixture_progress(config: pytest.Config, label: str) -> Callable[[str], None]:
+    """Progress lines from a slow session fixture, shown live on the terminal (past pytest's capture): a
+    minute or more of silence while a model builds looks like a hang."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def say(message: str) -> None:
+        if reporter is None:
+            return
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.write_line(f"[{label}] {message}")
+
+    return say
+
+
 @pytest.fixture(scope="session")
-def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real offline demo model, built once per session (seeded, ~1 min on 2 cores)."""
+def live_progress(pytestconfig: pytest.Config) -> Callable[[str], Callable[[str], None]]:
+    """``live_progress("label")`` gives a progress function for a slow step inside a test."""
+    return lambda label: fixture_progress(pytestconfig, label)
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    """The real offline demo model, built once per session (seeded, 1-2 min on 2 cores; it says so as it goes)."""
     from smart_model_manager.demo import build_demo_model
 
+    say = fixture_progress(pytestconfig, "demo model fixture")
+    say("building the offline demo model once for this session (1-2 min on 2 cores)")
     out = tmp_path_factory.mktemp("demo") / "model"
-    build_demo_model(out, data_dir=REPO / "data" / "headlines")
+    build_demo_model(out, data_dir=REPO / "data" / "headlines", progress=say)
+    say("built")
     return out
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import known_models
+from . import known_models, telemetry
 from ._layout import LOCK_NAME
 from .environment import Detection, detect
 from .errors import ConfigurationError, SignatureError
@@ -182,7 +182,11 @@ class ModelManager:
             if key in self._models:
                 return self._models[key]
             try:
-                model = self._load(name_or_alias, model_type, revision, backend or self.backend, dev, dt)
+                with telemetry.span("smm.load_model", model=name_or_alias, model_type=model_type,
+                                    environment=self.environment) as s:
+                    model = self._load(name_or_alias, model_type, revision, backend or self.backend, dev, dt)
+                    telemetry.set_attributes(s, repo_id=model.info.repo_id, source=model.info.source,
+                                             commit=model.info.commit, backend=model.info.backend)
             except Exception as err:
                 self._history.append(HistoryEntry(name_or_alias, model_type, revision, None,
                                                   f"{type(err).__name__}: {err}"))
@@ -200,7 +204,9 @@ class ModelManager:
             from .device import choose_device
 
             choice = choose_device(device, dtype)  # before any download: a device that cannot be had fails fast
-        resolved = self.resolve(name, revision=revision, model_type=model_type)
+        with telemetry.span("smm.resolve", model=name, revision=revision) as s:
+            resolved = self.resolve(name, revision=revision, model_type=model_type)
+            telemetry.set_attributes(s, repo_id=resolved.repo_id, source=resolved.source, commit=resolved.commit)
         runner: Any
         if resolved.path is None:  # a mock: a schema, no bytes
             runner = mock_runner(resolved.repo_id, model_type, labels=resolved.labels, dimension=resolved.dimension)
@@ -214,10 +220,13 @@ class ModelManager:
 
             _check_type(resolved, model_type)
             labels = resolved.labels or parse_id2label(read_config(resolved.path), strict=False)
-            runner = load_runner(resolved.path, model_type, backend=backend,
-                                 allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
-                                 labels=labels, verify=pinned_file_verifier(resolved), model_ref=resolved.repo_id,
-                                 device=choice, token_budget=self.settings.token_budget)
+            with telemetry.span("smm.load", repo_id=resolved.repo_id, backend=backend, device=choice.device) as s:
+                runner = load_runner(resolved.path, model_type, backend=backend,
+                                     allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
+                                     labels=labels, verify=pinned_file_verifier(resolved),
+                                     model_ref=resolved.repo_id, device=choice,
+                                     token_budget=self.settings.token_budget)
+                telemetry.set_attributes(s, backend=getattr(runner, "backend", None))
         dim = _true_dimension(runner, resolved) if resolved.path is not None and not mt.has_labels \
             else resolved.dimension
         info = LoadInfo(repo_id=resolved.repo_id, model_type=model_type, environment=self.environment,

@@ -4,10 +4,11 @@
 and ``token=`` are always passed explicitly: huggingface_hub freezes its environment variables at import
 time, so a process that sets ``HF_ENDPOINT`` late would otherwise talk to huggingface.co.
 
-Why not ``hf_hub_download``: its GET has no timeout we can set per call (the shared client is built with
-``timeout=None``; huggingface_hub #2038/#2399: downloads that hang forever on a stalled connection), and a
-half-written ``.incomplete`` blob can be reused (#3371). Here every request has a timeout, retries are
-bounded, and bytes are hashed while they stream. :class:`HubClient` satisfies ``publish.Downloader``:
+Why not ``hf_hub_download``: it does not verify content. It checks the size and (since huggingface_hub 2.x)
+no longer reuses a half-written ``.incomplete`` blob, and its GET takes a timeout; but it never compares the
+bytes with a sha256, so a proxy or mirror that serves other bytes goes unnoticed. Here bytes are hashed while
+they stream and compared with the lock, every request has a timeout, and retries are bounded and follow the
+server's ``Retry-After`` / ``RateLimit`` headers. :class:`HubClient` satisfies ``publish.Downloader``:
 ``publish.fetch_into`` verifies and publishes what it downloads.
 """
 
@@ -58,18 +59,22 @@ class HubClient:
     """
 
     def __init__(self, endpoint: str, token: str | None = None, *, timeout: float = 30.0, retries: int = 3,
-                 offline: bool = False, backoff: float = 0.5):
+                 offline: bool = False, backoff: float = 0.5, retry_budget: float = 120.0,
+                 offline_reason: str | None = None):
         self.endpoint = endpoint.rstrip("/")
         self.token = token
         self.timeout = timeout
         self.retries = max(0, retries)
         self.offline = offline
+        self.offline_reason = offline_reason   # the variable that made it offline, for the message
         self.backoff = backoff
+        self.retry_budget = retry_budget       # seconds of waiting between attempts, all retries together
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubClient:
         return cls(settings.endpoint, settings.token, timeout=settings.timeout, retries=settings.retries,
-                   offline=settings.offline)
+                   offline=settings.offline, retry_budget=settings.retry_budget,
+                   offline_reason=settings.offline_origin)
 
     # error classification: each branch says whether it means "retry", "next source" or "fatal"
     def _classify(self, err: BaseException, what: str) -> BaseException:
@@ -96,7 +101,8 @@ class HubClient:
             return SourceError(f"{what}: HTTP {status} from {self.endpoint}: {_first_line(err)}")
         if isinstance(err, httpx2.TimeoutException):
             return SourceError(f"{what}: no answer from {self.endpoint} within {self.timeout:g}s "
-                               f"({type(err).__name__}); raise SMM_TIMEOUT if the link is just slow")
+                               f"({type(err).__name__}); raise SMM_TIMEOUT (or HF_HUB_DOWNLOAD_TIMEOUT) if the "
+                               "link is just slow")
         if isinstance(err, httpx2.TooManyRedirects):  # a redirect loop: the endpoint is broken, say where
             url = err.request.url if getattr(err, "_request", None) is not None else self.endpoint
             return SourceError(f"{what}: too many redirects from {url} (a redirect loop?): {err}")
@@ -106,9 +112,11 @@ class HubClient:
 
     def _retry(self, what: str, fn: Callable[[], T]) -> T:
         if self.offline:
-            raise Unavailable("offline (HF_HUB_OFFLINE or SMM_OFFLINE is set)",
-                              hint="unset HF_HUB_OFFLINE/SMM_OFFLINE or provision with `smm pull` beforehand")
+            names = self.offline_reason or "HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE or SMM_OFFLINE"
+            raise Unavailable(f"offline ({names} is set)",
+                              hint=f"unset {names} or provision with `smm pull` beforehand")
         attempts = self.retries + 1
+        waited = 0.0
         for attempt in range(1, attempts + 1):
             try:
                 return fn()
@@ -122,8 +130,18 @@ class HubClient:
                     raise mapped from err
                 if attempt == attempts:
                     raise SourceError(f"{mapped} (gave up after {attempts} attempt(s); SMM_RETRIES)") from err
-                delay = min(self.backoff * 2 ** (attempt - 1), 8.0)
-                log.info("%s; retry %d/%d in %.1fs", mapped, attempt, attempts - 1, delay)
+                asked = server_wait(err)
+                delay = min(self.backoff * 2 ** (attempt - 1), 8.0) if asked is None else asked
+                if asked is not None and waited + asked > self.retry_budget:
+                    # waiting cannot help within the budget: say when it can, instead of hammering the server
+                    when = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + asked))
+                    raise SourceError(
+                        f"{mapped}: the server asks to retry in {asked:g}s (after {when}), more than the "
+                        f"{self.retry_budget - waited:g}s left of the retry budget (SMM_RETRY_BUDGET); retry "
+                        "after that time, or raise SMM_RETRY_BUDGET") from err
+                waited += delay
+                log.info("%s; retry %d/%d in %.1fs%s", mapped, attempt, attempts - 1, delay,
+                         " (as the server asked)" if asked is not None else "")
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -197,8 +215,45 @@ class HubClient:
         return state["written"], state["hash"].hexdigest()
 
 
+def server_wait(err: BaseException) -> float | None:
+    """Seconds the server asked us to wait before the next attempt, or None when it did not say.
+
+    As huggingface_hub's own ``http_backoff`` decides: a 429 whose ``RateLimit`` header says no requests are
+    left waits for the window's reset (parsed by huggingface_hub's ``parse_ratelimit_headers``; the reset is
+    whole seconds rounded down, so one second is added, as huggingface_hub does); otherwise ``Retry-After``.
+    Retry-After is parsed here because huggingface_hub's parser is private and skips the HTTP-date form.
+    """
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    from huggingface_hub.utils import parse_ratelimit_headers
+
+    if getattr(response, "status_code", None) == 429:
+        info = parse_ratelimit_headers(headers)
+        if info is not None and info.remaining == 0:
+            return float(info.reset_in_seconds) + 1.0
+    return _retry_after(headers.get("retry-after"))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """RFC 9110 Retry-After: delay-seconds or an HTTP-date; None when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-__all__ = ["LIBRARY", "HubClient", "NullProgress", "ProgressHook", "RemoteFile", "RemoteRevision"]
+__all__ = ["LIBRARY", "HubClient", "NullProgress", "ProgressHook", "RemoteFile", "RemoteRevision", "server_wait"]

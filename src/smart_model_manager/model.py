@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from . import pipeline_call
+from . import pipeline_call, telemetry
 from .errors import BackendError
 from .pipeline_call import RunOptions
 from .registry import get_model_type
@@ -108,12 +108,29 @@ class Model:
     def backend(self) -> str:
         return self.info.backend
 
+    @property
+    def max_length(self) -> int | None:
+        """The longest input, in tokens, the runner accepts before truncating (None if it does not say)."""
+        value = getattr(self._runner, "max_length", None)
+        return value if isinstance(value, int) else None
+
+    @property
+    def token_budget(self) -> int | None:
+        """Padded tokens per model call (rows x longest row), if the runner bounds it."""
+        value = getattr(self._runner, "token_budget", None)
+        return value if isinstance(value, int) else None
+
     def raw(self, texts: list[str]) -> list[list[float]]:
         """Run the runner on already-validated texts (probabilities or vectors, label-id order)."""
-        return self._runner(texts)
+        with telemetry.span("smm.infer", repo_id=self.info.repo_id, backend=self.info.backend, texts=len(texts)):
+            return self._runner(texts)
 
     def __call__(self, texts: str | Sequence[str], **pipeline_kwargs: Any) -> Any:
         items, single = check_texts(texts)
+        with telemetry.span("smm.infer", repo_id=self.info.repo_id, backend=self.info.backend, texts=len(items)):
+            return self._call(items, single, pipeline_kwargs)
+
+    def _call(self, items: list[str], single: bool, pipeline_kwargs: dict[str, Any]) -> Any:
         if pipeline_kwargs:
             merged = dict(self._call_defaults)
             if "top_k" in pipeline_kwargs or "return_all_scores" in pipeline_kwargs:

@@ -122,8 +122,12 @@ def missing_bytes(root: Path, entries: Iterable[LockEntry]) -> int:
 def pull(lock: Lock, *, target: Path | None = None, cache_dir: Path | None = None, endpoint: str,
          token: str | None = None, jobs: int = 4, progress: ProgressHook | None = None,
          timeout: float = 30.0, retries: int = 3, only: Iterable[str] | None = None,
-         client: Downloader | None = None) -> PullReport:
-    """Download every locked model (or those named in ``only``), verified, into a cache or a volume."""
+         client: Downloader | None = None, offline: str | None = None) -> PullReport:
+    """Download every locked model (or those named in ``only``), verified, into a cache or a volume.
+
+    ``offline`` names the variable that forbids the network (``Settings.offline_origin``): a pull with
+    anything left to download then fails before it starts, and one with everything present still verifies.
+    """
     t0 = time.monotonic()
     if (target is None) == (cache_dir is None):
         raise ConfigurationError("pull needs exactly one of target= (a volume) or cache_dir= (a cache)")
@@ -134,6 +138,9 @@ def pull(lock: Lock, *, target: Path | None = None, cache_dir: Path | None = Non
     stale = clean_stale_staging(root)
     needed = missing_bytes(root, entries)
     check_space(root, needed, what=f"pull into {root}")
+    if offline and needed:
+        raise ModelNotFoundError(f"{needed / 1e6:,.1f} MB of {len(entries)} model(s) still to download, but "
+                                 f"{offline} is set: no download attempted", attempts=[("hub", "offline")])
     client = client or HubClient(endpoint, token, timeout=timeout, retries=retries)
     progress = progress or NullProgress()
     results = []

@@ -46,7 +46,7 @@ def _default_alias(repo_id: str, taken: dict[str, str]) -> str:
 
 def add_model(ref: str, *, spec_path: Path, lock_path: Path, endpoint: str, token: str | None = None,
               timeout: float = 30.0, retries: int = 3, model_type: str | None = None,
-              client: HubClient | None = None) -> tuple[str, Lock, bool]:
+              client: HubClient | None = None, offline: str | None = None) -> tuple[str, Lock, bool]:
     """Pin ``ref`` into ``spec_path`` and ``lock_path``. Returns (alias, the new lock, spec written)."""
     repo_id, revision = parse_ref(ref)
     spec = spec_mod.load(spec_path) if spec_path.is_file() else None
@@ -68,7 +68,8 @@ def add_model(ref: str, *, spec_path: Path, lock_path: Path, endpoint: str, toke
         alias = _default_alias(repo_id, taken)
         entry = SpecEntry(alias=alias, repo_id=repo_id, revision=revision or "main",
                           model_type=model_type or AUTO)
-    client = client or HubClient(endpoint, token, timeout=timeout, retries=retries)
+    client = client or HubClient(endpoint, token, timeout=timeout, retries=retries, offline=offline is not None,
+                                 offline_reason=offline)
     old = previous.models.get(entry.alias) if previous is not None else None
     locked = lock_entry(client, entry, old, str(spec_path))   # the network work, before any write
     wrote_spec = False

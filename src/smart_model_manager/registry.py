@@ -82,7 +82,7 @@ def config_mismatch(model_type: str, config: Mapping[str, Any]) -> str | None:
         labels = config.get("id2label")
         named = f" with labels {list(labels.values())}" if isinstance(labels, dict) else ""
         return (f"its config.json declares a classifier ({', '.join(archs)}{named}), which outputs "
-                f"one score per label, not a {model_type} vector; load it as 'sentiment'")
+                f"one score per label, not an embedding vector; load it as 'sentiment'")
     return None
 
 

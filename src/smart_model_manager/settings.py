@@ -118,16 +118,37 @@ def _float(name: str, value: str | None, default: float) -> float:
 
 
 def default_cache_dir(env: Mapping[str, str]) -> tuple[Path, str]:
-    """MODEL_CACHE_DIR, else the standard HF hub cache (HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)."""
+    """MODEL_CACHE_DIR, else the cache huggingface_hub itself would use, in its order: HF_HUB_CACHE, the older
+    HUGGINGFACE_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub (docs/configuration.md has the table)."""
     if env.get("MODEL_CACHE_DIR"):
         return Path(env["MODEL_CACHE_DIR"]).expanduser(), "MODEL_CACHE_DIR"
-    if env.get("HF_HUB_CACHE"):
-        return Path(env["HF_HUB_CACHE"]).expanduser(), "HF_HUB_CACHE"
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if env.get(name):
+            return Path(env[name]).expanduser(), name
     if env.get("HF_HOME"):
         return Path(env["HF_HOME"]).expanduser() / "hub", "HF_HOME"
     xdg = env.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path(env.get("HOME", "~")).expanduser() / ".cache"
     return base / "huggingface" / "hub", "default"
+
+
+def _offline(env: Mapping[str, str]) -> tuple[bool, str | None]:
+    """Offline if any of these is true, as huggingface_hub (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE) decides;
+    every one is parsed, so a typo in one is an error rather than silently "online"."""
+    found = None
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "SMM_OFFLINE"):
+        if parse_bool(name, env.get(name)) and found is None:
+            found = name
+    return found is not None, found
+
+
+def _timeout(env: Mapping[str, str]) -> tuple[float, str]:
+    """SMM_TIMEOUT wins (it is this tool's own, more specific knob); else HF_HUB_DOWNLOAD_TIMEOUT; else 30 s."""
+    for name in ("SMM_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT"):
+        value = env.get(name)
+        if value is not None and value.strip():
+            return _float(name, value, 30.0), name
+    return 30.0, "default"
 
 
 @dataclass(frozen=True)
@@ -140,7 +161,8 @@ class Settings:
     volume_dir: Path = Path(DEFAULT_VOLUME_DIR)
     endpoint: str = DEFAULT_ENDPOINT          # HF_ENDPOINT
     token: str | None = field(default=None, repr=False)  # HF_TOKEN
-    offline: bool = False                     # HF_HUB_OFFLINE / SMM_OFFLINE
+    offline: bool = False                     # HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE / SMM_OFFLINE
+    offline_origin: str | None = None         # which of them made it offline
     backend: str = "auto"                     # SMM_BACKEND
     verify: str = "quick"                     # SMM_VERIFY
     lock_path: Path | None = None             # SMM_LOCK
@@ -149,8 +171,11 @@ class Settings:
     device: str = "auto"                      # SMM_DEVICE: auto | cpu | cuda | cuda:N
     dtype: str = "auto"                       # SMM_DTYPE: auto | fp32 | fp16 | bf16
     token_budget: int | None = None           # SMM_TOKEN_BUDGET: padded tokens per GPU batch
-    timeout: float = 30.0                     # SMM_TIMEOUT seconds per network operation
+    timeout: float = 30.0                     # SMM_TIMEOUT, else HF_HUB_DOWNLOAD_TIMEOUT: s per network operation
+    timeout_origin: str = "default"           # which variable set timeout
+    progress_bars: bool = True                # False when HF_HUB_DISABLE_PROGRESS_BARS is true
     retries: int = 3                          # SMM_RETRIES
+    retry_budget: float = 120.0               # SMM_RETRY_BUDGET: s of waiting between retries of one request
     debug: bool = False                       # SMM_DEBUG
     default_model: str | None = None          # SMM_MODEL
     # registry credentials for `smm image push/pull` (from a Secret): basic auth, a bearer token, or a
@@ -164,6 +189,8 @@ class Settings:
     verify_signature: bool = False            # SMM_VERIFY_SIGNATURE
     # detection signals, copied verbatim so detection stays a pure function of Settings
     signals: tuple[tuple[str, str], ...] = ()
+    # the OTEL_* variables, verbatim, for telemetry.py (the OpenTelemetry SDK defines their meaning)
+    otel: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -172,6 +199,8 @@ class Settings:
         lock = env.get("SMM_LOCK")
         retries = env.get("SMM_RETRIES")
         watched = ("PYTEST_CURRENT_TEST", "TESTING", *CI_VARIABLES)
+        offline, offline_origin = _offline(env)
+        timeout, timeout_origin = _timeout(env)
         return cls(
             env_override=_choice("SMM_ENV", env.get("SMM_ENV"), ENVIRONMENTS, None),
             cache_dir=cache_dir,
@@ -179,8 +208,8 @@ class Settings:
             volume_dir=Path(env.get("SMM_VOLUME_DIR") or DEFAULT_VOLUME_DIR).expanduser(),
             endpoint=(env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/"),
             token=env.get("HF_TOKEN") or None,
-            offline=parse_bool("HF_HUB_OFFLINE", env.get("HF_HUB_OFFLINE"))
-            or parse_bool("SMM_OFFLINE", env.get("SMM_OFFLINE")),
+            offline=offline,
+            offline_origin=offline_origin,
             backend=_choice("SMM_BACKEND", env.get("SMM_BACKEND"), BACKENDS, "auto") or "auto",
             verify=_choice("SMM_VERIFY", env.get("SMM_VERIFY"), VERIFY_MODES, "quick") or "quick",
             lock_path=Path(lock).expanduser() if lock else None,
@@ -189,8 +218,11 @@ class Settings:
             device=parse_device(env.get("SMM_DEVICE")),
             dtype=parse_dtype(env.get("SMM_DTYPE")),
             token_budget=_positive_int("SMM_TOKEN_BUDGET", env.get("SMM_TOKEN_BUDGET")),
-            timeout=_float("SMM_TIMEOUT", env.get("SMM_TIMEOUT"), 30.0),
+            timeout=timeout,
+            timeout_origin=timeout_origin,
+            progress_bars=not parse_bool("HF_HUB_DISABLE_PROGRESS_BARS", env.get("HF_HUB_DISABLE_PROGRESS_BARS")),
             retries=_retries(retries),
+            retry_budget=_float("SMM_RETRY_BUDGET", env.get("SMM_RETRY_BUDGET"), 120.0),
             debug=parse_bool("SMM_DEBUG", env.get("SMM_DEBUG")),
             default_model=env.get("SMM_MODEL") or None,
             registry_username=env.get("SMM_REGISTRY_USERNAME") or None,
@@ -202,6 +234,7 @@ class Settings:
                                         for p in env.get("SMM_SIGNATURE_PUBLIC_KEYS", "").split(",") if p.strip()),
             verify_signature=parse_bool("SMM_VERIFY_SIGNATURE", env.get("SMM_VERIFY_SIGNATURE")),
             signals=tuple((k, env[k]) for k in watched if k in env),
+            otel=tuple(sorted((k, v) for k, v in env.items() if k.startswith("OTEL_"))),
         )
 
     @property

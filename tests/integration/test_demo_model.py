@@ -7,6 +7,7 @@ determinism), about a minute each on 2 cores.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,8 @@ def test_transformers_pipeline_loads_it_offline_and_agrees_with_eval_results(
 
 
 def test_rebuild_with_the_same_seed_is_byte_identical(
-        demo_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        demo_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        live_progress: Callable[[str], Callable[[str], None]]) -> None:
     import torch
 
     # The fixture built without HF_HUB_OFFLINE; the bytes must not depend on it either.
@@ -100,7 +102,8 @@ def test_rebuild_with_the_same_seed_is_byte_identical(
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     try:
-        report = build_demo_model(tmp_path / "again", data_dir=DATA, seed=0)
+        say = live_progress("second demo build, for byte identity")
+        report = build_demo_model(tmp_path / "again", data_dir=DATA, seed=0, progress=say)
         # The build restores the caller's torch settings.
         assert torch.get_num_threads() == 1
         assert torch.are_deterministic_algorithms_enabled() == deterministic

@@ -54,9 +54,10 @@ def _folder(tmp_root: Path, overlay: Path, components: list[Path]) -> Path:
     folder = tmp_root / "with-components"
     folder.mkdir(parents=True, exist_ok=True)
     rel = lambda p: Path(*[".."] * len(folder.parts[1:])) / p.relative_to("/")  # noqa: E731
+    own = yaml.safe_load((overlay / "kustomization.yaml").read_text())
     (folder / "kustomization.yaml").write_text(yaml.safe_dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "namespace": yaml.safe_load((overlay / "kustomization.yaml").read_text())["namespace"],
+        "namespace": own["namespace"], "labels": own.get("labels", []),  # the overlay's labels reach components
         "resources": [str(rel(overlay))], "components": [str(rel(c)) for c in components]}))
     return folder
 
@@ -78,7 +79,7 @@ def objects(objs: list[dict], kind: str) -> dict[str, dict]:
 
 def test_there_are_overlays_and_components() -> None:
     assert {"dev", "prod"} <= {o.name for o in OVERLAYS}
-    assert {"namespace", "mirror", "rwx", "node-cache"} <= {c.name for c in COMPONENTS}
+    assert {"namespace", "mirror", "rwx", "node-cache", "service-monitor"} <= {c.name for c in COMPONENTS}
     assert not list(K3S.glob("*.yaml")), "the old flat manifests are gone: use base + overlays"
     base = yaml.safe_load((K3S / "base" / "kustomization.yaml").read_text())
     assert "namespace" not in base and not any("namespace" in r for r in base["resources"])
@@ -112,13 +113,27 @@ def test_render_is_complete_and_namespaced(rendered: tuple[str, list[dict]]) -> 
 
 
 def test_kubernetes_validate_strict(rendered: tuple[str, list[dict]], tmp_path: Path) -> None:
+    """Core kinds with kubernetes-validate --strict; custom resources (which it would skip with a warning)
+    against the restated CRD schemas of tests/_crd_schemas.py."""
+    from _crd_schemas import custom_violations, is_custom
+
     tid, objs = rendered
+    core = [o for o in objs if not is_custom(o)]
+    for o in objs:
+        if is_custom(o):
+            assert not custom_violations(o), custom_violations(o)
+    oldest = MIN_SCHEMA.get(tid, "1.30")  # the oldest schema the validator ships, or the component needs
+    validate_strict(core, tmp_path / f"{tid}.yaml",
+                    tuple(v for v in ("1.30", "1.35", "1.37") if float(v) >= float(oldest)))
+
+
+def validate_strict(objs: list[dict], out: Path, versions: tuple[str, ...] = ("1.30", "1.35", "1.37")) -> None:
+    """kubernetes-validate --strict at each version (the oldest schema the validator ships, a recent one and the
+    newest): every object must pass, none may be skipped."""
     exe = Path(sys.executable).with_name("kubernetes-validate")
     assert exe.exists(), "kubernetes-validate is part of the dev extra: pip install -e '.[dev]'"
-    out = tmp_path / f"{tid}.yaml"
     out.write_text(yaml.safe_dump_all(objs, sort_keys=False))
-    for version in (MIN_SCHEMA.get(tid, "1.30"), "1.37"):  # the oldest schema the validator ships (or the
-        # component needs), and the newest
+    for version in versions:
         proc = subprocess.run([str(exe), "--strict", "--kubernetes-version", version, str(out)],
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -439,3 +454,69 @@ def test_the_policy_refuses_an_image_volume_pinned_by_tag(tmp_path: Path) -> Non
     spec["volumes"][0]["image"]["pullPolicy"] = "Always"
     spec["containers"][0]["volumeMounts"][0]["readOnly"] = False
     assert len(image_volume_violations(spec)) == 3
+
+
+# Kubernetes' recommended labels. The mirror component's objects are labelled by its own manifests.
+RECOMMENDED = ("app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/instance",
+               "app.kubernetes.io/version", "app.kubernetes.io/part-of")
+
+
+def test_every_object_and_pod_carries_the_recommended_labels(rendered: tuple[str, list[dict]]) -> None:
+    from smart_model_manager._version import __version__
+
+    tid, objs = rendered
+    for o in objs:
+        labels = o["metadata"].get("labels") or {}
+        if o["kind"] == "Namespace" or labels.get("app.kubernetes.io/name", "").startswith("smm-mirror"):
+            continue
+        missing = [k for k in RECOMMENDED if k not in labels]
+        assert not missing, (tid, o["kind"], o["metadata"]["name"], missing)
+        assert labels["app.kubernetes.io/version"] == __version__, (tid, o["kind"], labels)
+        template = (o.get("spec") or {}).get("template")
+        if template is not None:
+            tlabels = template["metadata"]["labels"]
+            assert all(k in tlabels for k in RECOMMENDED), (tid, o["kind"], tlabels)
+        for selector in _selectors(o):  # selectors are immutable: instance and version must stay out
+            assert not {"app.kubernetes.io/version", "app.kubernetes.io/instance"} & set(selector), (tid, selector)
+
+
+def _selectors(o: dict) -> list[dict]:
+    spec = o.get("spec") or {}
+    found = [spec.get("selector", {}).get("matchLabels", {}) if isinstance(spec.get("selector"), dict) else {}]
+    if o["kind"] == "Service":
+        found.append(spec.get("selector") or {})
+    return [f for f in found if f]
+
+
+def test_instance_label_names_the_overlay() -> None:
+    for overlay, instance in (("dev", "smm-dev"), ("prod", "smm-prod")):
+        objs = render(K3S / "overlays" / overlay)
+        assert {o["metadata"]["labels"]["app.kubernetes.io/instance"] for o in objs
+                if o["kind"] != "Namespace"} == {instance}
+
+
+def test_the_service_monitor_scrapes_the_service_and_keeps_the_annotations(tmp_path: Path) -> None:
+    objs = render(_folder(tmp_path, K3S / "overlays" / "prod", [K3S / "components" / "service-monitor"]))
+    monitor = objects(objs, "ServiceMonitor")["sentiment-analyzer"]
+    service = objects(objs, "Service")["sentiment-analyzer"]
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    assert selected.items() <= service["metadata"]["labels"].items()
+    port_names = {p["name"] for p in service["spec"]["ports"]}
+    for endpoint in monitor["spec"]["endpoints"]:
+        assert endpoint["port"] in port_names and endpoint["path"] == "/metrics"
+    annotations = objects(objs, "Deployment")["sentiment-analyzer"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+
+
+def test_crd_schemas_catch_a_misplaced_field() -> None:
+    from _crd_schemas import custom_violations
+
+    monitor = yaml.safe_load((K3S / "components" / "service-monitor" / "servicemonitor-sentiment-analyzer.yaml")
+                             .read_text())
+    assert custom_violations(monitor) == []
+    monitor["spec"]["endpoints"][0]["intervall"] = "30s"
+    assert any("intervall" in v for v in custom_violations(monitor))
+    monitor["spec"]["endpoints"][0].pop("intervall")
+    monitor["spec"]["endpoints"][0]["interval"] = "thirty seconds"
+    assert any("interval" in v for v in custom_violations(monitor))

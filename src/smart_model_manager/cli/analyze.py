@@ -65,9 +65,12 @@ def _batches(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 
 
 def _progress(total: int) -> Any:
+    from rich.console import Console
     from rich.progress import Progress
 
-    return Progress(transient=True, disable=not (sys.stderr.isatty() and total > BATCH))
+    # the bar belongs on stderr; on stdout, rich 13.0 wrote a blank line even when disabled, breaking JSON lines
+    return Progress(transient=True, console=Console(stderr=True),
+                    disable=not (sys.stderr.isatty() and total > BATCH))
 
 
 @click.command("analyze")

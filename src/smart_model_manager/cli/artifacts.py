@@ -35,6 +35,16 @@ class FailedUsage(Failed):
     exit_code = 2
 
 
+def _hub(settings: Settings, endpoint: str) -> Any:
+    """The Hub transport for lock and pull: every network setting from the environment (timeout, retries, the
+    retry budget, offline and which variable set it), at the endpoint the command was given."""
+    from ..hub_client import HubClient
+
+    return HubClient(endpoint, settings.token, timeout=settings.timeout, retries=settings.retries,
+                     retry_budget=settings.retry_budget, offline=settings.offline,
+                     offline_reason=settings.offline_origin)
+
+
 def _lock_path(given: Path | None, settings: Settings) -> Path:
     if given is not None:
         return given
@@ -80,8 +90,9 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
             if check:
                 raise Failed(f"{path} is malformed ({err}); regenerate it with `smm lock`") from err
             click.echo(f"warning: ignoring malformed {path}: {err}", err=True)
-    new = resolve_lock(spec, endpoint or settings.endpoint, settings.token, timeout=settings.timeout,
-                       retries=settings.retries, previous=previous)
+    url = endpoint or settings.endpoint
+    new = resolve_lock(spec, url, settings.token, timeout=settings.timeout, retries=settings.retries,
+                       previous=previous, client=_hub(settings, url))
     if check:
         up_to_date = old_bytes == new.dumps().encode("utf-8")
         changes = [] if up_to_date else diff(previous, new)
@@ -162,23 +173,27 @@ def pull(refs: tuple[str, ...], lock_path: Path | None, spec_path: Path, model_t
         # the destination first: pinning must not touch models.yaml/models.lock for a pull that cannot land
         ensure_writable(target or cache_dir or settings.cache_dir, what="target" if target else "cache folder")
         aliases = []
-        for ref in refs:
-            alias, _lock, wrote_spec = add_model(
-                ref, spec_path=spec_path, lock_path=path, endpoint=url, token=settings.token,
-                timeout=settings.timeout, retries=settings.retries,
-                model_type=None if model_type == "auto" else model_type)
-            aliases.append(alias)
-            click.echo(f"pinned {ref} as {alias!r} in {path}" + (f" (added to {spec_path})" if wrote_spec else ""),
-                       err=True)
+        try:
+            for ref in refs:
+                alias, _lock, wrote_spec = add_model(
+                    ref, spec_path=spec_path, lock_path=path, endpoint=url, token=settings.token,
+                    timeout=settings.timeout, retries=settings.retries, offline=settings.offline_origin,
+                    model_type=None if model_type == "auto" else model_type, client=_hub(settings, url))
+                aliases.append(alias)
+                click.echo(f"pinned {ref} as {alias!r} in {path}" + (f" (added to {spec_path})" if wrote_spec else ""),
+                           err=True)
+        except (SmmError, OSError) as err:
+            raise _pull_failed(err, url, offline=settings.offline_origin, pinning=True) from err
         only = tuple(aliases)
     lock_obj = lockfile.load(path)
-    hook = _NoProgress() if as_json and progress is None else _progress(progress)
+    hook = _NoProgress() if as_json and progress is None else _progress(progress, bars=settings.progress_bars)
     try:
         report = run_pull(lock_obj, target=target, cache_dir=None if target else (cache_dir or settings.cache_dir),
                           endpoint=url, token=settings.token, jobs=jobs, progress=hook,
-                          timeout=settings.timeout, retries=settings.retries, only=only or None)
+                          timeout=settings.timeout, retries=settings.retries, only=only or None,
+                          offline=settings.offline_origin, client=_hub(settings, url))
     except (SmmError, OSError) as err:
-        raise _pull_failed(err, url) from err
+        raise _pull_failed(err, url, offline=settings.offline_origin) from err
     finally:
         hook.close()
     if as_json:
@@ -244,8 +259,9 @@ def _pull_json(report: object) -> dict[str, object]:
                         "repaired": list(m.repaired)} for m in r.models]}
 
 
-def _pull_failed(err: BaseException, endpoint: str) -> click.ClickException:
-    """The error as usual, then ONE closing line: what failed and what to try (issue 11)."""
+def _pull_failed(err: BaseException, endpoint: str, *, offline: str | None = None,
+                 pinning: bool = False) -> click.ClickException:
+    """The error as usual, then ONE closing line: what failed and what to try."""
     import errno as errno_mod
 
     from .main import _classify
@@ -257,6 +273,14 @@ def _pull_failed(err: BaseException, endpoint: str) -> click.ClickException:
                       f"suspect the mirror or proxy at {endpoint}")
     elif isinstance(err, OSError) and err.errno == errno_mod.ENOSPC:
         what, hint = "not enough free space", "free space or choose another --target / --cache-dir"
+    elif offline and isinstance(err, (ModelNotFoundError, SourceError)):
+        what, hint = (f"{offline} is set, so nothing can be fetched from {endpoint}",
+                      f"unset {offline} (smm and huggingface_hub both read it) and rerun `smm pull`, or pull on a "
+                      "connected machine and copy the cache or volume here")
+    elif pinning and isinstance(err, (ModelNotFoundError, SourceError)):
+        what, hint = (f"the model could not be pinned at {endpoint}",
+                      "check the ORG/NAME spelling and that the endpoint is reachable (`smm env` shows it; set "
+                      "HF_ENDPOINT or --endpoint for a mirror; HF_TOKEN for a private or gated repo)")
     elif isinstance(err, (ModelNotFoundError, SourceError)):
         what, hint = (f"a download from {endpoint} failed",
                       "check that the endpoint is reachable (`smm env` shows it; set HF_ENDPOINT or "
@@ -266,7 +290,8 @@ def _pull_failed(err: BaseException, endpoint: str) -> click.ClickException:
     else:
         what, hint = "the pull stopped", "fix what the message above names and rerun `smm pull`"
     cls = FailedUsage if code == 2 else Failed
-    return cls(f"{prefix}: {err}\nsmm pull failed: {what}; nothing unverified was published. Try: {hint}.")
+    kept = "models.yaml and models.lock unchanged" if pinning else "nothing unverified was published"
+    return cls(f"{prefix}: {err}\nsmm pull failed: {what}; {kept}. Try: {hint}.")
 
 
 # -- progress ------------------------------------------------------------------------------------
@@ -341,10 +366,12 @@ class _NoProgress(_LineProgress):
         pass
 
 
-def _progress(wanted: bool | None) -> _LineProgress | _RichProgress:
+def _progress(wanted: bool | None, bars: bool = True) -> _LineProgress | _RichProgress:
+    """--no-progress: nothing. On a terminal: live bars, unless HF_HUB_DISABLE_PROGRESS_BARS (``bars=False``)
+    asks for none and --progress does not insist; then, as on a pipe, one plain line per file start and end."""
     tty = sys.stderr.isatty()
     if wanted is False:
         return _NoProgress()
-    if tty:
+    if tty and (bars or wanted is True):
         return _RichProgress()
     return _LineProgress()

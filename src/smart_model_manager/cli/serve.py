@@ -104,7 +104,8 @@ def _telling_loader(config: Any) -> Any:
         try:
             model = default_loader(name)
         except Exception as err:
-            click.echo(f"smm serve: model {config.model_label} could not be loaded; every route "
+            what = f"model {config.model}" if config.model else config.model_label
+            click.echo(f"smm serve: {what} could not be loaded; every route "
                        f"answers 503 until restarted: {_one_line(err)}", err=True)
             raise
         i = model.info

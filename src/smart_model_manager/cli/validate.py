@@ -76,11 +76,11 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
         root, require = settings.volume_dir if directory is None else directory, True
     else:
         root, require = directory, None  # any other folder: a volume if it has a manifest, else a cache
-    if lock_path is None and not no_lock:
-        if settings.lock_path is not None:
-            lock_path = settings.lock_path
-        elif Path(DEFAULT_NAME).is_file():
-            lock_path = Path(DEFAULT_NAME)
+    lock_path, lock_from = _which_lock(lock_path, no_lock, settings)
+    # every run says which lock it compares with: a models.lock left in the working directory is used silently
+    # otherwise, and a validate that disagrees with an earlier one is then a mystery
+    if not as_json:  # JSON carries it as lock_from, so stdout and stderr together still parse
+        click.echo(f"lock: {lock_path} ({lock_from})" if lock_path else f"lock: none ({lock_from})", err=True)
     keys = public_keys or settings.signature_public_keys
     if verify_signature or settings.verify_signature or keys:
         _check_signature(lock_path, keys, signature)
@@ -93,7 +93,8 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
                        + (f" against {lock_path}" if lock_path else ""), err=True)
     else:
         report = run_validate(root, lock=lock_path, mode=mode, require_manifest=require)
-    click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True) if as_json else render(report))
+    click.echo(json.dumps({**report.as_dict(), "lock_from": lock_from}, indent=2, sort_keys=True) if as_json
+               else render(report))
     if not report.ok or (strict and report.warnings):
         raise FindingsFound(len(report.findings))
 
@@ -109,6 +110,20 @@ def _check_signature(lock_path: Path | None, keys: tuple[Path, ...], signature: 
                                "SMM_SIGNATURE_PUBLIC_KEYS=a.pem[,b.pem]")
     who = verify_lock(lock_path, keys, signature)
     click.echo(f"signature OK: {lock_path} signed by {who}", err=True)
+
+
+def _which_lock(given: Path | None, no_lock: bool, settings: Settings) -> tuple[Path | None, str]:
+    """The lock to compare with and where it came from, in words."""
+    if no_lock:
+        return None, "--no-lock: the manifest alone"
+    if given is not None:
+        return given, "from --lock"
+    if settings.lock_path is not None:
+        return settings.lock_path, "from SMM_LOCK"
+    if Path(DEFAULT_NAME).is_file():
+        return Path(DEFAULT_NAME), (f"found in the working directory {Path.cwd()}; --lock FILE or --no-lock to "
+                                    "choose another")
+    return None, f"no --lock, no SMM_LOCK, no {DEFAULT_NAME} in the working directory: the manifest alone"
 
 
 class FindingsFound(click.ClickException):

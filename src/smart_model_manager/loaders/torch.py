@@ -13,7 +13,8 @@ What we do that ``transformers.pipeline`` does not:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,21 @@ from ._common import (
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'smart-model-manager[torch]'"
+
+
+@contextmanager
+def quiet_load_bars() -> Iterator[None]:
+    """No "Loading weights" bar from transformers: smm says in one line what it loaded, and a bar in a CLI's
+    stderr or a service log is noise. The previous setting comes back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def weights_format(folder: Path) -> str:
@@ -165,7 +181,8 @@ def load_torch_runner(folder: str | Path, model_type: str, *, allow_pickle: bool
 
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     cls = AutoModelForSequenceClassification if get_model_type(model_type).classifies else AutoModel
-    model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False)
+    with quiet_load_bars():
+        model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False)
     model.eval()
     runner = TorchRunner(tokenizer, model, model_type=model_type, labels=meta.labels,
                          max_length=meta.max_length, batch_size=batch_size, token_budget=token_budget)

@@ -39,7 +39,7 @@ from ._common import (
     read_folder_meta,
     token_budget_batches,
 )
-from .torch import INSTALL_HINT, TorchRunner, check_weights
+from .torch import INSTALL_HINT, TorchRunner, check_weights, quiet_load_bars
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +190,9 @@ def load_cuda_runner(folder: str | Path, model_type: str, *, choice: DeviceChoic
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     cls = AutoModelForSequenceClassification if get_model_type(model_type).classifies else AutoModel
     torch_dtype = getattr(torch, TORCH_DTYPES[choice.dtype])
-    model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
-                                dtype=torch_dtype)
+    with quiet_load_bars():
+        model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
+                                    dtype=torch_dtype)
     try:
         model.to(choice.device)
     except (RuntimeError, AssertionError) as err:  # no driver, out of memory, bad index

@@ -288,6 +288,9 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
             raise ApiError(503, "model_not_polar", str(err)) from err
         return {"model": state.model_ref(), "items": out, "symbols": agg}
 
+    from .tei import install_tei_routes  # TEI-compatible /predict and /info (docs/service.md)
+
+    install_tei_routes(app, state)
     return app
 
 

@@ -12,12 +12,35 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .logs import request_id_from, request_id_var
 from .metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
+
+
+def route_label(scope: Scope, root_path: str = "") -> str:
+    """The route template for metrics and logs: bounded cardinality, never the raw path.
+
+    FastAPI records its API routes in ``scope["route"]``, but plain Starlette routes (``/openapi.json``) and
+    mounts (``/docs/static``) are handled on a copy of the scope; those are matched again here, so only a
+    request no route serves is ``<unmatched>``. A mount is labelled ``<prefix>/{path}``. ``root_path`` is the
+    one the request came in with (a mount rewrites it on its way through).
+    """
+    route = scope.get("route")
+    if route is None:
+        router = getattr(scope.get("app"), "router", None)
+        incoming = {**scope, "root_path": root_path}
+        for candidate in getattr(router, "routes", ()):
+            if candidate.matches(incoming)[0] is Match.FULL:
+                route = candidate
+                break
+    path = getattr(route, "path", None)
+    if not path:
+        return "<unmatched>"
+    return f"{path}/{{path}}" if isinstance(route, Mount) else str(path)
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -93,6 +116,7 @@ class RequestContextMiddleware:
         token = request_id_var.set(rid)
         status = 500
         started = False
+        root_path = scope.get("root_path", "")  # before a mount rewrites it: route_label matches with it
         t0 = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -113,7 +137,7 @@ class RequestContextMiddleware:
                                      "logs")(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - t0
-            route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+            route = route_label(scope, root_path)
             self.metrics.observe_request(route, scope["method"], status, seconds)
             if route not in ("/metrics", "/healthz", "/readyz"):
                 log.info("request", extra={"request_id": rid, "route": route, "method": scope["method"], "status": status,

@@ -104,6 +104,9 @@ class AnalyzeResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    # pydantic before 2.10 reserves every "model_" name and warns on model_type (an error under our filters)
+    model_config = ConfigDict(protected_namespaces=())
+
     repo_id: str
     model_type: str
     environment: str

@@ -47,8 +47,9 @@ class HubSource:
         from ..spec import select_files
 
         if self.settings.offline:
-            raise Unavailable("offline (HF_HUB_OFFLINE or SMM_OFFLINE is set): no download attempted",
-                              hint="provision beforehand with `smm pull` or unset HF_HUB_OFFLINE")
+            name = self.settings.offline_origin or "HF_HUB_OFFLINE"
+            raise Unavailable(f"offline ({name} is set): no download attempted",
+                              hint=f"provision beforehand with `smm pull` or unset {name}")
         pinned = request.pinned
         commit = request.want_commit
         revision = request.revision or (pinned.revision if pinned is not None else None) or "main"

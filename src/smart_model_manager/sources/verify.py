@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..errors import IntegrityError, MissingFileError
 from ..hashing import verify_file
 from ..store import check_inside
+from ..telemetry import span
 
 if TYPE_CHECKING:
     from ..manifest import FileEntry
@@ -20,7 +21,13 @@ def verify_folder(folder: Path, files: dict[str, FileEntry], *, full: bool, mode
     """Raise MissingFileError / IntegrityError naming the model and the file. Writes nothing.
 
     With ``root``, the folder and every file must also resolve inside it (symlinks followed), in quick
-    mode too: bytes outside a verified volume can change after verification (issue 9, B3)."""
+    mode too: bytes outside a verified volume can change after verification."""
+    with span("smm.verify", model=model, files=len(files), full=full):
+        _verify_folder(folder, files, full=full, model=model, root=root)
+
+
+def _verify_folder(folder: Path, files: dict[str, FileEntry], *, full: bool, model: str,
+                   root: Path | None) -> None:
     if root is not None:
         check_inside(root, folder, f"{model}: snapshot {folder.name}")
     for rel, entry in sorted(files.items()):
