@@ -41,13 +41,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .int8_gate import Sample, score as score_outputs
 from .samples import calibration_texts
 
 log = logging.getLogger(__name__)
 
 GATE_THRESHOLDS = {"sentiment": 0.99, "embeddings": 0.99}
 GATE_METRICS = {"sentiment": "label_agreement", "embeddings": "mean_cosine"}
-INT8_RECIPES = ("all", "static-qdq", "sensitive-fp32")
+INT8_RECIPES = ("all", "all-reduce-range", "all-u8u8", "all-pre", "all-reduce-range-pre", "static-qdq",
+                "static-qdq-s8s8", "sensitive-fp32")
 # sensitive-fp32: keep the top nodes that make up this share of the summed single-node error ...
 SENSITIVE_MASS = 0.8
 # ... but never more than this share of the candidate nodes (beyond that int8 buys little speed)
@@ -59,7 +61,8 @@ CALIBRATION_MAX = 128
 
 @dataclass(frozen=True)
 class GateResult:
-    """The int8 quality gate: ``metric`` (label_agreement / mean_cosine) of int8 against fp32."""
+    """The int8 quality gate (:mod:`.int8_gate`): ``metric`` (label_agreement / mean_cosine) of int8
+    against fp32, its lower 95 % bound, and whether that bound clears ``threshold``."""
 
     metric: str
     value: float
@@ -68,29 +71,29 @@ class GateResult:
     accepted: bool
     worst: float | None = None  # lowest per-text cosine (embeddings)
     recipe: str = "all"         # which INT8_RECIPES entry was measured
+    bound: float | None = None  # the lower 95 % bound the decision used
+    details: dict[str, Any] | None = None  # int8_gate.Score.as_dict(): counts, flips, per source, accuracy
 
     def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"metric": self.metric, "value": round(self.value, 6),
+        d: dict[str, Any] = {**(self.details or {}), "metric": self.metric, "value": round(self.value, 6),
                              "threshold": self.threshold, "samples": self.samples,
-                             "accepted": self.accepted, "recipe": self.recipe}
+                             "accepted": self.accepted, "recipe": self.recipe,
+                             "decision": "lower 95% bound >= threshold"}
         if self.worst is not None:
             d["worst"] = round(self.worst, 6)
+        if self.bound is not None:
+            d["bound"] = round(self.bound, 6)
         return d
 
 
-def gate(model_type: str, fp32: list[list[float]], int8: list[list[float]],
-         threshold: float, recipe: str = "all") -> GateResult:
-    """Compare int8 outputs with fp32 outputs (probabilities / L2-normalised vectors), text by text."""
-    if model_type == "sentiment":
-        agree = sum(1 for a, b in zip(fp32, int8)
-                    if max(range(len(a)), key=a.__getitem__) == max(range(len(b)), key=b.__getitem__))
-        value = agree / len(fp32)
-        return GateResult("label_agreement", value, threshold, len(fp32), value >= threshold,
-                          recipe=recipe)
-    cosines = [sum(x * y for x, y in zip(a, b)) for a, b in zip(fp32, int8)]  # both L2-normalised
-    value = sum(cosines) / len(cosines)
-    return GateResult("mean_cosine", value, threshold, len(fp32), value >= threshold,
-                      worst=min(cosines), recipe=recipe)
+def gate(model_type: str, fp32: Sequence[Sequence[float]], int8: Sequence[Sequence[float]],
+         threshold: float, recipe: str = "all", samples: Sequence[Sample] | None = None,
+         labels: Sequence[str] = ()) -> GateResult:
+    """Compare int8 outputs with fp32 outputs text by text; accepted when the lower 95 % bound of the
+    agreement (Wilson) / mean cosine clears ``threshold``."""
+    s = score_outputs(model_type, fp32, int8, samples, labels)
+    return GateResult(s.metric, s.value, threshold, s.samples, s.bound >= threshold, worst=s.worst,
+                      recipe=recipe, bound=s.bound, details=s.as_dict())
 
 
 def _subsample(texts: Sequence[str], n: int) -> list[str]:
@@ -301,40 +304,63 @@ class _Reader:
         self.it = iter(self.batches)
 
 
+def _preprocessed(src: Path, dst: Path) -> Path:
+    """ONNX Runtime's recommended pre-processing (shape inference + graph optimisation), written next to
+    ``dst``; the caller removes it."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = dst.with_name(dst.name + ".pre.onnx")
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    return pre
+
+
+def _static(src: Path, dst: Path, runner: Any, calibration: Sequence[str], activation: str) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    encs = runner.encode(list(calibration))
+    feeds = [runner._feed(encs[k:k + 32], max(len(e.ids) for e in encs[k:k + 32]))
+             for k in range(0, len(encs), 32)]
+    quantize_static(src, dst, _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8 if activation == "u8" else QuantType.QInt8,
+                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                    op_types_to_quantize=["MatMul", "Gather"],
+                    extra_options={"ActivationSymmetric": activation == "s8"})
+
+
 def quantize_recipe(src: Path, dst: Path, recipe: str, *, runner: Any,
                     calibration: Sequence[str]) -> dict[str, Any]:
     """Write the int8 model of ``recipe`` to ``dst``; returns what the recipe chose (for quality.json)."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if recipe not in INT8_RECIPES:
+        raise ValueError(f"unknown int8 recipe {recipe!r}; known: {', '.join(INT8_RECIPES)}")
     info: dict[str, Any] = {}
+    pre: Path | None = None
     with quiet("", "onnxruntime"):
-        if recipe == "all":
-            quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8)
-        elif recipe == "static-qdq":
-            encs = runner.encode(list(calibration))
-            feeds = [runner._feed(encs[k:k + 32], max(len(e.ids) for e in encs[k:k + 32]))
-                     for k in range(0, len(encs), 32)]
-            quantize_static(src, dst, _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax,
-                            op_types_to_quantize=["MatMul", "Gather"])
-            info["calibration_texts"] = len(calibration)
-        elif recipe == "sensitive-fp32":
-            scores = node_sensitivity(src, runner, calibration)
-            kept = most_sensitive(scores)
-            quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8,
-                             nodes_to_exclude=kept)
-            _embeddings_to_fp16(dst, kept)
-            info.update(kept_float=kept, candidates=len(scores), calibration_texts=len(calibration),
-                        sensitivity={n: float(f"{s:.3e}") for n, s in scores[:max(8, len(kept))]})
-        else:
-            raise ValueError(f"unknown int8 recipe {recipe!r}; known: {', '.join(INT8_RECIPES)}")
+        try:
+            if recipe.endswith("-pre"):
+                pre = _preprocessed(src, dst)
+                src, recipe = pre, recipe[:-len("-pre")]
+                info["pre_process"] = "quant_pre_process"
+            if recipe in ("all", "all-reduce-range", "all-u8u8"):
+                quantize_dynamic(src, dst, per_channel=True, reduce_range=recipe == "all-reduce-range",
+                                 weight_type=QuantType.QUInt8 if recipe == "all-u8u8" else QuantType.QInt8)
+                info.update(activations="u8", weights="u8" if recipe == "all-u8u8" else "s8",
+                            reduce_range=recipe == "all-reduce-range")
+            elif recipe in ("static-qdq", "static-qdq-s8s8"):
+                act = "s8" if recipe.endswith("s8s8") else "u8"
+                _static(src, dst, runner, calibration, act)
+                info.update(calibration_texts=len(calibration), activations=act, weights="s8")
+            elif recipe == "sensitive-fp32":
+                scores = node_sensitivity(src, runner, calibration)
+                kept = most_sensitive(scores)
+                quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8,
+                                 nodes_to_exclude=kept)
+                _embeddings_to_fp16(dst, kept)
+                info.update(kept_float=kept, candidates=len(scores), calibration_texts=len(calibration),
+                            sensitivity={n: float(f"{s:.3e}") for n, s in scores[:max(8, len(kept))]})
+        finally:
+            _unlink(pre)
     return info
 
 
@@ -357,27 +383,31 @@ class Int8Outcome:
     gate: GateResult                 # the accepted attempt, or the last one tried
     attempts: list[dict[str, Any]]   # every attempt, in order, for quality.json
     path: Path | None                # the published file, None when no recipe passed
+    int8_out: list[list[float]] | None = None  # the published file's outputs on the gate sample
 
 
 def build_int8(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, *,
-               texts: Sequence[str], fp32_out: list[list[float]], threshold: float,
-               recipes: Sequence[str], threads: int | None = None,
+               samples: Sequence[Sample], fp32_out: list[list[float]], threshold: float,
+               recipes: Sequence[str], threads: int | None = None, labels: Sequence[str] = (),
                calibration: Sequence[str] | None = None,
                progress: Callable[[str], None] | None = None) -> Int8Outcome:
     """Try ``recipes`` in order; rename the first that passes the gate to ``int8_path``.
 
     When none passes, a stale ``int8_path`` from an earlier export is removed so nothing loads it.
+    The gate sample includes the calibration texts (the gate scores every text the package has);
+    ``quality.json`` keeps each source's own agreement, so the held-out texts can be read on their own.
     """
     import time
 
     from .loaders.onnx import load_onnx_runner
 
     calib = _subsample(calibration if calibration is not None else calibration_texts(), CALIBRATION_MAX)
-    calib = [t for t in calib if t not in set(texts)]  # never calibrate on the gate's own texts
+    texts = [s.text for s in samples]
     fp32_runner = load_onnx_runner(folder, model_type, onnx_file=fp32_path, threads=threads)
     attempts: list[dict[str, Any]] = []
     result: GateResult | None = None
     published: Path | None = None
+    int8_out: list[list[float]] | None = None
     for recipe in recipes:
         started = time.perf_counter()
         tmp = _tmp_name(int8_path.parent, int8_path.name)
@@ -386,17 +416,18 @@ def build_int8(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, 
         try:
             info = quantize_recipe(fp32_path, tmp, recipe, runner=fp32_runner, calibration=calib)
             int8_runner = load_onnx_runner(folder, model_type, onnx_file=tmp, threads=threads)
-            result = gate(model_type, fp32_out, int8_runner(list(texts)), threshold, recipe)
+            out = int8_runner(list(texts))
+            result = gate(model_type, fp32_out, out, threshold, recipe, samples, labels)
             del int8_runner
             # no timings: quality.json is part of the model folder, whose bytes must be reproducible
             attempts.append({**result.as_dict(), **info, "size": tmp.stat().st_size})
             log.debug("int8 recipe %r took %.1fs", recipe, time.perf_counter() - started)
             if result.accepted:
                 os.replace(tmp, int8_path)
-                published = int8_path
+                published, int8_out = int8_path, out
                 break
-            log.info("int8 recipe %r failed the gate for %s: %s %.4f < %s", recipe, folder,
-                     result.metric, result.value, result.threshold)
+            log.info("int8 recipe %r failed the gate for %s: %s %.4f, lower 95%% bound %.4f < %s", recipe,
+                     folder, result.metric, result.value, result.bound, result.threshold)
         finally:
             _unlink(tmp)
     if published is None:
@@ -404,7 +435,7 @@ def build_int8(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, 
                  folder, ", ".join(recipes))
         _unlink(int8_path)  # a stale int8 file from an earlier export must not survive
     assert result is not None
-    return Int8Outcome(gate=result, attempts=attempts, path=published)
+    return Int8Outcome(gate=result, attempts=attempts, path=published, int8_out=int8_out)
 
 
 __all__ = [

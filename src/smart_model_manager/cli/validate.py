@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,7 +27,8 @@ from ..validate import ValidationReport, validate as run_validate, wait_until_va
               help="models.lock to compare with. Default: SMM_LOCK, else ./models.lock if present.")
 @click.option("--no-lock", is_flag=True, help="Do not compare with any models.lock.")
 @click.option("--quick", "quick", is_flag=True, help="Presence, sizes, manifest vs lock; no hashing (default).")
-@click.option("--full", "full", is_flag=True, help="Also re-hash every file (sha256).")
+@click.option("--full", "full", is_flag=True, help="Also re-hash every file (sha256), and re-check each published "
+              "int8 model on this CPU against its fp32 references (a warning when this CPU disagrees).")
 @click.option("--strict", is_flag=True, help="Warnings (leftover snapshots, unlisted models) fail too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (for machines).")
 @click.option("--wait", is_flag=True, help="Poll until the folder validates (the Kubernetes init container: it "
@@ -80,8 +82,18 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
                        + (f" against {lock_path}" if lock_path else ""), err=True)
     else:
         report = run_validate(root, lock=lock_path, mode=mode, require_manifest=require)
-    click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True) if as_json else render(report))
-    if not report.ok or (strict and report.warnings):
+    int8 = _int8_checks(root) if mode == "full" and report.ok else []
+    if as_json:
+        click.echo(json.dumps(report.as_dict() | ({"int8_checks": int8} if int8 else {}), indent=2,
+                              sort_keys=True))
+    else:
+        click.echo(render(report))
+        for c in int8:
+            what = {"passed": "int8", "skipped": "int8 (skipped)"}.get(c["status"], "int8 (warning)")
+            then = " (processes on this CPU serve fp32)" if c["status"] in ("fallback", "not-gated") else ""
+            click.echo(f"{what:<9} {c['path']}: {c['status']}{then}: {c['reason']}")
+    disagree = any(c["status"] in ("fallback", "not-gated") for c in int8)
+    if not report.ok or (strict and (report.warnings or disagree)):
         raise FindingsFound(len(report.findings))
 
 
@@ -110,6 +122,16 @@ def _progress(root: Path, lock_path: Path | None, timeout: float):  # type: igno
                    f"error(s); first: {why}", err=True)
 
     return show
+
+
+def _int8_checks(root: Path) -> list[dict[str, Any]]:
+    """--full: every published int8 file re-checked on this CPU against its fp32 references (a warning, never
+    an error: a process here falls back to fp32 by itself). Imports onnxruntime only when there is one."""
+    if not any(root.glob("models--*/snapshots/*/onnx/model.int8.onnx")):
+        return []
+    from ..loaders.int8_check import check_tree
+
+    return check_tree(root)
 
 
 def _same(a: Path, b: Path) -> bool:

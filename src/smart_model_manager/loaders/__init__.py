@@ -161,8 +161,15 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
                          folder)
                 continue
             from .onnx import load_onnx_runner
-            return load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads,
-                                    labels=labels, verify=verify, token_budget=token_budget)
+            runner = load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads,
+                                      labels=labels, verify=verify, token_budget=token_budget)
+            if onnx_file.name != Path(INT8_FILE).name:
+                return runner
+            from .int8_check import checked_int8
+            return checked_int8(runner, folder, model_type, backend=backend, model_ref=ref,
+                                load_fp32=lambda: load_onnx_runner(
+                                    folder, model_type, onnx_file=folder / FP32_FILE, threads=n_threads,
+                                    labels=labels, verify=verify, token_budget=token_budget))
         if spec.family == "torch":
             if not torch_available():
                 raise BackendError(f"the torch backend needs torch and transformers; install them with: "
