@@ -11,7 +11,7 @@ mean int8-vs-fp32 cosine's lower 95 % normal bound (mean - 1.96 sd / sqrt n) mus
 
 **The sample** (:func:`builtin_samples`): the package's held-out headlines, the built-in headlines, the
 demo's training headlines and the calibration headlines (635 distinct texts), plus deterministic variants
-of them (two different headlines joined by "; ") until there are :data:`MIN_SAMPLES`. A user's golden
+of them (newswire framings such as "Update: ..." or "..., sources say") until there are :data:`MIN_SAMPLES`. A user's golden
 file (:func:`read_golden_file`) comes first. Variants are correlated with their originals, so the bound is
 somewhat optimistic about them; ``quality.json`` records every source's own count and agreement.
 
@@ -38,12 +38,14 @@ MIN_SAMPLES = 1000   # gate texts; below ~1,000 a 0.99 bound cannot be cleared e
 GOLDEN_SIZE = 64     # fp32 references stored in quality.json for the re-check on the serving CPU
 Z95 = 1.959964       # two-sided 95 %
 DIGITS = 6           # reference probabilities are stored rounded (quality.json stays small and stable)
+QUICK_SIZE = 8       # references that also keep the gate CPU's own int8 outputs (see recheck)
+SAME_ARITHMETIC = 1e-3  # max |difference| from the gate CPU's int8 outputs that still means "same kernels"
 
 
 @dataclass(frozen=True)
 class Sample:
     text: str
-    source: str              # heldout, builtin, train, calibration, variant-pair, user
+    source: str              # heldout, builtin, train, calibration, variant-framed, user
     label: str | None = None
 
 
@@ -82,13 +84,8 @@ def _jsonl(path: Path, source: str) -> list[Sample]:
     return out
 
 
-def _offsets(n: int) -> list[int]:
-    """Pairing offsets: n//2, n//3, ... then 1, 2, ...: spread first, every pair distinct."""
-    seen: list[int] = []
-    for off in [n // k for k in range(2, 12)] + list(range(1, n)):
-        if 0 < off < n and off not in seen and (n - off) not in seen:
-            seen.append(off)
-    return seen
+FRAMES = ("Update: {}", "{}, sources say", "Breaking: {}", "{} - report", "Analysis: {}", "{} (updated)",
+          "Market wrap: {}", "{}, people familiar with the matter said")
 
 
 def builtin_samples(minimum: int = MIN_SAMPLES, exclude: Sequence[str] = ()) -> list[Sample]:
@@ -107,15 +104,15 @@ def builtin_samples(minimum: int = MIN_SAMPLES, exclude: Sequence[str] = ()) -> 
     for s in base:
         add(s)
     originals = list(out)
-    # Pairs "A; B" of two different headlines: a new input (new tokens, new length, a label neither text
-    # decides alone), unlike a re-cased copy, which an uncased tokenizer turns into the same ids.
-    n = len(originals)
-    for offset in _offsets(n):
-        for i in range(n):
+    # Newswire framings of each headline ("Update: ...", "... , sources say"): new tokens and lengths around
+    # the same statement, so the label stays the headline's. Joining two headlines was tried and rejected:
+    # such pairs mix two statements and sit on the decision boundary by construction (int8 flipped 2.6 %
+    # of them against 0.5 % of real headlines on the demo model), which grades an ambiguity of the sample.
+    for r in range(len(FRAMES)):
+        for i, s in enumerate(originals):
             if len(out) >= minimum:
                 return out
-            a, b = originals[i], originals[(i + offset) % n]
-            add(Sample(f"{a.text}; {b.text}", "variant-pair"))
+            add(Sample(FRAMES[(i + r) % len(FRAMES)].format(s.text), "variant-framed", s.label))
     return out
 
 
@@ -251,12 +248,14 @@ def references(model_type: str, samples: Sequence[Sample], fp32_out: Sequence[Se
     from .cpu import isa_name
 
     idx = golden_indices(len(samples))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in idx:
         row: dict[str, Any] = {"text": samples[i].text,
                                "fp32": [round(v, DIGITS if model_type == "sentiment" else 4) for v in fp32_out[i]]}
         if model_type == "sentiment" and labels:
             row["label"] = labels[_argmax(fp32_out[i])]
+        if len(rows) < QUICK_SIZE:  # what int8 itself gave on the gate's CPU: the cheap same-arithmetic test
+            row["int8"] = [round(v, DIGITS if model_type == "sentiment" else 4) for v in int8_out[i]]
         rows.append(row)
     here = score(model_type, [fp32_out[i] for i in idx], [int8_out[i] for i in idx])
     return {"fp32_sha256": fp32_sha256, "cpu": {**cpu, "isa": isa_name(cpu)}, "samples": rows,
@@ -298,8 +297,10 @@ def reference_problem(quality: dict[str, Any], fp32_sha256: str | None = None) -
 
 def recheck(quality: dict[str, Any], model_type: str, run: Callable[[list[str]], list[list[float]]], *,
             cpu: dict[str, Any], fp32_sha256: str | None = None) -> Recheck:
-    """Run ``run`` (the int8 runner) on the references; fallback when even the upper 95 % bound of its
-    agreement (mean cosine) on this CPU is below the export's threshold."""
+    """Run ``run`` (the int8 runner) on the references. First the 8 whose int8 outputs on the gate's CPU are
+    recorded: the same outputs (within :data:`SAME_ARITHMETIC`) mean the same kernels, and the gate's verdict
+    holds. Otherwise all 64 against fp32: fallback when this CPU agrees less than the gate's did on them and
+    even the upper 95 % bound of its agreement (mean cosine) is below the export's threshold."""
     import time
 
     from .cpu import isa_name
@@ -311,11 +312,21 @@ def recheck(quality: dict[str, Any], model_type: str, run: Callable[[list[str]],
     refs, int8 = quality["int8"]["references"], quality["int8"]
     rows = refs["samples"]
     threshold = float(int8.get("threshold", 0.99))
+    gate_cpu = refs.get("cpu")
     t0 = time.perf_counter()
+    quick = [r for r in rows[:QUICK_SIZE] if isinstance(r.get("int8"), list)]
+    if quick:
+        # Integer kernels either compute what they computed on the gate's CPU (then the gate's verdict
+        # holds here: float noise only) or they do not (saturation, other rounding): 8 texts tell.
+        got = run([r["text"] for r in quick])
+        diff = max(abs(a - b) for r, row in zip(quick, got) for a, b in zip(r["int8"], row))
+        if diff <= SAME_ARITHMETIC:
+            return Recheck("passed", f"this CPU ({here['isa']}) computes the int8 model as the gate's CPU did "
+                           f"(max |difference| {diff:.1e} on {len(quick)} reference texts)", here, gate_cpu,
+                           len(quick), threshold=threshold, seconds=round(time.perf_counter() - t0, 4))
     got = run([r["text"] for r in rows])
     seconds = time.perf_counter() - t0
     s = score(model_type, [r["fp32"] for r in rows], got)
-    gate_cpu = refs.get("cpu")
     where = f"this CPU ({here['isa']}: {' '.join(here.get('flags') or [])})"
     detail = (f"{s.metric} {s.value:.4f} on {s.samples} reference texts, upper 95 % bound {s.upper:.4f} "
               f"< threshold {threshold}" if s.upper < threshold else

@@ -64,7 +64,7 @@ def test_builtin_sample_reaches_the_minimum_with_distinct_texts() -> None:
     texts = [s.text for s in samples]
     assert len(samples) == MIN_SAMPLES and len(set(texts)) == len(texts)
     sources = {s.source for s in samples}
-    assert {"heldout", "builtin", "train", "calibration", "variant-pair"} <= sources
+    assert {"heldout", "builtin", "train", "calibration", "variant-framed"} <= sources
     assert len(builtin_samples(3000)) == 3000
     user = [Sample("my own text", "user")]
     mixed = gate_samples(user, 1200)
@@ -103,7 +103,9 @@ def test_references_are_a_fixed_golden_subset_with_the_gate_cpu() -> None:
     quality, _, _ = _quality()
     refs = quality["int8"]["references"]
     assert len(refs["samples"]) == GOLDEN_SIZE and refs["cpu"]["isa"] == "avx2"
-    assert refs["samples"][1] == {"text": "text 3", "fp32": [0.7, 0.2, 0.1], "label": "positive"}
+    assert refs["samples"][1] == {"text": "text 3", "fp32": [0.7, 0.2, 0.1], "label": "positive",
+                                  "int8": [0.7, 0.2, 0.1]}  # the first 8 keep the gate CPU's int8 outputs
+    assert "int8" not in refs["samples"][8]
     assert refs["at_export"] == {"value": 1.0, "agree": GOLDEN_SIZE}
 
 
@@ -114,8 +116,15 @@ def test_recheck_passes_on_agreeing_cpu_and_falls_back_on_a_disagreeing_one() ->
     def same(texts: list[str]) -> list[list[float]]:
         return [by_text[t] for t in texts]
 
-    ok = recheck(quality, "sentiment", same, cpu=VNNI)
-    assert ok.status == "passed" and ok.samples == GOLDEN_SIZE and ok.gate_cpu["isa"] == "avx2"
+    ok = recheck(quality, "sentiment", same, cpu=VNNI)  # same arithmetic: 8 texts decide
+    assert ok.status == "passed" and ok.samples == 8 and ok.gate_cpu["isa"] == "avx2"
+    assert "as the gate's CPU did" in ok.reason
+
+    def noisy(texts: list[str]) -> list[list[float]]:  # other kernels, same labels: all 64 are checked
+        return [[v + 0.01 * (k == 0) - 0.01 * (k == 1) for k, v in enumerate(by_text[t])] for t in texts]
+
+    other = recheck(quality, "sentiment", noisy, cpu=VNNI)
+    assert other.status == "passed" and other.samples == GOLDEN_SIZE and other.value == 1.0
 
     def perturbed(texts: list[str]) -> list[list[float]]:  # a CPU whose kernels flip 3 of 64 labels
         return [list(reversed(by_text[t])) if i < 3 else by_text[t] for i, t in enumerate(texts)]
