@@ -46,7 +46,7 @@ def disagreeing_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     def perturbed(self: OnnxRunner, texts: list[str], options: Any = None) -> list[list[float]]:
         out = real(self, texts, options)
         if self.backend == "onnx-int8":
-            out = [row[1:] + row[:1] if i % 8 == 0 else row for i, row in enumerate(out)]  # new argmax
+            out = [row[1:] + row[:1] if i % 2 == 0 else row for i, row in enumerate(out)]  # new argmax
         return out
 
     monkeypatch.setattr(OnnxRunner, "__call__", perturbed)
