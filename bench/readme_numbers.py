@@ -87,7 +87,8 @@ def int8_demo() -> list[Row]:
     s = d["sentiment_demo"]
     q = s["default_export"]["int8"]
     cpu = s.get("cpu") or {}
-    where = f"{cpu.get('model', '?')}, {cpu.get('isa', '?')}"
+    where = ", ".join(x for x in (cpu.get("model") or (d.get("machine_before") or {}).get("cpu"), cpu.get("isa"))
+                      if x) or "CPU not recorded"
     bound = q.get("bound")
     measured = (f"{q['value']:.1%} agreement on {q['samples']:,} texts, lower 95% bound "
                 f"{bound:.2%}" if bound is not None else f"{q['value']:.1%} agreement on {q['samples']} texts")

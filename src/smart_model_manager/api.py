@@ -202,7 +202,8 @@ class ModelManager:
             runner = load_runner(resolved.path, model_type, backend=backend,
                                  allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
                                  labels=labels, verify=pinned_file_verifier(resolved), model_ref=resolved.repo_id,
-                                 device=choice, token_budget=self.settings.token_budget)
+                                 device=choice, token_budget=self.settings.token_budget,
+                                 int8_verdicts=self.settings.int8_verdicts)
         dim = _true_dimension(runner, resolved) if resolved.path is not None and not mt.has_labels \
             else resolved.dimension
         info = LoadInfo(repo_id=resolved.repo_id, model_type=model_type, environment=self.environment,

@@ -1,47 +1,54 @@
 """int8 copies of an exported ONNX model, and the quality gate that decides whether one is published.
 
 :func:`build_int8` tries a ladder of recipes on ``onnx/model.onnx`` and publishes the first whose
-outputs pass the **gate** against fp32 on held-out sample texts (sentiment: argmax label agreement
->= 99 %; embeddings: mean cosine >= 0.99). Every attempt is returned for ``quality.json``.
+outputs pass the **gate** against fp32 on the gate sample (:mod:`.int8_gate`: the lower 95 % bound of
+the label agreement / mean cosine must clear the threshold, 0.99). Every attempt is returned for
+``quality.json``.
 
-The recipes, in order (smallest and fastest first):
+The recipes (:data:`INT8_RECIPES`; the export's default ladder is ``export.DEFAULT_INT8_RECIPES``):
 
 ``all``
     ONNX Runtime dynamic quantization of every weight MatMul and embedding Gather: int8 weights,
-    per-channel, activations quantized per tensor at run time.
-``static-qdq``
-    Static QDQ quantization, per-channel int8 weights, uint8 activations whose ranges are
-    calibrated (MinMax) on unlabeled in-domain text (:func:`calibration_texts`, never the gate's
-    held-out texts).
+    per-channel, uint8 activations quantized per tensor at run time (U8S8).
+``all-reduce-range``
+    ``all`` with 7-bit weights (``reduce_range``): what ONNX Runtime advises against u8s8 saturation on
+    x86 CPUs without VNNI.
+``all-u8u8``
+    ``all`` with uint8 weights (U8U8).
+``all-pre``, ``all-reduce-range-pre``
+    the same after ONNX Runtime's recommended pre-processing (``quant_pre_process``: shape inference
+    and graph optimisation).
+``static-qdq``, ``static-qdq-s8s8``
+    Static QDQ quantization, per-channel int8 weights, activations whose ranges are calibrated (MinMax)
+    on unlabeled in-domain text (:func:`calibration_texts`): uint8 (U8S8) or symmetric int8 (S8S8).
 ``sensitive-fp32``
-    ``all``, except the few nodes that measurably hurt most stay in float. Sensitivity is measured
-    end to end on the calibration texts (:func:`node_sensitivity`): one ONNX Runtime session of the
-    fp32 graph in which every candidate node can be switched to simulated int8 (the exact arithmetic
-    of dynamic quantization) on its own; a node's score is the mean squared difference of the raw
-    outputs with only that node in int8. The highest-scoring nodes that together make up
-    ``SENSITIVE_MASS`` of the summed scores are kept (at most ``SENSITIVE_MAX``). A kept embedding
-    table is stored fp16 (a Gather plus a Cast), which keeps the file small at negligible error.
+    ``all``, except the few nodes that measurably hurt most stay in float (:mod:`.int8_sensitivity`):
+    a node's score is the mean squared difference of the raw outputs with only that node in simulated
+    int8; the top nodes making up ``SENSITIVE_MASS`` of the summed scores are kept (at most
+    ``SENSITIVE_MAX`` of them). A kept embedding table is stored fp16 (a Gather plus a Cast).
 
-ONNX Runtime's own graph optimisations before quantizing were measured too (``bench/bench_int8_quality.py``):
-they changed neither agreement nor speed of the quantized demo model, so no recipe uses them; the
-runtime session applies them anyway.
+Every recipe's numbers on the demo model, per CPU: docs/benchmarks.md (``bench/bench_int8_quality.py``).
 
 Layer 5: onnx, onnxruntime and numpy are imported inside functions only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import uuid
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .int8_gate import Sample, score as score_outputs
+from .int8_sensitivity import (
+    candidate_nodes,
+    most_sensitive,
+    node_sensitivity,
+    quiet,
+)
 from .samples import calibration_texts
 
 log = logging.getLogger(__name__)
@@ -50,10 +57,6 @@ GATE_THRESHOLDS = {"sentiment": 0.99, "embeddings": 0.99}
 GATE_METRICS = {"sentiment": "label_agreement", "embeddings": "mean_cosine"}
 INT8_RECIPES = ("all", "all-reduce-range", "all-u8u8", "all-pre", "all-reduce-range-pre", "static-qdq",
                 "static-qdq-s8s8", "sensitive-fp32")
-# sensitive-fp32: keep the top nodes that make up this share of the summed single-node error ...
-SENSITIVE_MASS = 0.8
-# ... but never more than this share of the candidate nodes (beyond that int8 buys little speed)
-SENSITIVE_MAX = 0.25
 # texts used to measure sensitivity and calibrate static ranges (every k-th calibration text)
 CALIBRATION_MAX = 128
 
@@ -100,146 +103,6 @@ def _subsample(texts: Sequence[str], n: int) -> list[str]:
     """Every k-th text (deterministic), at most ``n``."""
     step = max(1, -(-len(texts) // n))
     return list(texts[::step])[:n]
-
-
-@contextlib.contextmanager
-def quiet(*logger_names: str) -> Iterator[None]:
-    """Silence third-party chatter (torch.onnx registration notes, onnxruntime's pre-processing advice,
-    which it logs on the *root* logger) for the duration of one export step; levels are restored after."""
-    loggers = [logging.getLogger(n) if n else logging.getLogger() for n in logger_names]
-    saved = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, saved):
-            lg.setLevel(level)
-
-
-# -- candidates and sensitivity ---------------------------------------------------------------------
-
-def candidate_nodes(model: Any) -> list[tuple[str, str, str]]:
-    """(node name, op, weight initializer) of every node dynamic quantization turns int8: MatMuls
-    whose second input is a 2-D initializer, Gathers whose table is one."""
-    inits = {i.name: i for i in model.graph.initializer}
-    out = []
-    for node in model.graph.node:
-        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in inits \
-                and len(inits[node.input[1]].dims) == 2:
-            out.append((node.name, "MatMul", node.input[1]))
-        elif node.op_type == "Gather" and node.input and node.input[0] in inits \
-                and len(inits[node.input[0]].dims) == 2:
-            out.append((node.name, "Gather", node.input[0]))
-    return out
-
-
-def _fake_quant_weight(w: Any, op: str) -> Any:
-    """The float values int8 dynamic quantization stores: MatMul weights symmetric int8 per output
-    channel; a Gather table uint8 per tensor (asymmetric, range including 0)."""
-    import numpy as np
-
-    w = w.astype(np.float32)
-    if op == "MatMul":
-        scale = np.abs(w).max(axis=0, keepdims=True) / 127.0
-        scale[scale == 0] = 1.0
-        return (np.clip(np.round(w / scale), -127, 127) * scale).astype(np.float32)
-    lo, hi = min(float(w.min()), 0.0), max(float(w.max()), 0.0)
-    scale = (hi - lo) / 255.0 or 1.0
-    zero = np.round(-lo / scale)
-    return ((np.clip(np.round(w / scale) + zero, 0, 255) - zero) * scale).astype(np.float32)
-
-
-def _switch_model(fp32_path: Path) -> tuple[Any, list[tuple[str, str, str]]]:
-    """The fp32 graph where input ``smm_q<i>`` (bool) switches candidate node i to simulated int8:
-    its weight to the fake-quantized copy and (MatMul) its activation through
-    DynamicQuantizeLinear/DequantizeLinear, the arithmetic ONNX Runtime's dynamic int8 kernels do."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    model = onnx.load(str(fp32_path))
-    inits = {i.name: i for i in model.graph.initializer}
-    cands = candidate_nodes(model)
-    by_name = {n.name: n for n in model.graph.node}
-    new_nodes: dict[str, list[Any]] = {}
-    for i, (name, op, wname) in enumerate(cands):
-        node, sw = by_name[name], f"smm_q{i}"
-        model.graph.input.append(helper.make_tensor_value_info(sw, TensorProto.BOOL, []))
-        fq = numpy_helper.from_array(_fake_quant_weight(numpy_helper.to_array(inits[wname]), op),
-                                     f"{wname}.smm_fq{i}")
-        model.graph.initializer.append(fq)
-        pre = [helper.make_node("Where", [sw, fq.name, wname], [f"{wname}.smm_w{i}"])]
-        if op == "MatMul":
-            act = node.input[0]
-            pre += [helper.make_node("DynamicQuantizeLinear", [act],
-                                     [f"{act}.q{i}", f"{act}.s{i}", f"{act}.z{i}"]),
-                    helper.make_node("DequantizeLinear", [f"{act}.q{i}", f"{act}.s{i}", f"{act}.z{i}"],
-                                     [f"{act}.dq{i}"]),
-                    helper.make_node("Where", [sw, f"{act}.dq{i}", act], [f"{act}.sel{i}"])]
-            node.input[0] = f"{act}.sel{i}"
-            node.input[1] = f"{wname}.smm_w{i}"
-        else:
-            node.input[0] = f"{wname}.smm_w{i}"
-        new_nodes[name] = pre
-    ordered = []
-    for node in model.graph.node:
-        ordered += new_nodes.get(node.name, [])
-        ordered.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(ordered)
-    return model, cands
-
-
-def node_sensitivity(fp32_path: Path, runner: Any, texts: Sequence[str]) -> list[tuple[str, float]]:
-    """``[(node, score)]``, most sensitive first: score = mean squared difference of the raw outputs
-    (over real tokens) between the fp32 graph and the same graph with only that node in int8."""
-    import numpy as np
-    import onnxruntime as ort
-
-    from .loaders.onnx import session_options
-
-    model, cands = _switch_model(fp32_path)
-    so = session_options(1)  # one thread: the scores, and so the chosen nodes, must not vary by machine
-    with quiet("", "onnxruntime"):
-        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    del model
-    encs = runner.encode(list(texts))
-    order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
-    batches = [runner._feed([encs[j] for j in order[k:k + 32]],
-                            max(len(encs[j].ids) for j in order[k:k + 32]))
-               for k in range(0, len(order), 32)]
-    off = {f"smm_q{i}": np.array(False) for i in range(len(cands))}
-    refs = [sess.run(None, {**feed, **off})[0] for feed in batches]
-    scores = []
-    for i, (name, _, _) in enumerate(cands):
-        sw = {**off, f"smm_q{i}": np.array(True)}
-        total, count = 0.0, 0
-        for feed, ref in zip(batches, refs):
-            got = sess.run(None, {**feed, **sw})[0]
-            sq = (got.astype(np.float64) - ref) ** 2
-            if sq.ndim == 3:  # last_hidden_state: real tokens only
-                sq = sq[feed["attention_mask"].astype(bool)]
-            total += float(sq.sum())
-            count += sq.size
-        scores.append((name, total / max(count, 1)))
-    return sorted(scores, key=lambda s: (-s[1], s[0]))
-
-
-def most_sensitive(scores: Sequence[tuple[str, float]], mass: float = SENSITIVE_MASS,
-                   max_share: float = SENSITIVE_MAX) -> list[str]:
-    """The top nodes whose scores add up to ``mass`` of the total, at most ``max_share`` of them."""
-    total = sum(s for _, s in scores)
-    cap = max(1, int(len(scores) * max_share))
-    kept: list[str] = []
-    acc = 0.0
-    for name, score in scores:
-        if acc >= mass * total or len(kept) >= cap:
-            break
-        kept.append(name)
-        acc += score
-    return kept
 
 
 # -- recipes ----------------------------------------------------------------------------------------
@@ -451,4 +314,5 @@ __all__ = [
     "most_sensitive",
     "node_sensitivity",
     "quantize_recipe",
+    "quiet",
 ]

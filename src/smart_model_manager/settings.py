@@ -149,6 +149,7 @@ class Settings:
     device: str = "auto"                      # SMM_DEVICE: auto | cpu | cuda | cuda:N
     dtype: str = "auto"                       # SMM_DTYPE: auto | fp32 | fp16 | bf16
     token_budget: int | None = None           # SMM_TOKEN_BUDGET: padded tokens per GPU batch
+    int8_verdicts: Path | None = None         # SMM_INT8_VERDICTS: int8 re-checks `smm validate` wrote on this node
     timeout: float = 30.0                     # SMM_TIMEOUT seconds per network operation
     retries: int = 3                          # SMM_RETRIES
     debug: bool = False                       # SMM_DEBUG
@@ -180,6 +181,7 @@ class Settings:
             device=parse_device(env.get("SMM_DEVICE")),
             dtype=parse_dtype(env.get("SMM_DTYPE")),
             token_budget=_positive_int("SMM_TOKEN_BUDGET", env.get("SMM_TOKEN_BUDGET")),
+            int8_verdicts=Path(env["SMM_INT8_VERDICTS"]).expanduser() if env.get("SMM_INT8_VERDICTS") else None,
             timeout=_float("SMM_TIMEOUT", env.get("SMM_TIMEOUT"), 30.0),
             retries=_retries(retries),
             debug=parse_bool("SMM_DEBUG", env.get("SMM_DEBUG")),

@@ -146,3 +146,38 @@ def test_missing_or_foreign_references_load_fp32_with_one_warning(exported_int8:
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     with pytest.raises(BackendError, match="backend 'onnx-int8'.*not gated"):
         load_runner(folder, "sentiment", backend="onnx-int8", threads=1)
+
+
+def test_init_container_verdicts_replace_the_check_at_load(exported_int8: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from smart_model_manager import cpu
+    from smart_model_manager.cli.main import main
+    from smart_model_manager.loaders.onnx import OnnxRunner
+
+    make_volume(tmp_path / "vol", {"org/tiny": exported_int8})
+    verdicts = tmp_path / "shared" / "int8-verdicts.json"
+    real = OnnxRunner.__call__
+    with monkeypatch.context() as m:  # the init container runs on a disagreeing CPU
+        m.setattr(OnnxRunner, "__call__", lambda self, texts, options=None: [
+            r[1:] + r[:1] for r in real(self, texts, options)])
+        m.setattr(cpu, "cpu_features", lambda *a, **k: dict(VNNI))
+        assert main(["validate", "--quick", "--dir", str(tmp_path / "vol"), "--no-lock",
+                     "--int8-verdicts", str(verdicts)]) == 0
+    capsys.readouterr()
+    rows = json.loads(verdicts.read_text())["verdicts"]
+    assert [r["status"] for r in rows] == ["fallback"] and rows[0]["int8_sha256"].startswith("sha256:")
+    monkeypatch.setenv("SMM_VOLUME_DIR", str(tmp_path / "vol"))
+    monkeypatch.setenv("SMM_INT8_VERDICTS", str(verdicts))
+    calls: list[int] = []
+    monkeypatch.setattr(OnnxRunner, "__call__", lambda self, texts, options=None: (
+        calls.append(len(texts)) if self.backend == "onnx-int8" else None) or real(self, texts, options))
+    # the same CPU as the init container's: its verdict is used, the int8 model is not run at load
+    monkeypatch.setattr(cpu, "cpu_features", lambda *a, **k: dict(VNNI))
+    m1 = ModelManager(environment="production").load_model("org/tiny")
+    assert m1.info.backend == "onnx" and m1.info.int8_check["status"] == "fallback" and calls == []
+    assert "verdict from" in m1.info.int8_check["reason"]
+    # another CPU: no verdict for it, so the load re-checks (and this process's int8 agrees)
+    monkeypatch.setattr(cpu, "cpu_features", lambda *a, **k: {**VNNI, "model": "Another CPU"})
+    m2 = ModelManager(environment="production").load_model("org/tiny")
+    assert m2.info.backend == "onnx-int8" and m2.info.int8_check["status"] == "passed" and calls

@@ -65,7 +65,7 @@ def test_builtin_sample_reaches_the_minimum_with_distinct_texts() -> None:
     assert len(samples) == MIN_SAMPLES and len(set(texts)) == len(texts)
     sources = {s.source for s in samples}
     assert {"heldout", "builtin", "train", "calibration", "variant-framed"} <= sources
-    assert len(builtin_samples(3000)) == 3000
+    assert len(builtin_samples(1000)) == 1000
     user = [Sample("my own text", "user")]
     mixed = gate_samples(user, 1200)
     assert mixed[0] == user[0] and len(mixed) == 1200

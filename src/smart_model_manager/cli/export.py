@@ -56,7 +56,7 @@ def _snapshot_of(path: Path) -> tuple[Path, str, str] | None:
                    "an optional 'label'. Empty files, duplicate rows and unknown labels are refused. Use "
                    "production-like texts, not the model's training data.")
 @click.option("--min-samples", type=click.IntRange(min=1), default=None,
-              help="Gate texts in all; the package's texts fill up after yours (default 1000).")
+              help="Gate texts in all; the package's texts fill up after yours (default 3000, at least 1000 advised).")
 @click.option("--recipe", "recipes", multiple=True, type=click.Choice(INT8_RECIPES),
               help="int8 recipe to try, in order (repeatable; default: the ladder in docs/onnx.md).")
 def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str | None,

@@ -29,6 +29,10 @@ from ..validate import ValidationReport, validate as run_validate, wait_until_va
 @click.option("--quick", "quick", is_flag=True, help="Presence, sizes, manifest vs lock; no hashing (default).")
 @click.option("--full", "full", is_flag=True, help="Also re-hash every file (sha256), and re-check each published "
               "int8 model on this CPU against its fp32 references (a warning when this CPU disagrees).")
+@click.option("--int8-verdicts", "int8_verdicts", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Re-check every published int8 model on this CPU (also in --quick mode, trusting the recorded "
+              "fp32 digest) and write what was found to this file; a process started with SMM_INT8_VERDICTS "
+              "pointing at it uses those verdicts instead of re-checking at load (a pod's init container).")
 @click.option("--strict", is_flag=True, help="Warnings (leftover snapshots, unlisted models) fail too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (for machines).")
 @click.option("--wait", is_flag=True, help="Poll until the folder validates (the Kubernetes init container: it "
@@ -39,7 +43,7 @@ from ..validate import ValidationReport, validate as run_validate, wait_until_va
 @click.option("--interval", type=click.FloatRange(min=0.05, max=10), default=2.0, show_default=True,
               help="Seconds between polls with --wait.")
 def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no_lock: bool, quick: bool,
-             full: bool, strict: bool, as_json: bool, wait: bool, timeout: float, interval: float) -> None:
+             full: bool, int8_verdicts: Path | None, strict: bool, as_json: bool, wait: bool, timeout: float, interval: float) -> None:
     """Check that every model file is present and intact; exit 1 with one line per finding.
 
     Exit 0 when nothing is wrong or there are only warnings (leftovers that cannot change what is loaded,
@@ -52,6 +56,7 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
       smm validate --cache --lock models.lock        # is my local cache what the lock pins?
       smm validate --json --dir /mnt/models | jq .findings
       smm validate --wait --timeout 900 --lock /app/lock/models.lock   # init container: block until provisioned
+      smm validate --wait --int8-verdicts /tmp/smm-int8-verdicts.json  # ... and re-check int8 on this node
     """
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
@@ -82,7 +87,11 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
                        + (f" against {lock_path}" if lock_path else ""), err=True)
     else:
         report = run_validate(root, lock=lock_path, mode=mode, require_manifest=require)
-    int8 = _int8_checks(root) if mode == "full" and report.ok else []
+    int8 = _int8_checks(root, hash_fp32=mode == "full") if (mode == "full" or int8_verdicts) and report.ok else []
+    if int8_verdicts is not None and report.ok:
+        from ..loaders.int8_check import write_verdicts
+
+        write_verdicts(int8_verdicts, int8)
     if as_json:
         click.echo(json.dumps(report.as_dict() | ({"int8_checks": int8} if int8 else {}), indent=2,
                               sort_keys=True))
@@ -124,14 +133,14 @@ def _progress(root: Path, lock_path: Path | None, timeout: float):  # type: igno
     return show
 
 
-def _int8_checks(root: Path) -> list[dict[str, Any]]:
+def _int8_checks(root: Path, *, hash_fp32: bool) -> list[dict[str, Any]]:
     """--full: every published int8 file re-checked on this CPU against its fp32 references (a warning, never
     an error: a process here falls back to fp32 by itself). Imports onnxruntime only when there is one."""
     if not any(root.glob("models--*/snapshots/*/onnx/model.int8.onnx")):
         return []
     from ..loaders.int8_check import check_tree
 
-    return check_tree(root)
+    return check_tree(root, hash_fp32=hash_fp32)
 
 
 def _same(a: Path, b: Path) -> bool:
