@@ -99,9 +99,9 @@ class ExportReport:
                        f"{self.gate.threshold:.0%}")
             out.append("the fp32 ONNX model is published and used: the same answers as torch, "
                        "at fp32 speed. Re-running the same export gives the same answer; what can change "
-                       "it: another recipe (--recipe, see docs/onnx.md for the measured table), your own "
-                       "production texts as the gate sample (--samples FILE), or a lower bar "
-                       "(--threshold 0.98)")
+                       "it: smm export onnx MODEL with --recipe R (another recipe: the measured table is in "
+                       "docs/onnx.md and docs/benchmarks.md), --samples FILE (your production texts as the gate "
+                       "sample), --min-samples N (more texts, a tighter bound) or --threshold T (a lower bar)")
         out.append(f"wrote {self.quality_path}")
         return out
 
