@@ -62,7 +62,24 @@ def _int8(settings: Settings) -> dict[str, Any]:
                          "re-checked when a process loads it (/v1/models int8_check, metric smm_int8_fallback; "
                          "now: smm validate --full)")
     out["int8_gates"] = gates or "no published int8 model found"
+    out["int8_verdicts"] = _verdicts(settings.int8_verdicts)
     return out
+
+
+def _verdicts(path: Path | None) -> Any:
+    """What the init container's int8 re-check found on this node (SMM_INT8_VERDICTS): per model, whether
+    a process here serves int8 or falls back to fp32."""
+    import json
+
+    if path is None:
+        return "SMM_INT8_VERDICTS not set: each load re-checks int8 on this CPU itself"
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8")).get("verdicts") or []
+    except (OSError, ValueError, AttributeError) as err:
+        return f"{path}: not readable ({err}); loads re-check int8 themselves"
+    serves = {"passed": "int8", "fallback": "fp32 (this CPU disagrees)", "not-gated": "fp32 (not gated)"}
+    return [f"{r.get('path')}: {r.get('status')} -> serves {serves.get(str(r.get('status')), '?')}" for r in rows
+            if isinstance(r, dict)] or f"{path}: no int8 model checked"
 
 
 def report(settings: Settings) -> dict[str, Any]:

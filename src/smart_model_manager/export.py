@@ -346,14 +346,16 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
                                  threshold=threshold, recipes=recipes, threads=threads, progress=say,
                                  labels=labels)
             gate, published_int8 = outcome.gate, outcome.path
+            from .cpu import cpu_features, isa_name
+
+            cpu = cpu_features()  # where the gate ran: its kernels decided the numbers above
             quality["int8"] = {**gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,
-                               "sample": _sample_summary(samples, golden_file, min_samples)}
+                               "sample": _sample_summary(samples, golden_file, min_samples),
+                               "cpu": {**cpu, "isa": isa_name(cpu)}}
             if published_int8 is not None and outcome.int8_out is not None:
                 files["onnx/model.int8.onnx"] = _file_entry(published_int8)
-                from .cpu import cpu_features
-
                 quality["int8"]["references"] = references(
-                    model_type, samples, fp32_out, outcome.int8_out, labels=labels, cpu=cpu_features(),
+                    model_type, samples, fp32_out, outcome.int8_out, labels=labels, cpu=cpu,
                     fp32_sha256=files["onnx/model.onnx"]["sha256"])
         else:
             quality["int8"] = {"accepted": False, "reason": "not requested"}

@@ -169,6 +169,12 @@ def test_init_container_verdicts_replace_the_check_at_load(exported_int8: Path, 
     assert [r["status"] for r in rows] == ["fallback"] and rows[0]["int8_sha256"].startswith("sha256:")
     monkeypatch.setenv("SMM_VOLUME_DIR", str(tmp_path / "vol"))
     monkeypatch.setenv("SMM_INT8_VERDICTS", str(verdicts))
+    assert main(["env", "--json"]) == 0  # smm env: this CPU, the gate's CPU, and what a process here serves
+    env = json.loads(capsys.readouterr().out)
+    assert env["cpu_int8_isa"].split()[0] in ("avx2", "avx512", "avx512-vnni", "avx-vnni", "amx", "arm-neon",
+                                              "arm-dotprod", "arm-i8mm", "baseline")
+    assert any("org/tiny@" in g and "gate ran on" in g for g in env["int8_gates"])
+    assert env["int8_verdicts"] == [f"{rows[0]['path']}: fallback -> serves fp32 (this CPU disagrees)"]
     calls: list[int] = []
     monkeypatch.setattr(OnnxRunner, "__call__", lambda self, texts, options=None: (
         calls.append(len(texts)) if self.backend == "onnx-int8" else None) or real(self, texts, options))
