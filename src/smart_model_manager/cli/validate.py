@@ -1,7 +1,8 @@
 """`smm validate`: check a volume (default SMM_VOLUME_DIR) or a cache against its manifest and models.lock.
 
 Kept light on purpose: it is the Kubernetes startup probe, so it imports no huggingface_hub, rich or ML
-library. Exit codes: 0 ok, 1 findings, 2 usage error.
+library; only the int8 re-check (``--full`` or ``--int8-verdicts``, when a published int8 model is there)
+imports onnxruntime. Exit codes: 0 ok, 1 findings, 2 usage error.
 """
 
 from __future__ import annotations
