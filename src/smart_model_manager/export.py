@@ -5,13 +5,14 @@
 - ``model.onnx``: fp32, dynamic batch and sequence axes; checked against torch on sample texts
   (max |difference| of the raw outputs must stay below ``FP32_TOLERANCE``, else nothing is
   published: a wrong export is worse than none);
-- ``model.int8.onnx``: int8 weights, kept only if the **quality gate** passes: sentiment, argmax
-  label agreement with fp32 >= 99 %; embeddings, mean cosine similarity with fp32 >= 0.99. The
-  recipes (:mod:`smart_model_manager.quantize`) are tried in order and the first that passes is
-  published. If none passes, nothing is published (and a stale int8 file from an earlier export is
+- ``model.int8.onnx``: int8 weights, kept only if the **quality gate** passes on the gate sample
+  (:mod:`smart_model_manager.int8_gate`: 3,000 texts by default): the lower 95 % bound of the label
+  agreement (sentiment) / mean cosine (embeddings) with fp32 must be >= 0.99. The recipes
+  (:mod:`smart_model_manager.quantize`) are tried in order and the first that passes is published. If none passes, nothing is published (and a stale int8 file from an earlier export is
   removed) so nothing can load it;
-- ``quality.json``: the gate result, the fp32-vs-torch difference, sizes and sha256 of the files
-  (canonical JSON, sorted keys). The loaders read it: ``auto`` uses int8 only if ``accepted``.
+- ``quality.json``: the gate result (counts, bound, flips per class and per source, the gate's CPU), the
+  fp32 references other CPUs re-check int8 against, the fp32-vs-torch difference, sizes and sha256 of
+  the files (canonical JSON, sorted keys). The loaders read it: ``auto`` uses int8 only if ``accepted``.
 
 Every file is written to a temporary name in ``onnx/`` and renamed into place when complete.
 torch, transformers, onnx and onnxruntime are imported inside functions only (layer 5).
