@@ -206,18 +206,24 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         _unlink(tmp)
 
 
+def check_golden_file(folder: Path, model_type: str, golden_file: str | Path) -> list[Sample]:
+    """The user's golden set, checked against the model's labels (``config.json`` ``id2label``): one
+    :class:`~.errors.FormatError` naming file and line for an empty file, a duplicate row, an unknown label."""
+    from .loaders._common import read_json
+
+    labels: list[str] = []
+    if model_type == "sentiment":
+        id2label = read_json(Path(folder) / "config.json").get("id2label") or {}
+        labels = [str(v) for v in id2label.values()]
+    return read_golden_file(Path(golden_file), labels)
+
+
 def _gate_samples(folder: Path, model_type: str, sample_texts: Sequence[str] | None,
                   golden_file: str | Path | None, minimum: int) -> list[Sample]:
     """The user's golden file or texts (checked), then the package's texts up to ``minimum``."""
-    from .loaders._common import read_json
-
     user: list[Sample] = []
     if golden_file is not None:
-        labels: list[str] = []
-        if model_type == "sentiment":
-            id2label = read_json(folder / "config.json").get("id2label") or {}
-            labels = [str(v) for v in id2label.values()]
-        user = read_golden_file(Path(golden_file), labels)
+        user = check_golden_file(folder, model_type, golden_file)
     elif sample_texts is not None:
         user = [Sample(t, "user") for t in dict.fromkeys(sample_texts) if isinstance(t, str) and t.strip()]
         if not user:
@@ -374,6 +380,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
 
 __all__ = [
     "BUILTIN_SAMPLES",
+    "check_golden_file",
     "DEFAULT_INT8_RECIPES",
     "GATE_THRESHOLDS",
     "INT8_RECIPES",

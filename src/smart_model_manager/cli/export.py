@@ -97,6 +97,10 @@ def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str
             "cache instead, then lock against a mirror of it and pull (docs/kubernetes.md, \"A Hub model "
             "without ONNX files\"); nothing was written")
     mtype = model_type or infer_model_type(folder)
+    if samples is not None and int8:  # a bad golden file fails now, not after torch has loaded
+        from ..export import check_golden_file
+
+        check_golden_file(folder, mtype, samples)
     gate_args: dict[str, Any] = {"golden_file": samples, "min_samples": min_samples or MIN_SAMPLES,
                                  "int8_recipes": recipes or DEFAULT_INT8_RECIPES}
     click.echo(f"exporting {folder} ({mtype}) to ONNX...", err=True)
