@@ -380,12 +380,12 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
 
 __all__ = [
     "BUILTIN_SAMPLES",
-    "check_golden_file",
     "DEFAULT_INT8_RECIPES",
     "GATE_THRESHOLDS",
     "INT8_RECIPES",
     "ExportReport",
     "GateResult",
+    "check_golden_file",
     "default_sample_texts",
     "export_onnx",
     "infer_model_type",
