@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""The int8 ladder on the shipped demo model: agreement, held-out accuracy, size and speed vs fp32.
+"""The int8 recipes on the shipped demo model, per CPU: samples, agreement, bound, accuracy, size, speed.
 
 1. The demo sentiment model (MiniLM encoder + 3-label head trained on data/headlines/train.jsonl,
    built with ``smart_model_manager.demo.build_demo_model``), exported to fp32 ONNX once. BASELINE:
-   that fp32 graph, in the same run. For every int8 recipe (``quantize.INT8_RECIPES``) and one
-   extra attempt (``all`` on a graph ONNX Runtime optimised offline first):
-   * gate agreement with fp32 on the export's default gate sample (held-out headlines + built-in
-     ones: what the export's gate sees; the recipes calibrate on the training split only),
-   * held-out accuracy on data/headlines/test.jsonl, fp32 and int8,
+   that fp32 graph, in the same run. For every int8 recipe (``quantize.INT8_RECIPES``):
+   * the gate on the export's default gate sample (``int8_gate.gate_samples``, 3,000 texts; ``--samples``):
+     agreement with fp32, changed labels, the lower 95 % Wilson bound, pass/fail at 0.99, and the
+     held-out headlines' own agreement,
+   * accuracy of fp32 and int8 on the sample's labelled texts,
    * file size, and throughput on 512 training headlines, alternating with fp32 round by round
      (wall and CPU time; CPU time is the steadier figure on a shared machine).
-   Then what a plain ``export_onnx`` publishes (the default ladder), as quality.json records it.
+   Then what a plain ``export_onnx`` publishes (the default ladder), as its quality.json records it.
+   Every row names the CPU (model, int8 kernel family, flags): run it on each instruction set.
 2. all-MiniLM-L6-v2 embeddings: the default export's gate, int8-vs-fp32 cosine on held-out texts.
 
-    .venv/bin/python bench/bench_int8_quality.py [--force]   # ~6 min on 2 idle cores
+    .venv/bin/python bench/bench_int8_quality.py [--force]   # ~20 min on 2 busy cores
+    .venv/bin/python bench/bench_int8_quality.py --demo-dir DIR --recipes all,sensitive-fp32 --no-write
 """
 
 from __future__ import annotations
