@@ -85,7 +85,8 @@ class ExportReport:
         elif self.gate.accepted and self.int8_path is not None:
             out.append(f"wrote {self.int8_path} ({_mb(self.int8_path)}; int8 recipe "
                        f"{self.gate.recipe!r}); quality gate PASSED: {self.gate.metric} "
-                       f"{self.gate.value:.4f} >= {self.gate.threshold} on {self.gate.samples} texts")
+                       f"{self.gate.value:.4f}, lower 95% bound {(self.gate.bound or 0.0):.4f} >= "
+                       f"{self.gate.threshold} on {self.gate.samples} texts")
             out.append("the int8 model is published and used by the default backend (auto): smaller and "
                        "faster than fp32 (1.7-2.5x less CPU time on the demo model, docs/benchmarks.md), "
                        "its answers checked against fp32 by the gate above")
