@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""The int8 ladder on the shipped demo model: agreement, held-out accuracy, size and speed vs fp32.
+"""The int8 recipes on the shipped demo model, per CPU: samples, agreement, bound, accuracy, size, speed.
 
 1. The demo sentiment model (MiniLM encoder + 3-label head trained on data/headlines/train.jsonl,
    built with ``smart_model_manager.demo.build_demo_model``), exported to fp32 ONNX once. BASELINE:
-   that fp32 graph, in the same run. For every int8 recipe (``quantize.INT8_RECIPES``) and one
-   extra attempt (``all`` on a graph ONNX Runtime optimised offline first):
-   * gate agreement with fp32 on the export's default gate sample (held-out headlines + built-in
-     ones: what the export's gate sees; the recipes calibrate on the training split only),
-   * held-out accuracy on data/headlines/test.jsonl, fp32 and int8,
+   that fp32 graph, in the same run. For every int8 recipe (``quantize.INT8_RECIPES``):
+   * the gate on the export's default gate sample (``int8_gate.gate_samples``, 3,000 texts; ``--samples``):
+     agreement with fp32, changed labels, the lower 95 % Wilson bound, pass/fail at 0.99, and the
+     held-out headlines' own agreement,
+   * accuracy of fp32 and int8 on the sample's labelled texts,
    * file size, and throughput on 512 training headlines, alternating with fp32 round by round
      (wall and CPU time; CPU time is the steadier figure on a shared machine).
-   Then what a plain ``export_onnx`` publishes (the default ladder), as quality.json records it.
+   Then what a plain ``export_onnx`` publishes (the default ladder), as its quality.json records it.
+   Every row names the CPU (model, int8 kernel family, flags): run it on each instruction set.
 2. all-MiniLM-L6-v2 embeddings: the default export's gate, int8-vs-fp32 cosine on held-out texts.
 
-    .venv/bin/python bench/bench_int8_quality.py [--force]   # ~6 min on 2 idle cores
+    .venv/bin/python bench/bench_int8_quality.py [--force]   # ~20 min on 2 busy cores
+    .venv/bin/python bench/bench_int8_quality.py --demo-dir DIR --recipes all,sensitive-fp32 --no-write
 """
 
 from __future__ import annotations
@@ -61,20 +63,6 @@ def minilm_folder() -> Path:
     return folder
 
 
-def argmax(row: list[float]) -> int:
-    return max(range(len(row)), key=row.__getitem__)
-
-
-def ort_optimised(src: Path, dst: Path) -> None:
-    """ONNX Runtime's graph optimisations (extended level: LayerNorm/GELU/bias fusions) saved offline."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    so.optimized_model_filepath = str(dst)
-    ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
-
-
 def speed(runners: dict, texts: list[str], rounds: int) -> dict:
     """Median wall and CPU seconds per pass over ``texts``, variants alternating (order rotated)."""
     for r in runners.values():
@@ -93,70 +81,63 @@ def speed(runners: dict, texts: list[str], rounds: int) -> dict:
             for n in runners}
 
 
-def sentiment(train: list[str], test: list[tuple[str, str]], rounds: int) -> dict:
-    from smart_model_manager.export import default_sample_texts, export_onnx
+def sentiment(train: list[str], rounds: int, recipes: list[str], default_export: bool, n_samples: int) -> dict:
+    from smart_model_manager.cpu import cpu_features, isa_name
+    from smart_model_manager.export import export_onnx
+    from smart_model_manager.int8_gate import gate_samples
     from smart_model_manager.loaders.onnx import load_onnx_runner
-    from smart_model_manager.quantize import INT8_RECIPES, gate, quantize_recipe
+    from smart_model_manager.quantize import CALIBRATION_MAX, _subsample, gate, quantize_recipe
     from smart_model_manager.samples import calibration_texts
 
     folder = demo_folder()
-    fp32_report = export_onnx(folder, "sentiment", int8=False)
-    fp32_path = fp32_report.fp32_path
+    fp32_path = folder / "onnx" / "model.onnx"
+    if not fp32_path.is_file():
+        fp32_path = export_onnx(folder, "sentiment", int8=False).fp32_path
     work = MODELS / "demo-int8"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    gate_texts = default_sample_texts()
-    test_texts = [t for t, _ in test]
-    from smart_model_manager.quantize import CALIBRATION_MAX, _subsample
-
-    calib = [t for t in _subsample(calibration_texts(), CALIBRATION_MAX) if t not in set(gate_texts)]
+    samples = gate_samples(minimum=n_samples)  # what the export's gate sees (default: MIN_SAMPLES)
+    texts = [s.text for s in samples]
+    calib = _subsample(calibration_texts(), CALIBRATION_MAX)
 
     def load(path: Path):  # noqa: ANN202
         return load_onnx_runner(folder, "sentiment", onnx_file=path)
 
     fp32 = load(fp32_path)
     labels = [lab.lower() for lab in fp32.labels]
-    ref_gate, ref_train = fp32(gate_texts), fp32(train)
-
-    def accuracy(runner) -> float:  # noqa: ANN001
-        pred = [labels[argmax(p)] for p in runner(test_texts)]
-        return sum(p == gold for p, (_, gold) in zip(pred, test)) / len(test)
-
-    out: dict = {"n_test": len(test), "n_gate": len(gate_texts), "n_calibration": len(calib),
-                 "fp32": {"accuracy": accuracy(fp32), "mb": round(fp32_path.stat().st_size / 1e6, 1)},
-                 "recipes": {}}
+    ref = fp32(texts)
+    cpu = cpu_features()
+    out: dict = {"n_gate": len(samples), "n_calibration": len(calib), "cpu": {**cpu, "isa": isa_name(cpu)},
+                 "fp32": {"mb": round(fp32_path.stat().st_size / 1e6, 1)}, "recipes": {}}
     candidates: dict[str, Path] = {}
-    for recipe in [*INT8_RECIPES, "all-after-ort-optimisation"]:
+    for recipe in recipes:
         path = work / f"{recipe}.onnx"
         t0 = time.perf_counter()
-        if recipe == "all-after-ort-optimisation":
-            ort_optimised(fp32_path, work / "optimised.fp32.onnx")
-            info = quantize_recipe(work / "optimised.fp32.onnx", path, "all", runner=fp32, calibration=calib)
-        else:
-            info = quantize_recipe(fp32_path, path, recipe, runner=fp32, calibration=calib)
+        info = quantize_recipe(fp32_path, path, recipe, runner=fp32, calibration=calib)
         seconds = time.perf_counter() - t0
-        runner = load(path)
-        g = gate("sentiment", ref_gate, runner(gate_texts), 0.99, recipe)
-        on_train = gate("sentiment", ref_train, runner(train), 0.99, recipe)
-        out["recipes"][recipe] = {"gate": g.as_dict(), "flips": round((1 - g.value) * g.samples),
-                                  "agreement_on_train": on_train.value, "accuracy": accuracy(runner),
+        g = gate("sentiment", ref, load(path)(texts), 0.99, recipe, samples, labels)
+        d = g.as_dict()
+        out["fp32"]["accuracy"] = d["accuracy"]["fp32"]
+        out["recipes"][recipe] = {"gate": d, "flips": g.samples - d["agree"], "accuracy": d["accuracy"]["int8"],
                                   "mb": round(path.stat().st_size / 1e6, 1), "quantize_s": round(seconds, 1),
                                   **{k: v for k, v in info.items() if k != "sensitivity"}}
         candidates[recipe] = path
-        print(f"{recipe:<28} agreement {g.value:.4f} ({out['recipes'][recipe]['flips']} flips of {g.samples})"
-              f"  accuracy {out['recipes'][recipe]['accuracy']:.3f}  {out['recipes'][recipe]['mb']} MB",
-              file=sys.stderr)
+        held = d["per_source"].get("heldout", {})
+        print(f"{recipe:<22} agreement {g.value:.4f} bound {g.bound:.4f} ({out['recipes'][recipe]['flips']} flips "
+              f"of {g.samples}; held-out {held.get('agree')}/{held.get('samples')})  accuracy "
+              f"{d['accuracy']['int8']:.3f}  {out['recipes'][recipe]['mb']} MB", file=sys.stderr)
     runners = {"fp32": fp32, **{r: load(p) for r, p in candidates.items()}}
-    texts = [train[i % len(train)] for i in range(512)]
-    out["speed"] = speed(runners, texts, rounds)
+    bench_texts = [train[i % len(train)] for i in range(512)]
+    out["speed"] = speed(runners, bench_texts, rounds)
     for recipe in candidates:
         s, b = out["speed"][recipe], out["speed"]["fp32"]
         out["recipes"][recipe]["speedup_wall"] = b["wall_s"] / s["wall_s"]
         out["recipes"][recipe]["speedup_cpu"] = b["cpu_s"] / s["cpu_s"]
-    # what a user gets from a plain export (default gate sample, default ladder)
-    report = export_onnx(folder, "sentiment")
-    quality = json.loads(report.quality_path.read_text())
-    out["default_export"] = {"int8": quality["int8"], "published": report.int8_accepted}
+    if default_export:  # what a user gets from a plain export (default gate sample, default ladder)
+        report = export_onnx(folder, "sentiment")
+        quality = json.loads(report.quality_path.read_text())
+        out["default_export"] = {"int8": {k: v for k, v in quality["int8"].items() if k != "references"},
+                                 "published": report.int8_accepted}
     shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -186,26 +167,52 @@ def embeddings(train: list[str], test: list[tuple[str, str]]) -> dict:
 
 
 def main() -> None:
+    from smart_model_manager.int8_gate import MIN_SAMPLES
+    from smart_model_manager.quantize import INT8_RECIPES
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--force", action="store_true", help="write the result even if the machine is busy")
+    ap.add_argument("--recipes", default=",".join(INT8_RECIPES), help="comma-separated recipes to measure")
+    ap.add_argument("--samples", type=int, default=MIN_SAMPLES, help="gate sample size")
+    ap.add_argument("--demo-dir", type=Path, default=None, help="a built demo model folder to reuse")
+    ap.add_argument("--no-embeddings", action="store_true", help="skip the all-MiniLM-L6-v2 part")
+    ap.add_argument("--no-default-export", action="store_true", help="skip the plain export at the end")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not write bench/results")
     args = ap.parse_args()
+    if args.demo_dir is not None:
+        global demo_folder
+        demo_folder = lambda: args.demo_dir  # noqa: E731
     train = [t for t, _ in read_split("train")]
     test = read_split("test")
     before = load_guard(args.force)
-    result = {"benchmark": "int8_quality", "sentiment_demo": sentiment(train, test, args.rounds),
-              "embeddings_minilm": embeddings(train, test), "machine_before": before,
-              "machine_after": machine(), "versions": versions()}
+    result = {"benchmark": "int8_quality",
+              "sentiment_demo": sentiment(train, args.rounds, args.recipes.split(","), not args.no_default_export,
+                                          args.samples),
+              "machine_before": before, "versions": versions()}
+    if not args.no_embeddings:
+        result["embeddings_minilm"] = embeddings(train, test)
+    result["machine_after"] = machine()
     sent = result["sentiment_demo"]
-    print(f"baseline fp32: accuracy {sent['fp32']['accuracy']:.3f}, {sent['fp32']['mb']} MB, "
+    cpu = sent["cpu"]
+    print(f"machine: {cpu['model']} ({cpu['isa']}; flags {' '.join(cpu['flags'])}); load before "
+          f"{before.get('loadavg')}, after {result['machine_after'].get('loadavg')}")
+    print(f"gate sample: {sent['n_gate']} texts; decision: lower 95% Wilson bound >= 0.99")
+    print(f"baseline fp32: accuracy {sent['fp32'].get('accuracy', 0):.3f}, {sent['fp32']['mb']} MB, "
           f"{sent['speed']['fp32']['texts_per_s']:.0f} texts/s")
+    print(f"{'recipe':<22} {'isa':<7} {'samples':>7} {'agree':>7} {'bound':>7} {'':4} {'acc':>6} {'MB':>6} "
+          f"{'x wall':>6} {'x CPU':>6}")
     for recipe, row in sent["recipes"].items():
-        print(f"{recipe:<28} agreement {row['gate']['value']:.4f} ({'PASS' if row['gate']['accepted'] else 'fail'})"
-              f"  accuracy {row['accuracy']:.3f}  {row['mb']} MB  speed x{row['speedup_wall']:.2f} wall"
-              f" x{row['speedup_cpu']:.2f} CPU")
-    print(f"default export publishes: {sent['default_export']['int8'].get('recipe') if sent['default_export']['published'] else 'nothing'}")
-    path = write_result("int8_quality", result, force=args.force)
-    print(f"-> {path}")
+        g = row["gate"]
+        print(f"{recipe:<22} {cpu['isa']:<7} {g['samples']:>7} {g['value']:>7.4f} {g['bound']:>7.4f} "
+              f"{'PASS' if g['accepted'] else 'fail':4} {row['accuracy']:>6.3f} {row['mb']:>6.1f} "
+              f"{row['speedup_wall']:>6.2f} {row['speedup_cpu']:>6.2f}")
+    if "default_export" in sent:
+        d = sent["default_export"]
+        print(f"default export publishes: {d['int8'].get('recipe') if d['published'] else 'nothing'}")
+    if not args.no_write:
+        path = write_result("int8_quality", result, force=args.force)
+        print(f"-> {path}")
 
 
 if __name__ == "__main__":

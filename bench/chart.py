@@ -20,7 +20,7 @@ from _bench_util import REPO, RESULTS  # noqa: E402
 
 OUT = REPO / "docs" / "img" / "backends.png"
 OUT_RATIOS = REPO / "docs" / "img" / "ratios.png"
-COLORS = {"lean-int8": "#1b9e77", "onnx-int8": "#1b9e77", "lean-fp32": "#66a61e", "onnx-fp32": "#66a61e",
+COLORS = {"lean-int8": "#1b9e77", "lean-int8-checked": "#66c2a5", "onnx-int8": "#1b9e77", "lean-fp32": "#66a61e", "onnx-fp32": "#66a61e",
           "ours-torch": "#7570b3", "pipeline": "#999999", "mock": "#1b9e77", "import-transformers": "#999999",
           "python": "#cccccc"}
 

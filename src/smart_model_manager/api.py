@@ -225,7 +225,8 @@ class ModelManager:
                                      allow_pickle=self.settings.allow_pickle, threads=self.settings.num_threads,
                                      labels=labels, verify=pinned_file_verifier(resolved),
                                      model_ref=resolved.repo_id, device=choice,
-                                     token_budget=self.settings.token_budget)
+                                     token_budget=self.settings.token_budget,
+                                     int8_verdicts=self.settings.int8_verdicts)
                 telemetry.set_attributes(s, backend=getattr(runner, "backend", None))
         dim = _true_dimension(runner, resolved) if resolved.path is not None and not mt.has_labels \
             else resolved.dimension
@@ -234,7 +235,8 @@ class ModelManager:
                         commit=resolved.commit, revision=revision, backend=getattr(runner, "backend", "?"),
                         load_seconds=round(time.perf_counter() - t0, 4), dimension=dim,
                         alias=name if name != resolved.repo_id else None,
-                        device=getattr(runner, "device", "cpu"), dtype=getattr(runner, "dtype", "fp32"))
+                        device=getattr(runner, "device", "cpu"), dtype=getattr(runner, "dtype", "fp32"),
+                        int8_check=getattr(runner, "int8_check", None))
         log.info("loaded %s: source=%s backend=%s device=%s dtype=%s in %.3fs", resolved.repo_id, info.source,
                  info.backend, info.device, info.dtype, info.load_seconds)
         return Model(runner, model_type=model_type, labels=labels if mt.has_labels else (), info=info)

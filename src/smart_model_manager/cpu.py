@@ -149,4 +149,45 @@ def default_threads(explicit: int | None = None, **kwargs: object) -> int:
     return available_cpus(**kwargs)  # type: ignore[arg-type]
 
 
-__all__ = ["CpuLimits", "available_cpus", "cgroup_quota", "cpu_limits", "default_threads"]
+# The CPU flags that pick ONNX Runtime's int8 kernels (x86: AVX2 vs AVX-512 vs VNNI vs AMX; ARM: dot
+# product, i8mm). Everything else in /proc/cpuinfo is noise for the int8 gate.
+INT8_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+              "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16",
+              "asimd", "asimddp", "i8mm", "sve", "sve2")
+
+
+def cpu_features(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> dict[str, object]:
+    """``{"machine", "model", "flags"}`` of this CPU: the int8-relevant flags (:data:`INT8_FLAGS`) from the
+    first processor entry of ``/proc/cpuinfo``, and its model name. Cheap (one small file read); on a system
+    without ``/proc/cpuinfo`` the flags are empty and the model is ``platform.processor()``."""
+    import platform
+
+    text = _read(Path(cpuinfo)) or ""
+    flags: set[str] = set()
+    model = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("flags", "features") and not flags:
+            flags = set(value.split())
+        elif key in ("model name", "cpu model", "hardware") and not model:
+            model = value.strip()
+        if flags and model:
+            break
+    return {"machine": platform.machine(), "model": model or platform.processor(),
+            "flags": [f for f in INT8_FLAGS if f in flags]}
+
+
+def isa_name(features: dict[str, object]) -> str:
+    """A short name for the int8 kernels these flags select: amx, avx512-vnni, avx-vnni, avx512, avx2, ..."""
+    flags = set(features.get("flags") or [])  # type: ignore[call-overload]
+    for name, needs in (("amx", {"amx_int8"}), ("avx512-vnni", {"avx512_vnni"}), ("avx-vnni", {"avx_vnni"}),
+                        ("avx512", {"avx512bw"}), ("avx2", {"avx2"}), ("arm-i8mm", {"i8mm"}),
+                        ("arm-dotprod", {"asimddp"}), ("arm-neon", {"asimd"})):
+        if needs <= flags:
+            return name
+    return "baseline"
+
+
+__all__ = ["INT8_FLAGS", "CpuLimits", "available_cpus", "cgroup_quota", "cpu_features", "cpu_limits",
+           "default_threads", "isa_name"]

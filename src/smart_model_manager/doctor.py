@@ -32,6 +32,56 @@ def _writable(path: Path) -> str:
     return "yes" if ok else "no"
 
 
+def _int8(settings: Settings) -> dict[str, Any]:
+    """This CPU's int8 kernels next to the CPU each published int8 model's gate ran on (cheap: reads the
+    quality.json files; the re-check itself runs when a process loads the model, or `smm validate --full`)."""
+    import json
+
+    from .cpu import cpu_features, isa_name
+
+    here = cpu_features()
+    flags = " ".join(here["flags"])  # type: ignore[arg-type]
+    out: dict[str, Any] = {"cpu": f"{here['model']} ({here['machine']})",
+                           "cpu_int8_isa": f"{isa_name(here)} (flags: {flags or 'none found'})"}
+    gates = []
+    for root in dict.fromkeys((settings.volume_dir, settings.cache_dir)):
+        for q in sorted(Path(root).glob("models--*/snapshots/*/onnx/quality.json"))[:20]:
+            try:
+                int8 = json.loads(q.read_text(encoding="utf-8")).get("int8") or {}
+            except (OSError, ValueError, AttributeError):
+                continue
+            if int8.get("accepted") is not True:
+                continue
+            model = f"{q.parents[3].name.removeprefix('models--').replace('--', '/')}@{q.parents[1].name[:12]}"
+            cpu = (int8.get("references") or {}).get("cpu")
+            if not isinstance(cpu, dict):
+                gates.append(f"{model}: no references (not gated: processes load fp32)")
+                continue
+            same = "same kernels" if cpu.get("isa") == isa_name(here) else "OTHER kernels than this CPU"
+            gates.append(f"{model}: gate ran on {cpu.get('isa')} ({' '.join(cpu.get('flags') or [])}), {same}; "
+                         "re-checked when a process loads it (/v1/models int8_check, metric smm_int8_fallback; "
+                         "now: smm validate --full)")
+    out["int8_gates"] = gates or "no published int8 model found"
+    out["int8_verdicts"] = _verdicts(settings.int8_verdicts)
+    return out
+
+
+def _verdicts(path: Path | None) -> Any:
+    """What the init container's int8 re-check found on this node (SMM_INT8_VERDICTS): per model, whether
+    a process here serves int8 or falls back to fp32."""
+    import json
+
+    if path is None:
+        return "SMM_INT8_VERDICTS not set: each load re-checks int8 on this CPU itself"
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8")).get("verdicts") or []
+    except (OSError, ValueError, AttributeError) as err:
+        return f"{path}: not readable ({err}); loads re-check int8 themselves"
+    serves = {"passed": "int8", "fallback": "fp32 (this CPU disagrees)", "not-gated": "fp32 (not gated)"}
+    return [f"{r.get('path')}: {r.get('status')} -> serves {serves.get(str(r.get('status')), '?')}" for r in rows
+            if isinstance(r, dict)] or f"{path}: no int8 model checked"
+
+
 def report(settings: Settings) -> dict[str, Any]:
     det = detect(settings)
     from .api import ModelManager
@@ -64,6 +114,7 @@ def report(settings: Settings) -> dict[str, Any]:
         "lock": str(settings.lock_path) if settings.lock_path else ("models.lock" if Path("models.lock").is_file()
                                                                      else None),
         **_threads(settings),
+        **_int8(settings),
         "timeout_s": settings.timeout,
         "timeout_from": settings.timeout_origin,
         "progress_bars": settings.progress_bars,

@@ -54,6 +54,9 @@ class LoadInfo:
     alias: str | None = None
     device: str = "cpu"         # where the runner computes: "cpu" or "cuda:N"
     dtype: str = "fp32"         # its precision: "fp32", "fp16", "bf16", "int8"
+    # the int8 file re-checked on this CPU (int8_gate.Recheck.as_dict()): status passed / fallback /
+    # not-gated, the reason, this CPU's and the gate's CPU features; None when no int8 file was chosen
+    int8_check: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,57 +1,62 @@
 """int8 copies of an exported ONNX model, and the quality gate that decides whether one is published.
 
 :func:`build_int8` tries a ladder of recipes on ``onnx/model.onnx`` and publishes the first whose
-outputs pass the **gate** against fp32 on held-out sample texts (sentiment: argmax label agreement
->= 99 %; embeddings: mean cosine >= 0.99). Every attempt is returned for ``quality.json``.
+outputs pass the **gate** against fp32 on the gate sample (:mod:`.int8_gate`: the lower 95 % bound of
+the label agreement / mean cosine must clear the threshold, 0.99). Every attempt is returned for
+``quality.json``.
 
-The recipes, in order (smallest and fastest first):
+The recipes (:data:`INT8_RECIPES`; the export's default ladder is ``export.DEFAULT_INT8_RECIPES``):
 
 ``all``
     ONNX Runtime dynamic quantization of every weight MatMul and embedding Gather: int8 weights,
-    per-channel, activations quantized per tensor at run time.
-``static-qdq``
-    Static QDQ quantization, per-channel int8 weights, uint8 activations whose ranges are
-    calibrated (MinMax) on unlabeled in-domain text (:func:`calibration_texts`, never the gate's
-    held-out texts).
+    per-channel, uint8 activations quantized per tensor at run time (U8S8).
+``all-reduce-range``
+    ``all`` with 7-bit weights (``reduce_range``): what ONNX Runtime advises against u8s8 saturation on
+    x86 CPUs without VNNI.
+``all-u8u8``
+    ``all`` with uint8 weights (U8U8).
+``all-pre``, ``all-reduce-range-pre``
+    the same after ONNX Runtime's recommended pre-processing (``quant_pre_process``: shape inference
+    and graph optimisation).
+``static-qdq``, ``static-qdq-s8s8``
+    Static QDQ quantization, per-channel int8 weights, activations whose ranges are calibrated (MinMax)
+    on unlabeled in-domain text (:func:`calibration_texts`): uint8 (U8S8) or symmetric int8 (S8S8).
 ``sensitive-fp32``
-    ``all``, except the few nodes that measurably hurt most stay in float. Sensitivity is measured
-    end to end on the calibration texts (:func:`node_sensitivity`): one ONNX Runtime session of the
-    fp32 graph in which every candidate node can be switched to simulated int8 (the exact arithmetic
-    of dynamic quantization) on its own; a node's score is the mean squared difference of the raw
-    outputs with only that node in int8. The highest-scoring nodes that together make up
-    ``SENSITIVE_MASS`` of the summed scores are kept (at most ``SENSITIVE_MAX``). A kept embedding
-    table is stored fp16 (a Gather plus a Cast), which keeps the file small at negligible error.
+    ``all``, except the few nodes that measurably hurt most stay in float (:mod:`.int8_sensitivity`):
+    a node's score is the mean squared difference of the raw outputs with only that node in simulated
+    int8; the top nodes making up ``SENSITIVE_MASS`` of the summed scores are kept (at most
+    ``SENSITIVE_MAX`` of them). A kept embedding table is stored fp16 (a Gather plus a Cast).
 
-ONNX Runtime's own graph optimisations before quantizing were measured too (``bench/bench_int8_quality.py``):
-they changed neither agreement nor speed of the quantized demo model, so no recipe uses them; the
-runtime session applies them anyway.
+Every recipe's numbers on the demo model, per CPU: docs/benchmarks.md (``bench/bench_int8_quality.py``).
 
 Layer 5: onnx, onnxruntime and numpy are imported inside functions only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import uuid
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .int8_gate import Sample, score as score_outputs
+from .int8_sensitivity import (
+    candidate_nodes,
+    most_sensitive,
+    node_sensitivity,
+    quiet,
+)
 from .samples import calibration_texts
 
 log = logging.getLogger(__name__)
 
 GATE_THRESHOLDS = {"sentiment": 0.99, "embeddings": 0.99}
 GATE_METRICS = {"sentiment": "label_agreement", "embeddings": "mean_cosine"}
-INT8_RECIPES = ("all", "static-qdq", "sensitive-fp32")
-# sensitive-fp32: keep the top nodes that make up this share of the summed single-node error ...
-SENSITIVE_MASS = 0.8
-# ... but never more than this share of the candidate nodes (beyond that int8 buys little speed)
-SENSITIVE_MAX = 0.25
+INT8_RECIPES = ("all", "all-reduce-range", "all-u8u8", "all-pre", "all-reduce-range-pre", "static-qdq",
+                "static-qdq-s8s8", "sensitive-fp32")
 # texts used to measure sensitivity and calibrate static ranges (every k-th calibration text)
 CALIBRATION_MAX = 128
 
@@ -59,7 +64,8 @@ CALIBRATION_MAX = 128
 
 @dataclass(frozen=True)
 class GateResult:
-    """The int8 quality gate: ``metric`` (label_agreement / mean_cosine) of int8 against fp32."""
+    """The int8 quality gate (:mod:`.int8_gate`): ``metric`` (label_agreement / mean_cosine) of int8
+    against fp32, its lower 95 % bound, and whether that bound clears ``threshold``."""
 
     metric: str
     value: float
@@ -68,175 +74,35 @@ class GateResult:
     accepted: bool
     worst: float | None = None  # lowest per-text cosine (embeddings)
     recipe: str = "all"         # which INT8_RECIPES entry was measured
+    bound: float | None = None  # the lower 95 % bound the decision used
+    details: dict[str, Any] | None = None  # int8_gate.Score.as_dict(): counts, flips, per source, accuracy
 
     def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"metric": self.metric, "value": round(self.value, 6),
+        d: dict[str, Any] = {**(self.details or {}), "metric": self.metric, "value": round(self.value, 6),
                              "threshold": self.threshold, "samples": self.samples,
-                             "accepted": self.accepted, "recipe": self.recipe}
+                             "accepted": self.accepted, "recipe": self.recipe,
+                             "decision": "lower 95% bound >= threshold"}
         if self.worst is not None:
             d["worst"] = round(self.worst, 6)
+        if self.bound is not None:
+            d["bound"] = round(self.bound, 6)
         return d
 
 
-def gate(model_type: str, fp32: list[list[float]], int8: list[list[float]],
-         threshold: float, recipe: str = "all") -> GateResult:
-    """Compare int8 outputs with fp32 outputs (probabilities / L2-normalised vectors), text by text."""
-    if model_type == "sentiment":
-        agree = sum(1 for a, b in zip(fp32, int8)
-                    if max(range(len(a)), key=a.__getitem__) == max(range(len(b)), key=b.__getitem__))
-        value = agree / len(fp32)
-        return GateResult("label_agreement", value, threshold, len(fp32), value >= threshold,
-                          recipe=recipe)
-    cosines = [sum(x * y for x, y in zip(a, b)) for a, b in zip(fp32, int8)]  # both L2-normalised
-    value = sum(cosines) / len(cosines)
-    return GateResult("mean_cosine", value, threshold, len(fp32), value >= threshold,
-                      worst=min(cosines), recipe=recipe)
+def gate(model_type: str, fp32: Sequence[Sequence[float]], int8: Sequence[Sequence[float]],
+         threshold: float, recipe: str = "all", samples: Sequence[Sample] | None = None,
+         labels: Sequence[str] = ()) -> GateResult:
+    """Compare int8 outputs with fp32 outputs text by text; accepted when the lower 95 % bound of the
+    agreement (Wilson) / mean cosine clears ``threshold``."""
+    s = score_outputs(model_type, fp32, int8, samples, labels)
+    return GateResult(s.metric, s.value, threshold, s.samples, s.bound >= threshold, worst=s.worst,
+                      recipe=recipe, bound=s.bound, details=s.as_dict())
 
 
 def _subsample(texts: Sequence[str], n: int) -> list[str]:
     """Every k-th text (deterministic), at most ``n``."""
     step = max(1, -(-len(texts) // n))
     return list(texts[::step])[:n]
-
-
-@contextlib.contextmanager
-def quiet(*logger_names: str) -> Iterator[None]:
-    """Silence third-party chatter (torch.onnx registration notes, onnxruntime's pre-processing advice,
-    which it logs on the *root* logger) for the duration of one export step; levels are restored after."""
-    loggers = [logging.getLogger(n) if n else logging.getLogger() for n in logger_names]
-    saved = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, saved):
-            lg.setLevel(level)
-
-
-# -- candidates and sensitivity ---------------------------------------------------------------------
-
-def candidate_nodes(model: Any) -> list[tuple[str, str, str]]:
-    """(node name, op, weight initializer) of every node dynamic quantization turns int8: MatMuls
-    whose second input is a 2-D initializer, Gathers whose table is one."""
-    inits = {i.name: i for i in model.graph.initializer}
-    out = []
-    for node in model.graph.node:
-        if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in inits \
-                and len(inits[node.input[1]].dims) == 2:
-            out.append((node.name, "MatMul", node.input[1]))
-        elif node.op_type == "Gather" and node.input and node.input[0] in inits \
-                and len(inits[node.input[0]].dims) == 2:
-            out.append((node.name, "Gather", node.input[0]))
-    return out
-
-
-def _fake_quant_weight(w: Any, op: str) -> Any:
-    """The float values int8 dynamic quantization stores: MatMul weights symmetric int8 per output
-    channel; a Gather table uint8 per tensor (asymmetric, range including 0)."""
-    import numpy as np
-
-    w = w.astype(np.float32)
-    if op == "MatMul":
-        scale = np.abs(w).max(axis=0, keepdims=True) / 127.0
-        scale[scale == 0] = 1.0
-        return (np.clip(np.round(w / scale), -127, 127) * scale).astype(np.float32)
-    lo, hi = min(float(w.min()), 0.0), max(float(w.max()), 0.0)
-    scale = (hi - lo) / 255.0 or 1.0
-    zero = np.round(-lo / scale)
-    return ((np.clip(np.round(w / scale) + zero, 0, 255) - zero) * scale).astype(np.float32)
-
-
-def _switch_model(fp32_path: Path) -> tuple[Any, list[tuple[str, str, str]]]:
-    """The fp32 graph where input ``smm_q<i>`` (bool) switches candidate node i to simulated int8:
-    its weight to the fake-quantized copy and (MatMul) its activation through
-    DynamicQuantizeLinear/DequantizeLinear, the arithmetic ONNX Runtime's dynamic int8 kernels do."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    model = onnx.load(str(fp32_path))
-    inits = {i.name: i for i in model.graph.initializer}
-    cands = candidate_nodes(model)
-    by_name = {n.name: n for n in model.graph.node}
-    new_nodes: dict[str, list[Any]] = {}
-    for i, (name, op, wname) in enumerate(cands):
-        node, sw = by_name[name], f"smm_q{i}"
-        model.graph.input.append(helper.make_tensor_value_info(sw, TensorProto.BOOL, []))
-        fq = numpy_helper.from_array(_fake_quant_weight(numpy_helper.to_array(inits[wname]), op),
-                                     f"{wname}.smm_fq{i}")
-        model.graph.initializer.append(fq)
-        pre = [helper.make_node("Where", [sw, fq.name, wname], [f"{wname}.smm_w{i}"])]
-        if op == "MatMul":
-            act = node.input[0]
-            pre += [helper.make_node("DynamicQuantizeLinear", [act],
-                                     [f"{act}.q{i}", f"{act}.s{i}", f"{act}.z{i}"]),
-                    helper.make_node("DequantizeLinear", [f"{act}.q{i}", f"{act}.s{i}", f"{act}.z{i}"],
-                                     [f"{act}.dq{i}"]),
-                    helper.make_node("Where", [sw, f"{act}.dq{i}", act], [f"{act}.sel{i}"])]
-            node.input[0] = f"{act}.sel{i}"
-            node.input[1] = f"{wname}.smm_w{i}"
-        else:
-            node.input[0] = f"{wname}.smm_w{i}"
-        new_nodes[name] = pre
-    ordered = []
-    for node in model.graph.node:
-        ordered += new_nodes.get(node.name, [])
-        ordered.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(ordered)
-    return model, cands
-
-
-def node_sensitivity(fp32_path: Path, runner: Any, texts: Sequence[str]) -> list[tuple[str, float]]:
-    """``[(node, score)]``, most sensitive first: score = mean squared difference of the raw outputs
-    (over real tokens) between the fp32 graph and the same graph with only that node in int8."""
-    import numpy as np
-    import onnxruntime as ort
-
-    from .loaders.onnx import session_options
-
-    model, cands = _switch_model(fp32_path)
-    so = session_options(1)  # one thread: the scores, and so the chosen nodes, must not vary by machine
-    with quiet("", "onnxruntime"):
-        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    del model
-    encs = runner.encode(list(texts))
-    order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
-    batches = [runner._feed([encs[j] for j in order[k:k + 32]],
-                            max(len(encs[j].ids) for j in order[k:k + 32]))
-               for k in range(0, len(order), 32)]
-    off = {f"smm_q{i}": np.array(False) for i in range(len(cands))}
-    refs = [sess.run(None, {**feed, **off})[0] for feed in batches]
-    scores = []
-    for i, (name, _, _) in enumerate(cands):
-        sw = {**off, f"smm_q{i}": np.array(True)}
-        total, count = 0.0, 0
-        for feed, ref in zip(batches, refs):
-            got = sess.run(None, {**feed, **sw})[0]
-            sq = (got.astype(np.float64) - ref) ** 2
-            if sq.ndim == 3:  # last_hidden_state: real tokens only
-                sq = sq[feed["attention_mask"].astype(bool)]
-            total += float(sq.sum())
-            count += sq.size
-        scores.append((name, total / max(count, 1)))
-    return sorted(scores, key=lambda s: (-s[1], s[0]))
-
-
-def most_sensitive(scores: Sequence[tuple[str, float]], mass: float = SENSITIVE_MASS,
-                   max_share: float = SENSITIVE_MAX) -> list[str]:
-    """The top nodes whose scores add up to ``mass`` of the total, at most ``max_share`` of them."""
-    total = sum(s for _, s in scores)
-    cap = max(1, int(len(scores) * max_share))
-    kept: list[str] = []
-    acc = 0.0
-    for name, score in scores:
-        if acc >= mass * total or len(kept) >= cap:
-            break
-        kept.append(name)
-        acc += score
-    return kept
 
 
 # -- recipes ----------------------------------------------------------------------------------------
@@ -301,40 +167,63 @@ class _Reader:
         self.it = iter(self.batches)
 
 
+def _preprocessed(src: Path, dst: Path) -> Path:
+    """ONNX Runtime's recommended pre-processing (shape inference + graph optimisation), written next to
+    ``dst``; the caller removes it."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = dst.with_name(dst.name + ".pre.onnx")
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    return pre
+
+
+def _static(src: Path, dst: Path, runner: Any, calibration: Sequence[str], activation: str) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    encs = runner.encode(list(calibration))
+    feeds = [runner._feed(encs[k:k + 32], max(len(e.ids) for e in encs[k:k + 32]))
+             for k in range(0, len(encs), 32)]
+    quantize_static(src, dst, _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8 if activation == "u8" else QuantType.QInt8,
+                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                    op_types_to_quantize=["MatMul", "Gather"],
+                    extra_options={"ActivationSymmetric": activation == "s8"})
+
+
 def quantize_recipe(src: Path, dst: Path, recipe: str, *, runner: Any,
                     calibration: Sequence[str]) -> dict[str, Any]:
     """Write the int8 model of ``recipe`` to ``dst``; returns what the recipe chose (for quality.json)."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if recipe not in INT8_RECIPES:
+        raise ValueError(f"unknown int8 recipe {recipe!r}; known: {', '.join(INT8_RECIPES)}")
     info: dict[str, Any] = {}
+    pre: Path | None = None
     with quiet("", "onnxruntime"):
-        if recipe == "all":
-            quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8)
-        elif recipe == "static-qdq":
-            encs = runner.encode(list(calibration))
-            feeds = [runner._feed(encs[k:k + 32], max(len(e.ids) for e in encs[k:k + 32]))
-                     for k in range(0, len(encs), 32)]
-            quantize_static(src, dst, _Reader(feeds), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax,
-                            op_types_to_quantize=["MatMul", "Gather"])
-            info["calibration_texts"] = len(calibration)
-        elif recipe == "sensitive-fp32":
-            scores = node_sensitivity(src, runner, calibration)
-            kept = most_sensitive(scores)
-            quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8,
-                             nodes_to_exclude=kept)
-            _embeddings_to_fp16(dst, kept)
-            info.update(kept_float=kept, candidates=len(scores), calibration_texts=len(calibration),
-                        sensitivity={n: float(f"{s:.3e}") for n, s in scores[:max(8, len(kept))]})
-        else:
-            raise ValueError(f"unknown int8 recipe {recipe!r}; known: {', '.join(INT8_RECIPES)}")
+        try:
+            if recipe.endswith("-pre"):
+                pre = _preprocessed(src, dst)
+                src, recipe = pre, recipe[:-len("-pre")]
+                info["pre_process"] = "quant_pre_process"
+            if recipe in ("all", "all-reduce-range", "all-u8u8"):
+                quantize_dynamic(src, dst, per_channel=True, reduce_range=recipe == "all-reduce-range",
+                                 weight_type=QuantType.QUInt8 if recipe == "all-u8u8" else QuantType.QInt8)
+                info.update(activations="u8", weights="u8" if recipe == "all-u8u8" else "s8",
+                            reduce_range=recipe == "all-reduce-range")
+            elif recipe in ("static-qdq", "static-qdq-s8s8"):
+                act = "s8" if recipe.endswith("s8s8") else "u8"
+                _static(src, dst, runner, calibration, act)
+                info.update(calibration_texts=len(calibration), activations=act, weights="s8")
+            elif recipe == "sensitive-fp32":
+                scores = node_sensitivity(src, runner, calibration)
+                kept = most_sensitive(scores)
+                quantize_dynamic(src, dst, per_channel=True, weight_type=QuantType.QInt8,
+                                 nodes_to_exclude=kept)
+                _embeddings_to_fp16(dst, kept)
+                info.update(kept_float=kept, candidates=len(scores), calibration_texts=len(calibration),
+                            sensitivity={n: float(f"{s:.3e}") for n, s in scores[:max(8, len(kept))]})
+        finally:
+            _unlink(pre)
     return info
 
 
@@ -357,27 +246,31 @@ class Int8Outcome:
     gate: GateResult                 # the accepted attempt, or the last one tried
     attempts: list[dict[str, Any]]   # every attempt, in order, for quality.json
     path: Path | None                # the published file, None when no recipe passed
+    int8_out: list[list[float]] | None = None  # the published file's outputs on the gate sample
 
 
 def build_int8(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, *,
-               texts: Sequence[str], fp32_out: list[list[float]], threshold: float,
-               recipes: Sequence[str], threads: int | None = None,
+               samples: Sequence[Sample], fp32_out: list[list[float]], threshold: float,
+               recipes: Sequence[str], threads: int | None = None, labels: Sequence[str] = (),
                calibration: Sequence[str] | None = None,
                progress: Callable[[str], None] | None = None) -> Int8Outcome:
     """Try ``recipes`` in order; rename the first that passes the gate to ``int8_path``.
 
     When none passes, a stale ``int8_path`` from an earlier export is removed so nothing loads it.
+    The gate sample includes the calibration texts (the gate scores every text the package has);
+    ``quality.json`` keeps each source's own agreement, so the held-out texts can be read on their own.
     """
     import time
 
     from .loaders.onnx import load_onnx_runner
 
     calib = _subsample(calibration if calibration is not None else calibration_texts(), CALIBRATION_MAX)
-    calib = [t for t in calib if t not in set(texts)]  # never calibrate on the gate's own texts
+    texts = [s.text for s in samples]
     fp32_runner = load_onnx_runner(folder, model_type, onnx_file=fp32_path, threads=threads)
     attempts: list[dict[str, Any]] = []
     result: GateResult | None = None
     published: Path | None = None
+    int8_out: list[list[float]] | None = None
     for recipe in recipes:
         started = time.perf_counter()
         tmp = _tmp_name(int8_path.parent, int8_path.name)
@@ -386,17 +279,18 @@ def build_int8(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, 
         try:
             info = quantize_recipe(fp32_path, tmp, recipe, runner=fp32_runner, calibration=calib)
             int8_runner = load_onnx_runner(folder, model_type, onnx_file=tmp, threads=threads)
-            result = gate(model_type, fp32_out, int8_runner(list(texts)), threshold, recipe)
+            out = int8_runner(list(texts))
+            result = gate(model_type, fp32_out, out, threshold, recipe, samples, labels)
             del int8_runner
             # no timings: quality.json is part of the model folder, whose bytes must be reproducible
             attempts.append({**result.as_dict(), **info, "size": tmp.stat().st_size})
             log.debug("int8 recipe %r took %.1fs", recipe, time.perf_counter() - started)
             if result.accepted:
                 os.replace(tmp, int8_path)
-                published = int8_path
+                published, int8_out = int8_path, out
                 break
-            log.info("int8 recipe %r failed the gate for %s: %s %.4f < %s", recipe, folder,
-                     result.metric, result.value, result.threshold)
+            log.info("int8 recipe %r failed the gate for %s: %s %.4f, lower 95%% bound %.4f < %s", recipe,
+                     folder, result.metric, result.value, result.bound, result.threshold)
         finally:
             _unlink(tmp)
     if published is None:
@@ -404,7 +298,7 @@ def build_int8(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, 
                  folder, ", ".join(recipes))
         _unlink(int8_path)  # a stale int8 file from an earlier export must not survive
     assert result is not None
-    return Int8Outcome(gate=result, attempts=attempts, path=published)
+    return Int8Outcome(gate=result, attempts=attempts, path=published, int8_out=int8_out)
 
 
 __all__ = [
@@ -420,4 +314,5 @@ __all__ = [
     "most_sensitive",
     "node_sensitivity",
     "quantize_recipe",
+    "quiet",
 ]

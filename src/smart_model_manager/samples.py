@@ -1,9 +1,10 @@
-"""Texts the ONNX export needs: held-out samples for the int8 gate, unlabeled text for calibration.
+"""Texts the ONNX export needs: held-out samples, unlabeled text for calibration.
 
-The two sets never overlap. The gate samples held-out text (the demo's test split and
-:data:`BUILTIN_SAMPLES`); calibration and per-node sensitivity use the demo's TRAINING split and
-:data:`CALIBRATION_HEADLINES`. Calibrating on the gate's own texts would grade a recipe on its
-homework. The ``data/headlines`` files ship inside the package; the built-in lists do not depend on them.
+:func:`default_sample_texts` (the demo's test split and :data:`BUILTIN_SAMPLES`) and
+:func:`calibration_texts` (the demo's TRAINING split and :data:`CALIBRATION_HEADLINES`) never overlap.
+The int8 gate scores all of them, each tagged with its source (:mod:`.int8_gate`), so the held-out
+agreement can be read apart from the rest (calibration texts graded alone would be a recipe's homework).
+The ``data/headlines`` files ship inside the package; the built-in lists do not depend on them.
 """
 
 from __future__ import annotations

@@ -171,6 +171,7 @@ class Settings:
     device: str = "auto"                      # SMM_DEVICE: auto | cpu | cuda | cuda:N
     dtype: str = "auto"                       # SMM_DTYPE: auto | fp32 | fp16 | bf16
     token_budget: int | None = None           # SMM_TOKEN_BUDGET: padded tokens per GPU batch
+    int8_verdicts: Path | None = None         # SMM_INT8_VERDICTS: int8 re-checks `smm validate` wrote on this node
     timeout: float = 30.0                     # SMM_TIMEOUT, else HF_HUB_DOWNLOAD_TIMEOUT: s per network operation
     timeout_origin: str = "default"           # which variable set timeout
     progress_bars: bool = True                # False when HF_HUB_DISABLE_PROGRESS_BARS is true
@@ -218,6 +219,7 @@ class Settings:
             device=parse_device(env.get("SMM_DEVICE")),
             dtype=parse_dtype(env.get("SMM_DTYPE")),
             token_budget=_positive_int("SMM_TOKEN_BUDGET", env.get("SMM_TOKEN_BUDGET")),
+            int8_verdicts=Path(env["SMM_INT8_VERDICTS"]).expanduser() if env.get("SMM_INT8_VERDICTS") else None,
             timeout=timeout,
             timeout_origin=timeout_origin,
             progress_bars=not parse_bool("HF_HUB_DISABLE_PROGRESS_BARS", env.get("HF_HUB_DISABLE_PROGRESS_BARS")),

@@ -137,3 +137,38 @@ def test_refuses_a_non_empty_out_dir(tmp_path: Path) -> None:
 def test_rejects_a_bad_epoch_count(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         build_demo_model(tmp_path / "out", data_dir=DATA, epochs=0)
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and not line.startswith("#"):
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def test_the_digest_the_docs_quote_is_what_a_fresh_build_gives(demo_model_dir: Path) -> None:
+    """docs/demo-model.md quotes model.safetensors' sha256 for the pinned versions on one CPU family; a
+    build with exactly those pins on that family must reproduce it (other CPUs: byte identity not promised)."""
+    import re
+    from importlib.metadata import version
+
+    from smart_model_manager.cpu import cpu_features, isa_name
+
+    doc = (REPO / "docs" / "demo-model.md").read_text()
+    m = re.search(r"`model.safetensors` \| ([\d,]+) bytes, sha256 `([0-9a-f]{64})` \(([a-z0-9-]+), with the pins "
+                  r"of `constraints.txt`", doc)
+    assert m, "docs/demo-model.md must quote the digest as: `model.safetensors` | N bytes, sha256 `HEX` (ISA, with the pins of `constraints.txt`"
+    size, digest, isa = int(m.group(1).replace(",", "")), m.group(2), m.group(3)
+    pins = _pins()
+    for name in ("torch", "transformers", "tokenizers", "safetensors"):
+        assert name in pins, f"constraints.txt must pin {name}: it decides the demo's bytes"
+    off = {n: version(n) for n in pins if n in ("torch", "transformers", "tokenizers", "safetensors")
+           and version(n).split("+")[0] != pins[n]}
+    if off:
+        pytest.skip(f"installed versions differ from constraints.txt: {off}")
+    if isa_name(cpu_features()) != isa:
+        pytest.skip(f"the docs quote the digest of a {isa} build; this CPU is {isa_name(cpu_features())}")
+    path = demo_model_dir / "model.safetensors"
+    assert (path.stat().st_size, sha256_file(path)) == (size, digest)

@@ -431,10 +431,24 @@ def test_cli_samples_file_feeds_the_gate(exported: tuple[Path, Any], tmp_path: P
     folder = copy_model(exported[0], tmp_path / "model")
     samples = tmp_path / "held_out.txt"
     samples.write_text("\n".join(TEXTS) + "\n\n")
-    assert main(["export", "onnx", str(folder), "--samples", str(samples)]) == 0
-    assert "on 5 texts" in capsys.readouterr().out
-    assert json.loads((folder / "onnx" / "quality.json").read_text())["int8"]["samples"] == 5
+    assert main(["export", "onnx", str(folder), "--samples", str(samples), "--min-samples", "1000"]) == 0
+    assert "on 1000 texts" in capsys.readouterr().out
+    int8 = json.loads((folder / "onnx" / "quality.json").read_text())["int8"]
+    assert int8["samples"] == 1000 and int8["per_source"]["user"]["samples"] == 5  # yours first, then ours
+    assert int8["sample"]["golden_file"] == "held_out.txt" and int8["sample"]["sources"]["user"] == 5
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"txt": 1}\n')
     assert main(["export", "onnx", str(folder), "--samples", str(bad)]) == 1
     assert "bad.jsonl:2:" in capsys.readouterr().err
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text('{"text": "ok", "label": "positive"}\n{"text": "ok", "label": "positive"}\n')
+    assert main(["export", "onnx", str(folder), "--samples", str(dup)]) == 1
+    assert "dup.jsonl:2: duplicate row: the same text as line 1" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text('{"text": "ok", "label": "bullish"}\n')
+    assert main(["export", "onnx", str(folder), "--samples", str(unknown)]) == 1
+    assert "unknown.jsonl:1: label 'bullish' is not one of the model's labels" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    assert main(["export", "onnx", str(folder), "--samples", str(empty)]) == 1
+    assert "empty.txt: the golden-set file holds no texts" in capsys.readouterr().err

@@ -56,7 +56,8 @@ def state(*roots: Path) -> dict[str, str]:
 def refused(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
     assert main(args) == 1
     captured = capsys.readouterr()
-    err = captured.err.strip().splitlines()
+    # `smm validate` first says which lock it compares with; then the one refusal line and the debug hint
+    err = [line for line in captured.err.strip().splitlines() if not line.startswith("lock: ")]
     assert len(err) == 2 and err[1].startswith("(set SMM_DEBUG=1"), err
     assert "OK" not in captured.out and "FAILED" not in captured.out  # no model file was looked at
     return err[0]

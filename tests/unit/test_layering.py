@@ -18,7 +18,7 @@ LAYER = {
     "known_models": 2, "spec": 2, "pipeline_call": 2,
     "sources": 3,
     "resolver": 4, "validate": 4, "signing": 4, "maintenance": 4, "locking": 4, "pull": 4, "migrate": 4, "quickpull": 4, "image": 4,
-    "loaders": 5, "export": 5, "quantize": 5, "samples": 5, "demo": 5,
+    "loaders": 5, "export": 5, "quantize": 5, "samples": 5, "demo": 5, "int8_gate": 5, "int8_sensitivity": 5,
     "api": 6, "doctor": 6,
     "cli": 9, "compat": 9, "mirror": 9, "pytest_plugin": 9, "service": 9, "__init__": 9,
 }

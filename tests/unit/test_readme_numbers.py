@@ -92,3 +92,28 @@ def test_portable_makes_paths_repo_home_or_tmp_relative() -> None:
                      "h": f"--model-dir {tmp}/d --x"}) == {
         "a": "bench/x", "b": ["~/y"], "c": "<tmp>/smm-1/v", "d": ".", "e": "plain", "f": 3,
         "g": "given folder bench/m", "h": "--model-dir <tmp>/d --x"}
+
+
+def test_the_demo_backend_claim_comes_from_the_exports_quality_json(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("readme_numbers", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "RESULTS", tmp_path)
+    cpu = {"model": "AMD EPYC", "isa": "avx2", "flags": ["avx2"]}
+    gate = {"value": 0.9907, "bound": 0.9865, "samples": 3000, "threshold": 0.99, "recipe": "sensitive-fp32"}
+    refused = {"sentiment_demo": {"cpu": cpu, "recipes": {}, "fp32": {"accuracy": 0.9, "mb": 90.9},
+                                  "default_export": {"published": False, "int8": gate}},
+               "machine_before": {"loadavg": [1.0], "cpus": 2}}
+    (tmp_path / "int8_quality.json").write_text(json.dumps(refused))
+    (row,) = mod.int8_demo()
+    assert row[0].startswith("demo model as built (AMD EPYC, avx2): int8 refused") and "serves ONNX fp32" in row[0]
+    assert "lower 95% bound 98.65%" in row[1] and "3,000 texts" in row[1]
+    passed = json.loads(json.dumps(refused))
+    passed["sentiment_demo"]["default_export"] = {"published": True, "int8": {**gate, "value": 0.9973,
+                                                                             "bound": 0.9947}}
+    passed["sentiment_demo"]["recipes"] = {"sensitive-fp32": {"accuracy": 0.96, "mb": 32.0, "speedup_cpu": 1.8}}
+    (tmp_path / "int8_quality.json").write_text(json.dumps(passed))
+    (row,) = mod.int8_demo()
+    assert "serves ONNX int8 (recipe `sensitive-fp32`)" in row[0] and "lower 95% bound 99.47%" in row[1]

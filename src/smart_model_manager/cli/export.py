@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .. import store
 from .._layout import MANIFEST_NAME
 from ..known_models import resolve_alias
+from ..quantize import INT8_RECIPES
 from ..settings import Settings
 from .models import cli_progress
 
@@ -36,32 +38,6 @@ def _snapshot_of(path: Path) -> tuple[Path, str, str] | None:
     return (path.parents[2], repo_id, path.name) if repo_id else None
 
 
-def read_samples(path: Path) -> list[str]:
-    """Texts from a .txt (one per line) or .jsonl (``text`` field) file; bad lines name file:line."""
-    import json
-
-    from ..errors import FormatError
-
-    texts: list[str] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        if path.suffix == ".jsonl":
-            try:
-                text = json.loads(line).get("text")
-            except (json.JSONDecodeError, AttributeError) as err:
-                raise FormatError(f"expected a JSON object with a 'text' field ({err})", path=path,
-                                  line=lineno) from err
-            if not isinstance(text, str) or not text.strip():
-                raise FormatError("'text' must be a non-empty string", path=path, line=lineno)
-            texts.append(text)
-        else:
-            texts.append(line.strip())
-    if not texts:
-        raise FormatError("no texts found", path=path)
-    return texts
-
-
 @export.command("onnx")
 @click.argument("model_or_path")
 @click.option("--int8/--no-int8", default=True, show_default=True,
@@ -72,23 +48,32 @@ def read_samples(path: Path) -> list[str]:
 @click.option("--type", "model_type", type=click.Choice(["sentiment", "embeddings"]), default=None,
               help="Model type (default: from config.json architectures).")
 @click.option("--revision", default="main", show_default=True, help="Cache revision of a repo id.")
-@click.option("--threshold", type=float, default=None,
-              help="int8 gate threshold (default 0.99: label agreement / mean cosine vs fp32).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="int8 gate threshold for the LOWER 95% bound of the label agreement (Wilson) / mean "
+                   "cosine vs fp32 (default 0.99).")
 @click.option("--samples", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Gate sample texts: a .txt file (one text per line) or .jsonl with a 'text' field. "
-                   "Use held-out, production-like texts, not the model's training data.")
+              help="Your golden set, scored first: a .txt file (one text per line) or .jsonl with 'text' and "
+                   "an optional 'label'. Empty files, duplicate rows and unknown labels are refused. Use "
+                   "production-like texts, not the model's training data.")
+@click.option("--min-samples", type=click.IntRange(min=1), default=None,
+              help="Gate texts in all; the package's texts fill up after yours (default 3000, at least 1000 advised).")
+@click.option("--recipe", "recipes", multiple=True, type=click.Choice(INT8_RECIPES),
+              help="int8 recipe to try, in order (repeatable; default: the ladder in docs/onnx.md).")
 def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str | None,
-         revision: str, threshold: float | None, samples: Path | None) -> None:
+         revision: str, threshold: float | None, samples: Path | None, min_samples: int | None,
+         recipes: tuple[str, ...]) -> None:
     """Export MODEL_OR_PATH to onnx/model.onnx (+ onnx/model.int8.onnx if its gate passes).
 
     \b
     Examples:
       smm export onnx ProsusAI/finbert            # a model in the local cache
       smm export onnx ./my-model --no-int8        # a plain folder, in place
-      smm export onnx ./my-model --samples held_out.txt   # gate on your own texts
+      smm export onnx ./my-model --samples held_out.txt   # gate on your own texts first
+      smm export onnx ./my-model --recipe all-u8u8 --recipe static-qdq
       SMM_BACKEND=onnx smm analyze "Stocks rally" # then use it
     """
-    from ..export import export_onnx, infer_model_type
+    from ..export import DEFAULT_INT8_RECIPES, export_onnx, infer_model_type
+    from ..int8_gate import MIN_SAMPLES
 
     given = Path(model_or_path).expanduser()
     target: tuple[Path, str, str] | None
@@ -112,19 +97,24 @@ def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str
             "cache instead, then lock against a mirror of it and pull (docs/kubernetes.md, \"A Hub model "
             "without ONNX files\"); nothing was written")
     mtype = model_type or infer_model_type(folder)
-    texts = read_samples(samples) if samples is not None else None
+    if samples is not None and int8:  # a bad golden file fails now, not after torch has loaded
+        from ..export import check_golden_file
+
+        check_golden_file(folder, mtype, samples)
+    gate_args: dict[str, Any] = {"golden_file": samples, "min_samples": min_samples or MIN_SAMPLES,
+                                 "int8_recipes": recipes or DEFAULT_INT8_RECIPES}
     click.echo(f"exporting {folder} ({mtype}) to ONNX...", err=True)
 
     if target is None:
         with cli_progress() as progress:
-            report = export_onnx(folder, mtype, int8=int8, int8_threshold=threshold,
-                                 sample_texts=texts, progress=progress)
+            report = export_onnx(folder, mtype, int8=int8, int8_threshold=threshold, progress=progress,
+                                 **gate_args)
         lines = report.lines()
     else:
         root, repo_id, commit = target
         with cli_progress() as progress, tempfile.TemporaryDirectory(prefix="smm-onnx-") as tmp:
             report = export_onnx(folder, mtype, out_dir=Path(tmp), int8=int8,
-                                 int8_threshold=threshold, sample_texts=texts, progress=progress)
+                                 int8_threshold=threshold, progress=progress, **gate_args)
             files = {f"onnx/{p.name}": p for p in sorted(Path(tmp).iterdir()) if p.is_file()}
             store.add_files(root, repo_id, commit, files)
             lines = [line.replace(tmp, str(folder / "onnx")) for line in report.lines()]

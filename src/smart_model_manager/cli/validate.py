@@ -1,13 +1,15 @@
 """`smm validate`: check a volume (default SMM_VOLUME_DIR) or a cache against its manifest and models.lock.
 
 Kept light on purpose: it is the Kubernetes startup probe, so it imports no huggingface_hub, rich or ML
-library. Exit codes: 0 ok, 1 findings, 2 usage error.
+library; only the int8 re-check (``--full`` or ``--int8-verdicts``, when a published int8 model is there)
+imports onnxruntime. Exit codes: 0 ok, 1 findings, 2 usage error.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,7 +28,12 @@ from ..validate import ValidationReport, validate as run_validate, wait_until_va
               help="models.lock to compare with. Default: SMM_LOCK, else ./models.lock if present.")
 @click.option("--no-lock", is_flag=True, help="Do not compare with any models.lock.")
 @click.option("--quick", "quick", is_flag=True, help="Presence, sizes, manifest vs lock; no hashing (default).")
-@click.option("--full", "full", is_flag=True, help="Also re-hash every file (sha256).")
+@click.option("--full", "full", is_flag=True, help="Also re-hash every file (sha256), and re-check each published "
+              "int8 model on this CPU against its fp32 references (a warning when this CPU disagrees).")
+@click.option("--int8-verdicts", "int8_verdicts", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Re-check every published int8 model on this CPU (also in --quick mode, trusting the recorded "
+              "fp32 digest) and write what was found to this file; a process started with SMM_INT8_VERDICTS "
+              "pointing at it uses those verdicts instead of re-checking at load (a pod's init container).")
 @click.option("--strict", is_flag=True, help="Warnings (leftover snapshots, unlisted models) fail too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (for machines).")
 @click.option("--wait", is_flag=True, help="Poll until the folder validates (the Kubernetes init container: it "
@@ -45,8 +52,8 @@ from ..validate import ValidationReport, validate as run_validate, wait_until_va
 @click.option("--signature", "signature", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The signature file. Default: the lock's path + .sig.")
 def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no_lock: bool, quick: bool,
-             full: bool, strict: bool, as_json: bool, wait: bool, timeout: float, interval: float,
-             verify_signature: bool, public_keys: tuple[Path, ...], signature: Path | None) -> None:
+             full: bool, int8_verdicts: Path | None, strict: bool, as_json: bool, wait: bool, timeout: float,
+             interval: float, verify_signature: bool, public_keys: tuple[Path, ...], signature: Path | None) -> None:
     """Check that every model file is present and intact; exit 1 with one line per finding.
 
     Exit 0 when nothing is wrong or there are only warnings (leftovers that cannot change what is loaded,
@@ -60,6 +67,7 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
       smm validate --json --dir /mnt/models | jq .findings
       smm validate --wait --timeout 900 --lock /app/lock/models.lock   # init container: block until provisioned
       smm validate --verify-signature --public-key approver.pub.pem --lock models.lock --dir /app/models
+      smm validate --wait --int8-verdicts /tmp/smm-int8-verdicts.json  # ... and re-check int8 on this node
     """
     if quick and full:
         raise click.UsageError("--quick and --full exclude each other")
@@ -93,9 +101,22 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
                        + (f" against {lock_path}" if lock_path else ""), err=True)
     else:
         report = run_validate(root, lock=lock_path, mode=mode, require_manifest=require)
-    click.echo(json.dumps({**report.as_dict(), "lock_from": lock_from}, indent=2, sort_keys=True) if as_json
-               else render(report))
-    if not report.ok or (strict and report.warnings):
+    int8 = _int8_checks(root, hash_fp32=mode == "full") if (mode == "full" or int8_verdicts) and report.ok else []
+    if int8_verdicts is not None and report.ok:
+        from ..loaders.int8_check import write_verdicts
+
+        write_verdicts(int8_verdicts, int8)
+    if as_json:
+        click.echo(json.dumps({**report.as_dict(), "lock_from": lock_from} | ({"int8_checks": int8} if int8 else {}), indent=2,
+                              sort_keys=True))
+    else:
+        click.echo(render(report))
+        for c in int8:
+            what = {"passed": "int8", "skipped": "int8 (skipped)"}.get(c["status"], "int8 (warning)")
+            then = " (processes on this CPU serve fp32)" if c["status"] in ("fallback", "not-gated") else ""
+            click.echo(f"{what:<9} {c['path']}: {c['status']}{then}: {c['reason']}")
+    disagree = any(c["status"] in ("fallback", "not-gated") for c in int8)
+    if not report.ok or (strict and (report.warnings or disagree)):
         raise FindingsFound(len(report.findings))
 
 
@@ -151,6 +172,16 @@ def _progress(root: Path, lock_path: Path | None, timeout: float):  # type: igno
                    f"error(s); first: {why}", err=True)
 
     return show
+
+
+def _int8_checks(root: Path, *, hash_fp32: bool) -> list[dict[str, Any]]:
+    """--full: every published int8 file re-checked on this CPU against its fp32 references (a warning, never
+    an error: a process here falls back to fp32 by itself). Imports onnxruntime only when there is one."""
+    if not any(root.glob("models--*/snapshots/*/onnx/model.int8.onnx")):
+        return []
+    from ..loaders.int8_check import check_tree
+
+    return check_tree(root, hash_fp32=hash_fp32)
 
 
 def _same(a: Path, b: Path) -> bool:

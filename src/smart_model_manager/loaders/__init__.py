@@ -109,7 +109,8 @@ def choose_onnx_file(folder: Path, backend: str, model_ref: str | Path) -> Path 
 def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_pickle: bool = False,
                 threads: int | None = None, labels: Sequence[str] | None = None,
                 verify: VerifyHook | None = None, model_ref: str | None = None,
-                device: DeviceChoice | None = None, token_budget: int | None = None) -> Runner:
+                device: DeviceChoice | None = None, token_budget: int | None = None,
+                int8_verdicts: Path | None = None) -> Runner:
     """A runner for the model in ``folder``.
 
     ``threads``: explicit thread count (``settings.num_threads``); None sizes it from the CPU
@@ -118,6 +119,8 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
     before ONNX Runtime sees it. ``model_ref``: repo id used in error messages. ``device``: where
     and in which precision (default: the CPU, fp32). ``token_budget``: padded tokens per model call
     (None: :data:`._common.CPU_TOKEN_BUDGET` on the CPU, the GPU runner's default on a GPU).
+    ``int8_verdicts``: a file of int8 re-checks ``smm validate --int8-verdicts`` wrote on this node; a verdict
+    for this int8 file and this CPU is used instead of re-checking at load (:mod:`.int8_check`).
     """
     from ..cpu import default_threads
 
@@ -161,8 +164,15 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
                          folder)
                 continue
             from .onnx import load_onnx_runner
-            return load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads,
-                                    labels=labels, verify=verify, token_budget=token_budget)
+            runner = load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads,
+                                      labels=labels, verify=verify, token_budget=token_budget)
+            if onnx_file.name != Path(INT8_FILE).name:
+                return runner
+            from .int8_check import checked_int8
+            return checked_int8(runner, folder, model_type, backend=backend, model_ref=ref, verdicts=int8_verdicts,
+                                load_fp32=lambda: load_onnx_runner(
+                                    folder, model_type, onnx_file=folder / FP32_FILE, threads=n_threads,
+                                    labels=labels, verify=verify, token_budget=token_budget))
         if spec.family == "torch":
             if not torch_available():
                 raise BackendError(f"the torch backend needs torch and transformers; install them with: "

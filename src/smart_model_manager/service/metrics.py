@@ -35,6 +35,9 @@ class ServiceMetrics:
                            registry=r)
         self.model = Info("smm_service_model", "The loaded model: environment, source, backend, device, dtype.",
                           registry=r)
+        self.int8_fallback = Gauge("smm_int8_fallback", "1 when this process serves fp32 although an int8 file "
+                                   "passed its export gate: this CPU disagreed with the fp32 references, or "
+                                   "they were missing (see /v1/models int8_check).", registry=r)
         self.max_batch = Gauge("smm_service_max_batch", "Texts per model call (sized for the model's device).",
                                registry=r)
         self.max_wait = Gauge("smm_service_max_wait_seconds", "How long a queued text waits for company.",
@@ -57,6 +60,8 @@ class ServiceMetrics:
         self.ready.set(1)
         self.model.info({k: str(info.get(k) or "") for k in
                          ("repo_id", "environment", "source", "backend", "commit", "device", "dtype")})
+        check = info.get("int8_check") or {}
+        self.int8_fallback.set(1 if check.get("status") in ("fallback", "not-gated") else 0)
         if max_batch is not None:
             self.max_batch.set(max_batch)
         if max_wait_ms is not None:

@@ -122,6 +122,9 @@ class ModelInfo(BaseModel):
     dimension: int | None = None
     device: str = Field(default="cpu", description="Where the model computes: cpu or cuda:N.")
     dtype: str = Field(default="fp32", description="Its precision: fp32, fp16, bf16 or int8.")
+    int8_check: dict[str, Any] | None = Field(
+        default=None, description="The int8 file re-checked on this CPU: status passed, fallback (this CPU "
+        "disagrees: fp32 is served) or not-gated, the reason, and this CPU's and the gate's CPU features.")
     max_batch: int | None = Field(default=None, description="Texts per model call, sized for the device.")
     max_wait_ms: float | None = Field(default=None, description="How long a queued text waits for company.")
 
