@@ -49,10 +49,13 @@ class MicroBatcher:
     """``await batcher.submit(texts) -> rows``; see the module docstring.
 
     ``on_batch(size, seconds)`` is called on the event loop after every model call (metrics).
+    ``executor``: a model thread shared with other batchers (several models taking turns on the CPU);
+    the owner shuts it down. None: this batcher starts and stops its own.
     """
 
     def __init__(self, run: RunFn, *, max_batch: int, max_wait_ms: float,
-                 on_batch: Callable[[int, float], None] | None = None):
+                 on_batch: Callable[[int, float], None] | None = None,
+                 executor: concurrent.futures.ThreadPoolExecutor | None = None):
         if max_batch < 1:
             raise ValueError(f"max_batch={max_batch} must be >= 1")
         if max_wait_ms < 0:
@@ -63,7 +66,8 @@ class MicroBatcher:
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Entry | object] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = executor
+        self._own_executor = executor is None
         self._closing = False
         self._in_flight: set[asyncio.Task[None]] = set()
         self._slots: asyncio.Semaphore | None = None
@@ -90,7 +94,8 @@ class MicroBatcher:
             raise RuntimeError("MicroBatcher.start() called twice")
         self._queue = asyncio.Queue()
         self._slots = asyncio.Semaphore(IN_FLIGHT)
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="smm-model")
+        if self._own_executor:
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="smm-model")
         self._task = asyncio.get_running_loop().create_task(self._collect(), name="smm-batcher")
 
     async def submit(self, texts: Sequence[str]) -> list[list[float]]:
@@ -119,7 +124,7 @@ class MicroBatcher:
         if self._queue is not None and self._task is not None:
             self._queue.put_nowait(_STOP)
             await self._task
-        if self._executor is not None:
+        if self._executor is not None and self._own_executor:
             self._executor.shutdown(wait=True)
 
     async def _collect(self) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..errors import ConfigurationError
+from .routes_config import SINGLE, RouteSpec, parse_routes
 
 PREFIX = "SMM_SERVICE_"
 
@@ -31,6 +32,14 @@ class ServiceConfig:
     # load_model() as given: the manager alone resolves aliases (lock, manifest, built-ins), so a
     # models.lock mapping "finbert" to a tuned repo serves the tuned repo (issue 11).
     model: str = ""
+    # Several models in one service (see routes_config): "crypto=kk08/CryptoBERT,stock=finbert"; the routes
+    # that may fail to load without making the service unready ("stock"); the market detector
+    # ("keywords" or "module:function"); and whether the models' batches take turns on one model thread
+    # ("shared", each using every core) or run at once on one thread each ("per-model").
+    models: str = ""
+    optional: str = ""
+    detector: str = ""
+    model_executor: str = "shared"
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -52,6 +61,22 @@ class ServiceConfig:
             raise ConfigurationError(f"ServiceConfig.model={self.model!r} must be a model name "
                                      f"(variable {PREFIX}MODEL)")
         object.__setattr__(self, "model", self.model.strip())
+        self.routes()  # a bad SMM_SERVICE_MODELS / _OPTIONAL fails here, naming the entry
+        if self.model and self.models:
+            raise ConfigurationError(f"both {PREFIX}MODEL ({self.model!r}) and {PREFIX}MODELS ({self.models!r}) "
+                                     "are set; give one model, or name every route in MODELS")
+        if self.model_executor not in ("shared", "per-model"):
+            raise ConfigurationError(f"ServiceConfig.model_executor={self.model_executor!r} must be 'shared' or "
+                                     f"'per-model' (variable {PREFIX}MODEL_EXECUTOR)")
+
+    def routes(self) -> list[RouteSpec]:
+        """The models to serve, in order: the named routes, or one route "default" for ``model``."""
+        if self.models.strip():
+            return parse_routes(self.models, self.optional)
+        if self.optional.strip():
+            raise ConfigurationError(f"{PREFIX}OPTIONAL={self.optional!r} needs named routes in {PREFIX}MODELS "
+                                     "(a one-model service cannot run without its model)")
+        return [RouteSpec(SINGLE, self.model)]
 
     def batching_for(self, device: str) -> tuple[int, float]:
         """(max texts per model call, max wait in ms) for a model on ``device`` ("cpu", "cuda:N")."""
@@ -66,7 +91,9 @@ class ServiceConfig:
 
     @property
     def model_label(self) -> str:
-        """For humans: the configured name or what the default rule means."""
+        """For humans: the configured name(s) or what the default rule means."""
+        if self.models.strip():
+            return ", ".join(f"{r.name}={r.model}" + (" (optional)" if r.optional else "") for r in self.routes())
         return self.model or "the default model (SMM_MODEL, else finbert)"
 
     def with_overrides(self, **changes: Any) -> ServiceConfig:
