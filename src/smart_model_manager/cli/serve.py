@@ -22,9 +22,20 @@ def serve() -> None:
 @serve.command("sentiment")
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1; SMM_SERVICE_HOST). Use 0.0.0.0 in a pod.")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8000; SMM_SERVICE_PORT).")
-@click.option("--model", default=None,
+@click.option("--model", "models", multiple=True,
               help="Alias, repo id or (in dev) a local model folder (SMM_SERVICE_MODEL; default: "
-                   "SMM_MODEL, else finbert = ProsusAI/finbert unless a lock maps it elsewhere).")
+                   "SMM_MODEL, else finbert = ProsusAI/finbert unless a lock maps it elsewhere). Repeat as "
+                   "NAME=MODEL to serve several models, one route each (SMM_SERVICE_MODELS), e.g. "
+                   "--model crypto=kk08/CryptoBERT --model stock=finbert.")
+@click.option("--optional", "optional", multiple=True,
+              help="A route that may fail to load: the service is ready without it and its items go to the "
+                   "first loaded model (SMM_SERVICE_OPTIONAL). Repeatable.")
+@click.option("--detector", default=None,
+              help="How items without model/market are routed: keywords (default, the original rule) or "
+                   "package.module:function (SMM_SERVICE_DETECTOR).")
+@click.option("--model-executor", type=click.Choice(["shared", "per-model"]), default=None,
+              help="Several models: their batches take turns on one model thread (shared, default) or run "
+                   "at once, one thread each (per-model) (SMM_SERVICE_MODEL_EXECUTOR).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes; each loads its own copy of the model.")
 @click.option("--max-batch", type=click.IntRange(1, 1024), default=None,
@@ -35,7 +46,8 @@ def serve() -> None:
               show_default=True)
 @click.option("--log-format", type=click.Choice(["auto", "json", "text"]), default="auto", show_default=True,
               help="auto: JSON lines unless stderr is a terminal.")
-def sentiment(host: str | None, port: int | None, model: str | None, workers: int, max_batch: int | None,
+def sentiment(host: str | None, port: int | None, models: tuple[str, ...], optional: tuple[str, ...],
+              detector: str | None, model_executor: str | None, workers: int, max_batch: int | None,
               max_wait_ms: float | None, log_level: str, log_format: str) -> None:
     """Serve crypto-news sentiment over HTTP (POST /v1/sentiment, /v1/analyze; /docs).
 
@@ -48,6 +60,7 @@ def sentiment(host: str | None, port: int | None, model: str | None, workers: in
     Examples:
       smm serve sentiment                                  # 127.0.0.1:8000, the default model
       smm serve sentiment --model finbert-demo --port 8080
+      smm serve sentiment --model crypto=kk08/CryptoBERT --model stock=finbert --optional stock
       SMM_ENV=production SMM_VOLUME_DIR=/models smm serve sentiment --host 0.0.0.0
     """
     import uvicorn
@@ -56,7 +69,8 @@ def sentiment(host: str | None, port: int | None, model: str | None, workers: in
     from ..service.logs import configure_logging, logging_config
 
     config = ServiceConfig.from_env(environ()).with_overrides(
-        host=host, port=port, model=model, max_batch=max_batch, max_wait_ms=max_wait_ms)
+        host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms, detector=detector,
+        model_executor=model_executor, **_model_options(models, optional))
     json_lines = None if log_format == "auto" else log_format == "json"
     log_config = logging_config(log_level.upper(), json_lines=json_lines)
     configure_logging(log_level.upper(), json_lines=json_lines)
@@ -74,6 +88,25 @@ def sentiment(host: str | None, port: int | None, model: str | None, workers: in
     _exec_workers(config, workers, log_config)
 
 
+def _model_options(models: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, str]:
+    """``--model`` / ``--optional`` as config fields: one unnamed ``--model X`` is ``model``; any
+    ``NAME=MODEL`` makes every ``--model`` a named route (``models``). Given routes replace the env's."""
+    from ..service.routes_config import split_route
+
+    if not models:
+        return {"optional": ",".join(optional)} if optional else {}
+    named = [split_route(m) for m in models]
+    if len(models) == 1 and named[0][0] is None:
+        if optional:
+            raise click.UsageError("--optional needs named routes: --model NAME=MODEL")
+        return {"model": named[0][1], "models": ""}
+    unnamed = [m for m, (n, _) in zip(models, named) if n is None]
+    if unnamed:
+        raise click.UsageError(f"several --model options must each be NAME=MODEL; {unnamed[0]!r} has no name "
+                               "(e.g. --model crypto=kk08/CryptoBERT --model stock=finbert)")
+    return {"models": ",".join(models), "optional": ",".join(optional), "model": ""}
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
@@ -84,16 +117,23 @@ def _preflight(config: Any) -> None:
     Other environments start anyway: the load may download, and that is done in the background."""
     from .. import errors
     from ..api import get_model_manager
+    from ..polarity import resolve as resolve_polarity
 
     manager = get_model_manager()
     if manager.environment != "production":
         return
-    try:
-        manager.resolve(config.model_name, model_type="sentiment")
-    except (errors.SmmError, OSError) as err:
-        click.echo(f"smm serve: cannot serve {config.model_label} in production: {_one_line(err)}",
-                   err=True)
-        raise SystemExit(1) from None
+    for route in config.routes():
+        name = route.model or config.model_name
+        try:
+            resolved = manager.resolve(name, model_type="sentiment")
+            resolve_polarity(resolved.repo_id, resolved.labels, manager.declared_polarity(name, resolved.repo_id),
+                             name=route.name)
+        except (errors.SmmError, OSError) as err:
+            if route.optional:  # the service starts without it; the load says so once
+                continue
+            click.echo(f"smm serve: cannot serve {route.model or config.model_label} in production: "
+                       f"{_one_line(err)}", err=True)
+            raise SystemExit(1) from None
 
 
 def _telling_loader(config: Any) -> Any:
@@ -104,8 +144,8 @@ def _telling_loader(config: Any) -> Any:
         try:
             model = default_loader(name)
         except Exception as err:
-            click.echo(f"smm serve: model {config.model_label} could not be loaded; every route "
-                       f"answers 503 until restarted: {_one_line(err)}", err=True)
+            click.echo(f"smm serve: model {name or config.model_label} could not be loaded; unless it is "
+                       f"optional, every route answers 503 until restarted: {_one_line(err)}", err=True)
             raise
         i = model.info
         click.echo(f"smm serve: {i.repo_id} loaded from {i.source} ({i.backend}, "
