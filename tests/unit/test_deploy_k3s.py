@@ -393,3 +393,23 @@ def test_ci_workflow() -> None:
     if zizmor.exists():
         proc = subprocess.run([str(zizmor), "--offline", str(path)], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_overlays_serve_two_models_from_one_lock(overlay: str) -> None:
+    """One pod, two routes (crypto, stock): the service config the pod gets parses into two routes named
+    after the keyword detector's markets, each naming a model the one lock pins (the init container's
+    `smm validate --lock` then checks both)."""
+    from smart_model_manager.lockfile import loads as load_lock
+    from smart_model_manager.service.config import ServiceConfig
+
+    objs = render(K3S / "overlays" / overlay)
+    (c,) = _service(objs)["spec"]["containers"]
+    env = {e["name"]: e.get("value", "") for e in c["env"] if "value" in e}
+    assert "SMM_SERVICE_MODEL" not in env  # exclusive with MODELS
+    config = ServiceConfig.from_env({k: v for k, v in env.items() if k.startswith("SMM_SERVICE_")})
+    routes = config.routes()
+    assert [r.name for r in routes] == ["crypto", "stock"]
+    lock = load_lock((K3S / "base" / "models.lock").read_text())
+    for r in routes:
+        assert lock.find(r.model) is not None, f"{r.name}={r.model} is not pinned by base/models.lock"
