@@ -10,10 +10,15 @@ answers at once and ``/readyz`` turns 200 only when the model is loaded (and val
 manager). Shutdown (uvicorn's graceful SIGTERM: stop accepting, finish in-flight requests) then
 drains the batcher. Errors are always JSON ``{"error": {...}, "request_id": ...}``; bad input is a
 4xx naming the field, limit or index, never a 500.
+
+Under overload (docs/service.md): admission control in estimated tokens (admission.py) answers 503 +
+``Retry-After`` at once beyond its bound; a request still queued at its deadline is dropped and
+answered 503; texts of a client that disconnected are dropped unseen by the model.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -27,8 +32,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..settings import environ
-from .batching import BatcherClosed, MicroBatcher
+from .admission import Admission, Overloaded
+from .batching import BatcherClosed, ClientGone, DeadlineExceeded, MicroBatcher
 from .config import ServiceConfig
+from .deadlines import HEADER, BadTimeout, disconnected, seconds_allowed
 from .docs_ui import install_docs
 from .memory import TRIM_AFTER_CHARS, return_freed_memory, trim
 from .metrics import ServiceMetrics
@@ -60,9 +67,11 @@ def default_loader(name: str | None) -> Any:
 class ApiError(Exception):
     """A client error with a stable ``code``; rendered as the JSON error envelope."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any):
+    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+                 **extra: Any):
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers = headers
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,8 +84,11 @@ class ServiceState:
         self.model: Any = None
         self.load_error: str | None = None
         self.service_load_seconds: float | None = None
+        self.admission = Admission(max_tokens=config.max_queued_tokens, deadline_s=config.request_timeout_s)
+        metrics.watch_admission(self.admission)
         self.batcher = MicroBatcher(self._run, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
-                                    on_batch=metrics.observe_batch)
+                                    on_batch=metrics.observe_batch, on_wait=metrics.observe_wait,
+                                    admission=self.admission)
         self.loaded = threading.Event()
 
     def _run(self, texts: list[str]) -> list[list[float]]:
@@ -153,13 +165,32 @@ class ServiceState:
                 raise ApiError(422, "invalid_text", f"{where}[{i}]{field} holds a lone surrogate at "
                                f"character {err.start}; send valid Unicode", index=i) from None
 
-    async def classify(self, texts: list[str], route: str) -> list[list[float]]:
+    async def classify(self, texts: list[str], route: str, request: Request) -> list[list[float]]:
         try:
-            rows = await self.batcher.submit(texts)
+            timeout = seconds_allowed(request.headers.get(HEADER), self.config.deadline_s)
+        except BadTimeout as err:
+            raise ApiError(400, "invalid_timeout", str(err)) from None
+        watch = asyncio.ensure_future(disconnected(request.receive)) if self.config.drop_disconnected else None
+        try:
+            rows = await self.batcher.submit(texts, timeout=timeout, abandon=watch)
         except BatcherClosed as err:
             raise ApiError(503, "shutting_down", str(err)) from err
+        except Overloaded as err:
+            raise self._refused("queue_full", "overloaded", str(err), err.retry_after) from None
+        except DeadlineExceeded as err:
+            raise self._refused("deadline", "deadline_exceeded", str(err), self.admission.retry_after()) from None
+        except ClientGone as err:  # nobody reads this answer; 499 (nginx's "client closed") in logs and metrics
+            self.metrics.reject("disconnected")
+            raise ApiError(499, "client_closed_request", str(err)) from None
+        finally:
+            if watch is not None:
+                watch.cancel()
         self.metrics.count_texts(route, len(texts))
         return rows
+
+    def _refused(self, reason: str, code: str, message: str, retry_after: int) -> ApiError:
+        self.metrics.reject(reason)
+        return ApiError(503, code, message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
 
     def result(self, probs: list[float]) -> dict[str, Any]:
         labels = self.model.labels
@@ -220,14 +251,18 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
             return error_response(503, "model_load_failed", state.load_error)
         return JSONResponse({"status": "ok", "model_loaded": state.ready})
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: 200 only once the model is loaded",
+    @app.get("/readyz", tags=["ops"], summary="Readiness: 200 once the model is loaded, also when saturated",
              responses={503: {"model": ErrorResponse}})
     async def readyz() -> JSONResponse:
         try:
             state.require_ready()
         except ApiError as e:
             return error_response(e.status, e.code, e.message)
-        return JSONResponse({"status": "ready", "model": state.model_ref()})
+        # Stays 200 when saturated: a single-pod Service must keep its endpoint, and admission control
+        # already refuses the excess in milliseconds (docs/service.md, "Under overload").
+        limit = state.admission.limit()
+        saturated = limit is not None and state.admission.tokens >= limit
+        return JSONResponse({"status": "ready", "model": state.model_ref(), "saturated": saturated})
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
     async def metrics_endpoint() -> Response:
@@ -241,14 +276,15 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
         return {"models": [info | {"labels": list(state.model.labels),
                                    "service_load_seconds": state.service_load_seconds,
                                    "max_batch": state.batcher.max_batch,
-                                   "max_wait_ms": round(state.batcher.max_wait * 1000, 3)}]}
+                                   "max_wait_ms": round(state.batcher.max_wait * 1000, 3),
+                                   "admission": state.admission.as_dict()}]}
 
     @direct(SentimentRequest)
     async def sentiment(body: SentimentRequest, request: Request) -> dict[str, Any]:
         state.require_ready()
         state.check_texts(body.texts, "texts")
         request.scope["smm_n_texts"] = len(body.texts)
-        rows = await state.classify(body.texts, "/v1/sentiment")
+        rows = await state.classify(body.texts, "/v1/sentiment", request)
         return {"model": state.model_ref(), "results": [state.result(r) for r in rows]}
 
     # /v1/sentiment skips FastAPI's per-request dependency solving when the request is well formed
@@ -274,7 +310,7 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
             except ValueError as err:
                 raise ApiError(422, "invalid_symbol", f"items[{i}].{err}", index=i) from err
         request.scope["smm_n_texts"] = len(items)
-        rows = await state.classify([it.text for it in items], "/v1/analyze")
+        rows = await state.classify([it.text for it in items], "/v1/analyze", request)
         labels = list(state.model.labels)
         out = []
         for it, (syms, detected), probs in zip(items, symbols, rows):
@@ -299,7 +335,7 @@ def _signed(scores: dict[str, float]) -> float:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

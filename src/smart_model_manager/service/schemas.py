@@ -103,6 +103,15 @@ class AnalyzeResponse(BaseModel):
                             "label_counts": {"positive": 1, "negative": 0, "neutral": 0}}}}]})
 
 
+class AdmissionInfo(BaseModel):
+    mode: str = Field(description="auto (bound from measured throughput x deadline), fixed, or off.")
+    max_queued_tokens: int | None = Field(description="The bound in estimated tokens now (None: no bound).")
+    queued_tokens: int = Field(description="Estimated tokens admitted and not finished.")
+    queued_texts: int
+    measured_tokens_per_second: float | None = Field(description="Model throughput measured on this service.")
+    deadline_s: float | None = Field(description="The default deadline (None: none); X-Request-Timeout lowers it.")
+
+
 class ModelInfo(BaseModel):
     repo_id: str
     model_type: str
@@ -121,6 +130,8 @@ class ModelInfo(BaseModel):
     dtype: str = Field(default="fp32", description="Its precision: fp32, fp16, bf16 or int8.")
     max_batch: int | None = Field(default=None, description="Texts per model call, sized for the device.")
     max_wait_ms: float | None = Field(default=None, description="How long a queued text waits for company.")
+    admission: AdmissionInfo | None = Field(default=None, description="Admission control: the bound on queued "
+                                            "work and what is queued now.")
 
 
 class ModelsResponse(BaseModel):
@@ -132,6 +143,8 @@ class ErrorDetail(BaseModel):
     message: str
     limit: str | None = Field(default=None, description="Which limit: max_texts, max_chars, max_body_bytes.")
     index: int | None = Field(default=None, description="Index of the offending text or item.")
+    retry_after: int | None = Field(default=None, description="503 overloaded / deadline_exceeded: seconds to "
+                                    "wait before retrying (also the Retry-After header).")
     details: list[dict[str, Any]] | None = None
 
 
