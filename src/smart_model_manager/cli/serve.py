@@ -79,9 +79,10 @@ def sentiment(host: str | None, port: int | None, models: tuple[str, ...], optio
         "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms})
     _preflight(config)
     if workers == 1:
-        from ..service.app import create_app
+        from ..service.app import create_app, default_declared
 
-        uvicorn.run(create_app(config=config, loader=_telling_loader(config)), host=config.host,
+        uvicorn.run(create_app(config=config, loader=_telling_loader(config), declared=default_declared),
+                    host=config.host,
                     port=config.port, log_config=log_config, access_log=False,
                     timeout_graceful_shutdown=30)
         return
@@ -137,15 +138,23 @@ def _preflight(config: Any) -> None:
 
 
 def _telling_loader(config: Any) -> Any:
-    """The default loader, plus one human line on stderr when the load ends (logs may be JSON)."""
-    from ..service.app import default_loader
+    """The default loader, plus one human line on stderr when the load ends (logs may be JSON). A model
+    whose labels cannot be given a polarity is refused here, in one line naming them."""
+    from ..polarity import resolve as resolve_polarity
+    from ..service.app import default_declared, default_loader
+
+    optional = {r.model for r in config.routes() if r.optional}
 
     def load(name: str | None) -> Any:
         try:
             model = default_loader(name)
+            resolve_polarity(model.info.repo_id, model.labels, default_declared(name, model.info.repo_id),
+                             name=name)
         except Exception as err:
-            click.echo(f"smm serve: model {name or config.model_label} could not be loaded; unless it is "
-                       f"optional, every route answers 503 until restarted: {_one_line(err)}", err=True)
+            then = ("it is optional: the service runs without it" if name in optional else
+                    "every route answers 503 until restarted")
+            click.echo(f"smm serve: model {name or config.model_label} could not be loaded; {then}: "
+                       f"{_one_line(err)}", err=True)
             raise
         i = model.info
         click.echo(f"smm serve: {i.repo_id} loaded from {i.source} ({i.backend}, "

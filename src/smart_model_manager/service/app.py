@@ -10,6 +10,10 @@ answers at once and ``/readyz`` turns 200 only when the model is loaded (and val
 manager). Shutdown (uvicorn's graceful SIGTERM: stop accepting, finish in-flight requests) then
 drains the batcher. Errors are always JSON ``{"error": {...}, "request_id": ...}``; bad input is a
 4xx naming the field, limit or index, never a 500.
+
+Under overload (docs/service.md): admission control in estimated tokens (admission.py) answers 503 +
+``Retry-After`` at once beyond its bound; a request still queued at its deadline is dropped and
+answered 503; texts of a client that disconnected are dropped unseen by the model.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..settings import environ
+from .admission import Overloaded
 from .analyze import analyze_reply
-from .batching import BatcherClosed
+from .batching import BatcherClosed, ClientGone, DeadlineExceeded
 from .config import ServiceConfig
+from .deadlines import HEADER, BadTimeout, disconnected, seconds_allowed
 from .docs_ui import install_docs
 from .memory import return_freed_memory
 from .metrics import ServiceMetrics
@@ -61,9 +67,11 @@ def default_loader(name: str | None) -> Any:
 class ApiError(Exception):
     """A client error with a stable ``code``; rendered as the JSON error envelope."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any):
+    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+                 **extra: Any):
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers = headers
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,27 +137,53 @@ class ServiceState:
                 raise ApiError(422, "invalid_text", f"{where}[{i}]{field} holds a lone surrogate at "
                                f"character {err.start}; send valid Unicode", index=i) from None
 
-    async def classify(self, route: Route, texts: list[str], http_route: str) -> list[list[float]]:
-        try:
-            rows = await route.batcher.submit(texts)
-        except BatcherClosed as err:
-            raise ApiError(503, "shutting_down", str(err)) from err
-        self.metrics.count_texts(http_route, len(texts), model=route.name)
-        return rows
+    async def classify(self, route: Route, texts: list[str], http_route: str, request: Request) -> list[list[float]]:
+        return await self.classify_routed([route] * len(texts), texts, http_route, request)
 
-    async def classify_routed(self, picks: list[Route], texts: list[str], http_route: str) -> list[list[float]]:
-        """Each text on its own route's batcher, all at once; rows back in input order."""
+    async def classify_routed(self, picks: list[Route], texts: list[str], http_route: str,
+                              request: Request) -> list[list[float]]:
+        """Each text on its own route's batcher (each with its own admission, inside the service's total),
+        all at once, under one deadline and one disconnect watch; rows back in input order. The first
+        refusal cancels the other groups' texts: a request is answered whole or not at all."""
+        try:
+            timeout = seconds_allowed(request.headers.get(HEADER), self.config.deadline_s)
+        except BadTimeout as err:
+            raise ApiError(400, "invalid_timeout", str(err)) from None
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(picks):
             groups.setdefault(r.name, []).append(i)
-        names = list(groups)
-        results = await asyncio.gather(*(self.classify(self.routes.routes[n], [texts[i] for i in groups[n]],
-                                                       http_route) for n in names))
+        routes = [self.routes.routes[n] for n in groups]
+        watch = asyncio.ensure_future(disconnected(request.receive)) if self.config.drop_disconnected else None
+        tasks = [asyncio.ensure_future(r.batcher.submit([texts[i] for i in groups[r.name]], timeout=timeout,
+                                                        abandon=watch)) for r in routes]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BatcherClosed as err:
+            raise ApiError(503, "shutting_down", str(err)) from err
+        except Overloaded as err:
+            raise self._refused("queue_full", "overloaded", str(err), err.retry_after) from None
+        except DeadlineExceeded as err:
+            raise self._refused("deadline", "deadline_exceeded", str(err), self.routes.admission.retry_after()) from None
+        except ClientGone as err:  # nobody reads this answer; 499 (nginx's "client closed") in logs and metrics
+            self.metrics.reject("disconnected")
+            raise ApiError(499, "client_closed_request", str(err)) from None
+        finally:
+            for t in tasks:
+                if t.done() and not t.cancelled():
+                    t.exception()  # mark retrieved: a second refusal is not "never retrieved"
+                t.cancel()  # no-op for the finished ones; the others drop their queued texts
+            if watch is not None:
+                watch.cancel()
         rows: list[list[float]] = [[] for _ in texts]
-        for n, got in zip(names, results):
-            for i, row in zip(groups[n], got):
+        for r, got in zip(routes, results):
+            self.metrics.count_texts(http_route, len(got), model=r.name)
+            for i, row in zip(groups[r.name], got):
                 rows[i] = row
         return rows
+
+    def _refused(self, reason: str, code: str, message: str, retry_after: int) -> ApiError:
+        self.metrics.reject(reason)
+        return ApiError(503, code, message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
 
 
 def _no_declared(name: str | None, repo_id: str) -> dict[str, str]:
@@ -219,14 +253,21 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
             return error_response(503, "model_load_failed", state.load_error)
         return JSONResponse({"status": "ok", "model_loaded": state.ready})
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: 200 once every required model is loaded",
+    @app.get("/readyz", tags=["ops"], summary="Readiness: 200 once every required model is loaded, also when "
+             "saturated",
              responses={503: {"model": ErrorResponse}})
     async def readyz() -> JSONResponse:
         try:
             state.require_ready()
         except ApiError as e:
             return error_response(e.status, e.code, e.message, **e.extra)
+        # Stays 200 when saturated: a single-pod Service must keep its endpoint, and admission control
+        # already refuses the excess in milliseconds (docs/service.md, "Under overload").
+        admission = routes.admission
+        limit = admission.limit()
+        saturated = limit is not None and admission.tokens >= limit
         return JSONResponse({"status": "ready", "model": routes.default.ref() if routes.default.model else None,
+                             "saturated": saturated,
                              "models": {r.name: r.ref() if r.model is not None else {"status": r.status,
                                                                                      "error": r.load_error}
                                         for r in routes.routes.values()}})
@@ -247,7 +288,7 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
         state.check_texts(body.texts, "texts")
         route, _, _ = state.pick(body.model)
         request.scope["smm_n_texts"] = len(body.texts)
-        rows = await state.classify(route, body.texts, "/v1/sentiment")
+        rows = await state.classify(route, body.texts, "/v1/sentiment", request)
         return {"model": route.ref(), "results": [route.result(r) for r in rows]}
 
     # /v1/sentiment skips FastAPI's per-request dependency solving when the request is well formed
@@ -274,7 +315,7 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
                 raise ApiError(422, "invalid_symbol", f"items[{i}].{err}", index=i) from err
         picks = [state.pick(it.model, it.market, it.text, where=f"items[{i}].") for i, it in enumerate(items)]
         request.scope["smm_n_texts"] = len(items)
-        rows = await state.classify_routed([p[0] for p in picks], [it.text for it in items], "/v1/analyze")
+        rows = await state.classify_routed([p[0] for p in picks], [it.text for it in items], "/v1/analyze", request)
         return analyze_reply(items, symbols, picks, rows)
 
     return app
@@ -283,7 +324,7 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

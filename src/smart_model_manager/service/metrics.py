@@ -16,6 +16,8 @@ from prometheus_client.exposition import generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+REJECT_REASONS = ("queue_full", "deadline", "disconnected")
 
 
 class ServiceMetrics:
@@ -44,6 +46,40 @@ class ServiceMetrics:
                                ["model"], registry=r)
         self.max_wait = Gauge("smm_service_max_wait_seconds", "How long a queued text waits for company.",
                               ["model"], registry=r)
+        self.rejected = Counter("smm_requests_rejected", "Requests refused or dropped before the model: "
+                                "queue_full (503 at admission), deadline (503: the deadline passed while "
+                                "queued), disconnected (the client left while queued).", ["reason"], registry=r)
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason)  # exported at 0 from the start: rate() needs the series
+        self.queue_wait = Histogram("smm_service_queue_wait_seconds", "Time a computed text waited from "
+                                    "admission until its model call started.", buckets=WAIT_BUCKETS, registry=r)
+        self.queued_texts = Gauge("smm_service_queued_texts", "Texts admitted and not finished (queued or "
+                                  "being computed).", registry=r)
+        self.queued_tokens = Gauge("smm_service_queued_tokens", "Estimated tokens admitted and not finished "
+                                   "(queued or being computed): the queue depth to scale on.", registry=r)
+        self.queue_limit = Gauge("smm_service_queue_limit_tokens", "The admission bound in estimated tokens "
+                                 "for a request with the default deadline (-1: no bound).", registry=r)
+        self.throughput = Gauge("smm_service_model_tokens_per_second", "Measured model throughput in "
+                                "estimated tokens per second of model time (moving average).", registry=r)
+        self.model_queued_tokens = Gauge("smm_service_model_queued_tokens", "Estimated tokens admitted and not "
+                                         "finished, per model (the unlabelled gauges are the whole service).",
+                                         ["model"], registry=r)
+
+    def watch_admission(self, admission: Any) -> None:
+        """Queue gauges read at scrape time: no cost on the request path."""
+        self.queued_texts.set_function(lambda: float(admission.texts))
+        self.queued_tokens.set_function(lambda: float(admission.tokens))
+        self.queue_limit.set_function(lambda: float(-1 if admission.limit() is None else admission.limit()))
+        self.throughput.set_function(lambda: float(admission.rate or 0.0))
+
+    def watch_model_admission(self, model: str, admission: Any) -> None:
+        self.model_queued_tokens.labels(model).set_function(lambda: float(admission.tokens))
+
+    def reject(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
+
+    def observe_wait(self, seconds: float) -> None:
+        self.queue_wait.observe(seconds)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()

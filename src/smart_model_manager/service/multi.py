@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import polarity as polarity_mod
+from .admission import Admission
 from .batching import MicroBatcher
 from .config import ServiceConfig
 from .market import load_detector
@@ -54,16 +55,20 @@ class RouteError(Exception):
 
 class Route:
     def __init__(self, spec: RouteSpec, config: ServiceConfig, metrics: ServiceMetrics,
-                 executor: concurrent.futures.ThreadPoolExecutor | None):
+                 executor: concurrent.futures.ThreadPoolExecutor | None, total: Admission | None):
         self.spec, self.name, self.optional = spec, spec.name, spec.optional
         self.config, self.metrics = config, metrics
         self.model: Any = None
         self.polarity: tuple[str, ...] = ()      # per label, in label order
         self.load_error: str | None = None
         self.service_load_seconds: float | None = None
+        # admission per model, inside the service's total (``total``; None for a one-model service)
+        self.admission = Admission(max_tokens=config.max_queued_tokens, deadline_s=config.request_timeout_s,
+                                   parent=total, name=f"model {self.name!r}" if total is not None else "service")
+        metrics.watch_model_admission(self.name, self.admission)
         self.batcher = MicroBatcher(self._run, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
                                     on_batch=lambda n, s: metrics.observe_batch(n, s, model=self.name),
-                                    executor=executor)
+                                    on_wait=metrics.observe_wait, admission=self.admission, executor=executor)
 
     @property
     def configured(self) -> str:
@@ -123,7 +128,8 @@ class Route:
             "labels": list(self.model.labels),
             "polarity": dict(zip(self.model.labels, self.polarity)),
             "service_load_seconds": self.service_load_seconds,
-            "max_batch": self.batcher.max_batch, "max_wait_ms": round(self.batcher.max_wait * 1000, 3)}
+            "max_batch": self.batcher.max_batch, "max_wait_ms": round(self.batcher.max_wait * 1000, 3),
+            "admission": self.admission.as_dict()}
 
     def result(self, probs: Sequence[float]) -> dict[str, Any]:
         labels = self.model.labels
@@ -142,7 +148,15 @@ class ModelSet:
         if config.model_executor == "shared" and len(specs) > 1:
             # one model thread: the models' batches take turns, each using every core (no oversubscription)
             self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="smm-model")
-        self.routes: dict[str, Route] = {s.name: Route(s, config, metrics, self.executor) for s in specs}
+        # several models: each one's admission bound, and one for the whole service (same rule: fixed N, or
+        # auto from the throughput of every model call; see Admission.observe)
+        self.total: Admission | None = None
+        if len(specs) > 1:
+            self.total = Admission(max_tokens=config.max_queued_tokens, deadline_s=config.request_timeout_s,
+                                   name="service")
+        self.routes: dict[str, Route] = {s.name: Route(s, config, metrics, self.executor, self.total)
+                                         for s in specs}
+        metrics.watch_admission(self.admission)
         self.single = len(self.routes) == 1
         self.detector, markets = load_detector(config.detector)
         self.markets: tuple[str, ...] = markets if markets is not None else tuple(self.routes)
@@ -156,6 +170,11 @@ class ModelSet:
                     f"routes after the markets (e.g. --model crypto=... --model stock=...) or set "
                     f"SMM_SERVICE_DETECTOR (routes: {list(self.routes)})")
         self.settled = threading.Event()
+
+    @property
+    def admission(self) -> Admission:
+        """The service-wide admission: the total of several models, or the one model's own."""
+        return self.total if self.total is not None else self.default.admission
 
     @property
     def default(self) -> Route:

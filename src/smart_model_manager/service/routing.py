@@ -9,8 +9,10 @@ event loop spends is taken from the model's threads.
 What it does: for a request with a JSON content type (or none) whose body parses and validates as
 the endpoint's body model, it calls the endpoint with that model and the ``Request`` and answers the
 endpoint's dict as JSON. **Everything else** (bad JSON, wrong content type, an empty body, a body that
-fails validation, a decoding error) is handed to FastAPI's own handler, on the same ``Request``
-(Starlette keeps the body it has read), so every error keeps exactly the status and JSON it had.
+fails validation, a decoding error, JSON nested so deep that the parser raises ``RecursionError``, or
+any other exception while parsing or validating) is handed to FastAPI's own handler, on the same
+``Request`` (Starlette keeps the body it has read), so every error keeps exactly the status and JSON
+it had: the fast path never changes a status code, it only saves time on the requests that succeed.
 The OpenAPI schema is untouched: it comes from the declared endpoint, body model and response model.
 
 The endpoint must return exactly its response model's shape (ours are built field by field), because
@@ -25,7 +27,7 @@ from typing import Any
 
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.requests import Request
 
 BODY_MODEL = "__smm_body_model__"
@@ -61,7 +63,8 @@ class DirectRoute(APIRoute):
             if body and _json_type(request.headers.get("content-type")):
                 try:
                     parsed = model.model_validate(json.loads(body))
-                except (ValueError, ValidationError):  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+                except Exception:  # noqa: BLE001 - whatever failed, FastAPI's handler decides the answer
+                    # (ValueError, ValidationError, RecursionError from deep nesting, ...)
                     parsed = None
             if parsed is None:
                 return await fallback(request)  # FastAPI's handler: the same errors as before

@@ -120,6 +120,15 @@ class AnalyzeResponse(BaseModel):
                             "model_counts": {"default": 1}}}}]})
 
 
+class AdmissionInfo(BaseModel):
+    mode: str = Field(description="auto (bound from measured throughput x deadline), fixed, or off.")
+    max_queued_tokens: int | None = Field(description="The bound in estimated tokens now (None: no bound).")
+    queued_tokens: int = Field(description="Estimated tokens admitted and not finished.")
+    queued_texts: int
+    measured_tokens_per_second: float | None = Field(description="Model throughput measured on this service.")
+    deadline_s: float | None = Field(description="The default deadline (None: none); X-Request-Timeout lowers it.")
+
+
 class ModelInfo(BaseModel):
     name: str = Field(description="The service's name for the model (its route); 'default' for one model.")
     configured: str = Field(description="The model as configured (alias or repo id).")
@@ -146,6 +155,8 @@ class ModelInfo(BaseModel):
     dtype: str | None = Field(default="fp32", description="Its precision: fp32, fp16, bf16 or int8.")
     max_batch: int | None = Field(default=None, description="Texts per model call, sized for the device.")
     max_wait_ms: float | None = Field(default=None, description="How long a queued text waits for company.")
+    admission: AdmissionInfo | None = Field(default=None, description="Admission control: the bound on queued "
+                                            "work and what is queued now.")
 
 
 class ModelsResponse(BaseModel):
@@ -157,6 +168,11 @@ class ErrorDetail(BaseModel):
     message: str
     limit: str | None = Field(default=None, description="Which limit: max_texts, max_chars, max_body_bytes.")
     index: int | None = Field(default=None, description="Index of the offending text or item.")
+    valid: list[str] | None = Field(default=None, description="unknown_model / unknown_market: the valid names.")
+    models: list[dict[str, Any]] | None = Field(default=None, description="not_ready / model_load_failed: each "
+                                                "model not ready (name, model, status, error).")
+    retry_after: int | None = Field(default=None, description="503 overloaded / deadline_exceeded: seconds to "
+                                    "wait before retrying (also the Retry-After header).")
     details: list[dict[str, Any]] | None = None
 
 
