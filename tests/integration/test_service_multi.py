@@ -252,3 +252,54 @@ def _wait_status(url: str, code: str, timeout: float = 20) -> httpx.Response:
             return r
         time.sleep(0.05)
     raise AssertionError(f"{url} never answered {code}: {r.text}")
+
+
+class GatedRunner(Runner):
+    """Blocks every model call until ``gate`` is set; ``entered`` says a call has started."""
+
+    def __init__(self, rows: dict[str, list[float]], width: int):
+        super().__init__(rows, width)
+        import threading
+
+        self.gate, self.entered = threading.Event(), threading.Event()
+
+    def __call__(self, texts: list[str]) -> list[list[float]]:
+        self.entered.set()
+        assert self.gate.wait(20)
+        return super().__call__(texts)
+
+
+def test_admission_applies_per_model_and_in_total():
+    import threading
+
+    text = "x" * 60  # 60 // 4 + 2 = 17 estimated tokens
+    crypto_runner = GatedRunner({}, 2)
+    crypto = Model(crypto_runner, model_type="sentiment", labels=("LABEL_0", "LABEL_1"),
+                   info=crypto_model().info)
+    config = ServiceConfig(models="crypto=kk08/CryptoBERT,stock=finbert", max_queued_tokens=30,
+                           request_timeout_s=0, max_wait_ms=0)
+    srv = start(config=config, models={"kk08/CryptoBERT": crypto, "finbert": stock_model()})
+    first: list[httpx.Response] = []
+    try:
+        t = threading.Thread(target=lambda: first.append(
+            httpx.post(srv.url + "/v1/sentiment", json={"texts": [text], "model": "crypto"}, timeout=30)))
+        t.start()
+        assert crypto_runner.entered.wait(10)  # 17 tokens admitted for crypto, and for the service
+        # the same model again: over crypto's own bound (17 + 17 > 30)
+        r = httpx.post(srv.url + "/v1/sentiment", json={"texts": [text], "model": "crypto"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "overloaded", r.text
+        assert "model 'crypto'" in r.json()["error"]["message"] and r.headers["retry-after"]
+        # the other model is empty, but the service's total is not (17 + 17 > 30)
+        r = httpx.post(srv.url + "/v1/sentiment", json={"texts": [text], "model": "stock"})
+        assert r.status_code == 503 and "the service has 17 estimated tokens" in r.json()["error"]["message"]
+        admission = {m["name"]: m["admission"] for m in httpx.get(srv.url + "/v1/models").json()["models"]}
+        assert admission["crypto"]["queued_tokens"] == 17 and admission["stock"]["queued_tokens"] == 0
+        fams = {f.name: f for f in text_string_to_metric_families(httpx.get(srv.url + "/metrics").text)}
+        per_model = {s.labels["model"]: s.value for s in fams["smm_service_model_queued_tokens"].samples}
+        assert per_model == {"crypto": 17, "stock": 0}
+        assert [s.value for s in fams["smm_service_queued_tokens"].samples] == [17]  # the service's total
+    finally:
+        crypto_runner.gate.set()
+        t.join(20)
+        srv.__exit__(None, None, None)
+    assert first[0].status_code == 200  # the admitted request was served
