@@ -303,3 +303,25 @@ def test_admission_applies_per_model_and_in_total():
         t.join(20)
         srv.__exit__(None, None, None)
     assert first[0].status_code == 200  # the admitted request was served
+
+
+def test_the_real_library_path_with_mocks_serves_both_models_by_the_same_table(monkeypatch):
+    """No fake loader: the models come from get_model_manager() (mocks under pytest), which give
+    kk08/CryptoBERT its binary LABEL_0/LABEL_1 head; the service maps them by the known table."""
+    from smart_model_manager.api import reset_model_manager
+
+    monkeypatch.setenv("SMM_ENV", "test")
+    reset_model_manager()
+    app = create_app(config=ServiceConfig(models="crypto=kk08/CryptoBERT,stock=ProsusAI/finbert"))
+    with ServerThread(app) as srv:
+        wait_for_ready(srv.url, timeout=30)
+        body = analyze(srv.url, [{"id": "c", "text": "Bitcoin rallies to a record high on ETF inflows"},
+                                 {"id": "s", "text": "Apple stock surges after record quarterly earnings"}]).json()
+        models = {m["name"]: m for m in httpx.get(srv.url + "/v1/models").json()["models"]}
+    c, s = body["items"]
+    assert (c["model"], c["route"], c["label"], c["polarity"]) == ("crypto", "detected", "LABEL_1", "positive")
+    assert (s["model"], s["route"], s["label"], s["polarity"]) == ("stock", "detected", "positive", "positive")
+    assert c["signed_score"] > 0.5 and s["signed_score"] > 0.5
+    assert models["crypto"]["polarity"] == {"LABEL_0": "negative", "LABEL_1": "positive"}
+    assert models["crypto"]["backend"] == models["stock"]["backend"] == "mock"
+    reset_model_manager()

@@ -236,3 +236,20 @@ def test_models_yaml_takes_a_polarity_map_with_line_numbered_errors():
     with pytest.raises(LockfileError, match=r"models.yaml:5: models.crypto.polarity.LABEL_1: expected one of"):
         spec.loads("models:\n  crypto:\n    repo_id: kk08/CryptoBERT\n    model_type: sentiment\n"
                    "    polarity: {LABEL_0: negative, LABEL_1: up}\n", "models.yaml")
+
+
+def test_smm_lock_checks_the_declared_map_against_the_pinned_labels_and_the_manager_reads_it():
+    from smart_model_manager import locking
+    from smart_model_manager.api import ModelManager
+
+    entry = spec.loads("models:\n  cryptobert:\n    repo_id: kk08/CryptoBERT\n    model_type: sentiment\n"
+                       "    polarity: {LABEL_1: positive, LABEL_0: negative}\n", "models.yaml").models["cryptobert"]
+    assert locking._polarity(entry, ("LABEL_0", "LABEL_1"), "models.yaml") == {"LABEL_0": "negative",
+                                                                              "LABEL_1": "positive"}
+    with pytest.raises(LockfileError, match=r"models.yaml:2: models.cryptobert.polarity: .*missing \['LABEL_2'\]"):
+        locking._polarity(entry, ("LABEL_0", "LABEL_1", "LABEL_2"), "models.yaml")
+    lock = lockfile.loads(_lock("    polarity: {LABEL_0: negative, LABEL_1: positive}\n"))
+    manager = ModelManager("test", lock=lock)
+    assert manager.declared_polarity("cryptobert", "kk08/CryptoBERT") == {"LABEL_0": "negative", "LABEL_1": "positive"}
+    assert manager.declared_polarity(None, "kk08/CryptoBERT") == {"LABEL_0": "negative", "LABEL_1": "positive"}
+    assert manager.declared_polarity("finbert", "ProsusAI/finbert") == {}
