@@ -253,3 +253,21 @@ def test_smm_lock_checks_the_declared_map_against_the_pinned_labels_and_the_mana
     assert manager.declared_polarity("cryptobert", "kk08/CryptoBERT") == {"LABEL_0": "negative", "LABEL_1": "positive"}
     assert manager.declared_polarity(None, "kk08/CryptoBERT") == {"LABEL_0": "negative", "LABEL_1": "positive"}
     assert manager.declared_polarity("finbert", "ProsusAI/finbert") == {}
+
+
+def test_the_cli_model_options_map_onto_the_service_config():
+    import click
+
+    from smart_model_manager.cli.serve import _model_options, sentiment
+
+    assert _model_options((), ()) == {}
+    assert _model_options(("finbert",), ()) == {"model": "finbert", "models": ""}
+    got = _model_options(("crypto=kk08/CryptoBERT", "stock=finbert"), ("stock",))
+    assert got == {"models": "crypto=kk08/CryptoBERT,stock=finbert", "optional": "stock", "model": ""}
+    assert [r.optional for r in ServiceConfig(**got).routes()] == [False, True]
+    with pytest.raises(click.UsageError, match="must each be NAME=MODEL"):
+        _model_options(("crypto=kk08/CryptoBERT", "finbert"), ())
+    with pytest.raises(click.UsageError, match="--optional needs named routes"):
+        _model_options(("finbert",), ("stock",))
+    names = {p.name for p in sentiment.params}
+    assert {"models", "optional", "detector", "model_executor"} <= names
