@@ -325,3 +325,18 @@ def test_the_real_library_path_with_mocks_serves_both_models_by_the_same_table(m
     assert models["crypto"]["polarity"] == {"LABEL_0": "negative", "LABEL_1": "positive"}
     assert models["crypto"]["backend"] == models["stock"]["backend"] == "mock"
     reset_model_manager()
+
+
+@pytest.mark.parametrize("executor", ["shared", "per-model"])
+def test_both_ways_of_sharing_the_cpu_serve_both_models(executor):
+    srv = start(config=ServiceConfig(models="crypto=kk08/CryptoBERT,stock=finbert", model_executor=executor))
+    try:
+        state = srv.config.app.state.smm
+        crypto_b, stock_b = (state.routes.routes[n].batcher for n in ("crypto", "stock"))
+        assert crypto_b is not stock_b  # a micro-batcher per model, always
+        assert (crypto_b._executor is stock_b._executor) == (executor == "shared")  # one model thread, or one each
+        body = analyze(srv.url, [{"id": "1", "text": CRYPTO_TEXT}, {"id": "2", "text": STOCK_TEXT}]).json()
+        assert [it["model"] for it in body["items"]] == ["crypto", "stock"]
+        assert crypto_b.texts == 1 and stock_b.texts == 1
+    finally:
+        srv.__exit__(None, None, None)
