@@ -260,9 +260,7 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
             return error_response(e.status, e.code, e.message)
         # Stays 200 when saturated: a single-pod Service must keep its endpoint, and admission control
         # already refuses the excess in milliseconds (docs/service.md, "Under overload").
-        limit = state.admission.limit()
-        saturated = limit is not None and state.admission.tokens >= limit
-        return JSONResponse({"status": "ready", "model": state.model_ref(), "saturated": saturated})
+        return JSONResponse({"status": "ready", "model": state.model_ref(), "saturated": state.admission.saturated})
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
     async def metrics_endpoint() -> Response:
