@@ -144,3 +144,23 @@ def test_batcher_drops_expired_and_abandoned_texts_before_the_model():
 
     seen, queued = asyncio.run(main())
     assert seen == ["held"] and queued == 0  # nothing else computed; every admitted token released
+
+
+def test_smm_serve_passes_the_overload_settings_to_the_app_and_uvicorn(monkeypatch: pytest.MonkeyPatch):
+    import uvicorn
+    from click.testing import CliRunner
+
+    from smart_model_manager.cli import serve as serve_cli
+    from smart_model_manager.cli.main import cli
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw, app=app))
+    monkeypatch.setattr(serve_cli, "_preflight", lambda config: None)
+    monkeypatch.setenv("SMM_SERVICE_BACKLOG", "512")
+    res = CliRunner().invoke(cli, ["serve", "sentiment", "--limit-concurrency", "64", "--max-queued-tokens", "3000",
+                                   "--request-timeout", "1.5", "--log-format", "text"])
+    assert res.exit_code == 0, res.output
+    assert (seen["limit_concurrency"], seen["backlog"]) == (64, 512)
+    state = seen["app"].state.smm
+    assert (state.admission.max_tokens, state.admission.deadline_s) == (3000, 1.5)
+    assert state.config.deadline_s == 1.5
