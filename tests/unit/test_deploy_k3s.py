@@ -413,3 +413,15 @@ def test_the_overlays_serve_two_models_from_one_lock(overlay: str) -> None:
     lock = load_lock((K3S / "base" / "models.lock").read_text())
     for r in routes:
         assert lock.find(r.model) is not None, f"{r.name}={r.model} is not pinned by base/models.lock"
+def test_the_queue_depth_hpa_keeps_the_cpu_rule_and_scales_on_a_metric_the_service_exports() -> None:
+    from smart_model_manager.service.metrics import ServiceMetrics
+
+    objs = render(_folder(Path(__import__("tempfile").mkdtemp()), K3S / "overlays" / "prod",
+                          [K3S / "components" / "hpa-queue"]))
+    hpa = objects(objs, "HorizontalPodAutoscaler")["sentiment-analyzer"]
+    kinds = {m["type"]: m for m in hpa["spec"]["metrics"]}
+    assert kinds["Resource"]["resource"]["name"] == "cpu"
+    name = kinds["Pods"]["pods"]["metric"]["name"]
+    exported = {m.name for m in ServiceMetrics().registry.collect()}
+    assert name in exported, (name, exported)
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300  # prod's rule kept

@@ -42,13 +42,26 @@ def serve() -> None:
               help="Texts per model call (default 32; SMM_SERVICE_MAX_BATCH).")
 @click.option("--max-wait-ms", type=click.FloatRange(0, 10_000), default=None,
               help="Wait for more texts before a call (default 5; SMM_SERVICE_MAX_WAIT_MS).")
+@click.option("--max-queued-tokens", type=click.IntRange(-1, None), default=None,
+              help="Admission bound in estimated tokens of queued work; beyond it 503 + Retry-After at once. "
+                   "0 = auto (measured throughput x half the deadline, the default), -1 = no bound "
+                   "(SMM_SERVICE_MAX_QUEUED_TOKENS).")
+@click.option("--request-timeout", "request_timeout_s", type=click.FloatRange(0, 3600), default=None,
+              help="Deadline in seconds for a request to be computed, else 503; clients may lower it with "
+                   "X-Request-Timeout. 0 = none (default 2; SMM_SERVICE_REQUEST_TIMEOUT_S).")
+@click.option("--limit-concurrency", type=click.IntRange(0, None), default=None,
+              help="uvicorn: open connections + tasks before plain 503s; 0 = no limit (default 1024; "
+                   "SMM_SERVICE_LIMIT_CONCURRENCY).")
+@click.option("--backlog", type=click.IntRange(1, None), default=None,
+              help="uvicorn: pending TCP connections the kernel queues (default 2048; SMM_SERVICE_BACKLOG).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 @click.option("--log-format", type=click.Choice(["auto", "json", "text"]), default="auto", show_default=True,
               help="auto: JSON lines unless stderr is a terminal.")
 def sentiment(host: str | None, port: int | None, models: tuple[str, ...], optional: tuple[str, ...],
               detector: str | None, model_executor: str | None, workers: int, max_batch: int | None,
-              max_wait_ms: float | None, log_level: str, log_format: str) -> None:
+              max_wait_ms: float | None, max_queued_tokens: int | None, request_timeout_s: float | None,
+              limit_concurrency: int | None, backlog: int | None, log_level: str, log_format: str) -> None:
     """Serve crypto-news sentiment over HTTP (POST /v1/sentiment, /v1/analyze; /docs).
 
     The model is loaded through get_model_manager(), so the environment decides where it comes from:
@@ -61,6 +74,7 @@ def sentiment(host: str | None, port: int | None, models: tuple[str, ...], optio
       smm serve sentiment                                  # 127.0.0.1:8000, the default model
       smm serve sentiment --model finbert-demo --port 8080
       smm serve sentiment --model crypto=kk08/CryptoBERT --model stock=finbert --optional stock
+      smm serve sentiment --request-timeout 1 --max-queued-tokens 4000
       SMM_ENV=production SMM_VOLUME_DIR=/models smm serve sentiment --host 0.0.0.0
     """
     import uvicorn
@@ -70,13 +84,16 @@ def sentiment(host: str | None, port: int | None, models: tuple[str, ...], optio
 
     config = ServiceConfig.from_env(environ()).with_overrides(
         host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms, detector=detector,
-        model_executor=model_executor, **_model_options(models, optional))
+        model_executor=model_executor, max_queued_tokens=max_queued_tokens, request_timeout_s=request_timeout_s,
+        limit_concurrency=limit_concurrency, backlog=backlog, **_model_options(models, optional))
     json_lines = None if log_format == "auto" else log_format == "json"
     log_config = logging_config(log_level.upper(), json_lines=json_lines)
     configure_logging(log_level.upper(), json_lines=json_lines)
     logging.getLogger(__name__).info("starting sentiment service", extra={
         "host": config.host, "port": config.port, "model": config.model_label, "workers": workers,
-        "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms})
+        "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms,
+        "max_queued_tokens": config.max_queued_tokens, "request_timeout_s": config.request_timeout_s,
+        "limit_concurrency": config.limit_concurrency, "backlog": config.backlog})
     _preflight(config)
     if workers == 1:
         from ..service.app import create_app, default_declared
@@ -84,7 +101,7 @@ def sentiment(host: str | None, port: int | None, models: tuple[str, ...], optio
         uvicorn.run(create_app(config=config, loader=_telling_loader(config), declared=default_declared),
                     host=config.host,
                     port=config.port, log_config=log_config, access_log=False,
-                    timeout_graceful_shutdown=30)
+                    timeout_graceful_shutdown=30, **config.uvicorn_limits())
         return
     _exec_workers(config, workers, log_config)
 
@@ -174,5 +191,8 @@ def _exec_workers(config: Any, workers: int, log_config: dict[str, Any]) -> None
         json.dump(log_config, fh)
     args = [sys.executable, "-m", "uvicorn", "smart_model_manager.service.app:create_app", "--factory",
             "--host", config.host, "--port", str(config.port), "--workers", str(workers),
-            "--log-config", log_path, "--no-access-log", "--timeout-graceful-shutdown", "30"]
+            "--log-config", log_path, "--no-access-log", "--timeout-graceful-shutdown", "30",
+            "--backlog", str(config.uvicorn_limits()["backlog"])]
+    if config.limit_concurrency:  # per worker process, as uvicorn counts it
+        args += ["--limit-concurrency", str(config.limit_concurrency)]
     os.execve(sys.executable, args, {**environ(), **config.to_env()})

@@ -29,6 +29,7 @@ Everything here runs on the event loop: no locks.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 
 #: wordpiece tokenizers split English news into about one token per 4 characters, plus [CLS] and [SEP]
@@ -41,6 +42,7 @@ BOOTSTRAP_TOKENS = 2048
 DEADLINE_SHARE = 0.5
 _EWMA = 0.2  # weight of the newest batch in the throughput average
 RETRY_AFTER_MAX_S = 60
+SATURATED_FOR_S = 5.0  # "saturated" while the bound is reached or a request was refused this recently
 
 
 def estimate_tokens(text: str) -> int:
@@ -72,6 +74,7 @@ class Admission:
         self.tokens = 0   # admitted and not finished: queued or being computed
         self.texts = 0
         self.rate: float | None = None  # tokens per second of model time, measured
+        self.last_refused: float | None = None  # time.monotonic() of the last refusal
 
     @property
     def enabled(self) -> bool:
@@ -106,6 +109,7 @@ class Admission:
         while node is not None:
             limit = node.limit(budget_s)
             if limit is not None and node.tokens > 0 and node.tokens + tokens > limit:
+                self.last_refused = node.last_refused = time.monotonic()
                 raise Overloaded(f"the {node.name} has {node.tokens} estimated tokens of work queued; the "
                                  f"bound is {limit} ({node.mode}); retry after {node.retry_after()} s",
                                  node.retry_after())
@@ -134,6 +138,13 @@ class Admission:
         if not self.rate:
             return 1
         return max(1, min(RETRY_AFTER_MAX_S, math.ceil(self.tokens / self.rate)))
+
+    @property
+    def saturated(self) -> bool:
+        limit = self.limit()
+        if limit is not None and self.tokens >= limit:
+            return True
+        return self.last_refused is not None and time.monotonic() - self.last_refused < SATURATED_FOR_S
 
     def as_dict(self) -> dict[str, object]:
         """For /v1/models and /readyz."""

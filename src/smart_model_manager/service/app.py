@@ -91,6 +91,11 @@ class ServiceState:
         return self.routes.settled.is_set() and self.routes.ready
 
     @property
+    def admission(self) -> Any:
+        """The service-wide admission (several models: their total; one model: its own)."""
+        return self.routes.admission
+
+    @property
     def load_error(self) -> str | None:
         """The failure that makes this service unready for good (a required model), else None."""
         failed = self.routes.failed_required()
@@ -263,11 +268,8 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
             return error_response(e.status, e.code, e.message, **e.extra)
         # Stays 200 when saturated: a single-pod Service must keep its endpoint, and admission control
         # already refuses the excess in milliseconds (docs/service.md, "Under overload").
-        admission = routes.admission
-        limit = admission.limit()
-        saturated = limit is not None and admission.tokens >= limit
         return JSONResponse({"status": "ready", "model": routes.default.ref() if routes.default.model else None,
-                             "saturated": saturated,
+                             "saturated": routes.admission.saturated,
                              "models": {r.name: r.ref() if r.model is not None else {"status": r.status,
                                                                                      "error": r.load_error}
                                         for r in routes.routes.values()}})

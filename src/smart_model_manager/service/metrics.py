@@ -59,6 +59,8 @@ class ServiceMetrics:
                                    "(queued or being computed): the queue depth to scale on.", registry=r)
         self.queue_limit = Gauge("smm_service_queue_limit_tokens", "The admission bound in estimated tokens "
                                  "for a request with the default deadline (-1: no bound).", registry=r)
+        self.fill = Gauge("smm_service_queue_fill_ratio", "Queued estimated tokens / the admission bound "
+                          "(1: new requests are refused; 0 when there is no bound). Scale on this.", registry=r)
         self.throughput = Gauge("smm_service_model_tokens_per_second", "Measured model throughput in "
                                 "estimated tokens per second of model time (moving average).", registry=r)
         self.model_queued_tokens = Gauge("smm_service_model_queued_tokens", "Estimated tokens admitted and not "
@@ -71,6 +73,7 @@ class ServiceMetrics:
         self.queued_tokens.set_function(lambda: float(admission.tokens))
         self.queue_limit.set_function(lambda: float(-1 if admission.limit() is None else admission.limit()))
         self.throughput.set_function(lambda: float(admission.rate or 0.0))
+        self.fill.set_function(lambda: admission.tokens / admission.limit() if admission.limit() else 0.0)
 
     def watch_model_admission(self, model: str, admission: Any) -> None:
         self.model_queued_tokens.labels(model).set_function(lambda: float(admission.tokens))
