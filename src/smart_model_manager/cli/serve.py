@@ -161,6 +161,7 @@ def _telling_loader(config: Any) -> Any:
     from ..service.app import default_declared, default_loader
 
     optional = {r.model for r in config.routes() if r.optional}
+    routes = {r.model: r.name for r in config.routes()}
 
     def load(name: str | None) -> Any:
         try:
@@ -174,9 +175,14 @@ def _telling_loader(config: Any) -> Any:
                        f"{_one_line(err)}", err=True)
             raise
         i = model.info
+        where = f"http://{config.host}:{config.port}"
+        if len(routes) > 1:
+            click.echo(f"smm serve: {i.repo_id} loaded from {i.source} ({i.backend}, {i.load_seconds:.1f} s) "
+                       f"for route {routes.get(name or '', '?')}; {where} is ready once every model is "
+                       "(GET /readyz; API docs: /docs)", err=True)
+            return model
         click.echo(f"smm serve: {i.repo_id} loaded from {i.source} ({i.backend}, "
-                   f"{i.load_seconds:.1f} s); ready at http://{config.host}:{config.port} "
-                   "(API docs: /docs)", err=True)
+                   f"{i.load_seconds:.1f} s); ready at {where} (API docs: /docs)", err=True)
         return model
 
     return load
