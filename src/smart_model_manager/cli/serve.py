@@ -34,8 +34,8 @@ def serve() -> None:
               help="How items without model/market are routed: keywords (default, the original rule) or "
                    "package.module:function (SMM_SERVICE_DETECTOR).")
 @click.option("--model-executor", type=click.Choice(["shared", "per-model"]), default=None,
-              help="Several models: their batches take turns on one model thread (shared, default) or run "
-                   "at once, one thread each (per-model) (SMM_SERVICE_MODEL_EXECUTOR).")
+              help="Several models: their batches run at once, one model thread each (per-model, default) or "
+                   "take turns on one (shared) (SMM_SERVICE_MODEL_EXECUTOR).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes; each loads its own copy of the model.")
 @click.option("--max-batch", type=click.IntRange(1, 1024), default=None,

@@ -35,12 +35,13 @@ class ServiceConfig:
     model: str = ""
     # Several models in one service (see routes_config): "crypto=kk08/CryptoBERT,stock=finbert"; the routes
     # that may fail to load without making the service unready ("stock"); the market detector
-    # ("keywords" or "module:function"); and whether the models' batches take turns on one model thread
-    # ("shared", each using every core) or run at once on one thread each ("per-model").
+    # ("keywords" or "module:function"); and whether the models' batches run at once, one model thread
+    # each ("per-model", the default: measured faster, bench/bench_multi_model.py) or take turns on one
+    # ("shared": never more busy runner threads than one model's).
     models: str = ""
     optional: str = ""
     detector: str = ""
-    model_executor: str = "shared"
+    model_executor: str = "per-model"
     host: str = "127.0.0.1"
     port: int = 8000
     # Overload (docs/service.md, "Under overload"). Estimated tokens of work that may wait for the

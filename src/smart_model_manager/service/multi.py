@@ -146,7 +146,7 @@ class ModelSet:
         specs = config.routes()
         self.executor: concurrent.futures.ThreadPoolExecutor | None = None
         if config.model_executor == "shared" and len(specs) > 1:
-            # one model thread: the models' batches take turns, each using every core (no oversubscription)
+            # one model thread: the models' batches take turns, each using its threads (no oversubscription)
             self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="smm-model")
         # several models: each one's admission bound, and one for the whole service (same rule: fixed N, or
         # auto from the throughput of every model call; see Admission.observe)
