@@ -111,26 +111,42 @@ class Open:
         self.no_retry_after = 0
         self.open_conns = 0
         self.not_sent = 0
+        self.stale_retries = 0
         self.health: dict[str, dict[str, int]] = {"/healthz": {}, "/readyz": {}}
         self.health_ms: list[float] = []
+
+    async def send(self, conn: Conn | None, body: bytes) -> tuple[Conn, int, dict[str, str], bytes]:
+        """POST on ``conn`` (an idle keep-alive one) or a fresh connection. Any failure or cancellation
+        (the client's timeout) closes the connection in use, so the server sees the client leave."""
+        if conn is not None:
+            try:
+                return (conn, *await conn.request("POST", "/v1/sentiment", body))
+            except (ConnectionError, asyncio.IncompleteReadError):
+                # the server closed this idle keep-alive connection (uvicorn: after 5 s); like any HTTP
+                # client, retry once on a fresh connection
+                self.stale_retries += 1
+                conn.close()
+            except BaseException:
+                conn.close()
+                raise
+        fresh = await Conn.open(self.port)
+        try:
+            return (fresh, *await fresh.request("POST", "/v1/sentiment", body))
+        except BaseException:
+            fresh.close()
+            raise
 
     async def one(self, i: int, scheduled: float) -> None:
         conn = self.idle.pop() if self.idle else None
         self.open_conns += 1
         try:
-            if conn is None:
-                conn = await asyncio.wait_for(Conn.open(self.port), self.timeout)
-            status, headers, payload = await asyncio.wait_for(
-                conn.request("POST", "/v1/sentiment", self.payloads[i % len(self.payloads)]),
+            conn, status, headers, payload = await asyncio.wait_for(
+                self.send(conn, self.payloads[i % len(self.payloads)]),
                 max(0.001, scheduled + self.timeout - time.perf_counter()))
         except TimeoutError:
-            key = "timeout"
-            if conn is not None:
-                conn.close()  # the client gives up: the server sees a disconnect
+            key = "timeout"  # the client gives up; send() closed its connection: the server sees a disconnect
         except (OSError, asyncio.IncompleteReadError, ValueError) as err:
             key = f"transport:{type(err).__name__}"
-            if conn is not None:
-                conn.close()
         else:
             key = label(status, payload)
             took = time.perf_counter() - scheduled
@@ -217,7 +233,7 @@ class Open:
             c.close()
         ok = self.statuses.get("200", 0)
         return {"mode": "open", "rate_rps": round(rate, 1), "achieved_send_rps": round(achieved, 1),
-                "sent": len(tasks), "not_sent_client_cap": self.not_sent, "seconds": duration,
+                "sent": len(tasks), "not_sent_client_cap": self.not_sent, "stale_retries": self.stale_retries, "seconds": duration,
                 "client_timeout_s": self.timeout, "statuses": self.statuses, "ok_per_s": round(ok / duration, 2),
                 "answered_ms": pcts(self.answered), "refused_ms": pcts(self.refused),
                 "refused_without_retry_after": self.no_retry_after,

@@ -164,3 +164,22 @@ def test_smm_serve_passes_the_overload_settings_to_the_app_and_uvicorn(monkeypat
     state = seen["app"].state.smm
     assert (state.admission.max_tokens, state.admission.deadline_s) == (3000, 1.5)
     assert state.config.deadline_s == 1.5
+
+
+def test_a_request_already_in_the_model_is_answered_after_its_deadline():
+    """The deadline bounds the wait for the model, not the model call: a long request computing alone
+    (the worst request the limits allow takes seconds on a CPU) gets its answer, not a late 503."""
+    async def main() -> list[list[float]]:
+        gate = Gate()
+        b = MicroBatcher(gate, max_batch=8, max_wait_ms=0)
+        b.start()
+        pending = asyncio.ensure_future(b.submit(["long"], timeout=0.05))
+        await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, 10)
+        await asyncio.sleep(0.1)  # past the deadline, while the text is in the model
+        assert not pending.done()
+        gate.open.set()
+        rows = await pending
+        await b.close()
+        return rows
+
+    assert asyncio.run(main()) == [[1.0]]

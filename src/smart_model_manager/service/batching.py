@@ -15,8 +15,9 @@ text, so only the caller of the failing text sees it.
 Overload: ``submit`` first asks the :class:`~.admission.Admission` given to the batcher (if any) to
 count the request's estimated tokens in; beyond its bound it raises
 :class:`~.admission.Overloaded` and nothing is queued. A request waits at most ``timeout`` seconds (its
-deadline) and at most until ``abandon`` (a future the service completes when the client disconnects):
-then its texts are cancelled, so the collector and the model thread skip them, and ``submit`` raises
+deadline for the model: once one of its texts is being computed, it waits for the answer) and at most
+until ``abandon`` (a future the service completes when the client disconnects): then its texts are
+cancelled, so the collector and the model thread skip them, and ``submit`` raises
 :class:`DeadlineExceeded` or :class:`ClientGone`. Work for a client that is gone is never started.
 
 ``close()`` stops intake and drains: everything already queued is still computed (graceful SIGTERM:
@@ -58,6 +59,7 @@ class _Entry:
     future: asyncio.Future[list[float]]
     tokens: int = 0
     queued_at: float = field(default_factory=time.monotonic)
+    started: bool = False  # set by the model thread when the text's model call begins
 
 
 _STOP = object()
@@ -148,6 +150,10 @@ class MicroBatcher:
             if abandon is not None:
                 waits.add(abandon)
             done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done and any(e.started for e in entries):
+                # the deadline bounds the wait for the model, not the model call: a request whose
+                # texts are being computed gets its answer (only the client leaving stops it)
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             if gathered in done:
                 return list(gathered.result())
             gathered.cancel()
@@ -251,6 +257,8 @@ class MicroBatcher:
         waited its turn (a read of the future's state; at worst one just-cancelled text is computed and
         dropped), run the rest, and time the model call alone (not its wait in the queue)."""
         live = [e for e in batch if not e.future.cancelled()]
+        for e in live:
+            e.started = True
         started = time.monotonic()
         t0 = time.perf_counter()
         rows = self._run([e.text for e in live]) if live else []
