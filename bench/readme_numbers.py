@@ -207,8 +207,27 @@ def gpu() -> list[Row]:
     return rows
 
 
+def overload() -> list[Row]:
+    d = _load("overload.json")
+    if not d:
+        return []
+    rows: list[Row] = []
+    for label, m in sorted(d["models"].items()):
+        base, ours = m["runs"]["baseline (bounds off)"], m["runs"]["bounded (defaults)"]
+        for k in ("3x", "10x"):
+            b, o = base["bursts"][k], ours["bursts"][k]
+            rec = lambda r: "none in 150 s" if r["recovery_s"] is None else f"{r['recovery_s']:.1f} s"  # noqa: E731
+            ratio = f"{o['goodput_x'] / b['goodput_x']:.1f}x goodput" if b["goodput_x"] else "baseline served none"
+            rows.append((f"overload {k} capacity for 20 s, {label}, 5 s client timeout",
+                         f"goodput {o['goodput_x']:.2f}x capacity, refusals p99 {o['refused_ms']['p99'] or 0:.0f} ms, "
+                         f"answered p99 {o['answered_ms']['p99'] or 0:.0f} ms, recovery {rec(o)}",
+                         f"bounds off: goodput {b['goodput_x']:.2f}x, {b['statuses'].get('timeout', 0):,} client "
+                         f"timeouts, recovery {rec(b)}", ratio, _load_text(m), "`bench/bench_overload.py`"))
+    return rows
+
+
 ROWS: list[Callable[[], list[Row]]] = [cold_start, throughput, int8_demo, mock, validate, service_load,
-                                      service_efficiency, service_memory, gpu]
+                                      service_efficiency, service_memory, gpu, overload]
 
 
 def table() -> str:

@@ -122,6 +122,22 @@ class Run:
             expect(labels == list(HEADLINES.values()), f"{pod}: labels {labels}, expected {list(HEADLINES.values())}")
             expect(labels == want, f"{pod}: labels {labels} differ from the host's prediction {want}")
             ok(f"{pod} on 127.0.0.1:{port}: /readyz 200, commit {commit[:12]}, labels {labels}")
+            self.two_routes(pod, port)
+
+    def two_routes(self, pod: str, port: int) -> None:
+        """The overlays serve two routes from one pod: a crypto and a stock headline, each routed by the
+        keyword detector, must come back saying which route answered and why."""
+        status, body = http(port, "/v1/models")
+        names = [m["name"] for m in body["models"]]
+        expect(names == ["crypto", "stock"], f"{pod}: /v1/models routes {names}, expected ['crypto', 'stock']")
+        status, body = http(port, "/v1/analyze", {"items": [
+            {"id": "c", "text": "Bitcoin ETF inflows hit a record"},
+            {"id": "s", "text": "Apple earnings beat estimates on strong iPhone sales"}]})
+        expect(status == 200, f"{pod}: POST /v1/analyze {status} {body}")
+        got = [(it["id"], it["model"], it["route"]) for it in body["items"]]
+        expect(got == [("c", "crypto", "detected"), ("s", "stock", "detected")],
+               f"{pod}: routed {got}, expected crypto and stock, both detected")
+        ok(f"{pod}: one pod, two routes: {got}")
 
     def hardening(self, rev: str) -> None:
         for pod in self.play_json(rev)["deployments"]:

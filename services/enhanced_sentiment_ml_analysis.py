@@ -7,6 +7,9 @@ and K3s (read-only verified volume): ``get_model_manager()`` picks the source fr
     python services/enhanced_sentiment_ml_analysis.py --host 0.0.0.0 --port 8000   # = smm serve sentiment
 
 Configuration: SMM_SERVICE_* (see docs/service.md) and the usual SMM_ENV / SMM_VOLUME_DIR.
+The original ran a crypto and a stock pipeline and routed articles by keywords; the same here is
+SMM_SERVICE_MODELS=crypto=kk08/CryptoBERT,stock=finbert (routed per item by the original's keyword
+rule, crypto when tied; docs/migrating.md).
 """
 
 from __future__ import annotations

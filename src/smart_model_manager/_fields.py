@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from ._yaml import Doc
+from .labels import POLARITIES
 
 KeyPath = tuple[Any, ...]
 MODEL_TYPE = re.compile(r"[a-z][a-z0-9_-]{0,63}", re.ASCII)
@@ -51,6 +52,30 @@ def labels(doc: Doc, kp: KeyPath, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(x, str) and TEXT.fullmatch(x) for x in value):
         doc.fail(kp, "expected a list of label names in id order (one line of printable text each)")
     return tuple(value)
+
+
+def polarity(doc: Doc, kp: KeyPath, value: Any, labels: tuple[str, ...] = ()) -> dict[str, str]:
+    """An optional ``{label: positive|negative|neutral}`` map ({} when absent). With ``labels`` (a lock
+    entry knows them), it must name exactly those labels: a label left out is an error here, naming it,
+    rather than a model served with part of its output ignored."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not value:
+        doc.fail(kp, "expected a mapping of label -> positive, negative or neutral, e.g. "
+                     "{LABEL_0: negative, LABEL_1: positive}")
+    for label, pol in value.items():
+        if not isinstance(label, str) or not TEXT.fullmatch(label):
+            doc.fail(kp, f"expected label names (one line of printable text) as keys, got {label!r}")
+        if pol not in POLARITIES:
+            doc.fail(kp + (label,), f"expected one of {', '.join(POLARITIES)}, got {pol!r}")
+    if labels:
+        missing = [lab for lab in labels if lab not in value]
+        unknown = [lab for lab in value if lab not in labels]
+        if missing or unknown:
+            doc.fail(kp, f"must map exactly the model's labels {list(labels)}"
+                         + (f"; missing {missing}" if missing else "")
+                         + (f"; not labels of this model {unknown}" if unknown else ""))
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def aliases(doc: Doc, kp: KeyPath, value: Any) -> tuple[str, ...]:

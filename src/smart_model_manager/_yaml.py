@@ -14,8 +14,9 @@ spend minutes expanding a 300-byte alias chain):
 * nesting deeper than :data:`MAX_DEPTH`, more than :data:`MAX_NODES` values (or :data:`MAX_RESOLVED` in
   the forms only the slow resolver types: dates, hex, ...), more than one document,
   or a file over :data:`MAX_BYTES` are refused;
-* a value PyYAML cannot construct (``2026-13-45``, ``!!float abc``, a 5,000-digit int) is reported with
-  its line, as the caller's error class.
+* a value PyYAML cannot construct (``2026-13-45``, ``!!float abc``, ``!!int`` on an empty value, a
+  5,000-digit int), whatever exception PyYAML raises for it, is reported with its line, as the
+  caller's error class.
 
 The document is built from the parser's event stream in one pass with an explicit stack (no recursion,
 no second parse), so the cost is linear in the file and bounded by the caps above.
@@ -231,10 +232,15 @@ def _scalar(constructor: yaml.SafeLoader, ev: Any, fail_at: Any, line: int, budg
     node = yaml.ScalarNode(tag, value, ev.start_mark, ev.end_mark, ev.style)
     try:
         return constructor.construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:
+    except Exception as err:  # noqa: BLE001 - the reader's contract is total: whatever PyYAML's
+        # constructor raises (IndexError from ``!!int`` on an empty value, ValueError, OverflowError, ...)
+        # becomes the format's error with its line, never a raw exception
         shown = value if len(value) <= 40 else value[:37] + "..."
         kind = tag.rsplit(":", 1)[-1]
-        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        if not value.strip():
+            reason = "empty value"
+        else:
+            reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
         fail_at(line, f"cannot read {shown!r} as {kind} ({reason}); quote it if it is text")
 
 

@@ -120,6 +120,17 @@ class ModelManager:
                        verify=self.settings.verify)
 
     # -- public -------------------------------------------------------------------------------
+    def declared_polarity(self, *names: str | None) -> dict[str, str]:
+        """The label -> polarity map models.lock declares for the first of ``names`` (alias or repo id)
+        it holds; ``{}`` without a lock or a declaration (then the known table and the label names
+        decide, see ``smart_model_manager.polarity``)."""
+        lock = self._lock()
+        for name in names:
+            entry = lock.find(name) if lock is not None and name else None
+            if entry is not None:
+                return dict(entry.polarity)
+        return {}
+
     def resolve(self, name_or_alias: str | None = None, *, revision: str | None = None,
                 model_type: str = "sentiment") -> Resolved:
         """The verified local folder, commit and source, without loading anything (no name: the

@@ -17,6 +17,9 @@ from typing import Any
 from ._layout import CONFIG_FILE
 from .errors import FormatError
 
+#: What a sentiment label may mean; the signed score is P(positive) - P(negative) (see ``polarity``).
+POLARITIES = ("positive", "negative", "neutral")
+
 
 def parse_id2label(config: Mapping[str, Any], *, strict: bool, where: str | Path | None = None) -> tuple[str, ...]:
     """Label names in id order from a parsed ``config.json``. See the module docstring for the two modes."""
@@ -61,4 +64,4 @@ def read_schema(folder: Path) -> tuple[tuple[str, ...], int | None]:
     return parse_id2label(cfg, strict=False), hidden_size(cfg)
 
 
-__all__ = ["hidden_size", "parse_id2label", "read_config", "read_schema"]
+__all__ = ["POLARITIES", "hidden_size", "parse_id2label", "read_config", "read_schema"]

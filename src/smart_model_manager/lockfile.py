@@ -9,6 +9,7 @@ models:
     commit: 4556d13015211d73dccd3fdd39d39232506f3e43
     model_type: sentiment
     labels: [positive, negative, neutral]
+    polarity: {positive: positive, negative: negative, neutral: neutral}   # optional: what each label means
     dimension: null
     files:
       config.json: {size: 758, sha256: 'sha256:...'}
@@ -45,6 +46,8 @@ class LockEntry:
     labels: tuple[str, ...] = ()
     dimension: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # label -> positive|negative|neutral, declared in models.yaml; {} = the known table or the label names
+    polarity: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"repo_id": self.repo_id, "revision": self.revision, "commit": self.commit,
@@ -52,6 +55,8 @@ class LockEntry:
                              "files": {p: f.as_dict() for p, f in sorted(self.files.items())}}
         if self.labels:
             d["labels"] = list(self.labels)
+        if self.polarity:
+            d["polarity"] = dict(self.polarity)
         if self.dimension is not None:
             d["dimension"] = self.dimension
         if self.extra:
@@ -112,10 +117,12 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
                                            f"got {raw['model_type']!r}")
         labels = _fields.labels(doc, kp + ("labels",), raw.get("labels") or [])
         extra = _fields.extra(doc, kp + ("extra",), raw.get("extra"))
+        polarity = _fields.polarity(doc, kp + ("polarity",), raw.get("polarity"), labels)
         dim = raw.get("dimension")
         if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
             doc.fail(kp + ("dimension",), f"expected a positive integer or null, got {dim!r}")
-        unknown = set(raw) - {"repo_id", "revision", "commit", "model_type", "files", "labels", "dimension", "extra"}
+        unknown = set(raw) - {"repo_id", "revision", "commit", "model_type", "files", "labels", "dimension", "extra",
+                                 "polarity"}
         if unknown:
             doc.fail(kp + (sorted(unknown)[0],), "unknown key")
         if rid.lower() in owners:
@@ -123,7 +130,7 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
         owners[rid.lower()] = alias
         models[alias] = LockEntry(alias=alias, repo_id=rid, revision=raw["revision"], commit=raw["commit"],
                                   model_type=raw["model_type"], files=parse_files(doc, kp + ("files",), raw["files"]),
-                                  labels=labels, dimension=dim, extra=extra)
+                                  labels=labels, dimension=dim, extra=extra, polarity=polarity)
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Lock(models=models, path=str(path), digest=digest)
 

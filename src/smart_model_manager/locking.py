@@ -64,7 +64,8 @@ def _lock_one(client: HubClient, entry: SpecEntry, old: LockEntry | None, spec_p
         log.info("lock: %s unchanged at %s", entry.alias, remote.commit[:12])
         return LockEntry(alias=entry.alias, repo_id=entry.repo_id, revision=entry.revision, commit=remote.commit,
                          model_type=entry.model_type, files=dict(old.files), labels=old.labels,
-                         dimension=old.dimension, extra=dict(old.extra))
+                         dimension=old.dimension, extra=dict(old.extra),
+                         polarity=_polarity(entry, old.labels, spec_path))
     files, config = _digests(client, remote, paths)
     if entry.model_type == AUTO:  # `smm pull ORG/NAME` without --model-type: the config decides
         inferred = infer_model_type(config)
@@ -75,7 +76,24 @@ def _lock_one(client: HubClient, entry: SpecEntry, old: LockEntry | None, spec_p
     labels, dimension = _schema(config, entry, remote, spec_path)
     log.info("lock: %s -> %s@%s (%d files)", entry.alias, entry.repo_id, remote.commit[:12], len(files))
     return LockEntry(alias=entry.alias, repo_id=entry.repo_id, revision=entry.revision, commit=remote.commit,
-                     model_type=entry.model_type, files=files, labels=labels, dimension=dimension)
+                     model_type=entry.model_type, files=files, labels=labels, dimension=dimension,
+                     polarity=_polarity(entry, labels, spec_path))
+
+
+def _polarity(entry: SpecEntry, labels: tuple[str, ...], spec_path: str | None) -> dict[str, str]:
+    """The declared label -> polarity map, checked against the labels just pinned: a map that misses a
+    label (or names one the model does not have) stops the lock, with the models.yaml line."""
+    declared = dict(entry.polarity)
+    if not declared:
+        return {}
+    missing = [lab for lab in labels if lab not in declared]
+    unknown = [lab for lab in declared if lab not in labels]
+    if missing or unknown:
+        raise LockfileError(f"models.{entry.alias}.polarity: must map exactly the labels {list(labels)} of "
+                            f"{entry.repo_id}" + (f"; missing {missing}" if missing else "")
+                            + (f"; not labels of this model {unknown}" if unknown else ""),
+                            path=spec_path, line=entry.line)
+    return {lab: declared[lab] for lab in labels}
 
 
 def lock_entry(client: HubClient, entry: SpecEntry, old: LockEntry | None = None,

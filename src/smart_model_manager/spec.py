@@ -8,6 +8,7 @@ models:
     model_type: sentiment
     include: ["*.json", "*.txt", "*.safetensors"]   # optional globs; default: everything a loader needs
     exclude: ["onnx/**"]            # optional globs, applied after include
+    polarity: {positive: positive, negative: negative, neutral: neutral}  # optional: what each label means
 ```
 
 Errors name the file, the line and the field (``models.yaml:7: models.finbert.repo_id: ...``).
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import _yaml
+from . import _fields, _yaml
 from ._fields import is_alias, is_format_int, is_revision
 from ._layout import COMMIT, REPO_ID_EXPECTED, SPEC_NAME, is_repo_id
 from .backends import lock_files
@@ -53,6 +54,7 @@ class SpecEntry:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     line: int | None = None
+    polarity: tuple[tuple[str, str], ...] = ()  # (label, positive|negative|neutral); checked against labels by `smm lock`
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def _globs(doc: _yaml.Doc, kp: tuple[Any, ...], raw: Any) -> tuple[str, ...]:
     return tuple(raw)
 
 
-KEYS = {"repo_id", "revision", "model_type", "include", "exclude"}
+KEYS = {"repo_id", "revision", "model_type", "include", "exclude", "polarity"}
 
 
 def loads(text: str, path: str | Path = "<string>") -> Spec:
@@ -172,7 +174,9 @@ def loads(text: str, path: str | Path = "<string>") -> Spec:
         models[alias] = SpecEntry(alias=alias, repo_id=rid, revision=rev, model_type=mtype,
                                   include=_globs(doc, kp + ("include",), raw.get("include")),
                                   exclude=_globs(doc, kp + ("exclude",), raw.get("exclude")),
-                                  line=doc.line(kp))
+                                  line=doc.line(kp),
+                                  polarity=tuple(_fields.polarity(doc, kp + ("polarity",),
+                                                                  raw.get("polarity")).items()))
     return Spec(models=models, path=str(path))
 
 

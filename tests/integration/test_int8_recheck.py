@@ -87,7 +87,7 @@ def test_disagreeing_cpu_falls_back_to_fp32_with_one_warning_metric_and_models(
     check = models["int8_check"]
     assert check["status"] == "fallback" and check["cpu"]["isa"] == "avx512-vnni"
     assert check["gate_cpu"]["flags"] and check["upper"] < check["threshold"]
-    assert "smm_int8_fallback 1.0" in metrics
+    assert 'smm_int8_fallback{model="default"} 1.0' in metrics
     assert answer.status_code == 200
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "int8" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]

@@ -66,7 +66,7 @@ def test_readiness_flips_only_after_the_model_is_loaded():
         assert httpx.get(srv.url + "/readyz").status_code == 503  # still blocked: never flips early
         loader.release()
         ready = wait_for_ready(srv.url, timeout=10)
-        assert ready.json()["model"] == {"id": "test/table-sentiment", "commit": "0" * 40, "backend": "fake"}
+        assert ready.json()["model"] == {"name": "default", "id": "test/table-sentiment", "commit": "0" * 40, "backend": "fake"}
         assert httpx.get(srv.url + "/healthz").json()["model_loaded"] is True
     assert loader.names == [None]  # no name: the manager applies the one default-model rule
 
@@ -117,7 +117,7 @@ def test_sentiment_returns_every_label_in_input_order():
     assert r.status_code == 200, r.text
     assert r.headers["x-request-id"] == "abc-123"
     body = r.json()
-    assert body["model"] == {"id": "test/table-sentiment", "commit": "0" * 40, "backend": "fake"}
+    assert body["model"] == {"name": "default", "id": "test/table-sentiment", "commit": "0" * 40, "backend": "fake"}
     assert [x["label"] for x in body["results"]] == ["negative", "positive"]
     assert [x["score"] for x in body["results"]] == [0.5, 0.7]
     assert body["results"][1]["scores"] == {"positive": 0.7, "negative": 0.1, "neutral": 0.2}
@@ -454,7 +454,7 @@ def test_unchanged_service_gets_the_real_demo_model_from_a_production_volume(dem
     assert m["path"].startswith(str(demo_volume))
     assert r.status_code == 200 and a.status_code == 200
     body = r.json()
-    assert body["model"] == {"id": m["repo_id"], "commit": entry.commit, "backend": "torch"}
+    assert body["model"] == {"name": "default", "id": m["repo_id"], "commit": entry.commit, "backend": "torch"}
     # the service's scores are the real model's: plain transformers.pipeline on the same folder
     from transformers import pipeline
 

@@ -151,14 +151,14 @@ def test_predict_is_counted_under_its_own_route(url: str) -> None:
     httpx.post(url + "/predict", json={"inputs": "BTC up"})
     metrics = httpx.get(url + "/metrics").text
     assert 'smm_service_requests_total{method="POST",route="/predict",status="200"}' in metrics
-    assert 'smm_service_texts_total{route="/predict"}' in metrics
+    assert 'smm_service_texts_total{model="default",route="/predict"}' in metrics
 
 
 def test_not_ready_is_a_tei_503() -> None:
     from _service_fixtures import FailingLoader
 
     with serve(loader=FailingLoader(), wait_ready=False) as (base, app):
-        app.state.smm.loaded.wait(10)
+        app.state.smm.routes.settled.wait(10)
         for r in (httpx.post(base + "/predict", json={"inputs": "a"}), httpx.get(base + "/info")):
             assert r.status_code == 503
             _valid(ERROR, r.json())

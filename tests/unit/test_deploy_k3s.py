@@ -520,3 +520,37 @@ def test_crd_schemas_catch_a_misplaced_field() -> None:
     monitor["spec"]["endpoints"][0].pop("intervall")
     monitor["spec"]["endpoints"][0]["interval"] = "thirty seconds"
     assert any("interval" in v for v in custom_violations(monitor))
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_overlays_serve_two_models_from_one_lock(overlay: str) -> None:
+    """One pod, two routes (crypto, stock): the service config the pod gets parses into two routes named
+    after the keyword detector's markets, each naming a model the one lock pins (the init container's
+    `smm validate --lock` then checks both)."""
+    from smart_model_manager.lockfile import loads as load_lock
+    from smart_model_manager.service.config import ServiceConfig
+
+    objs = render(K3S / "overlays" / overlay)
+    (c,) = _service(objs)["spec"]["containers"]
+    env = {e["name"]: e.get("value", "") for e in c["env"] if "value" in e}
+    assert "SMM_SERVICE_MODEL" not in env  # exclusive with MODELS
+    config = ServiceConfig.from_env({k: v for k, v in env.items() if k.startswith("SMM_SERVICE_")})
+    routes = config.routes()
+    assert [r.name for r in routes] == ["crypto", "stock"]
+    lock = load_lock((K3S / "base" / "models.lock").read_text())
+    for r in routes:
+        assert lock.find(r.model) is not None, f"{r.name}={r.model} is not pinned by base/models.lock"
+
+
+def test_the_queue_depth_hpa_keeps_the_cpu_rule_and_scales_on_a_metric_the_service_exports() -> None:
+    from smart_model_manager.service.metrics import ServiceMetrics
+
+    objs = render(_folder(Path(__import__("tempfile").mkdtemp()), K3S / "overlays" / "prod",
+                          [K3S / "components" / "hpa-queue"]))
+    hpa = objects(objs, "HorizontalPodAutoscaler")["sentiment-analyzer"]
+    kinds = {m["type"]: m for m in hpa["spec"]["metrics"]}
+    assert kinds["Resource"]["resource"]["name"] == "cpu"
+    name = kinds["Pods"]["pods"]["metric"]["name"]
+    exported = {m.name for m in ServiceMetrics().registry.collect()}
+    assert name in exported, (name, exported)
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300  # prod's rule kept

@@ -15,7 +15,7 @@ LAYER = {
     "errors": 0, "_version": 0, "_layout": 0, "backends": 0,
     "settings": 1, "telemetry": 1, "hashing": 1, "_yaml": 1, "_fields": 1, "progress": 1, "labels": 1,
     "environment": 2, "manifest": 2, "lockfile": 2, "store": 2, "publish": 2, "hub_client": 2, "registry": 2, "model": 2, "cpu": 2, "device": 2,
-    "known_models": 2, "spec": 2, "pipeline_call": 2,
+    "known_models": 2, "polarity": 2, "spec": 2, "pipeline_call": 2,
     "sources": 3,
     "resolver": 4, "validate": 4, "signing": 4, "maintenance": 4, "locking": 4, "pull": 4, "migrate": 4, "quickpull": 4, "image": 4,
     "loaders": 5, "export": 5, "quantize": 5, "samples": 5, "demo": 5, "int8_gate": 5, "int8_sensitivity": 5,

@@ -144,22 +144,23 @@ def test_cpu_token_budget_is_a_named_documented_setting() -> None:
 def test_the_service_trims_the_heap_after_long_batches_only(monkeypatch) -> None:
     # issue 9, B1: a 4 MiB mmap threshold keeps headline batches fast, and malloc_trim after a long batch
     # gives back what its medium buffers left in the heap
-    from smart_model_manager.service import app as service_app, memory
+    from smart_model_manager.service import app as service_app, memory, multi
     from smart_model_manager.service.config import ServiceConfig
     from smart_model_manager.service.metrics import ServiceMetrics
 
     trims: list[int] = []
-    monkeypatch.setattr(service_app, "trim", lambda: trims.append(1) or True)
+    monkeypatch.setattr(multi, "trim", lambda: trims.append(1) or True)
     state = service_app.ServiceState(ServiceConfig(), lambda name: None, ServiceMetrics())
 
     class Model:
         def raw(self, texts: list[str]) -> list[list[float]]:
             return [[1.0, 0.0, 0.0] for _ in texts]
 
-    state.model = Model()
-    assert state._run(["Bitcoin ETF inflows hit a record"] * 32) == [[1.0, 0.0, 0.0]] * 32
+    route = state.routes.default  # each model's route runs its own batches
+    route.model = Model()
+    assert route._run(["Bitcoin ETF inflows hit a record"] * 32) == [[1.0, 0.0, 0.0]] * 32
     assert trims == []  # 32 headlines: no trim
-    assert len(state._run(["x" * 2000] * 8)) == 8
+    assert len(route._run(["x" * 2000] * 8)) == 8
     assert trims == [1]  # 16,000 characters: trimmed once
     assert memory.DEFAULT_THRESHOLD == 4 << 20 and memory.TRIM_AFTER_CHARS == 16_000
 

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from smart_model_manager import _yaml, lockfile, manifest, spec
 from smart_model_manager.errors import FormatError, LockfileError, ManifestError
@@ -189,3 +190,71 @@ def test_load_model_in_production_raises_manifest_error(tmp_path: Path, monkeypa
     with pytest.raises(ManifestError, match=r"model-metadata.yaml:3: ") as exc:
         get_model_manager().load_model("org/model", "sentiment")
     assert isinstance(exc.value, FormatError)
+
+
+# --- core tags on empty and odd scalars: PyYAML's int/float constructors index value[0] and raise a raw
+# IndexError on an empty value; every exception from construction must become the format's error
+
+CORE_TAGS = ["!!int", "!!float", "!!bool", "!!null", "!!str", "!!seq", "!!map", "!!timestamp", "!!binary",
+             "!<tag:yaml.org,2002:int>", "!<tag:yaml.org,2002:float>"]
+ODD_SCALARS = ["", "''", '""', "-", "+", ".", "_", "0x", "0b", "0o", "1_", "._", "-.", "+.inf.", "1e", "e1", ":",
+               "1:", "0:60", "~", " ", "  # comment", "'\\t'", "\"\\u0000\"", "!", "0x_", "9" * 30, "1.2.3", "."]
+
+
+@pytest.mark.parametrize(("fmt", "text", "line"), [
+    ("manifest", "format: 1\nmodels: !!int\n", 2),
+    ("lock", "version: !!int\nmodels: {}\n", 1),
+    ("spec", "models: !!float\n", 1),
+])
+def test_a_core_tag_on_an_empty_value_is_the_formats_error_with_its_line(fmt: str, text: str, line: int) -> None:
+    parse, _, _, error = FORMATS[fmt]
+    with pytest.raises(error, match=rf"f\.yaml:{line}: .*empty value") as exc:
+        parse(text, "f.yaml")
+    assert type(exc.value.__context__) is IndexError  # what PyYAML raised, kept for SMM_DEBUG tracebacks
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(fmt=st.sampled_from(sorted(FORMATS)), tag=st.sampled_from(CORE_TAGS), value=st.sampled_from(ODD_SCALARS),
+       where=st.sampled_from(["top", "nested"]))
+def test_tags_on_empty_and_odd_scalars_never_escape_the_format_error(fmt: str, tag: str, value: str,
+                                                                      where: str) -> None:
+    parse, good, replaced, error = FORMATS[fmt]
+    if where == "top":
+        text = good.replace(good.splitlines()[0], good.splitlines()[0].split(":")[0] + f": {tag} {value}", 1)
+    else:
+        text = good.replace(replaced, replaced.split(":")[0] + f": {tag} {value}", 1)
+    try:
+        parse(text, "f.yaml")
+    except error as err:
+        assert "f.yaml" in str(err) and err.line is not None, str(err)
+    # parsing may also succeed (``!!str ''``, ``!!null x``): the contract is only that nothing else escapes
+
+
+@pytest.mark.parametrize("text", ["format: 1\nmodels: !!int\n", "format: !!float\nmodels: {}\n"])
+def test_validate_json_reports_an_empty_tagged_value(tmp_path: Path, text: str) -> None:
+    from click.testing import CliRunner
+
+    from smart_model_manager.cli.main import cli
+
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "model-metadata.yaml").write_text(text)
+    res = CliRunner().invoke(cli, ["validate", "--dir", str(vol), "--json", "--no-lock"])
+    assert res.exit_code == 1, res.output
+    report = json.loads(res.output)
+    assert not report["ok"] and "unexpected error" not in res.output
+    assert any("empty value" in f["message"] for f in report["findings"]), report
+
+
+def test_load_model_in_production_raises_manifest_error_for_an_empty_tag(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from smart_model_manager import get_model_manager
+
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "model-metadata.yaml").write_text("format: 1\nmodels: !!int\n")
+    monkeypatch.setenv("SMM_VOLUME_DIR", str(vol))
+    monkeypatch.setenv("SMM_ENV", "production")
+    with pytest.raises(ManifestError, match=r"model-metadata.yaml:2: .*empty value"):
+        get_model_manager().load_model("org/model", "sentiment")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..known_models import known_polarity
+from ..polarity import guess as guess_polarity
 
 WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 
@@ -100,17 +100,6 @@ def _softmax(xs: Sequence[float]) -> list[float]:
     return [v / s for v in e]
 
 
-def _polarity(label: str) -> str | None:
-    low = label.lower()
-    if low.startswith("pos") or low in ("bullish", "label_2_positive"):
-        return "positive"
-    if low.startswith("neg") or low == "bearish":
-        return "negative"
-    if low.startswith("neu"):
-        return "neutral"
-    return None
-
-
 class MockSentimentRunner:
     backend = "mock"
     supports_options = True  # runner(texts, RunOptions): max_length/truncation in words, logits
@@ -121,9 +110,8 @@ class MockSentimentRunner:
         self.repo_id = repo_id
         self.labels = tuple(labels)
         self.max_length = MOCK_MAX_LENGTH
-        known = known_polarity(repo_id)  # models whose labels say nothing (LABEL_0, ...): the known meaning
-        self._polarity = list(known) if known and len(known) == len(self.labels) else [
-            _polarity(lab) for lab in self.labels]
+        # what each label means: the known-model table, then the names (the service's rule too)
+        self._polarity = guess_polarity(repo_id, self.labels)
 
     def logits(self, text: str) -> list[float]:
         pos, neg = lexicon_counts(text)

@@ -10,13 +10,16 @@ answers at once and ``/readyz`` turns 200 only when the model is loaded (and val
 manager). Shutdown (uvicorn's graceful SIGTERM: stop accepting, finish in-flight requests) then
 drains the batcher. Errors are always JSON ``{"error": {...}, "request_id": ...}``; bad input is a
 4xx naming the field, limit or index, never a 500.
+
+Under overload (docs/service.md): admission control in estimated tokens (admission.py) answers 503 +
+``Retry-After`` at once beyond its bound; a request still queued at its deadline is dropped and
+answered 503; texts of a client that disconnected are dropped unseen by the model.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
-import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,12 +30,16 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..settings import environ
-from .batching import BatcherClosed, MicroBatcher
+from .admission import Overloaded
+from .analyze import analyze_reply
+from .batching import BatcherClosed, ClientGone, DeadlineExceeded
 from .config import ServiceConfig
+from .deadlines import HEADER, BadTimeout, disconnected, seconds_allowed
 from .docs_ui import install_docs
-from .memory import TRIM_AFTER_CHARS, return_freed_memory, trim
+from .memory import return_freed_memory
 from .metrics import ServiceMetrics
 from .middleware import BodyLimitMiddleware, BodyTooLarge, RequestContextMiddleware, error_response
+from .multi import Declared, ModelSet, Route, RouteError
 from .routing import DirectRoute, direct
 from .schemas import (
     AnalyzeRequest,
@@ -42,7 +49,7 @@ from .schemas import (
     SentimentRequest,
     SentimentResponse,
 )
-from .symbols import aggregate_symbols, detect_symbols, normalise_symbols
+from .symbols import detect_symbols, normalise_symbols
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +67,11 @@ def default_loader(name: str | None) -> Any:
 class ApiError(Exception):
     """A client error with a stable ``code``; rendered as the JSON error envelope."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any):
+    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+                 **extra: Any):
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers = headers
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,66 +79,46 @@ class ApiError(Exception):
 
 
 class ServiceState:
-    def __init__(self, config: ServiceConfig, loader: Loader, metrics: ServiceMetrics):
-        self.config, self.loader, self.metrics = config, loader, metrics
-        self.model: Any = None
-        self.load_error: str | None = None
-        self.service_load_seconds: float | None = None
-        self.batcher = MicroBatcher(self._run, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
-                                    on_batch=metrics.observe_batch)
-        self.loaded = threading.Event()
+    """The models (``routes``: a ``ModelSet``), the limits, and the checks every route shares."""
 
-    def _run(self, texts: list[str]) -> list[list[float]]:
-        rows = self.model.raw(texts)
-        if sum(map(len, texts)) >= TRIM_AFTER_CHARS:  # long texts: give their buffers back now (issue 9, B1)
-            trim()
-        return rows
+    def __init__(self, config: ServiceConfig, loader: Loader, metrics: ServiceMetrics,
+                 declared: Declared | None = None):
+        self.config, self.loader, self.metrics = config, loader, metrics
+        self.routes = ModelSet(config, loader, declared or _no_declared, metrics)
 
     @property
     def ready(self) -> bool:
-        return self.model is not None
+        return self.routes.settled.is_set() and self.routes.ready
+
+    @property
+    def admission(self) -> Any:
+        """The service-wide admission (several models: their total; one model: its own)."""
+        return self.routes.admission
+
+    @property
+    def load_error(self) -> str | None:
+        """The failure that makes this service unready for good (a required model), else None."""
+        failed = self.routes.failed_required()
+        return "; ".join(f"{r.name} ({r.configured}): {r.load_error}" for r in failed) if failed else None
 
     def start_loading(self) -> None:
-        """Load in a daemon thread: /healthz answers meanwhile, and a load stuck on I/O never
-        blocks process exit."""
-        threading.Thread(target=self._load, name="smm-model-load", daemon=True).start()
-
-    def _load(self) -> None:
-        name = self.config.model_label
-        t0 = time.perf_counter()
-        log.info("loading model", extra={"model": name})
-        try:
-            model = self.loader(self.config.model_name)
-            if getattr(model, "model_type", "sentiment") != "sentiment" or not model.labels:
-                raise TypeError(f"{name} loaded as model_type={model.model_type!r} with labels "
-                                f"{list(model.labels)}; the service needs a sentiment model")
-        except Exception as err:  # noqa: BLE001 - reported by /readyz and /healthz, and logged
-            self.load_error = f"{type(err).__name__}: {err}"
-            log.error("model load failed", extra={"model": name, "error": self.load_error})
-            self.loaded.set()
-            return
-        self.service_load_seconds = time.perf_counter() - t0
-        info = model.info.as_dict()
-        # batching sized for where the model runs: a GPU wants large batches and little waiting
-        max_batch, max_wait_ms = self.config.batching_for(info.get("device") or "cpu")
-        self.batcher.resize(max_batch=max_batch, max_wait_ms=max_wait_ms)
-        self.metrics.model_loaded(info, self.service_load_seconds, max_batch=max_batch, max_wait_ms=max_wait_ms)
-        self.model = model  # last: ready flips only when everything above is done
-        self.loaded.set()
-        log.info("model ready", extra={k: info.get(k) for k in
-                                        ("repo_id", "environment", "source", "backend", "commit", "device", "dtype")}
-                 | {"service_load_seconds": round(self.service_load_seconds, 3), "max_batch": max_batch,
-                    "max_wait_ms": max_wait_ms})
-
-    def model_ref(self) -> dict[str, Any]:
-        i = self.model.info
-        return {"id": i.repo_id, "commit": i.commit, "backend": i.backend}
+        self.routes.start()
 
     def require_ready(self) -> None:
         if self.load_error is not None:
-            raise ApiError(503, "model_load_failed", f"the model could not be loaded: {self.load_error}")
+            raise ApiError(503, "model_load_failed", f"the model could not be loaded: {self.load_error}",
+                           models=self.routes.not_ready())
         if not self.ready:
-            raise ApiError(503, "not_ready", "the model is still loading; retry when /readyz is 200")
+            waiting = ", ".join(f"{r['name']} ({r['model']})" for r in self.routes.not_ready()) or "models"
+            raise ApiError(503, "not_ready", f"still loading: {waiting}; retry when /readyz is 200",
+                           models=self.routes.not_ready())
+
+    def pick(self, model: str | None = None, market: str | None = None, text: str | None = None,
+             where: str = "") -> tuple[Route, str, str | None]:
+        try:
+            return self.routes.pick(model, market, text, where=where)
+        except RouteError as err:
+            raise ApiError(err.status, err.code, err.message, **err.extra) from None
 
     def check_texts(self, texts: list[str], where: str) -> None:
         """Limits and blank texts, naming the limit or the index. ``where`` is "texts" or "items"."""
@@ -153,19 +142,64 @@ class ServiceState:
                 raise ApiError(422, "invalid_text", f"{where}[{i}]{field} holds a lone surrogate at "
                                f"character {err.start}; send valid Unicode", index=i) from None
 
-    async def classify(self, texts: list[str], route: str) -> list[list[float]]:
+    async def classify(self, route: Route, texts: list[str], http_route: str, request: Request) -> list[list[float]]:
+        return await self.classify_routed([route] * len(texts), texts, http_route, request)
+
+    async def classify_routed(self, picks: list[Route], texts: list[str], http_route: str,
+                              request: Request) -> list[list[float]]:
+        """Each text on its own route's batcher (each with its own admission, inside the service's total),
+        all at once, under one deadline and one disconnect watch; rows back in input order. The first
+        refusal cancels the other groups' texts: a request is answered whole or not at all."""
         try:
-            rows = await self.batcher.submit(texts)
+            timeout = seconds_allowed(request.headers.get(HEADER), self.config.deadline_s)
+        except BadTimeout as err:
+            raise ApiError(400, "invalid_timeout", str(err)) from None
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(picks):
+            groups.setdefault(r.name, []).append(i)
+        routes = [self.routes.routes[n] for n in groups]
+        watch = asyncio.ensure_future(disconnected(request.receive)) if self.config.drop_disconnected else None
+        tasks = [asyncio.ensure_future(r.batcher.submit([texts[i] for i in groups[r.name]], timeout=timeout,
+                                                        abandon=watch)) for r in routes]
+        try:
+            results = await asyncio.gather(*tasks)
         except BatcherClosed as err:
             raise ApiError(503, "shutting_down", str(err)) from err
-        self.metrics.count_texts(route, len(texts))
+        except Overloaded as err:
+            raise self._refused("queue_full", "overloaded", str(err), err.retry_after) from None
+        except DeadlineExceeded as err:
+            raise self._refused("deadline", "deadline_exceeded", str(err), self.routes.admission.retry_after()) from None
+        except ClientGone as err:  # nobody reads this answer; 499 (nginx's "client closed") in logs and metrics
+            self.metrics.reject("disconnected")
+            raise ApiError(499, "client_closed_request", str(err)) from None
+        finally:
+            for t in tasks:
+                if t.done() and not t.cancelled():
+                    t.exception()  # mark retrieved: a second refusal is not "never retrieved"
+                t.cancel()  # no-op for the finished ones; the others drop their queued texts
+            if watch is not None:
+                watch.cancel()
+        rows: list[list[float]] = [[] for _ in texts]
+        for r, got in zip(routes, results):
+            self.metrics.count_texts(http_route, len(got), model=r.name)
+            for i, row in zip(groups[r.name], got):
+                rows[i] = row
         return rows
 
-    def result(self, probs: list[float]) -> dict[str, Any]:
-        labels = self.model.labels
-        top = max(range(len(probs)), key=lambda j: (probs[j], -j))
-        return {"label": labels[top], "score": float(probs[top]),
-                "scores": {lab: float(p) for lab, p in zip(labels, probs)}}
+    def _refused(self, reason: str, code: str, message: str, retry_after: int) -> ApiError:
+        self.metrics.reject(reason)
+        return ApiError(503, code, message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
+
+
+def _no_declared(name: str | None, repo_id: str) -> dict[str, str]:
+    return {}
+
+
+def default_declared(name: str | None, repo_id: str) -> dict[str, str]:
+    """The label -> polarity map models.lock declares for the model, through the same manager."""
+    from smart_model_manager import get_model_manager
+
+    return get_model_manager().declared_polarity(name, repo_id)
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,31 +211,35 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
-               loader: Loader | None = None) -> FastAPI:
+               loader: Loader | None = None, declared: Declared | None = None) -> FastAPI:
     """Build the app. ``model`` overrides ``config.model``; ``config`` defaults to ``SMM_SERVICE_*``
-    from ``os.environ``; ``loader(name) -> Model`` defaults to ``get_model_manager().load_model``."""
+    from ``os.environ``; ``loader(name) -> Model`` defaults to ``get_model_manager().load_model``, and
+    ``declared(name, repo_id) -> {label: polarity}`` to the lock's maps (with a custom loader: none)."""
     if config is None:
         config = ServiceConfig.from_env(environ())  # the ASGI factory is an edge: it may read the env
     if model is not None:
         config = config.with_overrides(model=model)
     metrics = ServiceMetrics()
-    state = ServiceState(config, loader or default_loader, metrics)
+    if declared is None and loader is None:
+        declared = default_declared
+    state = ServiceState(config, loader or default_loader, metrics, declared)
+    routes = state.routes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
-        return_freed_memory()  # before the model loads: big buffers are unmapped when freed (issue 9, B1)
-        state.batcher.start()
+        return_freed_memory()  # before the model loads: big buffers are unmapped when freed
         state.start_loading()
         try:
             yield
         finally:
-            await state.batcher.close()
-            log.info("service stopped", extra={"batches": state.batcher.batches, "texts": state.batcher.texts})
+            await routes.close()
+            log.info("service stopped", extra={r.name: {"batches": r.batcher.batches, "texts": r.batcher.texts}
+                                               for r in routes.routes.values()})
 
     app = FastAPI(
         title="smart-model-manager sentiment service",
         version="0.1.0",
-        description="Crypto-news sentiment with per-symbol aggregates. Model: "
+        description="Crypto-news sentiment with per-symbol aggregates. Models: "
                     f"`{config.model_label}` via smart-model-manager. Limits: {config.max_texts} texts per "
                     f"request, {config.max_chars} characters per text, {config.max_body_bytes} body bytes.",
         lifespan=lifespan,
@@ -220,14 +258,21 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
             return error_response(503, "model_load_failed", state.load_error)
         return JSONResponse({"status": "ok", "model_loaded": state.ready})
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: 200 only once the model is loaded",
+    @app.get("/readyz", tags=["ops"], summary="Readiness: 200 once every required model is loaded, also when "
+             "saturated",
              responses={503: {"model": ErrorResponse}})
     async def readyz() -> JSONResponse:
         try:
             state.require_ready()
         except ApiError as e:
-            return error_response(e.status, e.code, e.message)
-        return JSONResponse({"status": "ready", "model": state.model_ref()})
+            return error_response(e.status, e.code, e.message, **e.extra)
+        # Stays 200 when saturated: a single-pod Service must keep its endpoint, and admission control
+        # already refuses the excess in milliseconds (docs/service.md, "Under overload").
+        return JSONResponse({"status": "ready", "model": routes.default.ref() if routes.default.model else None,
+                             "saturated": routes.admission.saturated,
+                             "models": {r.name: r.ref() if r.model is not None else {"status": r.status,
+                                                                                     "error": r.load_error}
+                                        for r in routes.routes.values()}})
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
     async def metrics_endpoint() -> Response:
@@ -237,19 +282,16 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
     @app.get("/v1/models", tags=["sentiment"], response_model=ModelsResponse, responses=_ERRORS)
     async def models() -> dict[str, Any]:
         state.require_ready()
-        info = state.model.info.as_dict()
-        return {"models": [info | {"labels": list(state.model.labels),
-                                   "service_load_seconds": state.service_load_seconds,
-                                   "max_batch": state.batcher.max_batch,
-                                   "max_wait_ms": round(state.batcher.max_wait * 1000, 3)}]}
+        return {"models": [r.describe() for r in routes.routes.values()]}
 
     @direct(SentimentRequest)
     async def sentiment(body: SentimentRequest, request: Request) -> dict[str, Any]:
         state.require_ready()
         state.check_texts(body.texts, "texts")
+        route, _, _ = state.pick(body.model)
         request.scope["smm_n_texts"] = len(body.texts)
-        rows = await state.classify(body.texts, "/v1/sentiment")
-        return {"model": state.model_ref(), "results": [state.result(r) for r in rows]}
+        rows = await state.classify(route, body.texts, "/v1/sentiment", request)
+        return {"model": route.ref(), "results": [route.result(r) for r in rows]}
 
     # /v1/sentiment skips FastAPI's per-request dependency solving when the request is well formed
     # (routing.py); its errors and OpenAPI schema are FastAPI's, as declared here. /v1/analyze stays on
@@ -259,7 +301,7 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
                              route_class_override=DirectRoute)
 
     @app.post("/v1/analyze", tags=["sentiment"], response_model=AnalyzeResponse, responses=_ERRORS,
-              summary="Classify news items and aggregate per symbol")
+              summary="Classify news items (each routed to a model) and aggregate per symbol")
     async def analyze(body: AnalyzeRequest, request: Request) -> dict[str, Any]:
         state.require_ready()
         items = body.items
@@ -273,20 +315,10 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
                 symbols.append((normalise_symbols(it.symbols), False))
             except ValueError as err:
                 raise ApiError(422, "invalid_symbol", f"items[{i}].{err}", index=i) from err
+        picks = [state.pick(it.model, it.market, it.text, where=f"items[{i}].") for i, it in enumerate(items)]
         request.scope["smm_n_texts"] = len(items)
-        rows = await state.classify([it.text for it in items], "/v1/analyze")
-        labels = list(state.model.labels)
-        out = []
-        for it, (syms, detected), probs in zip(items, symbols, rows):
-            r = state.result(probs)
-            r.update(id=it.id, symbols=syms, symbols_detected=detected, source=it.source,
-                     published_at=it.published_at, signed_score=_signed(r["scores"]))
-            out.append(r)
-        try:
-            agg = aggregate_symbols([(syms, probs) for (syms, _), probs in zip(symbols, rows)], labels)
-        except ValueError as err:  # a model without positive/negative labels: our setup, not the client
-            raise ApiError(503, "model_not_polar", str(err)) from err
-        return {"model": state.model_ref(), "items": out, "symbols": agg}
+        rows = await state.classify_routed([p[0] for p in picks], [it.text for it in items], "/v1/analyze", request)
+        return analyze_reply(items, symbols, picks, rows)
 
     from .tei import install_tei_routes  # TEI-compatible /predict and /info (docs/service.md)
 
@@ -294,15 +326,10 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
     return app
 
 
-def _signed(scores: dict[str, float]) -> float:
-    lowered = {k.lower(): v for k, v in scores.items()}
-    return lowered.get("positive", 0.0) - lowered.get("negative", 0.0)
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

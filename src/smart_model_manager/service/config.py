@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..settings import parse_bool
+from .routes_config import SINGLE, RouteSpec, parse_routes
 
 PREFIX = "SMM_SERVICE_"
 
@@ -31,8 +33,28 @@ class ServiceConfig:
     # load_model() as given: the manager alone resolves aliases (lock, manifest, built-ins), so a
     # models.lock mapping "finbert" to a tuned repo serves the tuned repo (issue 11).
     model: str = ""
+    # Several models in one service (see routes_config): "crypto=kk08/CryptoBERT,stock=finbert"; the routes
+    # that may fail to load without making the service unready ("stock"); the market detector
+    # ("keywords" or "module:function"); and whether the models' batches run at once, one model thread
+    # each ("per-model", the default: measured faster, bench/bench_multi_model.py) or take turns on one
+    # ("shared": never more busy runner threads than one model's).
+    models: str = ""
+    optional: str = ""
+    detector: str = ""
+    model_executor: str = "per-model"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Overload (docs/service.md, "Under overload"). Estimated tokens of work that may wait for the
+    # model: 0 = auto (what the measured throughput finishes in half the deadline), N = a fixed
+    # bound, -1 = no bound (every request is queued). Beyond it: 503 + Retry-After at once.
+    max_queued_tokens: int = 0
+    # Every request's deadline in seconds (a client may lower it with X-Request-Timeout); a request
+    # still waiting for the model then is dropped and answered 503. 0 = no deadline. 2 s: the auto
+    # bound keeps answered requests well inside common 5 s client and proxy timeouts.
+    request_timeout_s: float = 2.0
+    drop_disconnected: bool = True  # texts of a client that disconnected are never computed
+    limit_concurrency: int = 1024   # uvicorn --limit-concurrency: connections + tasks; 0 = no limit
+    backlog: int = 2048             # uvicorn --backlog: pending TCP connections the kernel holds
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "gpu_max_batch", "max_texts", "max_chars", "max_body_bytes"):
@@ -45,6 +67,7 @@ class ServiceConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10_000:
                 raise ConfigurationError(f"ServiceConfig.{name}={value!r} must be a number in [0, 10000] "
                                          f"(variable {PREFIX}{name.upper()})")
+        self._check_overload()
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigurationError(f"ServiceConfig.port={self.port!r} must be in [0, 65535] "
                                      f"(variable {PREFIX}PORT)")
@@ -52,6 +75,49 @@ class ServiceConfig:
             raise ConfigurationError(f"ServiceConfig.model={self.model!r} must be a model name "
                                      f"(variable {PREFIX}MODEL)")
         object.__setattr__(self, "model", self.model.strip())
+        self.routes()  # a bad SMM_SERVICE_MODELS / _OPTIONAL fails here, naming the entry
+        if self.model and self.models:
+            raise ConfigurationError(f"both {PREFIX}MODEL ({self.model!r}) and {PREFIX}MODELS ({self.models!r}) "
+                                     "are set; give one model, or name every route in MODELS")
+        if self.model_executor not in ("shared", "per-model"):
+            raise ConfigurationError(f"ServiceConfig.model_executor={self.model_executor!r} must be 'shared' or "
+                                     f"'per-model' (variable {PREFIX}MODEL_EXECUTOR)")
+
+    def routes(self) -> list[RouteSpec]:
+        """The models to serve, in order: the named routes, or one route "default" for ``model``."""
+        if self.models.strip():
+            return parse_routes(self.models, self.optional)
+        if self.optional.strip():
+            raise ConfigurationError(f"{PREFIX}OPTIONAL={self.optional!r} needs named routes in {PREFIX}MODELS "
+                                     "(a one-model service cannot run without its model)")
+        return [RouteSpec(SINGLE, self.model)]
+
+    def _check_overload(self) -> None:
+        def bad(name: str, rule: str) -> ConfigurationError:
+            return ConfigurationError(f"ServiceConfig.{name}={getattr(self, name)!r} must be {rule} "
+                                      f"(variable {PREFIX}{name.upper()})")
+
+        q = self.max_queued_tokens
+        if isinstance(q, bool) or not isinstance(q, int) or q < -1:
+            raise bad("max_queued_tokens", "-1 (no bound), 0 (auto) or a number of tokens >= 1")
+        t = self.request_timeout_s
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 3600:
+            raise bad("request_timeout_s", "a number of seconds in [0, 3600] (0: no deadline)")
+        if not isinstance(self.drop_disconnected, bool):
+            raise bad("drop_disconnected", "a boolean")
+        for name in ("limit_concurrency", "backlog"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise bad(name, "an integer >= 0" + (" (0: no limit)" if name == "limit_concurrency" else ""))
+
+    @property
+    def deadline_s(self) -> float | None:
+        """The default deadline, or None when deadlines are off."""
+        return float(self.request_timeout_s) if self.request_timeout_s else None
+
+    def uvicorn_limits(self) -> dict[str, Any]:
+        """``limit_concurrency`` and ``backlog`` as uvicorn takes them (None: no limit)."""
+        return {"limit_concurrency": self.limit_concurrency or None, "backlog": self.backlog or 2048}
 
     def batching_for(self, device: str) -> tuple[int, float]:
         """(max texts per model call, max wait in ms) for a model on ``device`` ("cpu", "cuda:N")."""
@@ -66,7 +132,9 @@ class ServiceConfig:
 
     @property
     def model_label(self) -> str:
-        """For humans: the configured name or what the default rule means."""
+        """For humans: the configured name(s) or what the default rule means."""
+        if self.models.strip():
+            return ", ".join(f"{r.name}={r.model}" + (" (optional)" if r.optional else "") for r in self.routes())
         return self.model or "the default model (SMM_MODEL, else finbert)"
 
     def with_overrides(self, **changes: Any) -> ServiceConfig:
@@ -92,6 +160,8 @@ class ServiceConfig:
                     kwargs[f.name] = int(raw)
                 except ValueError:
                     raise ConfigurationError(f"{var}={raw!r} is not an integer") from None
+            elif f.type in ("bool", bool):
+                kwargs[f.name] = parse_bool(var, raw)
             elif f.type in ("float", float):
                 try:
                     kwargs[f.name] = float(raw)

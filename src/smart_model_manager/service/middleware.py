@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -60,8 +61,9 @@ def _error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": detail, "request_id": request_id_var.get()}
 
 
-def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(_error_body(code, message, **extra), status_code=status)
+def error_response(status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None,
+                   **extra: Any) -> JSONResponse:
+    return JSONResponse(_error_body(code, message, **extra), status_code=status, headers=headers)
 
 
 class BodyLimitMiddleware:

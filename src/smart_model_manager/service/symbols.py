@@ -24,8 +24,14 @@ For an item with probabilities ``p`` over ``labels``:
 * ``mean_signed_score = sum(s) / n``;
 * ``confidence_weighted_score = sum(c * s) / sum(c)`` - confident items count more; ``c > 0``
   always, so the denominator is never zero;
-* ``label_counts``: how many items had each label on top (every label present, zeros included;
-  ties go to the label that comes first in ``labels``).
+* ``label_counts``: how many items had each polarity on top (the service: positive, negative,
+  neutral, whichever model answered; ``smm analyze``: each label), zeros included; ties go to the
+  label that comes first in the model's labels;
+* ``model_counts``: how many items each model (route) answered.
+
+Items from several models combine by polarity only: the signed score is
+``smart_model_manager.polarity.signed_score`` (P(positive) - P(negative) over each model's own
+label -> polarity map), never by label names, which differ between models.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from ..polarity import signed_score as _signed
 
 # ticker -> names (matched case-insensitively). Extend here; tests read this table.
 SYMBOLS: dict[str, tuple[str, ...]] = {
@@ -104,40 +112,59 @@ def _label_index(labels: Sequence[str], wanted: str) -> int:
     return lowered.index(wanted)
 
 
+def _by_names(labels: Sequence[str]) -> list[str]:
+    """Polarity per label from the names alone (one model, no lock: ``smm analyze``)."""
+    _label_index(labels, "positive"), _label_index(labels, "negative")  # the error names what is missing
+    return [lab.lower() for lab in labels]
+
+
 def signed_score(probs: Sequence[float], labels: Sequence[str]) -> float:
-    """P(positive) - P(negative)."""
-    return float(probs[_label_index(labels, "positive")]) - float(probs[_label_index(labels, "negative")])
+    """P(positive) - P(negative), for labels named positive/negative (see ``smart_model_manager.polarity``
+    for the general rule with declared maps; this is that definition applied to the names)."""
+    return _signed(probs, _by_names(labels))
 
 
-def aggregate_symbols(items_with_scores: Iterable[tuple[Sequence[str], Sequence[float]]],
-                      labels: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per-symbol aggregates of ``(symbols, probabilities)`` pairs; probabilities in ``labels`` order.
+Scored = tuple[Sequence[str], float, float, str, str]  # (symbols, signed score, confidence, count key, model)
 
-    Returns ``{symbol: {"count", "mean_signed_score", "confidence_weighted_score", "label_counts"}}``
-    sorted by symbol; the formulas are in this module's docstring. Items without symbols are skipped.
-    """
-    pos, neg = _label_index(labels, "positive"), _label_index(labels, "negative")
+
+def aggregate_scored(entries: Iterable[Scored], keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per-symbol aggregates of items already scored: ``(symbols, signed score, confidence, key, model)``.
+    ``key`` is what ``label_counts`` counts (the service: the top label's polarity, so items from models
+    with different label names add up; ``smm analyze``: the top label); ``keys`` are all of them (zeros
+    shown). ``model_counts`` counts items per answering model. Items without symbols are skipped."""
     acc: dict[str, dict[str, Any]] = {}
-    for n, (symbols, probs) in enumerate(items_with_scores):
-        if len(probs) != len(labels):
-            raise ValueError(f"item {n}: {len(probs)} probabilities for {len(labels)} labels {list(labels)}")
-        s = float(probs[pos]) - float(probs[neg])
-        top = max(range(len(probs)), key=lambda j: (probs[j], -j))  # ties -> first label
-        c = float(probs[top])
+    for symbols, s, c, key, model in entries:
         for sym in dict.fromkeys(symbols):  # an item mentioning BTC twice counts once
             a = acc.setdefault(sym, {"count": 0, "sum_s": 0.0, "sum_cs": 0.0, "sum_c": 0.0,
-                                     "label_counts": dict.fromkeys(labels, 0)})
+                                     "label_counts": dict.fromkeys(keys, 0), "model_counts": {}})
             a["count"] += 1
             a["sum_s"] += s
             a["sum_cs"] += c * s
             a["sum_c"] += c
-            a["label_counts"][labels[top]] += 1
+            a["label_counts"][key] += 1
+            a["model_counts"][model] = a["model_counts"].get(model, 0) + 1
     return {
         sym: {
             "count": a["count"],
             "mean_signed_score": a["sum_s"] / a["count"],
             "confidence_weighted_score": a["sum_cs"] / a["sum_c"],
             "label_counts": a["label_counts"],
+            "model_counts": a["model_counts"],
         }
         for sym, a in sorted(acc.items())
     }
+
+
+def aggregate_symbols(items_with_scores: Iterable[tuple[Sequence[str], Sequence[float]]],
+                      labels: Sequence[str], model: str = "default") -> dict[str, dict[str, Any]]:
+    """Per-symbol aggregates of ``(symbols, probabilities)`` pairs from one model; probabilities in
+    ``labels`` order, labels named positive/negative(/neutral). Sorted by symbol; the formulas are in
+    this module's docstring."""
+    pols = _by_names(labels)
+    entries: list[Scored] = []
+    for n, (symbols, probs) in enumerate(items_with_scores):
+        if len(probs) != len(labels):
+            raise ValueError(f"item {n}: {len(probs)} probabilities for {len(labels)} labels {list(labels)}")
+        top = max(range(len(probs)), key=lambda j: (probs[j], -j))  # ties -> first label
+        entries.append((symbols, _signed(probs, pols), float(probs[top]), labels[top], model))
+    return aggregate_scored(entries, labels)

@@ -135,10 +135,22 @@ def _ranked(labels: list[str], row: list[float]) -> list[dict[str, Any]]:
     return sorted(pairs, key=lambda d: -d["score"])  # best first, as TEI; ties keep label-id order
 
 
-async def _predict_rows(state: Any, texts: list[str], options: dict[str, Any]) -> list[list[dict[str, Any]]]:
-    labels = list(state.model.labels)
+def _route(state: Any) -> Any:
+    """TEI's routes name no model: they serve the service's first (default) route."""
+    route = state.routes.default
+    if route.model is None:
+        raise TeiError(503, "Unhealthy", f"the default model {route.name} ({route.configured}) is not loaded: "
+                                         f"{route.load_error or 'still loading'}")
+    return route
+
+
+async def _predict_rows(state: Any, texts: list[str], options: dict[str, Any],
+                        request: Request) -> list[list[dict[str, Any]]]:
+    route = _route(state)
+    labels = list(route.model.labels)
     if not options["raw_scores"] and options["truncate"] is not False:
-        rows = await state.classify(texts, "/predict")  # the shared micro-batcher: the common case
+        # the route's micro-batcher, admission and deadline: the common case
+        rows = await state.classify(route, texts, "/predict", request)
         return [_ranked(labels, r) for r in rows]
     # the options path: the model's own pipeline call (logits, or refuse instead of cutting), off the loop
     kwargs: dict[str, Any] = {"top_k": None}
@@ -147,18 +159,19 @@ async def _predict_rows(state: Any, texts: list[str], options: dict[str, Any]) -
     if options["truncate"] is False:
         kwargs["truncation"] = False
     try:
-        out = await asyncio.to_thread(state.model, texts, **kwargs)
+        out = await asyncio.to_thread(route.model, texts, **kwargs)
     except BackendError as err:  # this model's runner cannot take per-call options: refuse, never ignore
         raise TeiError(422, "Validation", f"raw_scores/truncate=false cannot be honoured: {err}") from None
     except ValueError as err:  # a text longer than the model accepts, with truncate=false
         raise TeiError(413, "Validation", f"{err} (sent truncate=false)") from None
-    state.metrics.count_texts("/predict", len(texts))
+    state.metrics.count_texts("/predict", len(texts), model=route.name)
     return [[{"label": d["label"], "score": float(d["score"])} for d in row] for row in out]
 
 
 def info(state: Any) -> dict[str, Any]:
     """TEI's Info for the loaded model (docs/service.md says where each value comes from)."""
-    model, config = state.model, state.config
+    route, config = _route(state), state.config
+    model = route.model
     labels = list(model.labels)
     i = model.info
     max_length = model.max_length or 0
@@ -167,8 +180,8 @@ def info(state: Any) -> dict[str, Any]:
         "model_type": {"classifier": {"id2label": {str(n): lab for n, lab in enumerate(labels)},
                                       "label2id": {lab: n for n, lab in enumerate(labels)}}},
         "max_concurrent_requests": UNBOUNDED, "max_input_length": max_length,
-        "max_batch_tokens": model.token_budget or max_length * state.batcher.max_batch,
-        "max_client_batch_size": config.max_texts, "max_batch_requests": state.batcher.max_batch,
+        "max_batch_tokens": model.token_budget or max_length * route.batcher.max_batch,
+        "max_client_batch_size": config.max_texts, "max_batch_requests": route.batcher.max_batch,
         "auto_truncate": True, "tokenization_workers": 1, "version": __version__, "sha": None,
         "docker_label": None,
     }
@@ -205,7 +218,7 @@ def install_tei_routes(app: FastAPI, state: Any) -> None:
                 raise TeiError(err.status, "Validation" if err.status < 500 else "Unhealthy", err.message) from None
             request.scope["smm_n_texts"] = len(texts)
             try:
-                rows = await _predict_rows(state, texts, options)
+                rows = await _predict_rows(state, texts, options, request)
             except ApiError as err:
                 raise TeiError(err.status, "Unhealthy", err.message) from None
         except TeiError as err:
@@ -220,9 +233,9 @@ def install_tei_routes(app: FastAPI, state: Any) -> None:
     async def info_route() -> JSONResponse:
         try:
             ready()
+            return JSONResponse(info(state))
         except TeiError as err:
             return _error(err)
-        return JSONResponse(info(state))
 
 
 __all__ = ["PredictRequest", "Prediction", "TeiErrorResponse", "info", "install_tei_routes", "parse"]
