@@ -39,7 +39,13 @@ from .deadlines import HEADER, BadTimeout, disconnected, seconds_allowed
 from .docs_ui import install_docs
 from .memory import TRIM_AFTER_CHARS, return_freed_memory, trim
 from .metrics import ServiceMetrics
-from .middleware import BodyLimitMiddleware, BodyTooLarge, RequestContextMiddleware, error_response
+from .middleware import (
+    BodyLimitMiddleware,
+    BodyTooLarge,
+    RequestContextMiddleware,
+    ShedWhenFull,
+    error_response,
+)
 from .routing import DirectRoute, direct
 from .schemas import (
     AnalyzeRequest,
@@ -170,7 +176,7 @@ class ServiceState:
             timeout = seconds_allowed(request.headers.get(HEADER), self.config.deadline_s)
         except BadTimeout as err:
             raise ApiError(400, "invalid_timeout", str(err)) from None
-        watch = asyncio.ensure_future(disconnected(request.receive)) if self.config.drop_disconnected else None
+        watch = (lambda: asyncio.ensure_future(disconnected(request.receive))) if self.config.drop_disconnected else None
         try:
             rows = await self.batcher.submit(texts, timeout=timeout, abandon=watch)
         except BatcherClosed as err:
@@ -182,9 +188,6 @@ class ServiceState:
         except ClientGone as err:  # nobody reads this answer; 499 (nginx's "client closed") in logs and metrics
             self.metrics.reject("disconnected")
             raise ApiError(499, "client_closed_request", str(err)) from None
-        finally:
-            if watch is not None:
-                watch.cancel()
         self.metrics.count_texts(route, len(texts))
         return rows
 
@@ -241,6 +244,8 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
     )
     app.state.smm = state
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(ShedWhenFull, admission=state.admission, metrics=metrics,
+                       paths=frozenset({"/v1/sentiment", "/v1/analyze"}))
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost: sees every response
     _install_error_handlers(app)
     install_docs(app, app.title)
