@@ -25,7 +25,7 @@ def model_block(label: str, d: dict[str, Any]) -> list[str]:
              "Retry-After missing | recovery | RSS idle -> peak |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in d["runs"].items():
-        for k, b in r["bursts"].items():
+        for k, b in sorted(r["bursts"].items(), key=lambda kb: float(kb[0].rstrip("x"))):
             rec = "none in 150 s" if b["recovery_s"] is None else f"{b['recovery_s']:.2f} s"
             lines.append(f"| {name} | {k} ({b['rate_rps']:.0f} req/s) | {b['sent']:,} | **{b['goodput_x']:.2f}x** | "
                          f"{_statuses(b['statuses'])} | {_ms(b['answered_ms'])} | {_ms(b['refused_ms'])} | "

@@ -173,3 +173,18 @@ def test_auto_mode_learns_the_throughput_from_served_requests():
         adm = httpx.get(url + "/v1/models").json()["models"][0]["admission"]
     assert adm["mode"] == "auto" and adm["measured_tokens_per_second"] > 0
     assert adm["max_queued_tokens"] >= 1
+
+
+def test_when_the_queue_is_full_requests_are_refused_before_their_body_is_read():
+    # the held request alone (8 estimated tokens) fills a bound of 5: everything else is shed up front
+    with blocked_service(ServiceConfig(max_queued_tokens=5, max_wait_ms=0, request_timeout_s=0)) as (url, runner, first):
+        r = httpx.post(url + "/v1/sentiment", content=b"this is not even JSON",
+                       headers={"Content-Type": "application/json"})
+        err = assert_refusal(r, "overloaded")  # not a 400: the body was never parsed
+        assert "bound is 5" in err["message"]
+        assert httpx.get(url + "/healthz").status_code == 200  # other routes are not shed
+        assert metrics(url)['smm_requests_rejected_total{reason=queue_full}'] == 1
+        runner.gate.set()
+        wait_until("the first request answered", lambda: bool(first))
+        ok = httpx.post(url + "/v1/sentiment", json={"texts": ["Markets wait for the Fed"]}, timeout=30)
+    assert first[0].status_code == 200 and ok.status_code == 200

@@ -130,7 +130,7 @@ def test_batcher_drops_expired_and_abandoned_texts_before_the_model():
         with pytest.raises(DeadlineExceeded):
             await b.submit(["late"], timeout=0.05)
         gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiting = asyncio.ensure_future(b.submit(["gone"], abandon=gone))
+        waiting = asyncio.ensure_future(b.submit(["gone"], abandon=lambda: gone))
         await asyncio.sleep(0)
         gone.set_result(None)
         with pytest.raises(ClientGone):

@@ -115,6 +115,20 @@ class Admission:
                                  node.retry_after())
             node = node.parent
 
+    def full(self) -> Overloaded | None:
+        """The refusal for ANY new request when the queued work already reaches the bound (checked
+        before a body is read, so a flood is refused without parsing it), else None."""
+        node: Admission | None = self
+        while node is not None:
+            limit = node.limit()
+            if limit is not None and node.tokens > 0 and node.tokens >= limit:
+                self.last_refused = node.last_refused = time.monotonic()
+                return Overloaded(f"the {node.name} has {node.tokens} estimated tokens of work queued; the "
+                                  f"bound is {limit} ({node.mode}); retry after {node.retry_after()} s",
+                                  node.retry_after())
+            node = node.parent
+        return None
+
     def release(self, tokens: int, texts: int) -> None:
         node: Admission | None = self
         while node is not None:

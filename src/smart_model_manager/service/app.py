@@ -38,7 +38,13 @@ from .deadlines import HEADER, BadTimeout, disconnected, seconds_allowed
 from .docs_ui import install_docs
 from .memory import return_freed_memory
 from .metrics import ServiceMetrics
-from .middleware import BodyLimitMiddleware, BodyTooLarge, RequestContextMiddleware, error_response
+from .middleware import (
+    BodyLimitMiddleware,
+    BodyTooLarge,
+    RequestContextMiddleware,
+    ShedWhenFull,
+    error_response,
+)
 from .multi import Declared, ModelSet, Route, RouteError
 from .routing import DirectRoute, direct
 from .schemas import (
@@ -158,7 +164,8 @@ class ServiceState:
         for i, r in enumerate(picks):
             groups.setdefault(r.name, []).append(i)
         routes = [self.routes.routes[n] for n in groups]
-        watch = asyncio.ensure_future(disconnected(request.receive)) if self.config.drop_disconnected else None
+        # made by each batcher only for admitted texts (and cancelled when its submit returns)
+        watch = (lambda: asyncio.ensure_future(disconnected(request.receive))) if self.config.drop_disconnected else None
         tasks = [asyncio.ensure_future(r.batcher.submit([texts[i] for i in groups[r.name]], timeout=timeout,
                                                         abandon=watch)) for r in routes]
         try:
@@ -177,8 +184,6 @@ class ServiceState:
                 if t.done() and not t.cancelled():
                     t.exception()  # mark retrieved: a second refusal is not "never retrieved"
                 t.cancel()  # no-op for the finished ones; the others drop their queued texts
-            if watch is not None:
-                watch.cancel()
         rows: list[list[float]] = [[] for _ in texts]
         for r, got in zip(routes, results):
             self.metrics.count_texts(http_route, len(got), model=r.name)
@@ -248,6 +253,8 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
     )
     app.state.smm = state
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(ShedWhenFull, admission=state.admission, metrics=metrics,
+                       paths=frozenset({"/v1/sentiment", "/v1/analyze", "/predict"}))
     app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost: sees every response
     _install_error_handlers(app)
     install_docs(app, app.title)

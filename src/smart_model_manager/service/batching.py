@@ -126,10 +126,11 @@ class MicroBatcher:
         self._task = asyncio.get_running_loop().create_task(self._collect(), name="smm-batcher")
 
     async def submit(self, texts: Sequence[str], *, timeout: float | None = None,
-                     abandon: asyncio.Future[Any] | None = None) -> list[list[float]]:
+                     abandon: Callable[[], asyncio.Future[Any]] | None = None) -> list[list[float]]:
         """Queue ``texts``; return one row per text, in order. Raises what the model raised,
         :class:`~.admission.Overloaded` (refused, nothing queued), :class:`DeadlineExceeded` after
-        ``timeout`` seconds, :class:`ClientGone` once ``abandon`` is done."""
+        ``timeout`` seconds, :class:`ClientGone` once the future ``abandon()`` returns is done (it is
+        made only for an admitted request, and cancelled when ``submit`` returns)."""
         if self._closing or self._queue is None:
             raise BatcherClosed("the service is shutting down" if self._closing else "batcher not started")
         if timeout is not None and timeout <= 0:
@@ -142,13 +143,14 @@ class MicroBatcher:
         entries = [_Entry(t, loop.create_future(), n) for t, n in zip(texts, tokens)]
         for e in entries:
             self._queue.put_nowait(e)
+        gone = abandon() if abandon is not None else None
         try:
             gathered = asyncio.gather(*(e.future for e in entries))
-            if timeout is None and abandon is None:
+            if timeout is None and gone is None:
                 return list(await gathered)
             waits: set[asyncio.Future[Any]] = {gathered}
-            if abandon is not None:
-                waits.add(abandon)
+            if gone is not None:
+                waits.add(gone)
             done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if not done and any(e.started for e in entries):
                 # the deadline bounds the wait for the model, not the model call: a request whose
@@ -157,7 +159,7 @@ class MicroBatcher:
             if gathered in done:
                 return list(gathered.result())
             gathered.cancel()
-            if abandon is not None and abandon in done:
+            if gone is not None and gone in done:
                 raise ClientGone("the client disconnected; its texts were dropped from the queue")
             raise DeadlineExceeded(f"the deadline ({timeout:.3g} s) passed while the request waited for "
                                    "the model; it was dropped before being computed")
@@ -169,6 +171,8 @@ class MicroBatcher:
                     e.future.cancel()
             raise
         finally:
+            if gone is not None:
+                gone.cancel()
             if self.admission is not None:
                 self.admission.release(total, len(texts))
 
