@@ -7,13 +7,18 @@
 A fault applies to GETs of ``/resolve`` whose ``"{repo_id}/{path}"`` matches the ``fnmatch`` pattern, for
 the next ``times`` matching requests (HEADs are never affected, so the client's metadata call succeeds and
 the failure hits the download itself, where retries and resumes live).
+
+Faults live in :class:`FaultMiddleware`, around the application: the production path never tests for them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
 MODES = ("drops_mid_file", "server_error", "stalls")
 
@@ -24,7 +29,8 @@ class Fault:
     pattern: str = "*"        # fnmatch on "repo_id/path"
     times: int = 1            # how many matching GETs it hits
     after_bytes: int = 0      # drops_mid_file: body bytes sent before the connection is cut
-    status: int = 503         # server_error: the status sent (with Retry-After: 0)
+    status: int = 503         # server_error: the status sent
+    retry_after: str = "0"    # server_error: the Retry-After header sent with it
     seconds: float = 1.0      # stalls: pause after the headers, before the body
 
     def __post_init__(self) -> None:
@@ -60,3 +66,88 @@ class FaultPlan:
                     self.triggered.append((fault.mode, key))
                     return fault
         return None
+
+
+FILE_KEY = "smm.mirror.file"  # scope key the application sets to "{repo_id}/{path}" before a file's headers
+ZEROCOPY = "http.response.zerocopysend"
+CLOSE = "smm.connection.close"
+
+
+class FaultAnswered(BaseException):
+    """The middleware answered in place of the application; unwinds it without its error handling."""
+
+
+class PartialSend(ConnectionAbortedError):
+    """The connection was cut on purpose after ``sent`` more body bytes (``drops_mid_file``)."""
+
+    def __init__(self, message: str, sent: int):
+        super().__init__(message)
+        self.sent = sent
+
+
+class FaultMiddleware:
+    """ASGI middleware: applies the next matching fault of ``plan`` to a file download's send side."""
+
+    def __init__(self, app: Any, plan: FaultPlan):
+        self.app = app
+        self.plan = plan
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = {"fault": None, "sent": 0}
+
+        async def faulty_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                key = scope.get(FILE_KEY)
+                fault = self.plan.take(key) if key else None
+                state["fault"] = fault
+                if fault is not None and fault.mode == "server_error":
+                    await _error(send, fault, key or "")
+                    raise FaultAnswered
+                await send(message)
+                if fault is not None and fault.mode == "stalls":
+                    await asyncio.sleep(fault.seconds)
+                return
+            fault = state["fault"]
+            if fault is None or fault.mode != "drops_mid_file":
+                await send(message)
+                return
+            await _send_until(send, message, state, fault.after_bytes, scope)
+
+        try:
+            await self.app(scope, receive, faulty_send)
+        except FaultAnswered:
+            pass
+
+
+async def _error(send: Any, fault: Fault, key: str) -> None:
+    message = f"injected fault server_error on {key}"
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+               (b"x-error-message", message.encode("latin-1", "replace")),
+               (b"retry-after", fault.retry_after.encode("latin-1"))]
+    await send({"type": "http.response.start", "status": fault.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _send_until(send: Any, message: dict[str, Any], state: dict[str, Any], limit: int,
+                      scope: dict[str, Any]) -> None:
+    """Forward body bytes until ``limit`` went out in total, then cut the connection."""
+    size = int(message["count"]) if message["type"] == ZEROCOPY else len(message.get("body", b""))
+    left = limit - state["sent"]
+    if size < left or (size == left and message.get("more_body", False) is False):
+        await send(message)
+        state["sent"] += size
+        return
+    if left > 0:
+        if message["type"] == ZEROCOPY:
+            await send({**message, "count": left, "more_body": True})
+        else:
+            await send({**message, "body": message["body"][:left], "more_body": True})
+    state["sent"] += max(left, 0)
+    closer = scope.get("extensions", {}).get(CLOSE)
+    if closer:
+        closer["close"]()
+    raise PartialSend("injected fault drops_mid_file", max(left, 0))
