@@ -130,6 +130,24 @@ def test_downloads_beyond_max_streams_get_503_with_retry_after(big_root) -> None
         assert status == 200 and hashlib.sha256(body).hexdigest() == digest
 
 
+def test_a_reader_that_stalls_past_the_send_timeout_frees_its_stream(big_root) -> None:
+    root, digest = big_root
+    with MirrorServer(root, warm=False, limits=Limits(max_streams=1, send_timeout=0.5)) as srv:
+        stalled = _stalled_download(srv.url)
+        try:
+            assert _metric(srv.url, "smm_mirror_streams_active") == 1
+            assert raw_request(srv.url, BIG_PATH)[0] == 503  # the one stream is taken
+            _wait_for(lambda: _metric(srv.url, "smm_mirror_streams_active") == 0, timeout=10)
+            status, _h, body = raw_request(srv.url, BIG_PATH)
+            assert status == 200 and hashlib.sha256(body).hexdigest() == digest
+            stalled.settimeout(5)
+            with pytest.raises((ConnectionError, TimeoutError, AssertionError)):
+                while True:  # the stalled client finds its connection cut before the whole body
+                    assert stalled.recv(1 << 20)
+        finally:
+            stalled.close()
+
+
 def test_connections_beyond_the_limit_get_a_json_503(big_root) -> None:
     with MirrorServer(big_root[0], warm=False, limits=Limits(max_connections=5)) as srv:
         idle = [socket.create_connection(_hostport(srv.url), timeout=10) for _ in range(5)]

@@ -40,7 +40,8 @@ class Limits:
     """What one server allows; shared by its connections. ``on_reject(status)`` counts refusals."""
 
     def __init__(self, *, max_connections: int, header_timeout: float, send_timeout: float,
-                 on_reject: Callable[[int, str], None]):
+                 on_reject: Callable[[int, str], None], zerocopy: bool = True):
+        self.zerocopy = zerocopy
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.send_timeout = send_timeout
@@ -242,7 +243,10 @@ class MirrorProtocol(H11Protocol):
             cycle.__class__ = MirrorCycle
             assert isinstance(cycle, MirrorCycle)
             cycle.send_timeout = self.limits.send_timeout
-            self.scope["extensions"] = {ZEROCOPY: {}, CLOSE: {"close": cycle.close_now}}
+            extensions: dict[str, Any] = {CLOSE: {"close": cycle.close_now}}
+            if self.limits.zerocopy:
+                extensions[ZEROCOPY] = {}
+            self.scope["extensions"] = extensions
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -96,13 +96,14 @@ class MirrorServer:
     """
 
     def __init__(self, root: str | Any, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-                 *, warm: bool = True, limits: Limits | None = None):
+                 *, warm: bool = True, limits: Limits | None = None, sendfile: bool = True):
         self.index = MirrorIndex(root)
         self.host = host
         self.port = port
         self.token = token or None
         self.warm = warm
         self.limits = limits or Limits()
+        self.sendfile = sendfile  # False: bodies are read into memory and written (benchmarks compare both)
         self.stats = MirrorStats()
         self.faults = FaultPlan()
         self._server: Any = None
@@ -150,7 +151,8 @@ class MirrorServer:
         app = build_app(mirror, self.faults, self._not_ready)
         proto = protocol_class(ProtocolLimits(max_connections=lim.max_connections,
                                               header_timeout=lim.header_timeout, send_timeout=lim.send_timeout,
-                                              on_reject=lambda status, _m: telemetry.refused(status)))
+                                              on_reject=lambda status, _m: telemetry.refused(status),
+                                              zerocopy=self.sendfile))
         config = uvicorn.Config(app, http=proto, loop="asyncio", lifespan="off", log_config=None,
                                 access_log=False, timeout_keep_alive=lim.keep_alive_timeout,  # type: ignore[arg-type]
                                 timeout_graceful_shutdown=3, server_header=False, date_header=True,
