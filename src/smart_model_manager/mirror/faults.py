@@ -3,6 +3,7 @@
     server.inject(Fault("drops_mid_file", "org/name/model.safetensors", after_bytes=1 << 20))
     server.inject(Fault("server_error", "org/name/*", status=503, times=2))
     server.inject(Fault("stalls", "*", seconds=3))
+    server.inject(Fault("throttles", "org/name/*", times=100, after_bytes=64 << 10, seconds=0.01))  # a slow link
 
 A fault applies to GETs of ``/resolve`` whose ``"{repo_id}/{path}"`` matches the ``fnmatch`` pattern, for
 the next ``times`` matching requests (HEADs are never affected, so the client's metadata call succeeds and
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-MODES = ("drops_mid_file", "server_error", "stalls")
+MODES = ("drops_mid_file", "server_error", "stalls", "throttles")
 
 
 @dataclass
@@ -28,16 +29,18 @@ class Fault:
     mode: str                 # one of MODES
     pattern: str = "*"        # fnmatch on "repo_id/path"
     times: int = 1            # how many matching GETs it hits
-    after_bytes: int = 0      # drops_mid_file: body bytes sent before the connection is cut
+    after_bytes: int = 0      # drops_mid_file: body bytes sent before the connection is cut; throttles: piece size
     status: int = 503         # server_error: the status sent
     retry_after: str = "0"    # server_error: the Retry-After header sent with it
-    seconds: float = 1.0      # stalls: pause after the headers, before the body
+    seconds: float = 1.0      # stalls: pause after the headers, before the body; throttles: pause per piece
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown fault mode {self.mode!r}; valid: {', '.join(MODES)}")
         if self.times < 1:
             raise ValueError(f"Fault.times must be >= 1, got {self.times}")
+        if self.mode == "throttles" and self.after_bytes < 1:
+            raise ValueError("Fault('throttles') needs after_bytes >= 1 (the size of each piece)")
 
 
 class FaultPlan:
@@ -111,10 +114,12 @@ class FaultMiddleware:
                     await asyncio.sleep(fault.seconds)
                 return
             fault = state["fault"]
-            if fault is None or fault.mode != "drops_mid_file":
+            if fault is not None and fault.mode == "drops_mid_file":
+                await _send_until(send, message, state, fault.after_bytes, scope)
+            elif fault is not None and fault.mode == "throttles":
+                await _send_slowly(send, message, fault.after_bytes, fault.seconds)
+            else:
                 await send(message)
-                return
-            await _send_until(send, message, state, fault.after_bytes, scope)
 
         try:
             await self.app(scope, receive, faulty_send)
@@ -151,3 +156,22 @@ async def _send_until(send: Any, message: dict[str, Any], state: dict[str, Any],
     if closer:
         closer["close"]()
     raise PartialSend("injected fault drops_mid_file", max(left, 0))
+
+
+async def _send_slowly(send: Any, message: dict[str, Any], piece: int, pause: float) -> None:
+    """Forward a body message in pieces of ``piece`` bytes with ``pause`` seconds after each."""
+    zerocopy = message["type"] == ZEROCOPY
+    size = int(message["count"]) if zerocopy else len(message.get("body", b""))
+    done = 0
+    while True:
+        n = min(piece, size - done)
+        last = done + n >= size
+        more = message.get("more_body", False) if last else True
+        if zerocopy:
+            await send({**message, "offset": message["offset"] + done, "count": n, "more_body": more})
+        else:
+            await send({**message, "body": message["body"][done:done + n], "more_body": more})
+        done += n
+        if last:
+            return
+        await asyncio.sleep(pause)
