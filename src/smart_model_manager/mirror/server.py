@@ -151,7 +151,8 @@ class MirrorServer:
         app = build_app(mirror, self.faults, self._not_ready)
         proto = protocol_class(ProtocolLimits(max_connections=lim.max_connections,
                                               header_timeout=lim.header_timeout, send_timeout=lim.send_timeout,
-                                              on_reject=lambda status, _m: telemetry.refused(status),
+                                              on_reject=lambda status, message: self._refused(telemetry, status,
+                                                                                              message),
                                               zerocopy=self.sendfile))
         config = uvicorn.Config(app, http=proto, loop="asyncio", lifespan="off", log_config=None,
                                 access_log=False, timeout_keep_alive=lim.keep_alive_timeout,  # type: ignore[arg-type]
@@ -175,6 +176,12 @@ class MirrorServer:
             threading.Thread(target=self._warm, name="smm-mirror-warm", daemon=True).start()
         log.info("mirror serving %s at %s", self.index.root, self.url)
         return self
+
+    def _refused(self, telemetry: Any, status: int, message: str) -> None:
+        """A request refused by the connection layer (limits, unparseable input): counted like any other."""
+        telemetry.refused(status)
+        self.stats.record_request("-", "-", status)
+        access_log.info('- "-" %d 0 (%s)', status, message)
 
     def _not_ready(self) -> str | None:
         """None when the mirror can answer, else why not (``/readyz``)."""
