@@ -17,6 +17,7 @@ variant, the ratio to ``old``, and the server's CPU seconds per GB sent (from /p
 
     .venv/bin/python bench/bench_mirror.py                 # prints; ~1-2 min on 2 cores
     .venv/bin/python bench/bench_mirror.py --write         # also writes bench/results/mirror.json
+                                                           # (refused on a busy machine unless --force)
     .venv/bin/python bench/bench_mirror.py --size-mb 100 --rounds 3
 """
 
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_util import PY, REPO, RESULTS, machine  # noqa: E402
+from _bench_util import PY, REPO, load_guard, machine, rotated, write_result  # noqa: E402
 
 SERVE = r"""
 import sys, json, time
@@ -123,9 +124,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--write", action="store_true", help="write bench/results/mirror.json")
+    ap.add_argument("--force", action="store_true", help="write even if the machine was busy (recorded)")
     args = ap.parse_args()
     import psutil
 
+    before = load_guard(args.force)
     size = args.size_mb * 1_000_000
     with tempfile.TemporaryDirectory(prefix="smm-bench-mirror-") as tmp:
         root = make_root(Path(tmp), size)
@@ -141,7 +144,7 @@ def main() -> int:
             for v in VARIANTS:  # warm-up: page cache, imports, first connections
                 transfer(urls[v], 1, size)
             for r in range(args.rounds):
-                order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
+                order = rotated(list(VARIANTS), r)
                 for v in order:
                     ps = psutil.Process(procs[v].pid)
                     cpu0 = sum(ps.cpu_times()[:2])
@@ -161,7 +164,7 @@ def main() -> int:
            for v, s in samples.items()}
     result = {
         "benchmark": "bench/bench_mirror.py", "baseline": "old", "size_mb": args.size_mb, "rounds": args.rounds,
-        "streams": args.streams, "machine": machine(), "median": med,
+        "streams": args.streams, "machine_before": before, "machine": machine(), "median": med,
         "ratio_vs_old": {v: {k: round(med[v][k] / med["old"][k], 3) for k in ("one", "many")} for v in VARIANTS},
         "samples": samples,
         "note": "MB/s = 10^6 bytes/s; 'one' = a single download, 'many' = total of --streams at once; "
@@ -169,9 +172,7 @@ def main() -> int:
     }
     print(json.dumps({k: result[k] for k in ("median", "ratio_vs_old", "machine")}, indent=2))
     if args.write:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "mirror.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {RESULTS / 'mirror.json'}")
+        print(f"wrote {write_result('mirror', result, force=args.force)}")
     return 0
 
 
