@@ -178,6 +178,19 @@ def test_a_connection_that_sends_no_request_is_closed_after_the_header_timeout(b
         assert raw_request(srv.url, b"/api/models/org/big")[0] == 200
 
 
+def test_a_body_over_the_limit_is_a_json_413_and_the_connection_closes(big_root) -> None:
+    with MirrorServer(big_root[0], warm=False) as srv:
+        body = b"paths=" + b"a" * (2 << 20)
+        status, headers, reply = raw_request(srv.url, b"/api/models/org/big/paths-info/main", b"POST",
+                                             {"Content-Length": str(len(body))}, body)
+        assert status == 413 and headers["connection"] == "close" and "over" in json.loads(reply)["error"]
+        small = b"paths=config.json"
+        status, _h, reply = raw_request(srv.url, b"/api/models/org/big/paths-info/main", b"POST",
+                                        {"Content-Length": str(len(small)),
+                                         "Content-Type": "application/x-www-form-urlencoded"}, small)
+        assert status == 200 and [e["path"] for e in json.loads(reply)] == ["config.json"]
+
+
 def _rss() -> int:
     import psutil
 

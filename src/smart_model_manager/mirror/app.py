@@ -34,6 +34,7 @@ access_log = logging.getLogger("smart_model_manager.mirror.server.access")
 
 CHUNK = 8 << 20   # bytes per sendfile call (and per read where sendfile is not offered)
 MAX_BODY = 1 << 20
+MAX_DRAIN = 16 << 20  # an oversized body is read and dropped up to this, so its 413 arrives intact
 
 
 @dataclass
@@ -128,7 +129,7 @@ class MirrorApp:
                         ex.status, ex.sent)
 
     async def _read_body(self, scope: dict[str, Any], receive: Any) -> tuple[bytes, bool]:
-        """(body, complete): a body over MAX_BODY is not kept (the connection then closes)."""
+        """(body, complete): a body over MAX_BODY is not kept (the answer is a 413 and the connection closes)."""
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -137,8 +138,13 @@ class MirrorApp:
             size += len(message.get("body", b""))
             if size <= MAX_BODY:
                 chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                return (b"".join(chunks), True) if size <= MAX_BODY else (b"", False)
+            more = message.get("more_body", False)
+            if size > MAX_BODY and (not more or size > MAX_DRAIN):
+                # Read (and drop) a moderately oversized body, so the client reads the 413 instead of a
+                # reset; beyond MAX_DRAIN stop reading: the answer closes the connection.
+                return b"", False
+            if not more:
+                return b"".join(chunks), True
 
     async def _answer(self, ex: _Exchange, receive: Any) -> None:
         scope = ex.scope
@@ -147,11 +153,14 @@ class MirrorApp:
                            {"Connection": "close"})
             return
         body, complete = await self._read_body(scope, receive)
-        extra_close = {} if complete else {"Connection": "close"}
+        if not complete:  # the rest of the body is still in the stream: the connection cannot be reused
+            await ex.error(413, None, f"request body over {MAX_BODY} bytes (the mirror's limit)",
+                           {"Connection": "close"})
+            return
         method = scope["method"]
         if method not in ("GET", "HEAD", "POST"):
             await ex.error(405, None, f"Method {method} not allowed: this mirror is read-only",
-                           {"Allow": "GET, HEAD, POST", **extra_close})
+                           {"Allow": "GET, HEAD, POST"})
             return
         target = _target(scope)
         if target.startswith(("http://", "https://")):  # absolute-form request target
@@ -183,7 +192,7 @@ class MirrorApp:
         if isinstance(response, routes.FileResponse):
             await self._file(ex, response)
         else:
-            await ex.json(200, response, extra_close)
+            await ex.json(200, response)
 
     def _authorized(self, scope: dict[str, Any]) -> bool:
         token = self.settings.token
