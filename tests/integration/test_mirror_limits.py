@@ -149,12 +149,12 @@ def test_a_reader_that_stalls_past_the_send_timeout_frees_its_stream(big_root) -
 
 
 def test_connections_beyond_the_limit_get_a_json_503(big_root) -> None:
-    with MirrorServer(big_root[0], warm=False, limits=Limits(max_connections=5)) as srv:
+    with MirrorServer(big_root[0], warm=False, limits=Limits(max_connections=5, retry_after=4)) as srv:
         idle = [socket.create_connection(_hostport(srv.url), timeout=10) for _ in range(5)]
         try:
             _wait_for(lambda: _metric_conns(srv) >= 5)
             status, headers, body = raw_request(srv.url, b"/api/models/org/big")
-            assert status == 503 and headers["retry-after"] == "1" and headers["connection"] == "close"
+            assert status == 503 and headers["retry-after"] == "4" and headers["connection"] == "close"
             assert "too many open connections" in json.loads(body)["error"]
         finally:
             for sock in idle:

@@ -40,8 +40,9 @@ class Limits:
     """What one server allows; shared by its connections. ``on_reject(status)`` counts refusals."""
 
     def __init__(self, *, max_connections: int, header_timeout: float, send_timeout: float,
-                 on_reject: Callable[[int, str], None], zerocopy: bool = True):
+                 on_reject: Callable[[int, str], None], zerocopy: bool = True, retry_after: int = 1):
         self.zerocopy = zerocopy
+        self.retry_after = retry_after
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.send_timeout = send_timeout
@@ -191,7 +192,7 @@ class MirrorProtocol(H11Protocol):
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
             self._refuse(503, f"too many open connections (the mirror's limit is {self.limits.max_connections});"
-                         " retry shortly", {"Retry-After": "1"})
+                         " retry shortly", {"Retry-After": str(self.limits.retry_after)})
             return
         self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timeout)
 

@@ -153,7 +153,7 @@ class MirrorServer:
                                               header_timeout=lim.header_timeout, send_timeout=lim.send_timeout,
                                               on_reject=lambda status, message: self._refused(telemetry, status,
                                                                                               message),
-                                              zerocopy=self.sendfile))
+                                              zerocopy=self.sendfile, retry_after=lim.retry_after))
         config = uvicorn.Config(app, http=proto, loop="asyncio", lifespan="off", log_config=None,
                                 access_log=False, timeout_keep_alive=lim.keep_alive_timeout,  # type: ignore[arg-type]
                                 timeout_graceful_shutdown=3, server_header=False, date_header=True,
