@@ -10,6 +10,7 @@ import os
 import re
 import resource
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -189,6 +190,14 @@ def test_a_body_over_the_limit_is_a_json_413_and_the_connection_closes(big_root)
                                         {"Content-Length": str(len(small)),
                                          "Content-Type": "application/x-www-form-urlencoded"}, small)
         assert status == 200 and [e["path"] for e in json.loads(reply)] == ["config.json"]
+
+
+def test_without_the_server_stack_start_says_which_extra_to_install(big_root, monkeypatch) -> None:
+    from smart_model_manager.errors import MirrorError
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # what an install without [mirror] looks like
+    with pytest.raises(MirrorError, match=r"smart-model-manager\[mirror\]"):
+        MirrorServer(big_root[0], warm=False).start()
 
 
 def _rss() -> int:
