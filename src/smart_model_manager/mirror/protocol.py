@@ -10,7 +10,10 @@ give in the mirror's terms:
 * a connection that has not sent a complete request head within ``header_timeout`` seconds is closed,
   so idle or slow-header clients cannot pile up;
 * the ASGI extension ``http.response.zerocopysend``: file bodies go out with ``os.sendfile`` (no copy
-  through Python), while h11 still accounts for every byte against ``Content-Length``.
+  through Python), while h11 still accounts for every byte against ``Content-Length``. The sendfile loop
+  runs in a sender thread on a duplicate of the socket's descriptor, so concurrent downloads copy on
+  every core (as the thread-per-connection server did) and a cold read from slow storage never stalls
+  the event loop.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import select
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import h11
@@ -40,8 +47,10 @@ class Limits:
     """What one server allows; shared by its connections. ``on_reject(status)`` counts refusals."""
 
     def __init__(self, *, max_connections: int, header_timeout: float, send_timeout: float,
-                 on_reject: Callable[[int, str], None], zerocopy: bool = True, retry_after: int = 1):
+                 on_reject: Callable[[int, str], None], zerocopy: bool = True, retry_after: int = 1,
+                 senders: ThreadPoolExecutor | None = None):
         self.zerocopy = zerocopy
+        self.senders = senders
         self.retry_after = retry_after
         self.max_connections = max_connections
         self.header_timeout = header_timeout
@@ -124,6 +133,37 @@ class _Conn(h11.Connection):
             return h11.NEED_DATA  # handle_events stops; the connection is already closing
 
 
+def blocking_sendfile(fd: int, in_fd: int, offset: int, count: int, timeout: float, stop: threading.Event) -> int:
+    """Send ``count`` bytes of ``in_fd`` from ``offset`` to the non-blocking socket ``fd`` (closed at the
+    end), waiting for room with poll; ``timeout`` seconds without progress, or ``stop``, end it."""
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        sent, idle = 0, 0.0
+        while sent < count:
+            if stop.is_set():
+                raise ConnectionAbortedError("the download was cancelled")
+            try:
+                n = os.sendfile(fd, in_fd, offset + sent, count - sent)
+            except BlockingIOError:
+                n = -1
+            if n == 0:
+                raise ConnectionAbortedError("the file shrank while being sent")
+            if n > 0:
+                sent, idle = sent + n, 0.0
+                continue
+            events = poller.poll(200)
+            if not events:
+                idle += 0.2
+                if idle >= timeout:
+                    raise TimeoutError(f"no progress for {timeout:.0f}s: the client stopped reading")
+            elif events[0][1] & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+                raise ConnectionResetError("the client closed the connection")
+        return sent
+    finally:
+        os.close(fd)
+
+
 class _Placeholder:
     """Stands in for ``count`` bytes sent by sendfile, so h11's Content-Length accounting stays right."""
 
@@ -138,6 +178,7 @@ class MirrorCycle(RequestResponseCycle):
     """uvicorn's request/response cycle plus ``http.response.zerocopysend``."""
 
     send_timeout: float = 60.0
+    senders: ThreadPoolExecutor | None = None
 
     async def send(self, message: Any) -> None:
         if message["type"] != ZEROCOPY:
@@ -151,10 +192,8 @@ class MirrorCycle(RequestResponseCycle):
         self.conn.send_with_data_passthrough(h11.Data(data=_Placeholder(count)))  # type: ignore[arg-type]
         if self.flow.write_paused:
             await self.flow.drain()
-        loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.sendfile(self.transport, message["file"], message["offset"], count),
-                                   self.send_timeout)
+            await self._sendfile(message["file"], int(message["offset"]), count)
         except (OSError, RuntimeError, asyncio.TimeoutError) as err:
             self.disconnected = True
             self.transport.abort()
@@ -167,6 +206,24 @@ class MirrorCycle(RequestResponseCycle):
                 self.conn.send(event=h11.ConnectionClosed())
                 self.transport.close()
             self.on_response()
+
+    async def _sendfile(self, file: Any, offset: int, count: int) -> None:
+        loop = asyncio.get_running_loop()
+        sock = self.transport.get_extra_info("socket")
+        if self.senders is None or sock is None or self.transport.get_write_buffer_size():
+            # Headers still queued in the transport go first: asyncio's sendfile waits for them.
+            await asyncio.wait_for(loop.sendfile(self.transport, file, offset, count), self.send_timeout)
+            return
+        # The sender thread owns a duplicate descriptor: if the connection is closed meanwhile, the
+        # descriptor number cannot be reused for another client under the thread's feet.
+        fd = os.dup(sock.fileno())
+        stop = threading.Event()
+        try:
+            await loop.run_in_executor(self.senders, blocking_sendfile, fd, file.fileno(), offset, count,
+                                       self.send_timeout, stop)
+        except BaseException:
+            stop.set()
+            raise
 
     def close_now(self) -> None:
         self.disconnected = True
@@ -244,6 +301,7 @@ class MirrorProtocol(H11Protocol):
             cycle.__class__ = MirrorCycle
             assert isinstance(cycle, MirrorCycle)
             cycle.send_timeout = self.limits.send_timeout
+            cycle.senders = self.limits.senders
             extensions: dict[str, Any] = {CLOSE: {"close": cycle.close_now}}
             if self.limits.zerocopy:
                 extensions[ZEROCOPY] = {}

@@ -21,6 +21,7 @@ import re
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ class Limits:
     max_connections: int = 4096     # open connections; beyond: 503 + Retry-After, then closed
     keep_alive_timeout: float = 30.0  # an idle keep-alive connection is closed after this
     header_timeout: float = 30.0    # a connection must complete a request head within this
-    send_timeout: float = 60.0      # no progress on an 8 MiB piece of a file for this long: cut
+    send_timeout: float = 60.0      # a download that makes no progress for this long is cut
     backlog: int = 2048             # the listening socket's accept queue
     retry_after: int = 1            # seconds, in the 503s for the bounds above
 
@@ -110,6 +111,7 @@ class MirrorServer:
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self._warming: str | None = None  # why /readyz says "not ready" while the index warms
+        self._senders: ThreadPoolExecutor | None = None  # threads running sendfile, one per active download
 
     @property
     def url(self) -> str:
@@ -145,6 +147,7 @@ class MirrorServer:
         except ImportError as err:
             raise MirrorError(f"{EXTRA_HINT} ({err})") from err
         lim = self.limits
+        self._senders = ThreadPoolExecutor(max_workers=lim.max_streams, thread_name_prefix="smm-mirror-send")
         telemetry = Telemetry(max_streams=lim.max_streams, max_connections=lim.max_connections)
         mirror = MirrorApp(self.index, self.stats, telemetry, Settings(self.token, lim.max_streams, lim.retry_after))
         self._warming = "indexing the mirror root" if self.warm else None
@@ -153,7 +156,8 @@ class MirrorServer:
                                               header_timeout=lim.header_timeout, send_timeout=lim.send_timeout,
                                               on_reject=lambda status, message: self._refused(telemetry, status,
                                                                                               message),
-                                              zerocopy=self.sendfile, retry_after=lim.retry_after))
+                                              zerocopy=self.sendfile, retry_after=lim.retry_after,
+                                              senders=self._senders))
         config = uvicorn.Config(app, http=proto, loop="asyncio", lifespan="off", log_config=None,
                                 access_log=False, timeout_keep_alive=lim.keep_alive_timeout,  # type: ignore[arg-type]
                                 timeout_graceful_shutdown=3, server_header=False, date_header=True,
@@ -215,6 +219,9 @@ class MirrorServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if self._senders is not None:
+            self._senders.shutdown(wait=False, cancel_futures=True)
+            self._senders = None
         log.info("mirror stopped")
 
     def __enter__(self) -> MirrorServer:
