@@ -43,7 +43,7 @@ def mirror() -> None:
 @click.option("--header-timeout", default=Limits.header_timeout, show_default=True,
               type=click.FloatRange(min=0.1), help="Seconds a connection has to send a complete request head.")
 @click.option("--send-timeout", default=Limits.send_timeout, show_default=True, type=click.FloatRange(min=0.1),
-              help="Seconds without progress on 8 MiB of a download before the connection is cut.")
+              help="Seconds a download may make no progress before its connection is cut.")
 @click.option("--retry-after", default=Limits.retry_after, show_default=True, type=click.IntRange(1),
               help="Seconds sent in Retry-After with the 503s of --max-streams and --max-connections.")
 def serve(root: Path, host: str, port: int, token: str | None, token_file: Path | None,
