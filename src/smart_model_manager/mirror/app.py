@@ -252,7 +252,9 @@ class MirrorApp:
         sent = 0
         try:
             while True:
-                n = min(CHUNK, length - sent)
+                # sendfile takes the whole range in one call (a sender thread loops over it without
+                # returning to the event loop); reads go in CHUNK pieces
+                n = length - sent if zerocopy else min(CHUNK, length - sent)
                 more = sent + n < length
                 if zerocopy and n:
                     await ex._send({"type": ZEROCOPY, "file": fh, "offset": start + sent, "count": n,

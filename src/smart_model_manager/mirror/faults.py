@@ -81,7 +81,7 @@ class FaultAnswered(BaseException):
 
 
 class PartialSend(ConnectionAbortedError):
-    """The connection was cut on purpose after ``sent`` more body bytes (``drops_mid_file``)."""
+    """The connection ended after ``sent`` more body bytes: cut on purpose (``drops_mid_file``) or lost."""
 
     def __init__(self, message: str, sent: int):
         super().__init__(message)

@@ -31,7 +31,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
-from .faults import CLOSE, ZEROCOPY
+from .faults import CLOSE, ZEROCOPY, PartialSend
 
 log = logging.getLogger("smart_model_manager.mirror.http")
 
@@ -136,10 +136,11 @@ class _Conn(h11.Connection):
 def blocking_sendfile(fd: int, in_fd: int, offset: int, count: int, timeout: float, stop: threading.Event) -> int:
     """Send ``count`` bytes of ``in_fd`` from ``offset`` to the non-blocking socket ``fd`` (closed at the
     end), waiting for room with poll; ``timeout`` seconds without progress, or ``stop``, end it."""
+    sent = 0
     try:
         poller = select.poll()
         poller.register(fd, select.POLLOUT)
-        sent, idle = 0, 0.0
+        idle = 0.0
         while sent < count:
             if stop.is_set():
                 raise ConnectionAbortedError("the download was cancelled")
@@ -160,6 +161,8 @@ def blocking_sendfile(fd: int, in_fd: int, offset: int, count: int, timeout: flo
             elif events[0][1] & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
                 raise ConnectionResetError("the client closed the connection")
         return sent
+    except OSError as err:
+        raise PartialSend(f"{type(err).__name__}: {err}", sent) from err
     finally:
         os.close(fd)
 
@@ -197,10 +200,12 @@ class MirrorCycle(RequestResponseCycle):
         except (OSError, RuntimeError, asyncio.TimeoutError) as err:
             self.disconnected = True
             self.transport.abort()
-            raise ConnectionResetError(f"sending the file failed: {err!r}") from err
+            raise PartialSend(f"sending the file failed: {err!r}", getattr(err, "sent", 0)) from err
         if not message.get("more_body", False):
             self.response_complete = True
             self.message_event.set()
+            if self.disconnected or self.conn.our_state is h11.ERROR:
+                return  # every byte went out and the client already closed: nothing left to finish
             self.transport.write(self.conn.send(event=h11.EndOfMessage()) or b"")
             if self.conn.our_state is h11.MUST_CLOSE or not self.keep_alive:
                 self.conn.send(event=h11.ConnectionClosed())
@@ -210,10 +215,17 @@ class MirrorCycle(RequestResponseCycle):
     async def _sendfile(self, file: Any, offset: int, count: int) -> None:
         loop = asyncio.get_running_loop()
         sock = self.transport.get_extra_info("socket")
-        if self.senders is None or sock is None or self.transport.get_write_buffer_size():
-            # Headers still queued in the transport go first: asyncio's sendfile waits for them.
-            await asyncio.wait_for(loop.sendfile(self.transport, file, offset, count), self.send_timeout)
+        if self.senders is None or sock is None:
+            for start in range(offset, offset + count, 8 << 20):
+                n = min(8 << 20, offset + count - start)
+                await asyncio.wait_for(loop.sendfile(self.transport, file, start, n), self.send_timeout)
             return
+        waited = 0.0
+        while self.transport.get_write_buffer_size():  # headers still queued go first (rare: a full socket)
+            if self.transport.is_closing() or waited > self.send_timeout:
+                raise ConnectionResetError("the client stopped reading before the body started")
+            await asyncio.sleep(0.005)
+            waited += 0.005
         # The sender thread owns a duplicate descriptor: if the connection is closed meanwhile, the
         # descriptor number cannot be reused for another client under the thread's feet.
         fd = os.dup(sock.fileno())
