@@ -242,17 +242,19 @@ class Run:
         (mirror, mport), = play["others"].items()
         (node,) = play["daemonsets"]
         self.sh("play", rev, "others")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not _answers(mport):
-            time.sleep(0.5)
+        # podman drops probes: poll the routes the mirror's readiness and liveness probes use, which
+        # answer without the token.
+        expect(wait_ready(mport, 120), f"{mirror}: GET /readyz never answered 200 (its readiness probe)")
+        status, _ = http(mport, "/healthz")
+        expect(status == 200, f"{mirror}: GET /healthz answered {status} (its liveness probe)")
         token = (self.state / "mirror-token").read_text().strip()
         api = f"/api/models/{REPO_ID}/revision/{newest}"
         status, _ = http(mport, api)
         expect(status == 401, f"{mirror}: answered {status} without the token (expected 401)")
         status, body = http_token(mport, api, token)
         expect(status == 200, f"{mirror}: {status} with the token: {str(body)[:300]}")
-        ok(f"{mirror} on 127.0.0.1:{mport}: serves the central volume read-only; 401 without the token, "
-           "200 with it (a file from the Secret)")
+        ok(f"{mirror} on 127.0.0.1:{mport}: ready on /readyz, alive on /healthz; serves the central volume "
+           "read-only; 401 without the token, 200 with it (a file from the Secret)")
         for claim in [p for p in play["volumes"] if p.endswith("-models-node-cache")]:
             podman("kube", "play", str(self.state / rev / "play" / "pvc" / f"{claim}.yaml"))
         self.sh("play", rev, "deployments")
@@ -279,14 +281,6 @@ class Run:
             expect(m.get("Name", "").endswith("-models-node-cache") and not m.get("RW", True),
                    f"{pod}: /app/models is {m}, expected the node-local volume, read-only")
         ok("node-cache: the service pods serve from the node-local copy, mounted read-only")
-
-
-def _answers(port: int) -> bool:
-    try:
-        http(port, "/", timeout=2)
-        return True
-    except OSError:
-        return False
 
 
 def http_token(port: int, path: str, token: str) -> tuple[int, Any]:

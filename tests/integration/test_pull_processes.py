@@ -18,7 +18,7 @@ import pytest
 
 from smart_model_manager import lockfile, manifest
 from smart_model_manager.locking import resolve_lock
-from smart_model_manager.mirror import MirrorServer, server as mirror_server
+from smart_model_manager.mirror import Fault, MirrorServer
 from smart_model_manager.sources.base import Request
 from smart_model_manager.sources.volume import VolumeSource
 from smart_model_manager.spec import loads as load_spec
@@ -130,22 +130,10 @@ def test_eight_concurrent_pulls_into_one_folder(upstream, tmp_path: Path, flag: 
                 assert "sha256:" + hashlib.sha256((snap / rel).read_bytes()).hexdigest() == f.sha256
 
 
-def throttle(monkeypatch, slow: dict[str, tuple[int, float]]) -> None:  # type: ignore[no-untyped-def]
-    """Serve the files named in ``slow`` ("org/name/path" -> (chunk bytes, pause)) slowly: time to kill mid-file."""
-    original = mirror_server._Handler._stream
-
-    def slow_stream(self, fh, start, length, key):  # type: ignore[no-untyped-def]
-        if key not in slow:
-            return original(self, fh, start, length, key)
-        chunk, pause = slow[key]
-        sent = 0
-        while sent < length:
-            n = min(chunk, length - sent)
-            original(self, fh, start + sent, n, key)
-            sent += n
-            time.sleep(pause)
-
-    monkeypatch.setattr(mirror_server._Handler, "_stream", slow_stream)
+def throttle(mirror: MirrorServer, slow: dict[str, tuple[int, float]]) -> None:
+    """Serve the files named in ``slow`` ("org/name/path" -> (piece bytes, pause)) slowly: time to kill mid-file."""
+    for key, (piece, pause) in slow.items():
+        mirror.inject(Fault("throttles", key, times=1000, after_bytes=piece, seconds=pause))
 
 
 def staging_bytes(vol: Path) -> int:
@@ -181,7 +169,7 @@ def run_pull(lock_path: str, vol: Path, env: dict[str, str]) -> subprocess.Compl
 @pytest.mark.parametrize("kill_point", ["first-model-mid-file", "second-model-mid-file"])
 def test_sigkill_then_rerun_completes(upstream, tmp_path: Path, monkeypatch, kill_point: str) -> None:  # type: ignore[no-untyped-def]
     mirror, lock = upstream
-    throttle(monkeypatch, {"org/fin/model.safetensors": (64 << 10, 0.015),
+    throttle(mirror, {"org/fin/model.safetensors": (64 << 10, 0.015),
                            "org/fin2/model.safetensors": (8 << 10, 0.02)})
     vol = tmp_path / "vol"
     env = smm_env(mirror.url)
@@ -216,7 +204,7 @@ def test_sigkill_while_upgrading_a_volume_keeps_the_old_version_valid(upstream, 
     lock2 = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
     assert lock2.models["fin"].commit == new_commit != lock.models["fin"].commit
     lockfile.write_lock(tmp_path / "models-v2.lock", lock2)
-    throttle(monkeypatch, {"org/fin/model.safetensors": (64 << 10, 0.015)})
+    throttle(mirror, {"org/fin/model.safetensors": (64 << 10, 0.015)})
     proc = subprocess.Popen(smm_cmd("pull", "--lock", str(tmp_path / "models-v2.lock"), "--target", str(vol),
                                     "--no-progress"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     kill_when(proc, lambda: staging_bytes(vol) > BIG // 5)

@@ -382,9 +382,18 @@ def test_multi_node_layouts() -> None:
     svc = _service(nc)["spec"]
     models = next(v for v in svc["volumes"] if v["name"] == "models")
     assert models["persistentVolumeClaim"] == {"claimName": "models-node-cache", "readOnly": True}
-    mirror = objects(nc, "Deployment")["smm-mirror"]["spec"]["template"]["spec"]
+    mirror_tpl = objects(nc, "Deployment")["smm-mirror"]["spec"]["template"]
+    mirror = mirror_tpl["spec"]
     assert "--token-file" in mirror["containers"][0]["command"]
     assert next(v for v in mirror["volumes"] if v["name"] == "models")["persistentVolumeClaim"]["readOnly"] is True
+    # HTTP probes on the mirror's own routes (tests/integration/test_mirror_limits.py checks they answer
+    # without the token), and the scrape annotations on its /metrics.
+    (c,) = mirror["containers"]
+    ports = {p["name"] for p in c["ports"]} | {p["containerPort"] for p in c["ports"]}
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz" and c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert all(c[p]["httpGet"]["port"] in ports and "tcpSocket" not in c[p] for p in ("readinessProbe", "livenessProbe"))
+    ann = mirror_tpl["metadata"]["annotations"]
+    assert ann["prometheus.io/path"] == "/metrics" and int(ann["prometheus.io/port"]) in ports
 
 
 def test_ci_workflow() -> None:

@@ -95,6 +95,21 @@ def test_lower_layers_do_not_import_higher_ones(path):
             f"{path.relative_to(PKG)}:{line} (layer {mine}) imports {target} (layer {LAYER[target]})")
 
 
+MIRROR_STACK = {"mirror/app.py", "mirror/protocol.py", "mirror/telemetry.py"}
+
+
+def test_the_mirror_stack_is_imported_only_when_a_server_starts() -> None:
+    """`import smart_model_manager.mirror` (and `smm --help`) must not pull in uvicorn or Starlette."""
+    for rel in ("mirror/__init__.py", "mirror/server.py", "mirror/faults.py", "mirror/routes.py", "cli/mirror.py"):
+        for node in ast.parse((PKG / rel).read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.level and node.module:
+                assert f"mirror/{node.module.split('.')[-1]}.py" not in MIRROR_STACK, f"{rel}:{node.lineno}"
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not {m.split(".")[0] for m in mods} & {"uvicorn", "starlette", "prometheus_client", "h11"}, (
+                    f"{rel}:{node.lineno}")
+
+
 @pytest.mark.parametrize("path", _files(), ids=lambda p: str(p.relative_to(PKG)))
 def test_heavy_libraries_are_imported_inside_functions_only(path):
     tree = ast.parse(path.read_text())
@@ -105,7 +120,10 @@ def test_heavy_libraries_are_imported_inside_functions_only(path):
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module.split(".")[0]]
         heavy = set(names) & HEAVY
-        allowed = path.relative_to(PKG).parts[0] == "service" and heavy <= {"fastapi", "uvicorn", "prometheus_client"}
+        rel = path.relative_to(PKG)
+        # The service, and the mirror's HTTP stack (imported only when a MirrorServer starts).
+        server_stack = rel.parts[0] == "service" or rel.as_posix() in MIRROR_STACK
+        allowed = server_stack and heavy <= {"fastapi", "uvicorn", "prometheus_client"}
         assert not heavy or allowed, (
             f"{path.relative_to(PKG)}:{node.lineno} imports {sorted(heavy)} at module level")
 

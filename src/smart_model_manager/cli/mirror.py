@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from ..errors import ConfigurationError
-from ..mirror import MirrorServer
+from ..mirror import Limits, MirrorServer
 from ..mirror.server import access_log
 
 
@@ -32,9 +32,27 @@ def mirror() -> None:
               help="Read the token from this file instead (keeps it out of `ps`).")
 @click.option("--access-log", "access_log_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Append one line per request to this file.")
+@click.option("--max-streams", default=Limits.max_streams, show_default=True, type=click.IntRange(1),
+              help="Concurrent file downloads; beyond it a GET gets 503 with Retry-After.")
+@click.option("--max-connections", default=Limits.max_connections, show_default=True, type=click.IntRange(1),
+              help="Open connections; beyond it a new one gets 503 with Retry-After and is closed.")
+@click.option("--backlog", default=Limits.backlog, show_default=True, type=click.IntRange(1),
+              help="Pending connections the kernel queues before the mirror accepts them.")
+@click.option("--keep-alive-timeout", default=Limits.keep_alive_timeout, show_default=True,
+              type=click.FloatRange(min=1), help="Seconds an idle keep-alive connection stays open.")
+@click.option("--header-timeout", default=Limits.header_timeout, show_default=True,
+              type=click.FloatRange(min=0.1), help="Seconds a connection has to send a complete request head.")
+@click.option("--send-timeout", default=Limits.send_timeout, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a download may make no progress before its connection is cut.")
+@click.option("--retry-after", default=Limits.retry_after, show_default=True, type=click.IntRange(1),
+              help="Seconds sent in Retry-After with the 503s of --max-streams and --max-connections.")
 def serve(root: Path, host: str, port: int, token: str | None, token_file: Path | None,
-          access_log_path: Path | None) -> None:
+          access_log_path: Path | None, max_streams: int, max_connections: int, backlog: int,
+          keep_alive_timeout: float, header_timeout: float, send_timeout: float, retry_after: int) -> None:
     """Serve the --root folder read-only over HTTP until SIGINT/SIGTERM (see docs/mirror.md).
+
+    \b
+    Health: GET /healthz (alive), /readyz (the root is readable and indexed), /metrics (Prometheus).
 
     \b
     Examples:
@@ -49,8 +67,12 @@ def serve(root: Path, host: str, port: int, token: str | None, token_file: Path 
         token = token_file.read_text(encoding="utf-8").strip()
         if not token:
             raise ConfigurationError(f"--token-file {token_file} is empty")
+    limits = Limits(max_streams=max_streams, max_connections=max_connections, backlog=backlog,
+                    keep_alive_timeout=keep_alive_timeout, header_timeout=header_timeout,
+                    send_timeout=send_timeout, retry_after=retry_after)
+    server = MirrorServer(root, host=host, port=port, token=token, limits=limits)
+    server.start()
     handler = _attach_access_log(access_log_path) if access_log_path else None
-    server = MirrorServer(root, host=host, port=port, token=token).start()
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -1,6 +1,7 @@
 """A read-only Hugging Face-compatible mirror over an HF hub cache folder (``smm mirror serve``).
 
-stdlib only, so it needs no extra::
+Served by uvicorn + Starlette (the ``[mirror]`` extra; ``[server]`` includes it), imported only when a
+server starts::
 
     from smart_model_manager.mirror import MirrorServer
     with MirrorServer("/models") as mirror:      # port 0: a free port
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from .faults import Fault
 from .index import FileEntry, MirrorIndex
-from .server import MirrorServer
+from .server import Limits, MirrorServer
 from .stats import FileStats, MirrorStats
 
-__all__ = ["Fault", "FileEntry", "FileStats", "MirrorIndex", "MirrorServer", "MirrorStats"]
+__all__ = ["Fault", "FileEntry", "FileStats", "Limits", "MirrorIndex", "MirrorServer", "MirrorStats"]
