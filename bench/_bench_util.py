@@ -81,6 +81,16 @@ def run_child(code: str, env: dict[str, str] | None = None, timeout: float = 600
     return result
 
 
+def proc_rss_mib(pid: int) -> dict[str, float]:
+    """A process's resident set now (VmRSS) and at its peak (VmHWM), in MiB, from /proc."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

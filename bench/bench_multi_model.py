@@ -136,15 +136,6 @@ def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
 # one server: start, load, measure RSS, stop
 
 
-def rss_mib(pid: int) -> dict[str, float]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = round(int(value.split()[0]) / 1024, 1)
-    return out
-
-
 def run_server(name: str, volume: Path, env_extra: dict[str, str], routes: list[str | None], texts: list[str],
                args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     import httpx
@@ -173,11 +164,11 @@ def run_server(name: str, volume: Path, env_extra: dict[str, str], routes: list[
                 time.sleep(0.2)
             startup = round(time.perf_counter() - t0, 2)
             models = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()["models"]
-            rss_idle = rss_mib(proc.pid)
+            rss_idle = bu.proc_rss_mib(proc.pid)
             loadgen({"port": port, "texts": texts, "routes": routes, "concurrency": 8, "duration": 2.0})  # warm-up
             res = loadgen({"port": port, "texts": texts, "routes": routes, "concurrency": args.concurrency,
                            "duration": args.duration})
-            rss = rss_mib(proc.pid)
+            rss = bu.proc_rss_mib(proc.pid)
         finally:
             sl.stop_server(proc)
     print(f"  {name:22s} {res['throughput_rps']:8.1f} req/s  p50 {res['p50_ms']} ms  p95 {res['p95_ms']} ms  "

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_util import RESULTS, busy_refusal, machine, portable  # noqa: E402
+from _bench_util import RESULTS, busy_refusal, machine, portable, proc_rss_mib  # noqa: E402
 from _overload_load import loadgen_main  # noqa: E402
 from bench_service_load import (  # noqa: E402
     BENCH_REPO_ID,
@@ -60,15 +60,6 @@ BASELINE_ENV = {"SMM_SERVICE_MAX_QUEUED_TOKENS": "-1", "SMM_SERVICE_REQUEST_TIME
                 "SMM_SERVICE_DROP_DISCONNECTED": "0", "SMM_SERVICE_LIMIT_CONCURRENCY": "0"}
 VARIANTS = {"baseline (bounds off)": BASELINE_ENV, "bounded (defaults)": {}}
 FACTORS = (3, 10)
-
-
-def rss(pid: int) -> dict[str, float]:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = round(int(value.split()[0]) / 1024, 1)
-    return out
 
 
 def start(volume: Path, backend: str, env_extra: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -123,7 +114,7 @@ def run_bursts(name: str, env_extra: dict[str, str], volume: Path, backend: str,
         import httpx
 
         loadgen({"mode": "closed", "port": port, "texts": texts, "concurrency": 8, "duration": 3.0})  # warm-up
-        idle = rss(proc.pid)
+        idle = proc_rss_mib(proc.pid)
         info = httpx.get(f"http://127.0.0.1:{port}/v1/models").json()["models"][0]
         out: dict[str, Any] = {"env": env_extra, "admission_after_warmup": info.get("admission"),
                                "backend": info.get("backend"), "dtype": info.get("dtype"),
@@ -132,14 +123,14 @@ def run_bursts(name: str, env_extra: dict[str, str], volume: Path, backend: str,
             res = loadgen({"mode": "open", "port": port, "texts": texts, "rate": k * capacity, "duration": burst_s,
                            "timeout": 5.0, "seed": k, "capacity": capacity})
             res["goodput_x"] = round(res["ok_per_s"] / capacity, 3)
-            res["rss_peak_mb_so_far"] = rss(proc.pid)["VmHWM"]
+            res["rss_peak_mb_so_far"] = proc_rss_mib(proc.pid)["VmHWM"]
             res["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
             out["bursts"][f"{k}x"] = res
             print(f"  {name} {k}x ({k * capacity:.0f} req/s): goodput {res['goodput_x']}x, statuses "
                   f"{res['statuses']}, answered p99 {res['answered_ms']['p99']} ms, refused p99 "
                   f"{res['refused_ms']['p99']} ms, recovery {res['recovery_s']} s, health {res['health']}",
                   file=sys.stderr)
-        out["rss_peak_mb"] = rss(proc.pid)["VmHWM"]
+        out["rss_peak_mb"] = proc_rss_mib(proc.pid)["VmHWM"]
         out["rss_peak_over_idle"] = round(out["rss_peak_mb"] / idle["VmRSS"], 2)
         return out
     finally:
