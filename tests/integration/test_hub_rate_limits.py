@@ -136,3 +136,23 @@ def test_smm_pull_uses_the_retry_budget_from_the_environment(serve, tmp_path: Pa
     err = capsys.readouterr().err
     assert code == 1 and "retry in 30s" in err and "5s left of the retry budget (SMM_RETRY_BUDGET)" in err, err
     assert len(srv.arrivals) == 1  # failed at once: no second request
+
+
+def test_a_429_injected_by_the_mirror_is_waited_out_as_its_retry_after_says(tmp_path: Path) -> None:
+    """The same rule against the project's own mirror and its fault injection: a 429 with Retry-After: 3
+    on the file's GET; the download succeeds on the retry, and not before those 3 s have passed."""
+    from smart_model_manager.mirror import Fault, MirrorServer
+    from smart_model_manager.store import import_folder
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.bin").write_bytes(BODY)
+    commit = import_folder(tmp_path / "src", tmp_path / "root", "org/model").commit
+    with MirrorServer(tmp_path / "root") as server:
+        server.inject(Fault("server_error", "org/model/model.bin", status=429, retry_after="3"))
+        client = HubClient(server.url, retries=3, timeout=10)
+        started = time.monotonic()
+        got = client.download("org/model", commit, "model.bin", tmp_path / "out", size=len(BODY))
+        waited = time.monotonic() - started
+    assert got == (len(BODY), hashlib.sha256(BODY).hexdigest())
+    assert server.faults.triggered == [("server_error", "org/model/model.bin")]  # the 429 was sent, once
+    assert waited >= 3.0, f"retried {waited:.2f}s after a 429 that said Retry-After: 3"

@@ -465,7 +465,7 @@ def test_the_policy_refuses_an_image_volume_pinned_by_tag(tmp_path: Path) -> Non
     assert len(image_volume_violations(spec)) == 3
 
 
-# Kubernetes' recommended labels. The mirror component's objects are labelled by its own manifests.
+# Kubernetes' recommended labels.
 RECOMMENDED = ("app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/instance",
                "app.kubernetes.io/version", "app.kubernetes.io/part-of")
 
@@ -476,7 +476,7 @@ def test_every_object_and_pod_carries_the_recommended_labels(rendered: tuple[str
     tid, objs = rendered
     for o in objs:
         labels = o["metadata"].get("labels") or {}
-        if o["kind"] == "Namespace" or labels.get("app.kubernetes.io/name", "").startswith("smm-mirror"):
+        if o["kind"] == "Namespace":
             continue
         missing = [k for k in RECOMMENDED if k not in labels]
         assert not missing, (tid, o["kind"], o["metadata"]["name"], missing)
