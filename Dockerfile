@@ -1,15 +1,16 @@
 # smart-model-manager images (see docs/kubernetes.md, "The image").
 #
-#   runtime (default)  smm + the lean extras (onnx, server): serve, validate, pull, mirror. NO torch.
+#   runtime (default)  smm + the lean extras (onnx, server, sign): serve, validate (signed locks too), pull,
+#                      mirror. NO torch.
 #   export             runtime + torch/transformers: `smm export onnx` in a container (build machine or CI;
 #                      docs/kubernetes.md, "A Hub model without ONNX files").
 #   gpu                CUDA torch + transformers: the service on GPU nodes (deploy/k3s/components/gpu).
 #
 # The build needs no network: it installs from a wheel folder built on the host (WHEELS, default
 # build/wheels) with `pip install --no-index --find-links`. Make that folder with:
-#   python -m pip wheel --wheel-dir build/wheels '.[onnx,server]' 'setuptools>=77' wheel
+#   python -m pip wheel --wheel-dir build/wheels '.[onnx,server,sign]' 'setuptools>=77' wheel
 #   docker build -t smart-model-manager:0.1.0 .            # or: podman build -t ... .
-#   docker build --target export -t smart-model-manager:0.1.0-export .   # wheels of '.[export,server]' too
+#   docker build --target export -t smart-model-manager:0.1.0-export .   # wheels of '.[export,onnx,server,sign]'
 # Another base: --build-arg BASE=... (any Debian-like image with python3 >= 3.10 and its venv module).
 ARG BASE=python:3.11-slim
 
@@ -21,9 +22,9 @@ COPY ${WHEELS}/ /wheels/
 COPY pyproject.toml README.md /src/
 COPY src/ /src/src/
 RUN python3 -m venv /opt/smm \
- && /opt/smm/bin/pip install --no-index --find-links /wheels "/src[onnx,server]" \
+ && /opt/smm/bin/pip install --no-index --find-links /wheels "/src[onnx,server,sign]" \
  && /opt/smm/bin/smm --version \
- && /opt/smm/bin/python -c "import onnxruntime, tokenizers, fastapi, uvicorn, prometheus_client" \
+ && /opt/smm/bin/python -c "import onnxruntime, tokenizers, fastapi, uvicorn, prometheus_client, model_signing" \
  && /opt/smm/bin/python -c "import importlib.util as u, sys; bad = [m for m in ('torch', 'transformers') if u.find_spec(m)]; sys.exit('runtime image must not contain ' + ', '.join(bad) if bad else 0)" \
  && /opt/smm/bin/python -m compileall -q /opt/smm/lib \
  && rm -rf /src/src/*.egg-info
@@ -32,7 +33,7 @@ RUN python3 -m venv /opt/smm \
 FROM build AS build-export
 # torch ships test helpers in Python 3.12 syntax (torch/testing/_internal/py312_intrinsics.py) that no
 # import here reaches; compileall would fail the build on them, so that folder is not precompiled.
-RUN /opt/smm/bin/pip install --no-index --find-links /wheels "/src[export,onnx,server]" \
+RUN /opt/smm/bin/pip install --no-index --find-links /wheels "/src[export,onnx,server,sign]" \
  && /opt/smm/bin/python -c "import torch, transformers, onnx" \
  && /opt/smm/bin/python -m compileall -q -x '/torch/testing/_internal/' /opt/smm/lib
 

@@ -78,7 +78,7 @@ base_image() {
 build_image() {
   local base="$1"
   rm -rf "$REPO/build/wheels"
-  step wheels "$PY" -m pip wheel --quiet --wheel-dir "$REPO/build/wheels" "${REPO}[onnx,server]" 'setuptools>=77' wheel
+  step wheels "$PY" -m pip wheel --quiet --wheel-dir "$REPO/build/wheels" "${REPO}[onnx,server,sign]" 'setuptools>=77' wheel
   # --label marks every image this build makes, its intermediate stages included: down removes exactly
   # those (never another build's, which a concurrent `image prune` or a before/after diff would)
   step podman-build podman build --target runtime --build-arg "BASE=$base" --label "io.smm.e2e=$PREFIX" \
@@ -112,7 +112,7 @@ export_in_image() {
       || die "the export image is built with the torch of $PY (pip install torch, CPU build)"
     rm -rf "$REPO/build/wheels-export"
     step wheels-export "$PY" -m pip wheel --quiet --wheel-dir "$REPO/build/wheels-export" \
-      "${REPO}[export,onnx,server]" "torch==$torch" 'setuptools>=77' wheel
+      "${REPO}[export,onnx,server,sign]" "torch==$torch" 'setuptools>=77' wheel
     step podman-build-export podman build --target export --build-arg "BASE=$base" \
       --build-arg WHEELS=build/wheels-export --label "io.smm.e2e=$PREFIX" -t "$IMAGE_EXPORT" -f "$REPO/Dockerfile" "$REPO"
   fi

@@ -133,6 +133,7 @@ def image_volume(run: Run) -> None:
     expect(direct.returncode == 0 and direct.stdout.startswith("OK"),
            f"podman run --mount type=image: {direct.stdout[-500:]} {direct.stderr[-800:]}")
     ok("podman run --mount type=image,source=<v1 digest>,destination=/app/models,rw=false: validates (full) against the lock")
+    signed_lock_in_container(run, refs["v1"], locks["v1"])
     base = run.base_port + 30
     play_image(run, "img-v1", locks["v1"], refs["v1"], paths["v1"], base)
     run.released("img-v1")
@@ -156,6 +157,63 @@ def image_volume(run: Run) -> None:
     run.serving("img-rollback", run.commit_of("v1"))
     ok("rollback: the previous digest and lock, new pods serve v1's exact bytes")
     tampered_tag(run, repo, img, locks["v1"], base + 6)
+
+
+def _keypair(where: Path, name: str) -> Path:
+    """An approver's EC key pair; returns the public key (the private one stays on this host)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    (where / f"{name}.key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    pub = where / "public" / f"{name}.pub.pem"
+    pub.parent.mkdir(exist_ok=True)
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    return pub
+
+
+def signed_lock_in_container(run: Run, ref: str, lock: Path) -> None:
+    """The init container's signature gate, in the runtime image: `smm validate --verify-signature` accepts
+    the lock signed by the approver's key and refuses, with one line, the same signature under another key
+    and a lock changed after signing; nothing on the mounts changes."""
+    where = run.state / "img-sign"
+    shutil.rmtree(where, ignore_errors=True)
+    (where / "lock").mkdir(parents=True)
+    approver, other = _keypair(where, "approver"), _keypair(where, "other")
+    shutil.copy(lock, where / "lock" / "models.lock")
+    proc = subprocess.run([run.smm, "sign", "--lock", str(where / "lock" / "models.lock"),
+                           "--key", str(where / "approver.key.pem")], capture_output=True, text=True, timeout=300)
+    expect(proc.returncode == 0, f"smm sign failed: {proc.stderr[-800:]}")
+    tampered = where / "tampered"
+    shutil.copytree(where / "lock", tampered)
+    with (tampered / "models.lock").open("a") as f:
+        f.write("# edited after signing\n")
+    before = {p: p.read_bytes() for p in sorted(where.rglob("*")) if p.is_file()}
+
+    def gate(lock_dir: Path, key: Path) -> subprocess.CompletedProcess[str]:
+        return podman("run", "--rm", "--network", "none", "--read-only", "--mount",
+                      f"type=image,source={ref},destination=/app/models,rw=false",
+                      "-v", f"{lock_dir}:/app/lock:ro", "-v", f"{key.parent}:/app/keys:ro",
+                      "-e", f"SMM_SIGNATURE_PUBLIC_KEYS=/app/keys/{key.name}", "--entrypoint", "smm", run.image,
+                      "validate", "--dir", "/app/models", "--lock", "/app/lock/models.lock", check=False)
+
+    good = gate(where / "lock", approver)
+    expect(good.returncode == 0 and "signature OK" in good.stderr and good.stdout.startswith("OK"),
+           f"a lock signed by the approver is refused in the runtime image: {good.stdout[-300:]} {good.stderr[-800:]}")
+    refusals = []
+    for what, lock_dir, key in (("another key", where / "lock", other), ("a lock edited after signing", tampered,
+                                                                          approver)):
+        bad = gate(lock_dir, key)
+        lines = [ln for ln in bad.stderr.splitlines() if ln.strip() and not ln.startswith(("lock: ", "(set SMM_DEBUG"))]
+        expect(bad.returncode == 1 and len(lines) == 1 and "OK" not in bad.stdout,
+               f"{what}: expected one refusal line and exit 1, got {bad.returncode}: {bad.stdout[-300:]} {bad.stderr[-800:]}")
+        refusals.append(f"{what}: {lines[0][:120]}")
+    after = {p: p.read_bytes() for p in sorted(where.rglob("*")) if p.is_file()}
+    expect(before == after, "a signature check changed files on its mounts")
+    ok("signed lock in the runtime image (SMM_SIGNATURE_PUBLIC_KEYS): accepted with the approver's key; refused: "
+       + "; ".join(refusals))
 
 
 def read_only(run: Run, rev: str, path: str) -> None:
