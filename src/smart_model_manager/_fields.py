@@ -1,4 +1,4 @@
-"""Field rules shared by model-metadata.yaml, models.lock and models.yaml (issue 9, B9).
+"""Field rules shared by model-metadata.yaml, models.lock and models.yaml.
 
 Every pattern is applied with ``fullmatch`` (a ``$`` pattern with ``match`` accepts a trailing newline),
 and every check fails through the file's own ``Doc.fail`` with file, line and field.

@@ -6,7 +6,7 @@ caller's error class with the nearest known line. ``read(path, error)`` reads a 
 files over :data:`MAX_BYTES` before reading them whole.
 
 Our YAML files (model-metadata.yaml, models.lock, models.yaml) are plain data, so the reader accepts
-only plain data (issue 9, B4: hostile files made PyYAML raise ValueError/KeyError/RecursionError or
+only plain data (hostile files made PyYAML raise ValueError/KeyError/RecursionError or
 spend minutes expanding a 300-byte alias chain):
 
 * anchors and aliases are refused at the first one (no alias bombs, no recursive structures);

@@ -290,7 +290,7 @@ def _refuse_near_miss(name: str, lock: Any) -> None:
 
 
 def _check_type(resolved: Resolved, model_type: str) -> None:
-    """Refuse a checkpoint whose own config.json says it is another kind of model (issue 11)."""
+    """Refuse a checkpoint whose own config.json says it is another kind of model."""
     import json
 
     from .registry import config_mismatch

@@ -91,7 +91,7 @@ class ExportReport:
                        "faster than fp32 (1.7-2.5x less CPU time on the demo model, docs/benchmarks.md), "
                        "its answers checked against fp32 by the gate above")
         else:
-            # A designed outcome, not an error (issue 11): say what was published, why, and
+            # A designed outcome, not an error: say what was published, why, and
             # what it costs, in words a first-time user of the main job can act on.
             what = ("labels agreed with fp32 on" if self.gate.metric == "label_agreement"
                     else "mean cosine similarity with fp32 was")

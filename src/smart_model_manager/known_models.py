@@ -45,7 +45,7 @@ ALIASES: dict[str, str] = {
 }
 
 
-# The one default-model rule (issue 11), shared by `smm analyze`, `smm serve sentiment` and
+# The one default-model rule, shared by `smm analyze`, `smm serve sentiment` and
 # `ModelManager.load_model()` with no name: SMM_MODEL if set, else "finbert". A name, not a repo id:
 # a models.lock or volume manifest that maps "finbert" to a fine-tuned repo changes the default for
 # every command alike; with neither, "finbert" is ProsusAI/finbert. Deliberately not "whatever is

@@ -1,4 +1,4 @@
-"""Progress lines for long steps, so a command never sits silent for long (issue 11).
+"""Progress lines for long steps, so a command never sits silent for long.
 
 Library code that runs for a while (``demo.build_demo_model``, ``export.export_onnx``) takes an
 optional ``progress: Callable[[str], None]`` and calls it with short status lines ("training:

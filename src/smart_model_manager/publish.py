@@ -128,7 +128,7 @@ def staging_dir(root: Path) -> Iterator[Path]:
             os.unlink(base / f"{name}.lock")
         owner.release()
         # The last writer out removes the empty base, so a good volume holds no bookkeeping folder
-        # that `hf cache ls` would report (issue 11). rmdir fails harmlessly if anyone is inside.
+        # that `hf cache ls` would report. rmdir fails harmlessly if anyone is inside.
         with contextlib.suppress(OSError):
             base.rmdir()
 

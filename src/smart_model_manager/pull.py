@@ -216,7 +216,7 @@ def refuse_conflicts(root: Path, entries: Iterable[LockEntry]) -> manifest_mod.M
 
 def adopt_unrecorded(snapshot: Path, known: set[str]) -> dict[str, FileEntry]:
     """Files in a snapshot that nothing records but whose blob is named by its sha256 and hashes to it:
-    what an older version left behind (issue 9 B2: it recorded only the smaller lock's files). They are
+    what an older version left behind (it recorded only the smaller lock's files). They are
     verified here and recorded, so the volume validates; anything else stays unrecorded and validation
     reports it."""
     out: dict[str, FileEntry] = {}

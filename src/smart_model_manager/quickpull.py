@@ -1,4 +1,4 @@
-"""``smm pull ORG/NAME[@REV]``: one step from a repo id to a pinned, pulled model (issue 11).
+"""``smm pull ORG/NAME[@REV]``: one step from a repo id to a pinned, pulled model.
 
 What ``hf download ORG/NAME`` users expect, without giving up the lock: the model is added to
 ``models.yaml`` (created if absent) and pinned in ``models.lock`` (commit + sha256 of every file, the

@@ -69,7 +69,7 @@ def find_snapshot(root: Path, repo_id: str, revision: str = "main") -> Path | No
 def resolves_outside(root: Path, path: Path) -> str | None:
     """Where ``path`` really is (every symlink followed) when that is outside ``root``; None when inside.
 
-    The mirror's rule for what it serves, applied to volumes and caches too (issue 9, B3): a link
+    The mirror's rule for what it serves, applied to volumes and caches too: a link
     leaving the root points at bytes the verified, read-only volume never held, which can change later
     from wherever the link points. ``root`` itself may be a link (a mount point often is).
     """

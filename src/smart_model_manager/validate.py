@@ -17,7 +17,7 @@ stale      the manifest disagrees with models.lock: its commit not recorded, a p
 extra      on disk but not recorded: a file in a snapshot, a snapshot, a model not in the manifest
 malformed  the manifest or the lock cannot be parsed (file and line)
 outside    a path resolves outside the folder being checked (a symlink leaving the volume or cache root:
-           the manifest, a snapshot or a file); loading refuses it too (issue 9, B3)
+           the manifest, a snapshot or a file); loading refuses it too
 ========== ==========================================================================================
 
 Every finding is an ``error`` (``report.ok`` is False) except leftovers that cannot change what is

@@ -81,7 +81,7 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
     spec = spec_mod.load(spec_path)
     previous = None
     old_bytes = path.read_bytes() if path.is_file() else None
-    if check and old_bytes is None:  # say it before any network request (issue 11)
+    if check and old_bytes is None:  # say it before any network request
         raise Failed(f"{path} does not exist; create it with `smm lock` and commit it")
     if old_bytes is not None:
         try:
@@ -336,7 +336,7 @@ class _RichProgress:
 
         # stderr: stdout keeps only the summary, so `smm pull > log` stays readable. The name and the
         # bar share what the terminal has left (ratios, name cut with "…"), so at 80 columns every
-        # file stays on one line instead of wrapping (issue 11).
+        # file stays on one line instead of wrapping.
         self._bars = Progress(
             TextColumn("{task.description}", table_column=Column(ratio=3, no_wrap=True, overflow="ellipsis")),
             BarColumn(bar_width=None, table_column=Column(ratio=2)), DownloadColumn(),

@@ -120,7 +120,7 @@ def run() -> Any:  # pragma: no cover - console-script shim
     if "torch" in sys.modules or "onnxruntime" in sys.modules:
         # With torch/onnxruntime loaded, interpreter teardown (module GC, C++ destructors, thread
         # pools) took 6-15 s on a busy 2-core machine after the command had printed its result:
-        # a silent pause that looks like a hang (issue 11). Everything is done and closed by now,
+        # a silent pause that looks like a hang. Everything is done and closed by now,
         # so run the atexit handlers, flush, and leave without the teardown.
         import atexit
         import os

@@ -30,7 +30,7 @@ def _lock(settings: Settings, lock_path: Path | None, no_lock: bool) -> lockfile
     return lockfile.find_lock(settings)
 
 
-# exists=True: a typo'd --dir is a usage error (exit 2), not "0 models" (issue 11)
+# exists=True: a typo'd --dir is a usage error (exit 2), not "0 models"
 _dir_opt = click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True, path_type=Path),
                         default=None,
                         help="Folder to inspect. Default: the local cache (and the volume for ls, if present).")

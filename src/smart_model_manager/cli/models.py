@@ -54,7 +54,7 @@ def build_demo(cache_dir: Path | None, target: Path | None, force: bool, seed: i
     from ..demo import build_demo_model
     from ..pull import ensure_writable, provision_from_folder
 
-    # Fail before minutes of training, not after (issue 11): the destination must take files now.
+    # Fail before minutes of training, not after: the destination must take files now.
     ensure_writable(root, what="target" if target is not None else "cache folder")
     click.echo(f"building the demo model into {root} (MiniLM encoder + 3-label head, seeded; "
                "about 1-3 minutes on 2 cores)", err=True)

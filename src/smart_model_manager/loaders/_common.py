@@ -18,7 +18,7 @@ from ..registry import ModelType, get_model_type, runnable_types
 
 DEFAULT_BATCH_SIZE = 32
 #: Padded tokens (rows x longest row) per model call on the CPU; ``SMM_TOKEN_BUDGET`` overrides it.
-#: It bounds a call's activation memory whatever a caller sends: before it (issue 9, B1) a request of
+#: It bounds a call's activation memory whatever a caller sends: before it a request of
 #: 64 texts x 2,000 characters ran as 32 x 512-token batches and took the service from ~200 MB to ~2 GB.
 #: 2,048 lets a service batch of 32 headlines of up to 64 tokens run as ONE call (1,024 split them, and
 #: 64-headline requests ran at 0.76x the old throughput); long rows are bounded by the next constant.

@@ -15,8 +15,8 @@ Session options, and why:
   busy-wait between requests and burn the CPU quota of a shared pod;
 - all graph optimizations on (attention/GELU/LayerNorm fusion);
 - no CPU memory arena and no memory pattern: the arena keeps the largest batch's activations
-  forever (a service went from ~200 MB to ~2 GB after one long request and never came back, issue 9
-  B1); without it each run's buffers are freed when the run ends. Batches are bounded by a token
+  forever (a service went from ~200 MB to ~2 GB after one long request and never came back);
+  without it each run's buffers are freed when the run ends. Batches are bounded by a token
   budget (:data:`~._common.CPU_TOKEN_BUDGET`), so the peak of one run is bounded too.
 
 On a CUDA device (``device=`` a :class:`~smart_model_manager.device.DeviceChoice`) the session asks

@@ -17,7 +17,7 @@ class FileStats:
 class MirrorStats:
     """Thread-safe counters: per ``"{repo_id}/{path}"`` file stats, and bounded samples of the requests seen.
 
-    Memory is bounded whatever clients send (issue 9, B6: 10,000 raw 64 KB paths were kept, 650 MB):
+    Memory is bounded whatever clients send (10,000 raw 64 KB paths were kept, 650 MB):
     ``requests`` keeps the last ``keep_requests`` (method, path, status) with the method cut to 16 and the
     path to :data:`MAX_SAMPLE_CHARS` characters (a cut path ends in ``...``); ``status_counts()`` and
     ``total_requests()`` count every request. Per-file stats only exist for files the index serves.

@@ -1,4 +1,4 @@
-"""The crypto-news sentiment service (issue 5): FastAPI app, micro-batcher, symbol aggregation.
+"""The crypto-news sentiment service: FastAPI app, micro-batcher, symbol aggregation.
 
 A consumer of the public API only (``get_model_manager().load_model(...)`` and the ``Model``
 object), written as an outside user would. Importing this package imports no FastAPI: the app

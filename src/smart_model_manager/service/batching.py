@@ -7,7 +7,7 @@ One collector task forms batches: it takes what is queued right now, then waits 
 thread, off the event loop; while it runs, new texts queue up and form the next batch, so under load
 batches fill without waiting. Up to :data:`IN_FLIGHT` (2) batches are handed to that thread at once:
 the next batch waits in the thread's own queue and starts the moment the current one ends, instead
-of after the event loop has woken up, delivered the results and formed it (issue 13). Results go back
+of after the event loop has woken up, delivered the results and formed it. Results go back
 through the futures, so every caller gets its own rows in its own order. A caller that went away
 (cancelled future) is skipped, never computed. When a model call fails, the batch is retried text by
 text, so only the caller of the failing text sees it.

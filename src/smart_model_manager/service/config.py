@@ -31,7 +31,7 @@ class ServiceConfig:
     max_body_bytes: int = 1_000_000  # request body            -> 413 limit=max_body_bytes
     # "" = the library's default-model rule (SMM_MODEL, else finbert). The name goes to
     # load_model() as given: the manager alone resolves aliases (lock, manifest, built-ins), so a
-    # models.lock mapping "finbert" to a tuned repo serves the tuned repo (issue 11).
+    # models.lock mapping "finbert" to a tuned repo serves the tuned repo.
     model: str = ""
     # Several models in one service (see routes_config): "crypto=kk08/CryptoBERT,stock=finbert"; the routes
     # that may fail to load without making the service unready ("stock"); the market detector

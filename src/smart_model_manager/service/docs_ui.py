@@ -1,4 +1,4 @@
-"""``/docs`` from local files: Swagger UI served by the service itself, no CDN (issue 11).
+"""``/docs`` from local files: Swagger UI served by the service itself, no CDN.
 
 FastAPI's default ``/docs`` page loads Swagger UI's JavaScript and CSS from cdn.jsdelivr.net, so on
 an air-gapped cluster it renders blank. The ``swagger-ui-bundle`` package (PyPI, Apache-2.0; in the

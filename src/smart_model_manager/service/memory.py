@@ -2,8 +2,8 @@
 
 glibc's malloc raises its mmap threshold dynamically: after the first large block is freed, blocks up
 to 32 MB come from the heap and stay in the process after ``free``. For a service that is the
-difference between memory that comes back after a long request and memory that does not (issue 9,
-B1: with ONNX Runtime's arena off, ~50-80 MB of a worst-case request's buffers stayed in the process).
+difference between memory that comes back after a long request and memory that does not
+(with ONNX Runtime's arena off, ~50-80 MB of a worst-case request's buffers stayed in the process).
 Two measures, both measured by bench/bench_service_memory.py on the demo model (one round each, same
 machine, against the unbounded old behaviour in the same run):
 

@@ -1,6 +1,6 @@
 """``DirectRoute``: a FastAPI route whose well-formed requests skip FastAPI's per-request machinery.
 
-Why (issue 13, service efficiency): profiled at saturation on 1-text requests (py-spy, demo model, 2
+Why (service efficiency): profiled at saturation on 1-text requests (py-spy, demo model, 2
 cores), the event loop spent about a third of its time in FastAPI's request handler, mostly
 ``solve_dependencies`` and ``_should_embed_body_fields``, which FastAPI recomputes for every request,
 then in validating our reply against the response model. On a 2-core machine every millisecond the
