@@ -242,6 +242,104 @@ def _sample_summary(samples: Sequence[Sample], golden_file: str | Path | None, m
     return out
 
 
+def _import_export_stack() -> tuple[Any, Any]:
+    """(torch, onnxruntime), or one BackendError that says what to install."""
+    try:
+        import onnxruntime
+        import onnxruntime.quantization  # noqa: F401
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as err:
+        raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
+                           f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
+    return torch, onnxruntime
+
+
+def _check_recipes(int8: bool, int8_recipes: Sequence[str]) -> list[str]:
+    recipes = list(int8_recipes)
+    unknown = [r for r in recipes if r not in INT8_RECIPES]
+    if unknown or (int8 and not recipes):
+        raise ValueError(f"int8_recipes must be a non-empty subset of {list(INT8_RECIPES)}, got {recipes}")
+    return recipes
+
+
+def _load_for_export(folder: Path, model_type: str, say: ProgressFn) -> tuple[Any, Any, list[str]]:
+    """(torch model, tokenizer, the graph's input names in the order of ``Wrapped.forward``'s parameters)."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from .loaders.torch import check_weights
+
+    # eager attention: a plain matmul/softmax graph that ORT fuses, with the mask always applied
+    use_safetensors = check_weights(folder, allow_pickle=False)
+    cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise inside an export step
+    say(f"loading {folder.name} with torch for the ONNX export")
+    try:
+        model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
+                                    attn_implementation="eager").eval()
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    input_names: list[str] = [n for n in ("input_ids", "attention_mask", "token_type_ids")
+                              if n in tokenizer.model_input_names]
+    if input_names[:2] != ["input_ids", "attention_mask"]:
+        raise BackendError(f"{folder}: the tokenizer's inputs {tokenizer.model_input_names} lack "
+                           "input_ids/attention_mask; this model cannot be exported by smm")
+    return model, tokenizer, input_names
+
+
+def _fp32_difference(model: Any, tokenizer: Any, input_names: list[str], output: str, fp32_runner: Any,
+                     check: Sequence[str], fp32_path: Path) -> float:
+    """Max |ONNX - torch| of the raw outputs of one padded batch (mixed lengths, so the mask is exercised);
+    a BackendError naming what is not published when the shapes differ or the difference is too large."""
+    import torch
+
+    enc = tokenizer(list(check), padding=True, truncation=True, return_tensors="pt")
+    with torch.inference_mode():
+        ref = getattr(model(**{n: enc[n] for n in input_names}), output).float()
+    got, _ = fp32_runner.run_batch(fp32_runner.encode(check))
+    got_t = torch.from_numpy(got).float()
+    if got_t.shape != ref.shape:
+        raise BackendError(f"exported ONNX output shape {tuple(got_t.shape)} differs from "
+                           f"torch {tuple(ref.shape)}; not publishing {fp32_path}")
+    if output == "last_hidden_state":  # padded positions are garbage in both; compare real ones
+        mask = enc["attention_mask"].bool()
+        diff = float((got_t - ref).abs()[mask].max())
+    else:
+        diff = float((got_t - ref).abs().max())
+    if not diff <= FP32_TOLERANCE:
+        raise BackendError(f"exported ONNX differs from torch by {diff:.3g} (> {FP32_TOLERANCE}) "
+                           f"on sample texts; not publishing {fp32_path}")
+    return diff
+
+
+def _int8_step(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, fp32_runner: Any,
+               fp32_out: Any, samples: list[Sample], *, threshold: float, recipes: list[str],
+               threads: int | None, say: ProgressFn, golden_file: str | Path | None, min_samples: int,
+               files: dict[str, dict[str, Any]]) -> tuple[GateResult, Path | None, dict[str, Any]]:
+    """Build and gate the int8 copy: (gate result, the published int8 file or None, quality.json's "int8").
+    Adds the published file to ``files``."""
+    from .cpu import cpu_features, isa_name
+
+    labels = fp32_runner.labels
+    outcome = build_int8(folder, model_type, fp32_path, int8_path, samples=samples, fp32_out=fp32_out,
+                         threshold=threshold, recipes=recipes, threads=threads, progress=say,
+                         labels=labels)
+    cpu = cpu_features()  # where the gate ran: its kernels decided the numbers above
+    record = {**outcome.gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,
+              "sample": _sample_summary(samples, golden_file, min_samples),
+              "cpu": {**cpu, "isa": isa_name(cpu)}}
+    if outcome.path is not None and outcome.int8_out is not None:
+        files["onnx/model.int8.onnx"] = _file_entry(outcome.path)
+        record["references"] = references(
+            model_type, samples, fp32_out, outcome.int8_out, labels=labels, cpu=cpu,
+            fp32_sha256=files["onnx/model.onnx"]["sha256"])
+    return outcome.gate, outcome.path, record
+
+
 def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | None = None,
                 int8: bool = True, sample_texts: Sequence[str] | None = None,
                 int8_threshold: float | None = None, threads: int | None = None,
@@ -261,49 +359,18 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         raise UnknownModelTypeError(f"cannot export model type {model_type!r} to ONNX; supported: "
                                     f"{', '.join(MODEL_TYPES)}")
     say("importing torch, transformers and onnxruntime")
-    try:
-        import onnxruntime  # noqa: F401
-        import onnxruntime.quantization  # noqa: F401
-        import torch
-        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-    except ImportError as err:
-        raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
-                           f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
+    torch, onnxruntime = _import_export_stack()
     from .loaders.onnx import load_onnx_runner
-    from .loaders.torch import check_weights
 
     samples = _gate_samples(folder, model_type, sample_texts, golden_file, min_samples)
     texts = [s.text for s in samples]
     threshold = GATE_THRESHOLDS[model_type] if int8_threshold is None else float(int8_threshold)
-    recipes = list(int8_recipes)
-    unknown = [r for r in recipes if r not in INT8_RECIPES]
-    if unknown or (int8 and not recipes):
-        raise ValueError(f"int8_recipes must be a non-empty subset of {list(INT8_RECIPES)}, got {recipes}")
+    recipes = _check_recipes(int8, int8_recipes)
     out = Path(out_dir) if out_dir is not None else folder / "onnx"
     out.mkdir(parents=True, exist_ok=True)
     fp32_path, int8_path, quality_path = out / "model.onnx", out / "model.int8.onnx", out / "quality.json"
 
-    # eager attention: a plain matmul/softmax graph that ORT fuses, with the mask always applied
-    use_safetensors = check_weights(folder, allow_pickle=False)
-    cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise inside an export step
-    say(f"loading {folder.name} with torch for the ONNX export")
-    try:
-        model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
-                                    attn_implementation="eager").eval()
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-    # the order of Wrapped.forward's parameters
-    input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
-                   if n in tokenizer.model_input_names]
-    if input_names[:2] != ["input_ids", "attention_mask"]:
-        raise BackendError(f"{folder}: the tokenizer's inputs {tokenizer.model_input_names} lack "
-                           "input_ids/attention_mask; this model cannot be exported by smm")
+    model, tokenizer, input_names = _load_for_export(folder, model_type, say)
     output = "logits" if model_type == "sentiment" else "last_hidden_state"
     example = tokenizer(["an example sentence for export", "short"], padding=True,
                         return_tensors="pt")
@@ -314,26 +381,10 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         say("exporting the ONNX graph (torch.onnx)")
         exporter = _export_graph(wrapped, tuple(example[n] for n in input_names), input_names,
                                  output, tmp_fp32)
-        # fp32 check: raw outputs of one padded batch (mixed lengths, so the mask is exercised)
         check = texts[:16]
         say(f"checking ONNX fp32 against torch on {len(check)} texts")
-        enc = tokenizer(check, padding=True, truncation=True, return_tensors="pt")
-        with torch.inference_mode():
-            ref = getattr(model(**{n: enc[n] for n in input_names}), output).float()
         fp32_runner = load_onnx_runner(folder, model_type, onnx_file=tmp_fp32, threads=threads)
-        got, _ = fp32_runner.run_batch(fp32_runner.encode(check))
-        got_t = torch.from_numpy(got).float()
-        if got_t.shape != ref.shape:
-            raise BackendError(f"exported ONNX output shape {tuple(got_t.shape)} differs from "
-                               f"torch {tuple(ref.shape)}; not publishing {fp32_path}")
-        if output == "last_hidden_state":  # padded positions are garbage in both; compare real ones
-            mask = enc["attention_mask"].bool()
-            diff = float((got_t - ref).abs()[mask].max())
-        else:
-            diff = float((got_t - ref).abs().max())
-        if not diff <= FP32_TOLERANCE:
-            raise BackendError(f"exported ONNX differs from torch by {diff:.3g} (> {FP32_TOLERANCE}) "
-                               f"on sample texts; not publishing {fp32_path}")
+        diff = _fp32_difference(model, tokenizer, input_names, output, fp32_runner, check, fp32_path)
         fp32_out = fp32_runner(texts)
         os.replace(tmp_fp32, fp32_path)
         # keys are where the files live in the model folder, even when written elsewhere first
@@ -349,22 +400,10 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         gate: GateResult | None = None
         published_int8: Path | None = None
         if int8:
-            labels = fp32_runner.labels
-            outcome = build_int8(folder, model_type, fp32_path, int8_path, samples=samples, fp32_out=fp32_out,
-                                 threshold=threshold, recipes=recipes, threads=threads, progress=say,
-                                 labels=labels)
-            gate, published_int8 = outcome.gate, outcome.path
-            from .cpu import cpu_features, isa_name
-
-            cpu = cpu_features()  # where the gate ran: its kernels decided the numbers above
-            quality["int8"] = {**gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,
-                               "sample": _sample_summary(samples, golden_file, min_samples),
-                               "cpu": {**cpu, "isa": isa_name(cpu)}}
-            if published_int8 is not None and outcome.int8_out is not None:
-                files["onnx/model.int8.onnx"] = _file_entry(published_int8)
-                quality["int8"]["references"] = references(
-                    model_type, samples, fp32_out, outcome.int8_out, labels=labels, cpu=cpu,
-                    fp32_sha256=files["onnx/model.onnx"]["sha256"])
+            gate, published_int8, quality["int8"] = _int8_step(
+                folder, model_type, fp32_path, int8_path, fp32_runner, fp32_out, samples,
+                threshold=threshold, recipes=recipes, threads=threads, say=say, golden_file=golden_file,
+                min_samples=min_samples, files=files)
         else:
             quality["int8"] = {"accepted": False, "reason": "not requested"}
             _unlink(int8_path)
