@@ -4,7 +4,7 @@
 
 - ``model.onnx``: fp32, dynamic batch and sequence axes; checked against torch on sample texts
   (max |difference| of the raw outputs must stay below ``FP32_TOLERANCE``, else nothing is
-  published: a wrong export is worse than none);
+  published: a wrong export is worse than none; :mod:`smart_model_manager.onnx.fp32`);
 - ``model.int8.onnx``: int8 weights, kept only if the **quality gate** passes on the gate sample
   (:mod:`smart_model_manager.onnx.gate`: 3,000 texts by default): the lower 95 % bound of the label
   agreement (sentiment) / mean cosine (embeddings) with fp32 must be >= 0.99. The recipes
@@ -21,7 +21,6 @@ torch, transformers, onnx and onnxruntime are imported inside functions only (la
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Sequence
@@ -32,8 +31,9 @@ from typing import Any
 from ..errors import BackendError, UnknownModelTypeError
 from ..hashing import sha256_file, with_prefix
 from ..progress import ProgressFn
+from .fp32 import FP32_TOLERANCE, export_graph, fp32_difference, load_for_export
 from .gate import MIN_SAMPLES, Sample, gate_samples, read_golden_file, references
-from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8, quiet
+from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8
 from .samples import BUILTIN_SAMPLES, default_sample_texts
 
 # Tried in order until one passes the gate (see quantize.py); ``static-qdq`` is measured in
@@ -41,13 +41,9 @@ from .samples import BUILTIN_SAMPLES, default_sample_texts
 # a calibration run per export.
 DEFAULT_INT8_RECIPES = ("all", "sensitive-fp32")
 
-log = logging.getLogger(__name__)
-
 MODEL_TYPES = ("sentiment", "embeddings")
-FP32_TOLERANCE = 1e-3
 QUALITY_FORMAT = 2  # 2: the gate decides on a 95 % bound and records fp32 references for re-checks
 EXPORT_INSTALL = "pip install 'smart-model-manager[export]'"
-
 
 
 @dataclass(frozen=True)
@@ -125,75 +121,6 @@ def infer_model_type(folder: Path) -> str:
                                 f"{archs}; pass it explicitly (--type sentiment|embeddings)")
 
 
-class _Wrapper:
-    """Built lazily (needs torch): returns only the tensor we export (logits / last_hidden_state)."""
-
-    @staticmethod
-    def build(model: Any, model_type: str) -> Any:
-        import torch
-
-        attr = "logits" if model_type == "sentiment" else "last_hidden_state"
-
-        class Wrapped(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-                kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-                if token_type_ids is not None:
-                    kwargs["token_type_ids"] = token_type_ids
-                return getattr(self.model(**kwargs), attr)
-
-        return Wrapped().eval()
-
-
-def _strip_debug_metadata(path: Path) -> None:
-    """Drop the dynamo exporter's per-node debug metadata (Python stack traces with absolute paths and
-    line numbers, FX node dumps). It is not used at runtime, and it made the bytes of model.onnx, and so
-    the content-derived commit of an exported model, depend on where and from which checkout it was built."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    graphs = [model.graph] + [f for f in model.functions]
-    for g in graphs:
-        for node in g.node:
-            del node.metadata_props[:]
-            node.doc_string = ""
-    onnx.save(model, str(path))
-
-
-def _export_graph(wrapped: Any, example: tuple[Any, ...], input_names: list[str], output: str,
-                  path: Path) -> str:
-    """torch.onnx.export with dynamic batch/sequence axes. Returns which exporter worked.
-
-    The dynamo exporter (torch.export) is the maintained one in torch 2.x; the TorchScript
-    tracer is kept as a fallback for models torch.export cannot capture.
-    """
-    import torch
-
-    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
-    out_axes = {0: "batch"} if output == "logits" else {0: "batch", 1: "sequence"}
-    # exporter internals warn about renamed axes / tracing; not the user's concern
-    with quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"):
-        try:
-            batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-            dyn = {name: {0: batch, 1: seq} for name in input_names}
-            torch.onnx.export(wrapped, example, str(path), input_names=input_names,
-                              output_names=[output], dynamic_shapes=dyn, dynamo=True,
-                              external_data=False, verbose=False)
-            _strip_debug_metadata(path)
-            return "dynamo"
-        except Exception as err:  # noqa: BLE001 - any capture failure: try the tracer instead
-            log.warning("dynamo ONNX export failed (%s: %s); falling back to the TorchScript "
-                        "exporter", type(err).__name__, str(err)[:300])
-            _unlink(path)
-            torch.onnx.export(wrapped, example, str(path), input_names=input_names,
-                              output_names=[output], dynamic_axes={**axes, output: out_axes},
-                              opset_version=17, dynamo=False)
-            return "torchscript"
-
-
 def _file_entry(path: Path) -> dict[str, Any]:
     return {"size": path.stat().st_size, "sha256": with_prefix(sha256_file(path))}
 
@@ -263,59 +190,6 @@ def _check_recipes(int8: bool, int8_recipes: Sequence[str]) -> list[str]:
     return recipes
 
 
-def _load_for_export(folder: Path, model_type: str, say: ProgressFn) -> tuple[Any, Any, list[str]]:
-    """(torch model, tokenizer, the graph's input names in the order of ``Wrapped.forward``'s parameters)."""
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    from ..loaders.torch import check_weights
-
-    # eager attention: a plain matmul/softmax graph that ORT fuses, with the mask always applied
-    use_safetensors = check_weights(folder, allow_pickle=False)
-    cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise inside an export step
-    say(f"loading {folder.name} with torch for the ONNX export")
-    try:
-        model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
-                                    attn_implementation="eager").eval()
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-    input_names: list[str] = [n for n in ("input_ids", "attention_mask", "token_type_ids")
-                              if n in tokenizer.model_input_names]
-    if input_names[:2] != ["input_ids", "attention_mask"]:
-        raise BackendError(f"{folder}: the tokenizer's inputs {tokenizer.model_input_names} lack "
-                           "input_ids/attention_mask; this model cannot be exported by smm")
-    return model, tokenizer, input_names
-
-
-def _fp32_difference(model: Any, tokenizer: Any, input_names: list[str], output: str, fp32_runner: Any,
-                     check: Sequence[str], fp32_path: Path) -> float:
-    """Max |ONNX - torch| of the raw outputs of one padded batch (mixed lengths, so the mask is exercised);
-    a BackendError naming what is not published when the shapes differ or the difference is too large."""
-    import torch
-
-    enc = tokenizer(list(check), padding=True, truncation=True, return_tensors="pt")
-    with torch.inference_mode():
-        ref = getattr(model(**{n: enc[n] for n in input_names}), output).float()
-    got, _ = fp32_runner.run_batch(fp32_runner.encode(check))
-    got_t = torch.from_numpy(got).float()
-    if got_t.shape != ref.shape:
-        raise BackendError(f"exported ONNX output shape {tuple(got_t.shape)} differs from "
-                           f"torch {tuple(ref.shape)}; not publishing {fp32_path}")
-    if output == "last_hidden_state":  # padded positions are garbage in both; compare real ones
-        mask = enc["attention_mask"].bool()
-        diff = float((got_t - ref).abs()[mask].max())
-    else:
-        diff = float((got_t - ref).abs().max())
-    if not diff <= FP32_TOLERANCE:
-        raise BackendError(f"exported ONNX differs from torch by {diff:.3g} (> {FP32_TOLERANCE}) "
-                           f"on sample texts; not publishing {fp32_path}")
-    return diff
-
-
 def _int8_step(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, fp32_runner: Any,
                fp32_out: Any, samples: list[Sample], *, threshold: float, recipes: list[str],
                threads: int | None, say: ProgressFn, golden_file: str | Path | None, min_samples: int,
@@ -370,21 +244,15 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
     out.mkdir(parents=True, exist_ok=True)
     fp32_path, int8_path, quality_path = out / "model.onnx", out / "model.int8.onnx", out / "quality.json"
 
-    model, tokenizer, input_names = _load_for_export(folder, model_type, say)
-    output = "logits" if model_type == "sentiment" else "last_hidden_state"
-    example = tokenizer(["an example sentence for export", "short"], padding=True,
-                        return_tensors="pt")
-    wrapped = _Wrapper.build(model, model_type)
-
+    model, tokenizer, input_names = load_for_export(folder, model_type, say)
     tmp_fp32 = _tmp_name(out, "model.onnx")
     try:
         say("exporting the ONNX graph (torch.onnx)")
-        exporter = _export_graph(wrapped, tuple(example[n] for n in input_names), input_names,
-                                 output, tmp_fp32)
+        exporter, output = export_graph(model, tokenizer, input_names, model_type, tmp_fp32)
         check = texts[:16]
         say(f"checking ONNX fp32 against torch on {len(check)} texts")
         fp32_runner = load_onnx_runner(folder, model_type, onnx_file=tmp_fp32, threads=threads)
-        diff = _fp32_difference(model, tokenizer, input_names, output, fp32_runner, check, fp32_path)
+        diff = fp32_difference(model, tokenizer, input_names, output, fp32_runner, check, fp32_path)
         fp32_out = fp32_runner(texts)
         os.replace(tmp_fp32, fp32_path)
         # keys are where the files live in the model folder, even when written elsewhere first
