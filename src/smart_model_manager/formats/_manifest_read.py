@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._layout import REPO_ID_EXPECTED, is_commit, is_repo_id
-from ..hashing import is_sha256
+from ..store.hashing import is_sha256
 from . import _fields, _yaml
 from .manifest import FORMAT, FileEntry, LockRecord, Manifest, ModelEntry, ModelRecord
 

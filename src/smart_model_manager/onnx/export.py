@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, UnknownModelTypeError
-from ..hashing import sha256_file, with_prefix
 from ..progress import ProgressFn
+from ..store.hashing import sha256_file, with_prefix
 from .fp32 import FP32_TOLERANCE, export_graph, fp32_difference, load_for_export
 from .gate import MIN_SAMPLES, Sample, gate_samples, read_golden_file, references
 from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8
