@@ -87,13 +87,27 @@ def config_mismatch(model_type: str, config: Mapping[str, Any]) -> str | None:
 
 
 def infer_model_type(config: Mapping[str, Any]) -> str | None:
-    """sentiment for a sequence classifier, embeddings for a bare encoder (``*Model``), else None."""
-    archs = [str(a) for a in (config.get("architectures") or []) if isinstance(a, str)]
+    """The one rule that reads a model type from ``config.json``'s ``architectures``: sentiment for a
+    sequence classifier, embeddings when every architecture is a bare encoder (``*Model``), else None.
+
+    None (no architectures, or heads such as ``*ForMaskedLM``) means "cannot tell": callers refuse and ask
+    for the type (``smm lock``, ``smm export onnx``, ``smm migrate``) or say nothing (the mirror's
+    ``pipeline_tag``), never guess. ``id2label`` is not evidence: transformers writes two default labels
+    into every config, bare encoders included.
+    """
+    raw = config.get("architectures")
+    archs = [a for a in raw if isinstance(a, str)] if isinstance(raw, list) else []
     if any(a.endswith(_CLASSIFIER_SUFFIX) for a in archs):
         return "sentiment"
     if archs and all(a.endswith("Model") for a in archs):
         return "embeddings"
     return None
+
+
+def infer_task(config: Mapping[str, Any]) -> str | None:
+    """The transformers pipeline task of the inferred model type (the Hub's ``pipeline_tag``), or None."""
+    name = infer_model_type(config)
+    return get_model_type(name).task if name is not None else None
 
 
 def model_types() -> list[str]:

@@ -195,7 +195,7 @@ def test_sensitive_recipe_keeps_the_measured_nodes_in_float_and_is_reproducible(
 @pytest.mark.parametrize(("archs", "expected"), [
     (["BertForSequenceClassification"], "sentiment"),
     (["BertModel"], "embeddings"),
-    (None, "embeddings"),
+    (None, None),  # a config that states nothing is refused, not exported as embeddings
     (["BertForMaskedLM"], None),
 ])
 def test_infer_model_type(tmp_path: Path, archs: list[str] | None, expected: str | None) -> None:

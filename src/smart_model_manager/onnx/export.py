@@ -113,16 +113,16 @@ def _mb(path: Path) -> str:
 
 
 def infer_model_type(folder: Path) -> str:
-    """sentiment for ``*ForSequenceClassification`` checkpoints, embeddings for bare encoders."""
+    """The model type ``config.json`` states (:func:`smart_model_manager.registry.infer_model_type`), or an error."""
     from ..loaders._common import read_json
+    from ..registry import infer_model_type as from_config
 
-    archs = read_json(Path(folder) / "config.json").get("architectures") or []
-    if any(str(a).endswith("ForSequenceClassification") for a in archs):
-        return "sentiment"
-    if not archs or any(str(a).endswith("Model") for a in archs):
-        return "embeddings"
-    raise UnknownModelTypeError(f"{folder}/config.json: cannot tell the model type from architectures "
-                                f"{archs}; pass it explicitly (--type sentiment|embeddings)")
+    config = read_json(Path(folder) / "config.json")
+    inferred = from_config(config)
+    if inferred is None:
+        raise UnknownModelTypeError(f"{folder}/config.json: cannot tell the model type from architectures "
+                                    f"{config.get('architectures')}; pass it explicitly (--type sentiment|embeddings)")
+    return inferred
 
 
 class _Wrapper:

@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import _layout
 from ..errors import ConfigurationError, FormatError, IntegrityError, ManifestError
+from ..registry import infer_model_type
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +161,11 @@ def _model_type(entry: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[st
     if raw is not None:
         mt = TYPE_NAMES.get(raw.lower())
         return (mt, None) if mt else (None, f"model type {raw!r} is not one of: {', '.join(sorted(TYPE_NAMES))}")
-    archs = config.get("architectures") or []
-    if any(str(a).endswith("ForSequenceClassification") for a in archs) or config.get("id2label") and len(
-            config["id2label"]) > 1:
-        return "sentiment", None
-    return "embeddings", None
+    inferred = infer_model_type(config)
+    if inferred is None:
+        return None, (f"config.json architectures {config.get('architectures')} do not tell the model type; "
+                      "give it in the old manifest (type: sentiment|embeddings)")
+    return inferred, None
 
 
 def make_plan(source: Path, target: Path, mapping: Mapping[str, str] | None = None, *,
