@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError
+from ..pipeline_call import top_index
 from .samples import BUILTIN_SAMPLES, CALIBRATION_HEADLINES, HEADLINES_DIR
 
 MIN_SAMPLES = 3000   # gate texts: enough for a model whose true agreement is 99.5 % to clear a 0.99 bound (docs/onnx.md)
@@ -166,10 +167,6 @@ def gate_samples(user: Sequence[Sample] = (), minimum: int = MIN_SAMPLES) -> lis
 
 # -- scoring ----------------------------------------------------------------------------------------
 
-def _argmax(row: Sequence[float]) -> int:
-    return max(range(len(row)), key=row.__getitem__)
-
-
 @dataclass
 class Score:
     """What the gate measured; :meth:`as_dict` is what quality.json records."""
@@ -209,7 +206,7 @@ def score(model_type: str, fp32: Sequence[Sequence[float]], int8: Sequence[Seque
         per = {k: {"samples": v["samples"], "mean_cosine": round(v["sum"] / v["samples"], 6)} for k, v in per.items()}
         return Score("mean_cosine", mean, lo, hi, n, worst=min(cos), per_source=per)
     names = list(labels) or [str(i) for i in range(len(fp32[0]))]
-    a32, a8 = [_argmax(r) for r in fp32], [_argmax(r) for r in int8]
+    a32, a8 = [top_index(r) for r in fp32], [top_index(r) for r in int8]
     agree = sum(1 for x, y in zip(a32, a8) if x == y)
     flips: dict[str, int] = {}
     per = {}
@@ -253,7 +250,7 @@ def references(model_type: str, samples: Sequence[Sample], fp32_out: Sequence[Se
         row: dict[str, Any] = {"text": samples[i].text,
                                "fp32": [round(v, DIGITS if model_type == "sentiment" else 4) for v in fp32_out[i]]}
         if model_type == "sentiment" and labels:
-            row["label"] = labels[_argmax(fp32_out[i])]
+            row["label"] = labels[top_index(fp32_out[i])]
         if len(rows) < QUICK_SIZE:  # what int8 itself gave on the gate's CPU: the cheap same-arithmetic test
             row["int8"] = [round(v, DIGITS if model_type == "sentiment" else 4) for v in int8_out[i]]
         rows.append(row)
