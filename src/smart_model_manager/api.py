@@ -17,12 +17,13 @@ from typing import Any
 
 from . import telemetry
 from ._layout import LOCK_NAME
+from .backends import check_backend
 from .errors import ConfigurationError, SignatureError
 from .formats.labels import parse_id2label, read_config
 from .loaders.mock import mock_runner
 from .model import LoadInfo, Model
 from .registry import get_model_type
-from .settings import BACKENDS, ENVIRONMENTS, Settings, parse_device, parse_dtype
+from .settings import ENVIRONMENTS, Settings, parse_device, parse_dtype
 from .sources import known_models
 from .sources.base import Request, Resolved, Source
 from .sources.chains import build_chain
@@ -57,8 +58,7 @@ class ModelManager:
         else:
             self.detection = detect(self.settings)
         self.environment = self.detection.environment
-        if backend is not None and backend not in BACKENDS:
-            raise ConfigurationError(f"backend {backend!r} is not valid; valid values: {', '.join(BACKENDS)}")
+        backend = check_backend(backend) if backend is not None else None
         self.backend = backend or self.settings.backend
         self.device = parse_device(device, "device") if device is not None else self.settings.device
         self.dtype = parse_dtype(dtype, "dtype") if dtype is not None else self.settings.dtype
@@ -185,8 +185,7 @@ class ModelManager:
         ``known_models.default_model``), the same rule every command uses."""
         if name_or_alias is None:
             name_or_alias = known_models.default_model(self.settings)
-        if backend is not None and backend not in BACKENDS:
-            raise ConfigurationError(f"backend {backend!r} is not valid; valid values: {', '.join(BACKENDS)}")
+        backend = check_backend(backend) if backend is not None else None
         dev = parse_device(device, "device") if device is not None else self.device
         dt = parse_dtype(dtype, "dtype") if dtype is not None else self.dtype
         key = (name_or_alias, model_type, revision, backend, dev, dt)

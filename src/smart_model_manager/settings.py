@@ -13,11 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ._layout import CI_VARIABLES, MANIFEST_NAME
-from .backends import CHOICES
+from .backends import check_backend
 from .errors import ConfigurationError
 
 ENVIRONMENTS = ("test", "dev", "ci", "production", "hub")
-BACKENDS = CHOICES  # the backend table (backends.py) is the one list
 VERIFY_MODES = ("quick", "full")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")   # cuda:N = the N-th GPU (0-based)
 DTYPES = ("auto", "fp32", "fp16", "bf16")
@@ -211,7 +210,7 @@ class Settings:
             token=env.get("HF_TOKEN") or None,
             offline=offline,
             offline_origin=offline_origin,
-            backend=_choice("SMM_BACKEND", env.get("SMM_BACKEND"), BACKENDS, "auto") or "auto",
+            backend=check_backend(env.get("SMM_BACKEND"), "SMM_BACKEND"),
             verify=_choice("SMM_VERIFY", env.get("SMM_VERIFY"), VERIFY_MODES, "quick") or "quick",
             lock_path=Path(lock).expanduser() if lock else None,
             allow_pickle=parse_bool("SMM_ALLOW_PICKLE", env.get("SMM_ALLOW_PICKLE")),

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..backends import needs
 from ..errors import BackendError
 from ..registry import get_model_type
 from ._common import (
@@ -34,7 +35,6 @@ from ._common import (
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'smart-model-manager[torch]'"
 
 
 @contextmanager
@@ -169,9 +169,7 @@ def load_torch_runner(folder: str | Path, model_type: str, *, allow_pickle: bool
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
     except ImportError as err:
-        raise BackendError(
-            f"the torch backend needs torch and transformers ({err}); install them with: "
-            f"{INSTALL_HINT}") from err
+        raise BackendError(f"{needs('torch')} ({err})") from err
 
     meta = read_folder_meta(folder, model_type, labels)
     use_safetensors = check_weights(folder, allow_pickle)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _layout
+from ..backends import TORCH_INSTALL
 from ..errors import ConfigurationError, FormatError, IntegrityError, ManifestError
 from ..registry import infer_model_type
 
@@ -250,7 +251,7 @@ def convert_pickle(src: Path, dest: Path) -> None:
         from safetensors.torch import save_file
     except ImportError as err:
         raise ConfigurationError(f"converting {src} needs torch and safetensors ({err}); install them with: "
-                                 "pip install 'smart-model-manager[torch]'") from err
+                                 f"{TORCH_INSTALL}") from err
     state = torch.load(src, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FormatError("expected a state dict of tensors", path=src)
