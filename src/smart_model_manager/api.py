@@ -21,7 +21,7 @@ from .backends import check_backend
 from .errors import ConfigurationError, SignatureError
 from .formats.labels import parse_id2label, read_config
 from .loaders.mock import mock_runner
-from .model import LoadInfo, Model
+from .model import LoadInfo, Model, Runner
 from .registry import get_model_type
 from .settings import ENVIRONMENTS, Settings, parse_device, parse_dtype
 from .sources import known_models
@@ -218,7 +218,7 @@ class ModelManager:
         with telemetry.span("smm.resolve", model=name, revision=revision) as s:
             resolved = self.resolve(name, revision=revision, model_type=model_type)
             telemetry.set_attributes(s, repo_id=resolved.repo_id, source=resolved.source, commit=resolved.commit)
-        runner: Any
+        runner: Runner
         if resolved.path is None:  # a mock: a schema, no bytes
             runner = mock_runner(resolved.repo_id, model_type, labels=resolved.labels, dimension=resolved.dimension)
             labels = resolved.labels
@@ -238,16 +238,15 @@ class ModelManager:
                                      model_ref=resolved.repo_id, device=choice,
                                      token_budget=self.settings.token_budget,
                                      int8_verdicts=self.settings.int8_verdicts)
-                telemetry.set_attributes(s, backend=getattr(runner, "backend", None))
+                telemetry.set_attributes(s, backend=runner.backend)
         dim = _true_dimension(runner, resolved) if resolved.path is not None and not mt.has_labels \
             else resolved.dimension
         info = LoadInfo(repo_id=resolved.repo_id, model_type=model_type, environment=self.environment,
                         source=resolved.source, path=str(resolved.path) if resolved.path else None,
-                        commit=resolved.commit, revision=revision, backend=getattr(runner, "backend", "?"),
+                        commit=resolved.commit, revision=revision, backend=runner.backend,
                         load_seconds=round(time.perf_counter() - t0, 4), dimension=dim,
                         alias=name if name != resolved.repo_id else None,
-                        device=getattr(runner, "device", "cpu"), dtype=getattr(runner, "dtype", "fp32"),
-                        int8_check=getattr(runner, "int8_check", None))
+                        device=runner.device, dtype=runner.dtype, int8_check=runner.int8_check)
         log.info("loaded %s: source=%s backend=%s device=%s dtype=%s in %.3fs", resolved.repo_id, info.source,
                  info.backend, info.device, info.dtype, info.load_seconds)
         return Model(runner, model_type=model_type, labels=labels if mt.has_labels else (), info=info)
@@ -305,7 +304,7 @@ def _check_type(resolved: Resolved, model_type: str) -> None:
         raise ConfigurationError(f"{resolved.repo_id} cannot be loaded as {model_type!r}: {why}")
 
 
-def _true_dimension(runner: Any, resolved: Resolved) -> int | None:
+def _true_dimension(runner: Runner, resolved: Resolved) -> int | None:
     """The vector length the runner really returns (one short probe text), so ``info.dimension``
     can never disagree with the vectors; a disagreeing config/manifest value is refused."""
     dim = len(runner(["dimension probe"])[0])

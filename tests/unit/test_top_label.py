@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from smart_model_manager import pipeline_call, polarity
-from smart_model_manager.model import LoadInfo, Model
+from smart_model_manager.model import LoadInfo, Model, RunnerDefaults
 from smart_model_manager.onnx.gate import score
 from smart_model_manager.service.multi import Route
 
@@ -43,7 +43,11 @@ def test_every_caller_breaks_a_tie_the_same_way() -> None:
     assert score("sentiment", [TIED, TIED], [[0.1, 0.5, 0.4], [0.1, 0.4, 0.5]], labels=LABELS).flips \
         == {"negative -> neutral": 1}
     info = LoadInfo("org/m", "sentiment", "test", "mock", None, None, None, "mock", 0.0)
-    model = Model(lambda texts: [TIED for _ in texts], model_type="sentiment", labels=LABELS, info=info)
+    class Tied(RunnerDefaults):
+        def __call__(self, texts: list[str], options: object = None) -> list[list[float]]:
+            return [TIED for _ in texts]
+
+    model = Model(Tied(), model_type="sentiment", labels=LABELS, info=info)
     assert model("x")[0]["label"] == "negative"
     from smart_model_manager.service.symbols import aggregate_symbols
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..backends import needs
 from ..errors import BackendError
+from ..model import RunnerDefaults
 from ..registry import get_model_type
 from ._common import (
     ATTENTION_WIDTH,
@@ -78,8 +79,11 @@ def check_weights(folder: Path, allow_pickle: bool) -> bool:
     raise BackendError(f"{folder} has no model weights (model.safetensors or pytorch_model.bin)")
 
 
-class TorchRunner:
+class TorchRunner(RunnerDefaults):
     """``runner(texts) -> list[list[float]]`` backed by a transformers model on CPU."""
+
+    max_length: int
+    token_budget: int
 
     def __init__(self, tokenizer: Any, model: Any, *, model_type: str, labels: tuple[str, ...],
                  max_length: int, batch_size: int = DEFAULT_BATCH_SIZE, token_budget: int | None = None):
