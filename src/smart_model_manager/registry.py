@@ -1,9 +1,11 @@
 """Model types. New types register here; unknown names fail with the list of known ones.
 
-A type carries what every layer needs to know about it, so nobody compares names (``== "sentiment"``):
-whether it outputs per-label scores (``has_labels``), its mock defaults, and the ``head`` a runner puts on
-the encoder (``CLASSIFICATION``: softmax over labels; ``POOLING``: mean-pooled, L2-normalised vector).
-A type registered without a head can be locked and pulled, but no loader runs it.
+A type carries what every layer needs to know about it, so no layer compares names (``== "sentiment"``):
+the ``head`` a runner puts on the encoder (``CLASSIFICATION``: softmax over labels; ``POOLING``:
+mean-pooled, L2-normalised vector), which decides everything else about its output (``has_labels``,
+``classifies``, ``pools``: derived, never stored twice), and its mock defaults. A type registered without a
+head has no labels and no runner: it can be locked and pulled, but no loader runs it. Adding a type with
+an existing head is one ``register_model_type`` call (docs/design.md, "How to add a model type").
 """
 
 from __future__ import annotations
@@ -23,11 +25,19 @@ HEADS = (CLASSIFICATION, POOLING)
 class ModelType:
     name: str
     task: str                      # the transformers pipeline task it corresponds to
-    has_labels: bool               # outputs one score per label
+    head: str = ""                 # CLASSIFICATION | POOLING | "" (no runner)
     default_labels: tuple[str, ...] = ()
     default_dimension: int | None = None
     description: str = ""
-    head: str = ""                 # CLASSIFICATION | POOLING | "" (no runner)
+
+    def __post_init__(self) -> None:
+        if self.head not in (*HEADS, ""):
+            raise ValueError(f"model type {self.name!r}: head {self.head!r} is not one of {', '.join(HEADS)} (or '')")
+
+    @property
+    def has_labels(self) -> bool:
+        """Outputs one score per label, so a lock pins its labels: the same fact as :attr:`classifies`."""
+        return self.classifies
 
     @property
     def classifies(self) -> bool:
@@ -120,8 +130,8 @@ def runnable_types() -> list[str]:
 
 
 register_model_type(ModelType(
-    "sentiment", "text-classification", True, ("positive", "negative", "neutral"), None,
-    "text classification; every label with its score, best first", CLASSIFICATION))
+    "sentiment", "text-classification", CLASSIFICATION, default_labels=("positive", "negative", "neutral"),
+    description="text classification; every label with its score, best first"))
 register_model_type(ModelType(
-    "embeddings", "feature-extraction", False, (), 384,
-    "sentence embeddings; mean-pooled, L2-normalised vectors", POOLING))
+    "embeddings", "feature-extraction", POOLING, default_dimension=384,
+    description="sentence embeddings; mean-pooled, L2-normalised vectors"))

@@ -16,6 +16,7 @@ import click
 
 from ..errors import FormatError, IntegrityError, ModelNotFoundError, SmmError, SourceError
 from ..formats import lockfile, spec as spec_mod
+from ..registry import model_types
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path(spec_mod.DEFAULT_NAME), show_default=True,
               help="With ORG/NAME: the models.yaml to add it to (created if missing).")
-@click.option("--model-type", type=click.Choice(["auto", "sentiment", "embeddings"]), default="auto",
+@click.option("--model-type", type=click.Choice(["auto", *model_types()]), default="auto",
               show_default=True, help="With ORG/NAME: its type; auto reads the pinned config.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--target", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..errors import BackendError, UnknownModelTypeError
 from ..progress import ProgressFn
+from ..registry import HEADS, get_model_type, runnable_types
 from ..store.hashing import sha256_file, with_prefix
 from .gate import MIN_SAMPLES, Sample, gate_samples, read_golden_file, references
 from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8, quiet
@@ -43,7 +44,6 @@ DEFAULT_INT8_RECIPES = ("all", "sensitive-fp32")
 
 log = logging.getLogger(__name__)
 
-MODEL_TYPES = ("sentiment", "embeddings")
 FP32_TOLERANCE = 1e-3
 QUALITY_FORMAT = 2  # 2: the gate decides on a 95 % bound and records fp32 references for re-checks
 EXPORT_INSTALL = "pip install 'smart-model-manager[export]'"
@@ -125,6 +125,11 @@ def infer_model_type(folder: Path) -> str:
     return inferred
 
 
+def _output_name(model_type: str) -> str:
+    """The exported graph's output: the classifier's logits, or the encoder's hidden states to pool."""
+    return "logits" if get_model_type(model_type).classifies else "last_hidden_state"
+
+
 class _Wrapper:
     """Built lazily (needs torch): returns only the tensor we export (logits / last_hidden_state)."""
 
@@ -132,7 +137,7 @@ class _Wrapper:
     def build(model: Any, model_type: str) -> Any:
         import torch
 
-        attr = "logits" if model_type == "sentiment" else "last_hidden_state"
+        attr = _output_name(model_type)
 
         class Wrapped(torch.nn.Module):
             def __init__(self) -> None:
@@ -213,7 +218,7 @@ def check_golden_file(folder: Path, model_type: str, golden_file: str | Path) ->
     from ..loaders._common import read_json
 
     labels: list[str] = []
-    if model_type == "sentiment":
+    if get_model_type(model_type).classifies:
         id2label = read_json(Path(folder) / "config.json").get("id2label") or {}
         labels = [str(v) for v in id2label.values()]
     return read_golden_file(Path(golden_file), labels)
@@ -257,9 +262,9 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     folder = Path(folder)
-    if model_type not in MODEL_TYPES:
-        raise UnknownModelTypeError(f"cannot export model type {model_type!r} to ONNX; supported: "
-                                    f"{', '.join(MODEL_TYPES)}")
+    if get_model_type(model_type).head not in HEADS:
+        raise UnknownModelTypeError(f"cannot export model type {model_type!r} to ONNX: it has no head a runner "
+                                    f"runs; exportable types: {', '.join(runnable_types())}")
     say("importing torch, transformers and onnxruntime")
     try:
         import onnxruntime  # noqa: F401
@@ -274,7 +279,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
 
     samples = _gate_samples(folder, model_type, sample_texts, golden_file, min_samples)
     texts = [s.text for s in samples]
-    threshold = GATE_THRESHOLDS[model_type] if int8_threshold is None else float(int8_threshold)
+    threshold = GATE_THRESHOLDS[get_model_type(model_type).head] if int8_threshold is None else float(int8_threshold)
     recipes = list(int8_recipes)
     unknown = [r for r in recipes if r not in INT8_RECIPES]
     if unknown or (int8 and not recipes):
@@ -285,7 +290,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
 
     # eager attention: a plain matmul/softmax graph that ORT fuses, with the mask always applied
     use_safetensors = check_weights(folder, allow_pickle=False)
-    cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
+    cls = AutoModelForSequenceClassification if get_model_type(model_type).classifies else AutoModel
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()
@@ -304,7 +309,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
     if input_names[:2] != ["input_ids", "attention_mask"]:
         raise BackendError(f"{folder}: the tokenizer's inputs {tokenizer.model_input_names} lack "
                            "input_ids/attention_mask; this model cannot be exported by smm")
-    output = "logits" if model_type == "sentiment" else "last_hidden_state"
+    output = _output_name(model_type)
     example = tokenizer(["an example sentence for export", "short"], padding=True,
                         return_tensors="pt")
     wrapped = _Wrapper.build(model, model_type)

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..errors import FormatError
 from ..pipeline_call import top_index
+from ..registry import get_model_type
 from .samples import BUILTIN_SAMPLES, CALIBRATION_HEADLINES, HEADLINES_DIR
 
 MIN_SAMPLES = 3000   # gate texts: enough for a model whose true agreement is 99.5 % to clear a 0.99 bound (docs/onnx.md)
@@ -195,7 +196,7 @@ def score(model_type: str, fp32: Sequence[Sequence[float]], int8: Sequence[Seque
     """Compare int8 with fp32 outputs text by text (probabilities / L2-normalised vectors)."""
     n = len(fp32)
     srcs = [s.source for s in samples] if samples is not None else ["unnamed"] * n
-    if model_type != "sentiment":
+    if not get_model_type(model_type).classifies:
         cos = [sum(x * y for x, y in zip(a, b)) for a, b in zip(fp32, int8)]
         mean, lo, hi = mean_bounds(cos)
         per: dict[str, dict[str, Any]] = {}
@@ -245,14 +246,16 @@ def references(model_type: str, samples: Sequence[Sample], fp32_out: Sequence[Se
     from ..loaders.cpu import isa_name
 
     idx = golden_indices(len(samples))
+    classifies = get_model_type(model_type).classifies
+    digits = DIGITS if classifies else 4
     rows: list[dict[str, Any]] = []
     for i in idx:
         row: dict[str, Any] = {"text": samples[i].text,
-                               "fp32": [round(v, DIGITS if model_type == "sentiment" else 4) for v in fp32_out[i]]}
-        if model_type == "sentiment" and labels:
+                               "fp32": [round(v, digits) for v in fp32_out[i]]}
+        if classifies and labels:
             row["label"] = labels[top_index(fp32_out[i])]
         if len(rows) < QUICK_SIZE:  # what int8 itself gave on the gate's CPU: the cheap same-arithmetic test
-            row["int8"] = [round(v, DIGITS if model_type == "sentiment" else 4) for v in int8_out[i]]
+            row["int8"] = [round(v, digits) for v in int8_out[i]]
         rows.append(row)
     here = score(model_type, [fp32_out[i] for i in idx], [int8_out[i] for i in idx])
     return {"fp32_sha256": fp32_sha256, "cpu": {**cpu, "isa": isa_name(cpu)}, "samples": rows,
