@@ -104,3 +104,8 @@ def test_a_backend_whose_family_has_no_loader_is_an_error_naming_the_known_ones(
     with pytest.raises(BackendError, match="family 'openvino', which has no loader; known families: onnx, table, "
                                            "torch"):
         load_runner(folder, "sentiment", backend="openvino")
+
+
+def test_docs_design_states_the_count_this_test_proves() -> None:
+    design = Path(__file__).resolve().parents[2] / "docs" / "design.md"
+    assert '**A backend family** (OpenVINO, say): **3 files**' in design.read_text()

@@ -80,3 +80,8 @@ def test_torch_and_the_onnx_export_run_it(topic: ModelType, tiny_bert_dir: Path,
     torch_rows = load_runner(folder, "topic", backend="torch")(texts)
     onnx_rows = load_runner(folder, "topic", backend="onnx-fp32")(texts)
     assert max(abs(a - b) for r, s in zip(torch_rows, onnx_rows) for a, b in zip(r, s)) < 1e-4
+
+
+def test_docs_design_states_the_count_this_test_proves() -> None:
+    design = Path(__file__).resolve().parents[2] / "docs" / "design.md"
+    assert '**A model type with an existing head** (a news-topic classifier, say): **1 file**' in design.read_text()

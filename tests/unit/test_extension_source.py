@@ -124,3 +124,8 @@ def test_bytes_that_change_in_flight_are_never_published(registered, remote: Pat
         ModelManager("dev", settings=Settings(cache_dir=cache)).resolve(REPO)
     # IntegrityError, not ModelNotFoundError: the mismatch stopped the chain; nothing was published
     assert store.find_snapshot(cache, REPO) is None
+
+
+def test_docs_design_states_the_count_this_test_proves() -> None:
+    design = Path(__file__).resolve().parents[2] / "docs" / "design.md"
+    assert '**A source** (an S3 bucket, a plain-HTTP server): **2 files**' in design.read_text()
