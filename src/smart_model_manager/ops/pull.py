@@ -40,10 +40,11 @@ from ..formats import manifest as manifest_mod
 from ..formats.lockfile import Lock, LockEntry
 from ..formats.manifest import FileEntry, ModelEntry
 from ..registry import get_model_type
+from ..remote.base import Downloader, NullProgress, ProgressHook
 from ..remote.hub import HubClient
 from ..sources.base import read_schema
 from ..store import cache as store
-from ..store.fetch import Downloader, NullProgress, ProgressHook, Want, check_space, clean_stale_staging, fetch_into
+from ..store.fetch import Want, check_space, clean_stale_staging, fetch_into
 from ..store.hashing import is_sha256, sha256_file, with_prefix
 
 log = logging.getLogger(__name__)
