@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from . import telemetry
-from ._layout import LOCK_NAME
 from .backends import check_backend
 from .errors import ConfigurationError, SignatureError
 from .formats.labels import parse_id2label, read_config
 from .loaders.mock import mock_runner
 from .model import LoadInfo, Model, Runner
 from .registry import get_model_type
-from .settings import ENVIRONMENTS, Settings, parse_device, parse_dtype
+from .settings import ENVIRONMENTS, PRODUCTION, TEST, Settings, parse_device, parse_dtype
 from .sources import known_models
 from .sources.base import Request, Resolved, Source
 from .sources.chains import build_chain
@@ -31,7 +30,6 @@ from .sources.environment import Detection, detect
 from .sources.folder import is_folder_ref
 
 log = logging.getLogger(__name__)
-DEFAULT_LOCK_NAME = LOCK_NAME  # == lockfile.DEFAULT_NAME (lockfile is not imported: it pulls in PyYAML)
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ class ModelManager:
     def _lock(self) -> Any:
         if self._lock_obj is None:
             signed = bool(self.settings.signature_public_keys or self.settings.verify_signature)
-            if self.settings.lock_path is None and not Path(DEFAULT_LOCK_NAME).is_file():
+            if self.settings.find_lock_path()[0] is None:
                 if signed:
                     raise ConfigurationError("SMM_SIGNATURE_PUBLIC_KEYS / SMM_VERIFY_SIGNATURE ask for a signed "
                                              "lock, but there is none: set SMM_LOCK")
@@ -149,14 +147,14 @@ class ModelManager:
         """A local folder (``./my-model``): hashed and loaded as is in dev/CI/hub, refused in
         production (volume only), a mock with the folder's labels in tests."""
         mt = get_model_type(model_type)
-        if self.environment == "production":
+        if self.environment == PRODUCTION:
             raise ConfigurationError(
                 f"{name!r} is a local folder, and production loads only from the verified volume "
                 f"{self.settings.volume_dir}; provision it there with `smm import {name} --as ORG/NAME "
                 f"--target {self.settings.volume_dir}` and load it by that name")
         if revision is not None:
             raise ConfigurationError(f"{name!r} is a local folder; it has no revisions (drop revision=)")
-        if self.environment == "test":
+        if self.environment == TEST:
             from .formats.labels import read_schema
             from .sources.base import Verified
 
@@ -211,7 +209,7 @@ class ModelManager:
         t0 = time.perf_counter()
         mt = get_model_type(model_type)
         choice = None
-        if self.environment != "test":  # mocks compute nothing on a device: the test environment never probes
+        if self.environment != TEST:  # mocks compute nothing on a device: the test environment never probes
             from .loaders.device import choose_device
 
             choice = choose_device(device, dtype)  # before any download: a device that cannot be had fails fast

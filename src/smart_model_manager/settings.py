@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ._layout import CI_VARIABLES, MANIFEST_NAME
+from ._layout import CI_VARIABLES, LOCK_NAME, MANIFEST_NAME
 from .backends import check_backend
 from .errors import ConfigurationError
 
 ENVIRONMENTS = ("test", "dev", "ci", "production", "hub")
+#: compare an environment with these names, never with a string literal
+TEST, DEV, CI, PRODUCTION, HUB = ENVIRONMENTS
 VERIFY_MODES = ("quick", "full")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")   # cuda:N = the N-th GPU (0-based)
 DTYPES = ("auto", "fp32", "fp16", "bf16")
@@ -237,6 +239,17 @@ class Settings:
             signals=tuple((k, env[k]) for k in watched if k in env),
             otel=tuple(sorted((k, v) for k, v in env.items() if k.startswith("OTEL_"))),
         )
+
+    def find_lock_path(self, cwd: Path | None = None) -> tuple[Path | None, str]:
+        """The lock every command reads, and how it was found, in words: ``SMM_LOCK`` if set (its reader
+        refuses a missing file), else ``models.lock`` in the working directory (``cwd``) if present, else
+        None. The one rule: ``ModelManager``, ``smm validate``, ``smm env`` and ``lockfile.find_lock``."""
+        if self.lock_path is not None:
+            return self.lock_path, "from SMM_LOCK"
+        here = Path(cwd) / LOCK_NAME if cwd is not None else Path(LOCK_NAME)
+        if here.is_file():
+            return here, f"found in the working directory {here.resolve().parent}"
+        return None, f"no SMM_LOCK, no {LOCK_NAME} in the working directory"
 
     @property
     def manifest_path(self) -> Path:

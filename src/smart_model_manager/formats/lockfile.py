@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._layout import LOCK_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id
+from .._layout import REPO_ID_EXPECTED, is_commit, is_repo_id
 from ..errors import ConfigurationError, LockfileError
 from ..settings import Settings
 from . import _fields, _yaml
@@ -32,7 +32,6 @@ from ._fields import is_alias, is_format_int, is_model_type, is_revision
 from .manifest import FileEntry, parse_files
 
 VERSION = 1
-DEFAULT_NAME = LOCK_NAME
 
 
 @dataclass(frozen=True)
@@ -146,10 +145,8 @@ def load(path: str | Path) -> Lock:
 
 def find_lock(settings: Settings, cwd: Path | None = None) -> Lock | None:
     """SMM_LOCK if set (it must exist), else ./models.lock if present, else None. Reading creates nothing."""
-    if settings.lock_path is not None:
-        return load(settings.lock_path)
-    candidate = (cwd or Path.cwd()) / DEFAULT_NAME
-    return load(candidate) if candidate.is_file() else None
+    path, _ = settings.find_lock_path(cwd)
+    return load(path) if path is not None else None
 
 
 def write_lock(path: str | Path, lock: Lock) -> bool:

@@ -23,14 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._layout import COMMIT, REPO_ID_EXPECTED, SPEC_NAME, is_repo_id
+from .._layout import COMMIT, REPO_ID_EXPECTED, is_repo_id
 from ..backends import lock_files
 from ..errors import ConfigurationError, LockfileError, UnknownModelTypeError
 from ..registry import get_model_type
 from . import _fields, _yaml
 from ._fields import is_alias, is_format_int, is_revision
-
-DEFAULT_NAME = SPEC_NAME
 
 # Weights in formats no loader here reads. Without this default a lock of ProsusAI/finbert pins (and a pull
 # downloads) tf_model.h5 and flax_model.msgpack too: three copies of 440 MB for one usable one.

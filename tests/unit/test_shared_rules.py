@@ -1,0 +1,76 @@
+"""Rules that had several copies now have one home, and every caller goes through it: finding the lock
+(Settings.find_lock_path), the environment names (settings.TEST ... HUB), and the chain of sources that
+real-model tests may use without a download (sources.chains.on_disk_chain)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import smart_model_manager
+from smart_model_manager.api import ModelManager
+from smart_model_manager.cli.doctor import report
+from smart_model_manager.cli.validate import _which_lock
+from smart_model_manager.formats import lockfile
+from smart_model_manager.settings import ENVIRONMENTS, PRODUCTION, TEST, Settings
+from smart_model_manager.sources.chains import build_chain, on_disk_chain
+
+pytestmark = pytest.mark.unit
+SRC = Path(smart_model_manager.__file__).parent
+
+
+def _every_caller(settings: Settings) -> dict[str, object]:
+    manager = ModelManager(TEST, settings=settings)
+    found = lockfile.find_lock(settings)
+    return {"rule": settings.find_lock_path()[0],
+            "lockfile.find_lock": found.path if found is not None else None,
+            "ModelManager": manager._lock().path if manager._lock() is not None else None,
+            "smm validate": _which_lock(None, False, settings)[0],
+            "smm env": report(settings)["lock"]}
+
+
+def test_every_caller_finds_the_same_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    none = _every_caller(Settings(cache_dir=tmp_path / "cache"))
+    assert set(none.values()) == {None}
+    lockfile.write_lock(tmp_path / "models.lock", lockfile.Lock(models={}))
+    here = _every_caller(Settings(cache_dir=tmp_path / "cache"))
+    assert {str(v) for v in here.values()} == {"models.lock"}, here
+    other = tmp_path / "elsewhere.lock"
+    lockfile.write_lock(other, lockfile.Lock(models={}))
+    pinned = _every_caller(Settings(cache_dir=tmp_path / "cache", lock_path=other))
+    assert {str(v) for v in pinned.values()} == {str(other)}, pinned  # SMM_LOCK wins over ./models.lock
+    assert "from SMM_LOCK" in _which_lock(None, False, Settings(lock_path=other))[1]
+
+
+def test_a_missing_smm_lock_is_refused_not_ignored(tmp_path: Path) -> None:
+    from smart_model_manager.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        lockfile.find_lock(Settings(lock_path=tmp_path / "gone.lock"))
+
+
+def test_no_environment_is_compared_with_a_string_literal() -> None:
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            literal = [s for s in sides if isinstance(s, ast.Constant) and s.value in ENVIRONMENTS]
+            named = any("env" in ast.unparse(s).lower() for s in sides)
+            assert not (literal and named), f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_on_disk_chain_is_the_environments_chain_without_downloads(env: str, tmp_path: Path) -> None:
+    settings = Settings(cache_dir=tmp_path / "cache", volume_dir=tmp_path / "vol")
+    names = [s.name for s in on_disk_chain(env, settings)]
+    full = [s.name for s in build_chain(env, settings)]
+    assert "hub" not in names and names[-1] == "volume"
+    assert names[:-1] == [n for n in full if n not in ("hub", "volume")]
+    if env == PRODUCTION:
+        assert names == ["volume"]
+    with pytest.raises(smart_model_manager.errors.ConfigurationError, match="valid values"):
+        on_disk_chain("staging", settings)
