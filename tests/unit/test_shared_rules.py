@@ -74,3 +74,38 @@ def test_the_on_disk_chain_is_the_environments_chain_without_downloads(env: str,
         assert names == ["volume"]
     with pytest.raises(smart_model_manager.errors.ConfigurationError, match="valid values"):
         on_disk_chain("staging", settings)
+
+
+def test_the_digest_prefix_is_spelled_only_in_store() -> None:
+    """``"sha256:"`` is ``store.hashing.PREFIX``; everyone else uses with_prefix/strip_prefix/PREFIX."""
+    for path in SRC.rglob("*.py"):
+        if path.relative_to(SRC).parts[0] == "store":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            bare = isinstance(node, ast.Constant) and node.value == "sha256:"
+            lfs_pointer = isinstance(node, ast.JoinedStr) and "git-lfs.github.com/spec" in ast.unparse(node)
+            glued = isinstance(node, ast.JoinedStr) and not lfs_pointer and any(  # the LFS pointer is its own format
+                isinstance(a, ast.Constant) and str(a.value).endswith("sha256:") and isinstance(b, ast.FormattedValue)
+                for a, b in zip(node.values, node.values[1:]))
+            assert not (bare or glued), f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)}"
+
+
+def test_a_commit_is_decided_by_is_commit_not_by_length() -> None:
+    from smart_model_manager.sources.base import Request
+
+    def wants(revision: str) -> str | None:
+        return Request(name="org/m", repo_id="org/m", revision=revision, model_type="sentiment").want_commit
+
+    assert wants("a" * 40) == "a" * 40
+    assert wants("release-candidate-branch-for-q3-2026-xx") is None  # 40 characters, not a commit
+    assert wants("A" * 40) is None and wants("a" * 39) is None
+
+
+def test_an_uppercase_commit_in_models_yaml_is_named_as_such(tmp_path: Path) -> None:
+    from smart_model_manager.errors import LockfileError
+    from smart_model_manager.formats import spec
+
+    path = tmp_path / "models.yaml"
+    path.write_text(f"models:\n  m:\n    repo_id: org/m\n    revision: '{'AB' * 20}'\n    model_type: sentiment\n")
+    with pytest.raises(LockfileError, match="commit ids are lowercase hex"):
+        spec.load(path)

@@ -27,6 +27,7 @@ from typing import Any
 from .._layout import REPO_ID_EXPECTED, is_commit, is_repo_id
 from ..errors import ConfigurationError, LockfileError
 from ..settings import Settings
+from ..store.hashing import with_prefix
 from . import _fields, _yaml
 from ._fields import is_alias, is_format_int, is_model_type, is_revision
 from .manifest import FileEntry, parse_files
@@ -130,7 +131,7 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
         models[alias] = LockEntry(alias=alias, repo_id=rid, revision=raw["revision"], commit=raw["commit"],
                                   model_type=raw["model_type"], files=parse_files(doc, kp + ("files",), raw["files"]),
                                   labels=labels, dimension=dim, extra=extra, polarity=polarity)
-    digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = with_prefix(hashlib.sha256(text.encode("utf-8")).hexdigest())
     return Lock(models=models, path=str(path), digest=digest)
 
 

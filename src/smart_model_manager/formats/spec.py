@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._layout import COMMIT, REPO_ID_EXPECTED, is_repo_id
+from .._layout import REPO_ID_EXPECTED, is_commit, is_repo_id
 from ..backends import lock_files
 from ..errors import ConfigurationError, LockfileError, UnknownModelTypeError
 from ..registry import get_model_type
@@ -144,7 +144,7 @@ def loads(text: str, path: str | Path = "<string>") -> Spec:
             doc.fail(kp + ("revision",), f"expected a branch, tag or 40-hex commit as a string, got {rev!r}")
         if not is_revision(rev):
             doc.fail(kp + ("revision",), f"expected a branch, tag or 40-hex commit, got {rev!r}")
-        if len(rev) == 40 and not COMMIT.fullmatch(rev) and all(c in "0123456789abcdefABCDEF" for c in rev):
+        if not is_commit(rev) and is_commit(rev.lower()):
             doc.fail(kp + ("revision",), "commit ids are lowercase hex")
         mtype = raw["model_type"]
         if not isinstance(mtype, str):

@@ -120,9 +120,9 @@ def _digests(client: RemoteClient, remote: RemoteRevision,
             dest = Path(tmp) / "file"
             size, sha = client.download(remote.repo_id, remote.commit, rel, dest, size=rf.size)
             if rf.sha256 and sha != rf.sha256:
-                raise IntegrityError(f"{remote.repo_id}@{remote.commit[:12]}: {rel}: the endpoint lists sha256:"
-                                     f"{rf.sha256} but served bytes with sha256:{sha}",
-                                     path=rel, expected="sha256:" + rf.sha256, actual="sha256:" + sha)
+                raise IntegrityError(f"{remote.repo_id}@{remote.commit[:12]}: {rel}: the endpoint lists "
+                                     f"{with_prefix(rf.sha256)} but served bytes with {with_prefix(sha)}",
+                                     path=rel, expected=with_prefix(rf.sha256), actual=with_prefix(sha))
             if rel == "config.json":
                 try:
                     config = json.loads(dest.read_text(encoding="utf-8"))

@@ -45,7 +45,7 @@ from ..remote.hub import HubClient
 from ..sources.base import read_schema
 from ..store import cache as store
 from ..store.fetch import Want, check_space, clean_stale_staging, fetch_into
-from ..store.hashing import is_sha256, sha256_file, with_prefix
+from ..store.hashing import is_sha256, sha256_file, strip_prefix, with_prefix
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def missing_bytes(root: Path, entries: Iterable[LockEntry]) -> int:
     for e in entries:
         blobs = store.repo_dir(root, e.repo_id) / "blobs"
         for f in e.files.values():
-            blob = blobs / f.sha256.removeprefix("sha256:")
+            blob = blobs / strip_prefix(f.sha256)
             try:
                 ok = blob.stat().st_size == f.size
             except OSError:
