@@ -109,3 +109,28 @@ def test_an_uppercase_commit_in_models_yaml_is_named_as_such(tmp_path: Path) -> 
     path.write_text(f"models:\n  m:\n    repo_id: org/m\n    revision: '{'AB' * 20}'\n    model_type: sentiment\n")
     with pytest.raises(LockfileError, match="commit ids are lowercase hex"):
         spec.load(path)
+
+
+def test_every_lock_against_manifest_check_uses_pin_differences(tmp_path: Path) -> None:
+    """validate reports, the volume source refuses, pull refuses to overwrite: one comparison under all three."""
+    from smart_model_manager.errors import IntegrityError, Unavailable
+    from smart_model_manager.formats import manifest
+    from smart_model_manager.formats.manifest import FileEntry, Manifest, ModelEntry
+    from smart_model_manager.formats.pins import pin_differences
+    from smart_model_manager.sources.volume import VolumeSource
+
+    a, b, c = FileEntry(3, "sha256:" + "a" * 64), FileEntry(3, "sha256:" + "b" * 64), FileEntry(5, "sha256:" + "c" * 64)
+    recorded = ModelEntry("org/m", "1" * 40, "sentiment", {"config.json": a, "w.bin": a, "extra.bin": a})
+    pinned = {"config.json": a, "w.bin": b, "new.bin": c}
+    diffs = pin_differences(pinned, recorded.files)
+    assert [(d.path, d.recorded) for d in diffs] == [("new.bin", None), ("w.bin", a)]
+    # pull: a pinned file recorded otherwise is a conflict; one not recorded yet is not
+    wanted = ModelEntry("org/m", "1" * 40, "sentiment", pinned)
+    assert manifest.conflicts(Manifest.of([recorded]), wanted) == [("w.bin", a, b)]
+    # the volume source: the first difference by path decides, a missing file first
+    source = VolumeSource(tmp_path)
+    with pytest.raises(Unavailable, match="new.bin is pinned by models.lock but was never provisioned"):
+        source._check_pins(recorded, pinned)
+    with pytest.raises(IntegrityError, match="w.bin is recorded on the volume as 3 bytes"):
+        source._check_pins(recorded, {"w.bin": b})
+    source._check_pins(recorded, {"config.json": a})  # agreeing pins pass
