@@ -114,7 +114,7 @@ def test_an_uppercase_commit_in_models_yaml_is_named_as_such(tmp_path: Path) -> 
 def test_every_lock_against_manifest_check_uses_pin_differences(tmp_path: Path) -> None:
     """validate reports, the volume source refuses, pull refuses to overwrite: one comparison under all three."""
     from smart_model_manager.errors import IntegrityError, Unavailable
-    from smart_model_manager.formats import manifest
+    from smart_model_manager.formats import pins
     from smart_model_manager.formats.manifest import FileEntry, Manifest, ModelEntry
     from smart_model_manager.formats.pins import pin_differences
     from smart_model_manager.sources.volume import VolumeSource
@@ -126,7 +126,7 @@ def test_every_lock_against_manifest_check_uses_pin_differences(tmp_path: Path) 
     assert [(d.path, d.recorded) for d in diffs] == [("new.bin", None), ("w.bin", a)]
     # pull: a pinned file recorded otherwise is a conflict; one not recorded yet is not
     wanted = ModelEntry("org/m", "1" * 40, "sentiment", pinned)
-    assert manifest.conflicts(Manifest.of([recorded]), wanted) == [("w.bin", a, b)]
+    assert pins.conflicts(Manifest.of([recorded]), wanted) == [("w.bin", a, b)]
     # the volume source: the first difference by path decides, a missing file first
     source = VolumeSource(tmp_path)
     with pytest.raises(Unavailable, match="new.bin is pinned by models.lock but was never provisioned"):

@@ -205,18 +205,6 @@ class Manifest:
             self.as_dict())
 
 
-def conflicts(man: Manifest, entry: ModelEntry) -> list[tuple[str, FileEntry, FileEntry]]:
-    """(path, recorded, wanted) for each file ``entry`` pins with other bytes than the volume already
-    recorded for the same commit. Provisioning it would change files under the pods that use that commit."""
-    from .pins import pin_differences  # pins.py builds on this module's FileEntry
-
-    prev = man.entry(entry.repo_id, entry.commit)
-    if prev is None:
-        return []
-    return [(d.path, d.recorded, d.pinned) for d in pin_differences(entry.files, prev.files)
-            if d.recorded is not None]
-
-
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 

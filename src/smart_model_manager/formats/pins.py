@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .manifest import FileEntry
+from .manifest import FileEntry, Manifest, ModelEntry
 
 
 @dataclass(frozen=True)
@@ -25,4 +25,15 @@ def pin_differences(pinned: Mapping[str, FileEntry], recorded: Mapping[str, File
             if recorded.get(rel) != want]
 
 
-__all__ = ["PinDifference", "pin_differences"]
+def conflicts(man: Manifest, entry: ModelEntry) -> list[tuple[str, FileEntry, FileEntry]]:
+    """(path, recorded, wanted) for each file ``entry`` pins with other bytes than the volume already
+    recorded for the same commit. Provisioning it would change files under the pods that use that commit;
+    a file the record lacks is not a conflict (provisioning adds it)."""
+    prev = man.entry(entry.repo_id, entry.commit)
+    if prev is None:
+        return []
+    return [(d.path, d.recorded, d.pinned) for d in pin_differences(entry.files, prev.files)
+            if d.recorded is not None]
+
+
+__all__ = ["PinDifference", "conflicts", "pin_differences"]

@@ -39,6 +39,7 @@ from ..errors import ConfigurationError, FormatError, IntegrityError, ModelNotFo
 from ..formats import manifest as manifest_mod
 from ..formats.lockfile import Lock, LockEntry
 from ..formats.manifest import FileEntry, ModelEntry
+from ..formats.pins import conflicts
 from ..registry import get_model_type
 from ..remote.base import Downloader, NullProgress, ProgressHook
 from ..remote.hub import HubClient
@@ -205,7 +206,7 @@ def refuse_conflicts(root: Path, entries: Iterable[LockEntry]) -> manifest_mod.M
     except FormatError:
         return None
     for e in entries:
-        for rel, recorded, wanted in manifest_mod.conflicts(current, _manifest_entry(e)):
+        for rel, recorded, wanted in conflicts(current, _manifest_entry(e)):
             raise IntegrityError(
                 f"{e.alias}: {e.repo_id}@{e.commit[:12]}: {rel} is already on {root} as {recorded.size} bytes "
                 f"{recorded.sha256}, but the lock pins {wanted.size} bytes {wanted.sha256}; the same commit must keep the same files, because pods of an "
