@@ -33,6 +33,7 @@ from ..errors import BackendError, UnknownModelTypeError
 from ..progress import ProgressFn
 from ..registry import HEADS, get_model_type, runnable_types
 from ..store.hashing import sha256_file, with_prefix
+from ._torch import FP32_TOLERANCE, fp32_difference, load_torch_model
 from .gate import MIN_SAMPLES, Sample, gate_samples, read_golden_file, references
 from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8, quiet
 from .samples import BUILTIN_SAMPLES, default_sample_texts
@@ -44,7 +45,6 @@ DEFAULT_INT8_RECIPES = ("all", "sensitive-fp32")
 
 log = logging.getLogger(__name__)
 
-FP32_TOLERANCE = 1e-3
 QUALITY_FORMAT = 2  # 2: the gate decides on a 95 % bound and records fp32 references for re-checks
 EXPORT_INSTALL = "pip install 'smart-model-manager[export]'"
 
@@ -247,6 +247,21 @@ def _sample_summary(samples: Sequence[Sample], golden_file: str | Path | None, m
     return out
 
 
+def _int8_quality(outcome: Any, model_type: str, samples: Sequence[Sample], fp32_out: Any, labels: Any,
+                  files: dict[str, dict[str, Any]], sample_summary: dict[str, Any]) -> dict[str, Any]:
+    """quality.json's ``int8`` section (and the int8 file's entry in ``files`` when it was published)."""
+    from ..loaders.cpu import cpu_features, isa_name
+
+    cpu = cpu_features()  # where the gate ran: its kernels decided the numbers
+    section: dict[str, Any] = {**outcome.gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,
+                               "sample": sample_summary, "cpu": {**cpu, "isa": isa_name(cpu)}}
+    if outcome.path is not None and outcome.int8_out is not None:
+        files["onnx/model.int8.onnx"] = _file_entry(outcome.path)
+        section["references"] = references(model_type, samples, fp32_out, outcome.int8_out, labels=labels, cpu=cpu,
+                                           fp32_sha256=files["onnx/model.onnx"]["sha256"])
+    return section
+
+
 def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | None = None,
                 int8: bool = True, sample_texts: Sequence[str] | None = None,
                 int8_threshold: float | None = None, threads: int | None = None,
@@ -270,12 +285,11 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         import onnxruntime  # noqa: F401
         import onnxruntime.quantization  # noqa: F401
         import torch
-        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+        import transformers  # noqa: F401
     except ImportError as err:
         raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
                            f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
     from ..loaders.onnx import load_onnx_runner
-    from ..loaders.torch import check_weights
 
     samples = _gate_samples(folder, model_type, sample_texts, golden_file, min_samples)
     texts = [s.text for s in samples]
@@ -288,27 +302,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
     out.mkdir(parents=True, exist_ok=True)
     fp32_path, int8_path, quality_path = out / "model.onnx", out / "model.int8.onnx", out / "quality.json"
 
-    # eager attention: a plain matmul/softmax graph that ORT fuses, with the mask always applied
-    use_safetensors = check_weights(folder, allow_pickle=False)
-    cls = AutoModelForSequenceClassification if get_model_type(model_type).classifies else AutoModel
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise inside an export step
-    say(f"loading {folder.name} with torch for the ONNX export")
-    try:
-        model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
-                                    attn_implementation="eager").eval()
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-    # the order of Wrapped.forward's parameters
-    input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
-                   if n in tokenizer.model_input_names]
-    if input_names[:2] != ["input_ids", "attention_mask"]:
-        raise BackendError(f"{folder}: the tokenizer's inputs {tokenizer.model_input_names} lack "
-                           "input_ids/attention_mask; this model cannot be exported by smm")
+    model, tokenizer, input_names = load_torch_model(folder, model_type, say)
     output = _output_name(model_type)
     example = tokenizer(["an example sentence for export", "short"], padding=True,
                         return_tensors="pt")
@@ -319,26 +313,10 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         say("exporting the ONNX graph (torch.onnx)")
         exporter = _export_graph(wrapped, tuple(example[n] for n in input_names), input_names,
                                  output, tmp_fp32)
-        # fp32 check: raw outputs of one padded batch (mixed lengths, so the mask is exercised)
         check = texts[:16]
         say(f"checking ONNX fp32 against torch on {len(check)} texts")
-        enc = tokenizer(check, padding=True, truncation=True, return_tensors="pt")
-        with torch.inference_mode():
-            ref = getattr(model(**{n: enc[n] for n in input_names}), output).float()
         fp32_runner = load_onnx_runner(folder, model_type, onnx_file=tmp_fp32, threads=threads)
-        got, _ = fp32_runner.run_batch(fp32_runner.encode(check))
-        got_t = torch.from_numpy(got).float()
-        if got_t.shape != ref.shape:
-            raise BackendError(f"exported ONNX output shape {tuple(got_t.shape)} differs from "
-                               f"torch {tuple(ref.shape)}; not publishing {fp32_path}")
-        if output == "last_hidden_state":  # padded positions are garbage in both; compare real ones
-            mask = enc["attention_mask"].bool()
-            diff = float((got_t - ref).abs()[mask].max())
-        else:
-            diff = float((got_t - ref).abs().max())
-        if not diff <= FP32_TOLERANCE:
-            raise BackendError(f"exported ONNX differs from torch by {diff:.3g} (> {FP32_TOLERANCE}) "
-                               f"on sample texts; not publishing {fp32_path}")
+        diff = fp32_difference(model, tokenizer, input_names, output, fp32_runner, check, fp32_path)
         fp32_out = fp32_runner(texts)
         os.replace(tmp_fp32, fp32_path)
         # keys are where the files live in the model folder, even when written elsewhere first
@@ -354,22 +332,12 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         gate: GateResult | None = None
         published_int8: Path | None = None
         if int8:
-            labels = fp32_runner.labels
             outcome = build_int8(folder, model_type, fp32_path, int8_path, samples=samples, fp32_out=fp32_out,
                                  threshold=threshold, recipes=recipes, threads=threads, progress=say,
-                                 labels=labels)
+                                 labels=fp32_runner.labels)
             gate, published_int8 = outcome.gate, outcome.path
-            from ..loaders.cpu import cpu_features, isa_name
-
-            cpu = cpu_features()  # where the gate ran: its kernels decided the numbers above
-            quality["int8"] = {**gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,
-                               "sample": _sample_summary(samples, golden_file, min_samples),
-                               "cpu": {**cpu, "isa": isa_name(cpu)}}
-            if published_int8 is not None and outcome.int8_out is not None:
-                files["onnx/model.int8.onnx"] = _file_entry(published_int8)
-                quality["int8"]["references"] = references(
-                    model_type, samples, fp32_out, outcome.int8_out, labels=labels, cpu=cpu,
-                    fp32_sha256=files["onnx/model.onnx"]["sha256"])
+            quality["int8"] = _int8_quality(outcome, model_type, samples, fp32_out, fp32_runner.labels, files,
+                                            _sample_summary(samples, golden_file, min_samples))
         else:
             quality["int8"] = {"accepted": False, "reason": "not requested"}
             _unlink(int8_path)
