@@ -134,3 +134,25 @@ def test_every_lock_against_manifest_check_uses_pin_differences(tmp_path: Path) 
     with pytest.raises(IntegrityError, match="w.bin is recorded on the volume as 3 bytes"):
         source._check_pins(recorded, {"w.bin": b})
     source._check_pins(recorded, {"config.json": a})  # agreeing pins pass
+
+
+def test_the_route_scores_polarity_with_the_one_signed_score() -> None:
+    """The service result, smm analyze's aggregates and the per-symbol scores all use polarity.signed_score;
+    a label without a polarity is refused when the route is built, never counted as 0."""
+    from types import SimpleNamespace
+
+    from smart_model_manager import polarity
+    from smart_model_manager.service.multi import Route
+    from smart_model_manager.service.symbols import signed_score
+
+    labels, probs = ("Bearish", "Bullish", "Neutral"), [0.2, 0.7, 0.1]
+    pols = [p for _, p in polarity.resolve("org/m", labels)]
+    route = SimpleNamespace(model=SimpleNamespace(labels=labels), polarity=pols)
+    assert Route.result(route, probs)["signed_score"] == polarity.signed_score(probs, pols) == pytest.approx(0.5)  # type: ignore[arg-type]
+    assert signed_score([0.2, 0.7, 0.1], ("negative", "positive", "neutral")) == pytest.approx(0.5)
+    with pytest.raises(polarity.PolarityError, match="mean nothing"):
+        polarity.resolve("org/m", ("LABEL_0", "LABEL_1"))
+    with pytest.raises(ValueError, match="no 'positive' label"):
+        signed_score([0.5, 0.5], ("negative", "neutral"))
+    with pytest.raises(ValueError, match="3 probabilities for 2 labels"):
+        polarity.signed_score(probs, pols[:2])

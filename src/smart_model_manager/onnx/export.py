@@ -262,6 +262,26 @@ def _int8_quality(outcome: Any, model_type: str, samples: Sequence[Sample], fp32
     return section
 
 
+def _export_stack() -> dict[str, str]:
+    """Import what an export needs (one error naming the extra otherwise); their versions for quality.json."""
+    try:
+        import onnxruntime
+        import onnxruntime.quantization  # noqa: F401
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as err:
+        raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
+                           f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
+    return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def _recipes(int8_recipes: Sequence[str], int8: bool) -> list[str]:
+    recipes = list(int8_recipes)
+    if [r for r in recipes if r not in INT8_RECIPES] or (int8 and not recipes):
+        raise ValueError(f"int8_recipes must be a non-empty subset of {list(INT8_RECIPES)}, got {recipes}")
+    return recipes
+
+
 def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | None = None,
                 int8: bool = True, sample_texts: Sequence[str] | None = None,
                 int8_threshold: float | None = None, threads: int | None = None,
@@ -281,23 +301,13 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         raise UnknownModelTypeError(f"cannot export model type {model_type!r} to ONNX: it has no head a runner "
                                     f"runs; exportable types: {', '.join(runnable_types())}")
     say("importing torch, transformers and onnxruntime")
-    try:
-        import onnxruntime  # noqa: F401
-        import onnxruntime.quantization  # noqa: F401
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as err:
-        raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
-                           f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
+    versions = _export_stack()
     from ..loaders.onnx import load_onnx_runner
 
     samples = _gate_samples(folder, model_type, sample_texts, golden_file, min_samples)
     texts = [s.text for s in samples]
     threshold = GATE_THRESHOLDS[get_model_type(model_type).head] if int8_threshold is None else float(int8_threshold)
-    recipes = list(int8_recipes)
-    unknown = [r for r in recipes if r not in INT8_RECIPES]
-    if unknown or (int8 and not recipes):
-        raise ValueError(f"int8_recipes must be a non-empty subset of {list(INT8_RECIPES)}, got {recipes}")
+    recipes = _recipes(int8_recipes, int8)
     out = Path(out_dir) if out_dir is not None else folder / "onnx"
     out.mkdir(parents=True, exist_ok=True)
     fp32_path, int8_path, quality_path = out / "model.onnx", out / "model.int8.onnx", out / "quality.json"
@@ -326,7 +336,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
             "format": QUALITY_FORMAT, "model_type": model_type, "exporter": exporter,
             "fp32": {"max_abs_diff_vs_torch": float(f"{diff:.3e}"), "samples": len(check),
                      "tolerance": FP32_TOLERANCE},
-            "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+            "versions": versions,
         }
 
         gate: GateResult | None = None
