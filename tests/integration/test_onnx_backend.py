@@ -225,7 +225,7 @@ def test_default_sample_texts_are_held_out_headlines() -> None:
 def test_export_rejects_unknown_model_type(tmp_path: Path) -> None:
     from smart_model_manager.onnx.export import export_onnx
 
-    with pytest.raises(UnknownModelTypeError, match="sentiment, embeddings"):
+    with pytest.raises(UnknownModelTypeError, match="unknown model type .translation.; known types: embeddings, sentiment"):
         export_onnx(tmp_path, "translation")
 
 
