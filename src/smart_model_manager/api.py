@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from . import telemetry
-from ._layout import LOCK_NAME
+from .backends import check_backend
 from .errors import ConfigurationError, SignatureError
 from .formats.labels import parse_id2label, read_config
 from .loaders.mock import mock_runner
-from .model import LoadInfo, Model
+from .model import LoadInfo, Model, Runner
 from .registry import get_model_type
-from .settings import BACKENDS, ENVIRONMENTS, Settings, parse_device, parse_dtype
+from .settings import ENVIRONMENTS, PRODUCTION, TEST, Settings, parse_device, parse_dtype
 from .sources import known_models
 from .sources.base import Request, Resolved, Source
 from .sources.chains import build_chain
@@ -30,7 +30,6 @@ from .sources.environment import Detection, detect
 from .sources.folder import is_folder_ref
 
 log = logging.getLogger(__name__)
-DEFAULT_LOCK_NAME = LOCK_NAME  # == lockfile.DEFAULT_NAME (lockfile is not imported: it pulls in PyYAML)
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,7 @@ class ModelManager:
         else:
             self.detection = detect(self.settings)
         self.environment = self.detection.environment
-        if backend is not None and backend not in BACKENDS:
-            raise ConfigurationError(f"backend {backend!r} is not valid; valid values: {', '.join(BACKENDS)}")
+        backend = check_backend(backend) if backend is not None else None
         self.backend = backend or self.settings.backend
         self.device = parse_device(device, "device") if device is not None else self.settings.device
         self.dtype = parse_dtype(dtype, "dtype") if dtype is not None else self.settings.dtype
@@ -80,7 +78,7 @@ class ModelManager:
     def _lock(self) -> Any:
         if self._lock_obj is None:
             signed = bool(self.settings.signature_public_keys or self.settings.verify_signature)
-            if self.settings.lock_path is None and not Path(DEFAULT_LOCK_NAME).is_file():
+            if self.settings.find_lock_path()[0] is None:
                 if signed:
                     raise ConfigurationError("SMM_SIGNATURE_PUBLIC_KEYS / SMM_VERIFY_SIGNATURE ask for a signed "
                                              "lock, but there is none: set SMM_LOCK")
@@ -149,14 +147,14 @@ class ModelManager:
         """A local folder (``./my-model``): hashed and loaded as is in dev/CI/hub, refused in
         production (volume only), a mock with the folder's labels in tests."""
         mt = get_model_type(model_type)
-        if self.environment == "production":
+        if self.environment == PRODUCTION:
             raise ConfigurationError(
                 f"{name!r} is a local folder, and production loads only from the verified volume "
                 f"{self.settings.volume_dir}; provision it there with `smm import {name} --as ORG/NAME "
                 f"--target {self.settings.volume_dir}` and load it by that name")
         if revision is not None:
             raise ConfigurationError(f"{name!r} is a local folder; it has no revisions (drop revision=)")
-        if self.environment == "test":
+        if self.environment == TEST:
             from .formats.labels import read_schema
             from .sources.base import Verified
 
@@ -185,8 +183,7 @@ class ModelManager:
         ``known_models.default_model``), the same rule every command uses."""
         if name_or_alias is None:
             name_or_alias = known_models.default_model(self.settings)
-        if backend is not None and backend not in BACKENDS:
-            raise ConfigurationError(f"backend {backend!r} is not valid; valid values: {', '.join(BACKENDS)}")
+        backend = check_backend(backend) if backend is not None else None
         dev = parse_device(device, "device") if device is not None else self.device
         dt = parse_dtype(dtype, "dtype") if dtype is not None else self.dtype
         key = (name_or_alias, model_type, revision, backend, dev, dt)
@@ -212,14 +209,14 @@ class ModelManager:
         t0 = time.perf_counter()
         mt = get_model_type(model_type)
         choice = None
-        if self.environment != "test":  # mocks compute nothing on a device: the test environment never probes
+        if self.environment != TEST:  # mocks compute nothing on a device: the test environment never probes
             from .loaders.device import choose_device
 
             choice = choose_device(device, dtype)  # before any download: a device that cannot be had fails fast
         with telemetry.span("smm.resolve", model=name, revision=revision) as s:
             resolved = self.resolve(name, revision=revision, model_type=model_type)
             telemetry.set_attributes(s, repo_id=resolved.repo_id, source=resolved.source, commit=resolved.commit)
-        runner: Any
+        runner: Runner
         if resolved.path is None:  # a mock: a schema, no bytes
             runner = mock_runner(resolved.repo_id, model_type, labels=resolved.labels, dimension=resolved.dimension)
             labels = resolved.labels
@@ -239,16 +236,15 @@ class ModelManager:
                                      model_ref=resolved.repo_id, device=choice,
                                      token_budget=self.settings.token_budget,
                                      int8_verdicts=self.settings.int8_verdicts)
-                telemetry.set_attributes(s, backend=getattr(runner, "backend", None))
+                telemetry.set_attributes(s, backend=runner.backend)
         dim = _true_dimension(runner, resolved) if resolved.path is not None and not mt.has_labels \
             else resolved.dimension
         info = LoadInfo(repo_id=resolved.repo_id, model_type=model_type, environment=self.environment,
                         source=resolved.source, path=str(resolved.path) if resolved.path else None,
-                        commit=resolved.commit, revision=revision, backend=getattr(runner, "backend", "?"),
+                        commit=resolved.commit, revision=revision, backend=runner.backend,
                         load_seconds=round(time.perf_counter() - t0, 4), dimension=dim,
                         alias=name if name != resolved.repo_id else None,
-                        device=getattr(runner, "device", "cpu"), dtype=getattr(runner, "dtype", "fp32"),
-                        int8_check=getattr(runner, "int8_check", None))
+                        device=runner.device, dtype=runner.dtype, int8_check=runner.int8_check)
         log.info("loaded %s: source=%s backend=%s device=%s dtype=%s in %.3fs", resolved.repo_id, info.source,
                  info.backend, info.device, info.dtype, info.load_seconds)
         return Model(runner, model_type=model_type, labels=labels if mt.has_labels else (), info=info)
@@ -306,7 +302,7 @@ def _check_type(resolved: Resolved, model_type: str) -> None:
         raise ConfigurationError(f"{resolved.repo_id} cannot be loaded as {model_type!r}: {why}")
 
 
-def _true_dimension(runner: Any, resolved: Resolved) -> int | None:
+def _true_dimension(runner: Runner, resolved: Resolved) -> int | None:
     """The vector length the runner really returns (one short probe text), so ``info.dimension``
     can never disagree with the vectors; a disagreeing config/manifest value is refused."""
     dim = len(runner(["dimension probe"])[0])

@@ -1,8 +1,9 @@
 """The backend table (layer 0, stdlib only): every value ``SMM_BACKEND`` accepts, the files of a model
 folder each backend reads, and the order ``auto`` tries them in.
 
-One table, read by everyone who needs a backend fact: ``settings`` and ``api`` validate names against it,
-``loaders`` take install lines and the ``auto`` order from it, and ``spec.select_files`` keeps every file
+One table, read by everyone who needs a backend fact: ``settings``, ``api`` and ``loaders`` validate names
+with :func:`check_backend` (one message), ``loaders`` take install lines (:func:`needs`) and the ``auto``
+order from it and dispatch on its ``family``, and ``spec.select_files`` keeps every file
 a backend lists in the lock (so a new backend's files are never silently left out of locks and pulls).
 To add a backend: docs/design.md, "How to add a backend".
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._layout import ONNX_DATA_FILE, ONNX_FP32_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE
+from .errors import ConfigurationError
 
 ONNX_INSTALL = "pip install 'smart-model-manager[onnx]'"
 TORCH_INSTALL = "pip install 'smart-model-manager[torch]'"
@@ -38,8 +40,37 @@ BACKENDS: tuple[BackendSpec, ...] = (
     BackendSpec("onnx-fp32", "onnx", (ONNX_FP32_FILE, ONNX_DATA_FILE), ("onnxruntime", "tokenizers"), ONNX_INSTALL),
 )
 AUTO = "auto"
-#: every accepted value, in the order error messages list them
-CHOICES: tuple[str, ...] = (AUTO, *(b.name for b in BACKENDS))
+
+
+def choices() -> tuple[str, ...]:
+    """Every accepted value, in the order error messages list them (read from the table on each call, so a
+    backend registered later is accepted everywhere at once)."""
+    return (AUTO, *(b.name for b in BACKENDS))
+
+
+def check_backend(value: str | None, where: str = "backend") -> str:
+    """``value`` normalised (stripped, lower case; empty or None is ``auto``), or the one error message.
+    ``where`` names what the user set: ``SMM_BACKEND``, ``backend`` (an argument)."""
+    if value is None or not str(value).strip():
+        return AUTO
+    name = str(value).strip().lower()
+    if name not in choices():
+        raise ConfigurationError(f"{where}={value!r} is not valid; valid values: {', '.join(choices())}")
+    return name
+
+
+def register_backend(spec: BackendSpec) -> None:
+    """Add a backend to the table (its family needs a loader: ``loaders.families.register_family``)."""
+    global BACKENDS
+    if spec.name in choices():
+        raise ValueError(f"backend {spec.name!r} is already in the table")
+    BACKENDS = (*BACKENDS, spec)
+
+
+def needs(name: str) -> str:
+    """What a backend needs and the command that installs it: the one install hint per backend."""
+    spec = backend_spec(name)
+    return f"the {name} backend needs {' and '.join(spec.requires)}; install them with: {spec.install}"
 
 
 def export_command(model_ref: object) -> str:
@@ -71,5 +102,5 @@ def lock_files() -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for b in BACKENDS for f in b.files))
 
 
-__all__ = ["AUTO", "BACKENDS", "CHOICES", "ONNX_INSTALL", "TORCH_INSTALL", "BackendSpec", "auto_order",
-           "backend_spec", "export_command", "gpu_auto_order", "lock_files"]
+__all__ = ["AUTO", "BACKENDS", "ONNX_INSTALL", "TORCH_INSTALL", "BackendSpec", "auto_order", "backend_spec",
+           "check_backend", "choices", "export_command", "gpu_auto_order", "lock_files", "needs", "register_backend"]

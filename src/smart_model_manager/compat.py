@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import settings as _settings
 from .api import ModelManager
 from .errors import ConfigurationError, SmmError
 from .model import Model
@@ -69,11 +70,11 @@ class ModelSource(str, enum.Enum):
 
 #: this package's environment names -> the original's sources
 ENVIRONMENT_SOURCES: dict[str, ModelSource] = {
-    "test": ModelSource.MOCK_MODELS,
-    "dev": ModelSource.LOCAL_CACHE,
-    "ci": ModelSource.DOWNLOAD_ON_DEMAND,
-    "production": ModelSource.PERSISTENT_VOLUME,
-    "hub": ModelSource.HUGGINGFACE_HUB,
+    _settings.TEST: ModelSource.MOCK_MODELS,
+    _settings.DEV: ModelSource.LOCAL_CACHE,
+    _settings.CI: ModelSource.DOWNLOAD_ON_DEMAND,
+    _settings.PRODUCTION: ModelSource.PERSISTENT_VOLUME,
+    _settings.HUB: ModelSource.HUGGINGFACE_HUB,
 }
 _ENVIRONMENT_NAMES = {v: k for k, v in ENVIRONMENT_SOURCES.items()}
 

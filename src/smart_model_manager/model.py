@@ -11,7 +11,7 @@ Runners that honour per-call options set ``supports_options = True`` and take ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -22,19 +22,47 @@ from .registry import get_model_type
 
 
 class Runner(Protocol):
-    backend: str
+    """Everything the code reads from a runner (``api``, ``Model``, the service); every runner has all of it.
+    Read-only here, so a runner may hold a narrower type (``max_length: int``)."""
 
-    def __call__(self, texts: list[str]) -> list[list[float]]: ...
+    @property
+    def backend(self) -> str: ...            # the backend that runs it: "onnx", "onnx-int8", "torch", "mock"
+    @property
+    def device(self) -> str: ...             # where it computes: "cpu" or "cuda:N"
+    @property
+    def dtype(self) -> str: ...              # its precision: "fp32", "fp16", "bf16", "int8"
+    @property
+    def supports_options(self) -> bool: ...  # honours ``runner(texts, RunOptions)``
+    @property
+    def max_length(self) -> int | None: ...  # the longest input in tokens before truncation; None: does not say
+    @property
+    def token_budget(self) -> int | None: ...  # padded tokens per model call; None: unbounded
+    @property
+    def int8_check(self) -> dict[str, Any] | None: ...  # the int8 re-check on this CPU (int8_check.py), or None
+
+    def __call__(self, texts: list[str], options: RunOptions | None = None) -> list[list[float]]: ...
 
 
-def run(runner: Any, texts: list[str], options: RunOptions | None = None) -> list[list[float]]:
+class RunnerDefaults:
+    """The Runner attributes' usual values, for a runner (or a test's fake) to inherit and override."""
+
+    backend = "?"
+    device = "cpu"
+    dtype = "fp32"
+    supports_options = False
+    max_length: int | None = None
+    token_budget: int | None = None
+    int8_check: dict[str, Any] | None = None
+
+
+def run(runner: Runner, texts: list[str], options: RunOptions | None = None) -> list[list[float]]:
     """Call ``runner`` with per-call options; a runner that cannot honour them is refused, never ignored."""
     if options is None or options.is_default:
-        return runner(texts)  # type: ignore[no-any-return,unused-ignore]
-    if not getattr(runner, "supports_options", False):
-        raise BackendError(f"the {getattr(runner, 'backend', '?')!r} runner does not support per-call options "
+        return runner(texts)
+    if not runner.supports_options:
+        raise BackendError(f"the {runner.backend!r} runner does not support per-call options "
                            f"(max_length, truncation, batch_size, function_to_apply); call the model without them")
-    return runner(texts, options)  # type: ignore[no-any-return,unused-ignore]
+    return runner(texts, options)
 
 
 @dataclass(frozen=True)
@@ -84,7 +112,7 @@ def check_texts(texts: object) -> tuple[list[str], bool]:
 class Model:
     """A loaded model. ``model(text)`` / ``model([texts])``; ``model.labels``; ``model.info``."""
 
-    def __init__(self, runner: Callable[[list[str]], list[list[float]]], *, model_type: str,
+    def __init__(self, runner: Runner, *, model_type: str,
                  labels: Sequence[str] | None, info: LoadInfo,
                  call_defaults: dict[str, Any] | None = None):
         self._runner = runner
@@ -114,14 +142,12 @@ class Model:
     @property
     def max_length(self) -> int | None:
         """The longest input, in tokens, the runner accepts before truncating (None if it does not say)."""
-        value = getattr(self._runner, "max_length", None)
-        return value if isinstance(value, int) else None
+        return self._runner.max_length
 
     @property
     def token_budget(self) -> int | None:
         """Padded tokens per model call (rows x longest row), if the runner bounds it."""
-        value = getattr(self._runner, "token_budget", None)
-        return value if isinstance(value, int) else None
+        return self._runner.token_budget
 
     def raw(self, texts: list[str]) -> list[list[float]]:
         """Run the runner on already-validated texts (probabilities or vectors, label-id order)."""

@@ -127,6 +127,14 @@ def _sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
+def top_index(values: Sequence[float]) -> int:
+    """The index of the top score; a tie goes to the first (lowest label id), as numpy's argmax and the
+    stable best-first sort of ``Model`` do. The one tie rule for "the top label"."""
+    if not values:
+        raise ValueError("no scores: a top label needs at least one")
+    return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
 def scores(row: Sequence[float], function: str) -> list[float]:
     """Runner output (probabilities, or logits when ``function`` is not softmax) -> pipeline scores."""
     if function == "sigmoid":
@@ -139,7 +147,7 @@ def format_row(labels: Sequence[str], row: Sequence[float], call: PipelineCall) 
     values = scores(row, call.function)
     pairs = [{"label": lab, "score": s} for lab, s in zip(labels, values)]
     if call.shape == LEGACY_TOP1:
-        best = max(range(len(values)), key=lambda i: (values[i], -i))  # first maximum, like numpy argmax
+        best = top_index(values)
         return {"label": labels[best], "score": values[best]}
     if call.shape == LEGACY_ALL:
         return pairs  # label-id order, unsorted (transformers 4 return_all_scores=True)
@@ -155,4 +163,4 @@ def format_output(labels: Sequence[str], rows: Sequence[Sequence[float]], call: 
     return out
 
 
-__all__ = ["ACCEPTED", "DEFAULT_OPTIONS", "FUNCTIONS", "PipelineCall", "RunOptions", "format_output", "parse"]
+__all__ = ["ACCEPTED", "DEFAULT_OPTIONS", "FUNCTIONS", "PipelineCall", "RunOptions", "format_output", "parse", "top_index"]

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 
 from .errors import ConfigurationError
 from .formats.labels import POLARITIES
+from .pipeline_call import top_index
 from .sources.known_models import known_polarity
 
 POSITIVE, NEGATIVE, NEUTRAL = POLARITIES
@@ -90,8 +91,7 @@ def signed_score(probs: Sequence[float], polarities: Sequence[str]) -> float:
 
 def top_polarity(probs: Sequence[float], polarities: Sequence[str]) -> str:
     """The polarity of the top label (ties go to the first label, as the top label does)."""
-    top = max(range(len(probs)), key=lambda j: (probs[j], -j))
-    return polarities[top]
+    return polarities[top_index(probs)]
 
 
 __all__ = ["NAME_RULE", "POLARITIES", "PolarityError", "guess", "resolve", "signed_score", "top_polarity"]

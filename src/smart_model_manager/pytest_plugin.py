@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ._layout import CI_VARIABLES
-from .settings import ENVIRONMENTS
+from .settings import ENVIRONMENTS, TEST
 
 if TYPE_CHECKING:
-    from .sources.base import Source
+    pass
 
 MARKERS = {
     "unit": "fast, isolated tests: mock models only, no network, no real weights",
@@ -67,7 +67,7 @@ def _reset_managers() -> None:
 def _smm_reset_manager(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts with a fresh process-wide manager; ``mock_models`` tests run in the test environment."""
     if request.node.get_closest_marker("mock_models") is not None:
-        request.getfixturevalue("monkeypatch").setenv("SMM_ENV", "test")
+        request.getfixturevalue("monkeypatch").setenv("SMM_ENV", TEST)
         _reset_managers()
     yield
     _reset_managers()
@@ -102,7 +102,7 @@ def model_manager(request: pytest.FixtureRequest) -> Any:
     """A ModelManager for the test environment (mock models), or for --smm-env when given."""
     from .api import ModelManager
 
-    env = request.config.getoption("--smm-env") or "test"
+    env = request.config.getoption("--smm-env") or TEST
     return ModelManager(environment=env)
 
 
@@ -111,22 +111,19 @@ def real_model_manager(request: pytest.FixtureRequest) -> Any:
     """A non-test manager that sees only what is on disk (local cache, volume), unless downloads are allowed."""
     from .api import ModelManager
     from .settings import Settings
-    from .sources.cache import CacheSource
+    from .sources.chains import on_disk_chain
     from .sources.environment import detect
-    from .sources.volume import VolumeSource
 
     settings = Settings.from_env()
     env = request.config.getoption("--smm-env")
-    if env in (None, "test"):
+    if env in (None, TEST):
         # detect() would say "test" inside pytest; look at the other signals instead.
         det = detect(settings.replace(signals=tuple((k, v) for k, v in settings.signals
                                                     if k not in ("PYTEST_CURRENT_TEST", "TESTING"))))
         env = det.environment
     if request.config.getoption("--smm-allow-download"):
         return ModelManager(environment=env, settings=settings)
-    sources: list[Source] = [VolumeSource(settings.volume_dir)] if env == "production" else [
-        CacheSource(settings.cache_dir), VolumeSource(settings.volume_dir)]
-    return ModelManager(environment=env, settings=settings, sources=sources)
+    return ModelManager(environment=env, settings=settings, sources=on_disk_chain(env, settings))
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
 """Model types. New types register here; unknown names fail with the list of known ones.
 
-A type carries what the sources, loaders and runners need to know about it, so they do not compare names
-(``== "sentiment"``): whether it outputs per-label scores (``has_labels``), its mock defaults, and the
-``head`` a runner puts on the encoder (``CLASSIFICATION``: softmax over labels; ``POOLING``: mean-pooled,
-L2-normalised vector). A type registered without a head can be locked and pulled, but no loader runs it.
-The ONNX export and its int8 gate, ``smm migrate`` and the service still branch on the names of the two
-types they support ("sentiment", "embeddings").
+A type carries what every layer needs to know about it, so no layer compares names (``== "sentiment"``):
+the ``head`` a runner puts on the encoder (``CLASSIFICATION``: softmax over labels; ``POOLING``:
+mean-pooled, L2-normalised vector), which decides everything else about its output (``has_labels``,
+``classifies``, ``pools``: derived, never stored twice), and its mock defaults. A type registered without a
+head has no labels and no runner: it can be locked and pulled, but no loader runs it. Adding a type with
+an existing head is one ``register_model_type`` call (docs/design.md, "How to add a model type").
 """
 
 from __future__ import annotations
@@ -25,11 +25,19 @@ HEADS = (CLASSIFICATION, POOLING)
 class ModelType:
     name: str
     task: str                      # the transformers pipeline task it corresponds to
-    has_labels: bool               # outputs one score per label
+    head: str = ""                 # CLASSIFICATION | POOLING | "" (no runner)
     default_labels: tuple[str, ...] = ()
     default_dimension: int | None = None
     description: str = ""
-    head: str = ""                 # CLASSIFICATION | POOLING | "" (no runner)
+
+    def __post_init__(self) -> None:
+        if self.head not in (*HEADS, ""):
+            raise ValueError(f"model type {self.name!r}: head {self.head!r} is not one of {', '.join(HEADS)} (or '')")
+
+    @property
+    def has_labels(self) -> bool:
+        """Outputs one score per label, so a lock pins its labels: the same fact as :attr:`classifies`."""
+        return self.classifies
 
     @property
     def classifies(self) -> bool:
@@ -89,13 +97,27 @@ def config_mismatch(model_type: str, config: Mapping[str, Any]) -> str | None:
 
 
 def infer_model_type(config: Mapping[str, Any]) -> str | None:
-    """sentiment for a sequence classifier, embeddings for a bare encoder (``*Model``), else None."""
-    archs = [str(a) for a in (config.get("architectures") or []) if isinstance(a, str)]
+    """The one rule that reads a model type from ``config.json``'s ``architectures``: sentiment for a
+    sequence classifier, embeddings when every architecture is a bare encoder (``*Model``), else None.
+
+    None (no architectures, or heads such as ``*ForMaskedLM``) means "cannot tell": callers refuse and ask
+    for the type (``smm lock``, ``smm export onnx``, ``smm migrate``) or say nothing (the mirror's
+    ``pipeline_tag``), never guess. ``id2label`` is not evidence: transformers writes two default labels
+    into every config, bare encoders included.
+    """
+    raw = config.get("architectures")
+    archs = [a for a in raw if isinstance(a, str)] if isinstance(raw, list) else []
     if any(a.endswith(_CLASSIFIER_SUFFIX) for a in archs):
         return "sentiment"
     if archs and all(a.endswith("Model") for a in archs):
         return "embeddings"
     return None
+
+
+def infer_task(config: Mapping[str, Any]) -> str | None:
+    """The transformers pipeline task of the inferred model type (the Hub's ``pipeline_tag``), or None."""
+    name = infer_model_type(config)
+    return get_model_type(name).task if name is not None else None
 
 
 def model_types() -> list[str]:
@@ -108,8 +130,8 @@ def runnable_types() -> list[str]:
 
 
 register_model_type(ModelType(
-    "sentiment", "text-classification", True, ("positive", "negative", "neutral"), None,
-    "text classification; every label with its score, best first", CLASSIFICATION))
+    "sentiment", "text-classification", CLASSIFICATION, default_labels=("positive", "negative", "neutral"),
+    description="text classification; every label with its score, best first"))
 register_model_type(ModelType(
-    "embeddings", "feature-extraction", False, (), 384,
-    "sentence embeddings; mean-pooled, L2-normalised vectors", POOLING))
+    "embeddings", "feature-extraction", POOLING, default_dimension=384,
+    description="sentence embeddings; mean-pooled, L2-normalised vectors"))

@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ._layout import CI_VARIABLES, MANIFEST_NAME
-from .backends import CHOICES
+from ._layout import CI_VARIABLES, LOCK_NAME, MANIFEST_NAME
+from .backends import check_backend
 from .errors import ConfigurationError
 
 ENVIRONMENTS = ("test", "dev", "ci", "production", "hub")
-BACKENDS = CHOICES  # the backend table (backends.py) is the one list
+#: compare an environment with these names, never with a string literal
+TEST, DEV, CI, PRODUCTION, HUB = ENVIRONMENTS
 VERIFY_MODES = ("quick", "full")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")   # cuda:N = the N-th GPU (0-based)
 DTYPES = ("auto", "fp32", "fp16", "bf16")
@@ -211,7 +212,7 @@ class Settings:
             token=env.get("HF_TOKEN") or None,
             offline=offline,
             offline_origin=offline_origin,
-            backend=_choice("SMM_BACKEND", env.get("SMM_BACKEND"), BACKENDS, "auto") or "auto",
+            backend=check_backend(env.get("SMM_BACKEND"), "SMM_BACKEND"),
             verify=_choice("SMM_VERIFY", env.get("SMM_VERIFY"), VERIFY_MODES, "quick") or "quick",
             lock_path=Path(lock).expanduser() if lock else None,
             allow_pickle=parse_bool("SMM_ALLOW_PICKLE", env.get("SMM_ALLOW_PICKLE")),
@@ -238,6 +239,17 @@ class Settings:
             signals=tuple((k, env[k]) for k in watched if k in env),
             otel=tuple(sorted((k, v) for k, v in env.items() if k.startswith("OTEL_"))),
         )
+
+    def find_lock_path(self, cwd: Path | None = None) -> tuple[Path | None, str]:
+        """The lock every command reads, and how it was found, in words: ``SMM_LOCK`` if set (its reader
+        refuses a missing file), else ``models.lock`` in the working directory (``cwd``) if present, else
+        None. The one rule: ``ModelManager``, ``smm validate``, ``smm env`` and ``lockfile.find_lock``."""
+        if self.lock_path is not None:
+            return self.lock_path, "from SMM_LOCK"
+        here = Path(cwd) / LOCK_NAME if cwd is not None else Path(LOCK_NAME)
+        if here.is_file():
+            return here, f"found in the working directory {here.resolve().parent}"
+        return None, f"no SMM_LOCK, no {LOCK_NAME} in the working directory"
 
     @property
     def manifest_path(self) -> Path:

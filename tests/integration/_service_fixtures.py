@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from smart_model_manager.model import LoadInfo, Model
+from smart_model_manager.model import LoadInfo, Model, RunnerDefaults
 from smart_model_manager.service.app import create_app
 from smart_model_manager.service.config import ServiceConfig
 
@@ -44,7 +44,7 @@ def hashed_probs(text: str) -> list[float]:
     return [x / sum(w) for x in w]
 
 
-class TableRunner:
+class TableRunner(RunnerDefaults):
     """TABLE lookups, else hashed probabilities. Optional per-call delay; records batch sizes."""
 
     backend = "fake"

@@ -18,10 +18,12 @@ import pytest
 from smart_model_manager.cli.main import main
 from smart_model_manager.errors import IntegrityError, MissingFileError
 from smart_model_manager.formats import lockfile
+from smart_model_manager.formats.lockfile import Lock
 from smart_model_manager.image.build import build_image, group
 from smart_model_manager.image.layout import read_image
 from smart_model_manager.ops.pull import pull
 from smart_model_manager.ops.validate import validate
+from smart_model_manager.remote.fake import FakeRemote, read_folder
 from smart_model_manager.store.cache import repo_dir
 
 try:
@@ -88,7 +90,8 @@ def test_image_rootfs_is_the_volume_pull_writes(versions: TwoVersions, tmp_path:
     rep = build_image(lock, versions.cache, tmp_path / "img")
     rootfs = unpack(rep.path, tmp_path / "rootfs")
     vol = tmp_path / "vol"
-    pull(lock, target=vol, endpoint="http://127.0.0.1:9", timeout=1, retries=0, client=_CacheCopy(versions.cache))
+    pull(lock, target=vol, endpoint="http://127.0.0.1:9", timeout=1, retries=0,
+         client=_cache_copy(lock, versions.cache))
     assert tree(rootfs) == tree(vol)
     report = validate(rootfs, lock=lock, mode="full", require_manifest=True)
     assert report.ok, report.errors
@@ -104,21 +107,12 @@ def test_image_rootfs_is_the_volume_pull_writes(versions: TwoVersions, tmp_path:
     assert [i.name for i in infos] == sorted(i.name for i in infos)
 
 
-class _CacheCopy:
-    """A Downloader that reads a verified cache (pull re-verifies what it returns)."""
-
-    endpoint = "cache"
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def download(self, repo_id: str, commit: str, path: str, dest: Path, *, size: int | None = None,
-                 progress: object = None) -> tuple[int, str]:
-        import hashlib
-
-        data = (repo_dir(self.root, repo_id) / "snapshots" / commit / path).read_bytes()
-        dest.write_bytes(data)
-        return len(data), hashlib.sha256(data).hexdigest()
+def _cache_copy(lock: Lock, cache: Path) -> FakeRemote:
+    """A remote serving the verified cache's snapshots (pull re-verifies what it returns)."""
+    remote = FakeRemote(endpoint="cache")
+    for e in lock.models.values():
+        remote.add(e.repo_id, read_folder(repo_dir(cache, e.repo_id) / "snapshots" / e.commit), commit=e.commit)
+    return remote
 
 
 def test_two_versions_share_every_unchanged_layer(versions: TwoVersions, tmp_path: Path) -> None:

@@ -195,7 +195,7 @@ def test_sensitive_recipe_keeps_the_measured_nodes_in_float_and_is_reproducible(
 @pytest.mark.parametrize(("archs", "expected"), [
     (["BertForSequenceClassification"], "sentiment"),
     (["BertModel"], "embeddings"),
-    (None, "embeddings"),
+    (None, None),  # a config that states nothing is refused, not exported as embeddings
     (["BertForMaskedLM"], None),
 ])
 def test_infer_model_type(tmp_path: Path, archs: list[str] | None, expected: str | None) -> None:
@@ -225,7 +225,7 @@ def test_default_sample_texts_are_held_out_headlines() -> None:
 def test_export_rejects_unknown_model_type(tmp_path: Path) -> None:
     from smart_model_manager.onnx.export import export_onnx
 
-    with pytest.raises(UnknownModelTypeError, match="sentiment, embeddings"):
+    with pytest.raises(UnknownModelTypeError, match="unknown model type .translation.; known types: embeddings, sentiment"):
         export_onnx(tmp_path, "translation")
 
 

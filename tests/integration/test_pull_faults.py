@@ -18,6 +18,7 @@ from _volumes import lock_for, make_model_folder, make_volume
 
 from smart_model_manager.errors import IntegrityError, ModelNotFoundError, SourceError
 from smart_model_manager.mirror import Fault, MirrorServer, server as server_mod
+from smart_model_manager.remote.fake import FakeRemote
 from smart_model_manager.remote.hub import HubClient
 from smart_model_manager.sources.base import Request, Resolved, Unavailable
 from smart_model_manager.sources.cache import CacheSource
@@ -34,23 +35,6 @@ pytestmark = pytest.mark.integration
 C40 = "a" * 40
 
 
-class FailingClient:
-    """A Downloader whose every download fails terminally; records what it was asked for."""
-
-    endpoint = "http://127.0.0.1:9"
-
-    def __init__(self, error: BaseException):
-        self.error = error
-        self.calls: list[str] = []
-        self._lock = threading.Lock()
-
-    def download(self, repo_id, commit, path, dest, *, size=None, progress=None):  # type: ignore[no-untyped-def]
-        with self._lock:
-            self.calls.append(path)
-        Path(dest).write_bytes(b"x" * 10)
-        raise self.error
-
-
 FILES = {f"shard-{i}.bin": Want(size=1000, sha256="0" * 64) for i in range(6)}
 
 
@@ -59,14 +43,14 @@ def test_the_first_terminal_failure_stops_the_queue(tmp_path: Path, jobs: int) -
     """B7: a worker picked up the next queued file before the main thread cancelled the pending ones,
     so a second file ran all its retries too (a silent server took twice the documented time)."""
     for attempt in range(5):  # the race showed up most of the time, not always: try a few times
-        client = FailingClient(SourceError("no answer within 3s (gave up after 3 attempt(s))"))
+        client = FakeRemote(fail=SourceError("no answer within 3s (gave up after 3 attempt(s))"))
         with pytest.raises(SourceError):
             fetch_into(tmp_path / f"root{attempt}", client, "org/m", C40, FILES, jobs=jobs)
         assert len(client.calls) <= jobs, (attempt, client.calls)
 
 
 def test_enospc_mid_download_names_target_file_and_space_needed(tmp_path: Path) -> None:
-    client = FailingClient(OSError(errno.ENOSPC, "No space left on device"))
+    client = FakeRemote(fail=OSError(errno.ENOSPC, "No space left on device"))
     root = tmp_path / "volume"
     with pytest.raises(OSError) as exc:
         fetch_into(root, client, "org/m", C40, FILES, jobs=1)

@@ -12,7 +12,7 @@ from _service_fixtures import ServerThread, wait_for_ready
 from prometheus_client.parser import text_string_to_metric_families
 
 from smart_model_manager.errors import ConfigurationError
-from smart_model_manager.model import LoadInfo, Model
+from smart_model_manager.model import LoadInfo, Model, RunnerDefaults
 from smart_model_manager.service.app import create_app
 from smart_model_manager.service.config import ServiceConfig
 
@@ -27,7 +27,7 @@ CRYPTO_ROWS = {CRYPTO_TEXT: [0.2, 0.8], STOCK_TEXT: [0.9, 0.1], BOTH_TEXT: [0.4,
 STOCK_ROWS = {CRYPTO_TEXT: [0.1, 0.1, 0.8], STOCK_TEXT: [0.7, 0.1, 0.2], BOTH_TEXT: [0.1, 0.6, 0.3]}  # pos, neg, neu
 
 
-class Runner:
+class Runner(RunnerDefaults):
     def __init__(self, rows: dict[str, list[float]], width: int):
         self.rows, self.width, self.calls = rows, width, []
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-import smart_model_manager.loaders as loaders
+from smart_model_manager import backends
 from smart_model_manager.errors import BackendError, ConfigurationError, FormatError, UnknownModelTypeError
-from smart_model_manager.loaders import choose_onnx_file, int8_gate_passed, load_runner
+from smart_model_manager.loaders import families, load_runner
+from smart_model_manager.loaders.families import choose_onnx_file, int8_gate_passed
 from smart_model_manager.loaders.torch import check_weights, weights_format
 
 pytestmark = pytest.mark.unit
@@ -52,8 +53,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> tuple[Recorder, Recorder]:
     onnx_fake, torch_fake = Recorder("onnx"), Recorder("torch")
     monkeypatch.setattr(onnx_mod, "load_onnx_runner", onnx_fake)
     monkeypatch.setattr(torch_mod, "load_torch_runner", torch_fake)
-    monkeypatch.setattr(loaders, "onnx_available", lambda: True)
-    monkeypatch.setattr(loaders, "torch_available", lambda: True)
+    monkeypatch.setattr(families, "onnx_available", lambda: True)
+    monkeypatch.setattr(families, "torch_available", lambda: True)
     return onnx_fake, torch_fake
 
 
@@ -99,7 +100,7 @@ def test_malformed_quality_json_names_file(tmp_path: Path) -> None:
 def test_unknown_backend_lists_valid_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as info:
         load_runner(make_folder(tmp_path), "sentiment", backend="gpu")
-    for name in loaders.BACKENDS:
+    for name in backends.choices():
         assert name in str(info.value)
 
 
@@ -135,7 +136,7 @@ def test_auto_without_tokenizer_json_uses_torch(tmp_path: Path, fakes: tuple[Rec
 def test_auto_without_onnxruntime_uses_torch_but_explicit_onnx_fails(
         tmp_path: Path, fakes: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch) -> None:
     _, torch_fake = fakes
-    monkeypatch.setattr(loaders, "onnx_available", lambda: False)
+    monkeypatch.setattr(families, "onnx_available", lambda: False)
     folder = make_folder(tmp_path, fp32=True)
     assert load_runner(folder, "sentiment") is torch_fake
     with pytest.raises(BackendError, match=r"pip install 'smart-model-manager\[onnx\]'"):
@@ -150,7 +151,7 @@ def test_explicit_onnx_never_falls_back_to_torch(tmp_path: Path, fakes: tuple[Re
 
 
 def test_missing_torch_extra(tmp_path: Path, fakes: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loaders, "torch_available", lambda: False)
+    monkeypatch.setattr(families, "torch_available", lambda: False)
     with pytest.raises(BackendError, match=r"pip install 'smart-model-manager\[torch\]'.*smm export onnx"):
         load_runner(make_folder(tmp_path), "sentiment", model_ref="org/m")
 

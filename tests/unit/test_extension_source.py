@@ -1,13 +1,12 @@
 """Adding a source is additive: one new class (here, test-only) and one registration in the chain table.
 
 ``LocalDirRemote`` treats a plain folder ``<remote>/<org>/<name>/...`` as a remote. It downloads through
-``publish.fetch_into`` with its own ``Downloader``, so it gets staging, verification and the HF-cache
-layout for free. Nothing in api.py, pull.py or locking.py knows about it.
+``store.fetch.fetch_into`` with a ``Downloader`` (here the fake next to the contract, ``remote.fake``), so it
+gets staging, verification and the HF-cache layout for free. Nothing in api.py, pull.py or locking.py knows about it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,31 +14,17 @@ import pytest
 
 from smart_model_manager.api import ModelManager
 from smart_model_manager.errors import IntegrityError, ModelNotFoundError, Unavailable
+from smart_model_manager.remote.fake import FakeRemote
 from smart_model_manager.settings import Settings
 from smart_model_manager.sources import chains
 from smart_model_manager.sources.base import Request, Resolved, Verified, read_schema
 from smart_model_manager.store import cache as store
-from smart_model_manager.store.fetch import ProgressHook, Want, fetch_into
+from smart_model_manager.store.fetch import Want, fetch_into
 from smart_model_manager.store.hashing import content_commit
 
 pytestmark = pytest.mark.unit
 REPO = "org/local-fin"
-
-
-class DirDownloader:
-    """A ``publish.Downloader`` over a local folder laid out as ``<remote>/<repo_id>/<path>``."""
-
-    def __init__(self, remote: Path):
-        self.remote = remote
-        self.endpoint = remote.as_uri()
-        self.calls: list[str] = []
-
-    def download(self, repo_id: str, commit: str, path: str, dest: Path, *, size: int | None = None,
-                 progress: ProgressHook | None = None) -> tuple[int, str]:
-        self.calls.append(path)
-        data = (self.remote / repo_id / path).read_bytes()
-        dest.write_bytes(data)
-        return len(data), hashlib.sha256(data).hexdigest()
+DOWNLOADERS: dict[Path, FakeRemote] = {}  # one per remote folder, so a test can tamper with what it serves
 
 
 class LocalDirRemote:
@@ -49,12 +34,13 @@ class LocalDirRemote:
 
     def __init__(self, settings: Settings, remote: Path):
         self.root = Path(settings.cache_dir)
-        self.downloader = DirDownloader(remote)
+        self.remote = remote
+        self.downloader = DOWNLOADERS.setdefault(remote, FakeRemote.from_folder(remote))
 
     def resolve(self, request: Request) -> Resolved:
-        folder = self.downloader.remote / request.repo_id
+        folder = self.remote / request.repo_id
         if not folder.is_dir():
-            raise Unavailable(f"{request.repo_id} is not under {self.downloader.remote}")
+            raise Unavailable(f"{request.repo_id} is not under {self.remote}")
         listed = store.hash_folder(folder)  # what the remote says the files are
         commit = content_commit((rel, size, sha) for rel, (size, sha) in listed.items())
         wants = {rel: Want(size, sha) for rel, (size, sha) in listed.items()}
@@ -107,20 +93,16 @@ def test_a_registered_source_that_has_nothing_falls_through_with_its_reason(regi
     assert ("localdir", f"org/ghost is not under {tmp_path / 'remote'}") in exc.value.attempts
 
 
-def test_bytes_that_change_in_flight_are_never_published(registered, remote: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    real = DirDownloader.download
-
-    def tampered(self, repo_id, commit, path, dest, **kw):  # type: ignore[no-untyped-def]
-        size, sha = real(self, repo_id, commit, path, dest, **kw)
-        if path == "model.safetensors":
-            dest.write_bytes(b"evil" * 175)
-            return 700, hashlib.sha256(b"evil" * 175).hexdigest()
-        return size, sha
-
-    monkeypatch.setattr(DirDownloader, "download", tampered)
+def test_bytes_that_change_in_flight_are_never_published(registered, remote: Path, tmp_path: Path) -> None:
+    DOWNLOADERS.setdefault(remote, FakeRemote.from_folder(remote)).serve_instead(REPO, "model.safetensors",
+                                                                                 b"evil" * 175)
     cache = tmp_path / "cache"
     with pytest.raises(IntegrityError, match="sha256 mismatch"):
         ModelManager("dev", settings=Settings(cache_dir=cache)).resolve(REPO)
     # IntegrityError, not ModelNotFoundError: the mismatch stopped the chain; nothing was published
     assert store.find_snapshot(cache, REPO) is None
+
+
+def test_docs_design_states_the_count_this_test_proves() -> None:
+    design = Path(__file__).resolve().parents[2] / "docs" / "design.md"
+    assert '**A source** (an S3 bucket, a plain-HTTP server): **2 files**' in design.read_text()

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from test_backend_selection import Recorder, make_folder
 
-import smart_model_manager.loaders as loaders
 from smart_model_manager.errors import BackendError
-from smart_model_manager.loaders import load_runner
+from smart_model_manager.loaders import families, load_runner
 from smart_model_manager.loaders._common import token_budget_batches
 from smart_model_manager.loaders.device import DeviceChoice
 from smart_model_manager.loaders.onnx import providers_for
@@ -35,8 +34,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> dict[str, Recorder]:
     monkeypatch.setattr(onnx_mod, "load_onnx_runner", rec["onnx"])
     monkeypatch.setattr(torch_mod, "load_torch_runner", rec["torch"])
     monkeypatch.setattr(cuda_mod, "load_cuda_runner", rec["cuda"])
-    monkeypatch.setattr(loaders, "onnx_available", lambda: True)
-    monkeypatch.setattr(loaders, "torch_available", lambda: True)
+    monkeypatch.setattr(families, "onnx_available", lambda: True)
+    monkeypatch.setattr(families, "torch_available", lambda: True)
     return rec
 
 
@@ -62,7 +61,7 @@ def test_cpu_choice_keeps_the_cpu_rules(tmp_path: Path, fakes) -> None:
 
 
 def test_auto_on_a_gpu_without_transformers_uses_onnx_fp32_on_cuda(tmp_path: Path, fakes, monkeypatch) -> None:
-    monkeypatch.setattr(loaders, "torch_available", lambda: False)
+    monkeypatch.setattr(families, "torch_available", lambda: False)
     folder = make_folder(tmp_path, fp32=True, int8=True, accepted=True)
     load_runner(folder, "sentiment", backend="auto", device=TORCH_GPU)
     assert calls(fakes) == {"onnx": 1, "torch": 0, "cuda": 0}
@@ -111,7 +110,7 @@ def test_explicit_cuda_with_nothing_for_the_gpu_is_an_error(tmp_path: Path, fake
 
 
 def test_torch_backend_on_a_gpu_seen_only_by_onnxruntime_is_an_error(tmp_path: Path, fakes, monkeypatch) -> None:
-    monkeypatch.setattr(loaders, "torch_available", lambda: False)
+    monkeypatch.setattr(families, "torch_available", lambda: False)
     folder = make_folder(tmp_path, fp32=True)
     with pytest.raises(BackendError, match="cuda:0: torch: the torch backend needs torch and transformers"):
         load_runner(folder, "sentiment", backend="torch", device=ORT_GPU)

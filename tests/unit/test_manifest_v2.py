@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from smart_model_manager import ManifestError, MissingFileError
-from smart_model_manager.formats import manifest
+from smart_model_manager.formats import manifest, pins
 from smart_model_manager.formats.manifest import FileEntry, LockRecord, Manifest, ModelEntry
 
 pytestmark = pytest.mark.unit
@@ -82,8 +82,8 @@ def test_a_commit_records_the_union_of_the_files_its_locks_pinned() -> None:
     assert man.entry("org/fin", C1).lock_digest == D2
     # other bytes for a path of a recorded commit are a conflict the provisioner refuses
     changed = entry(C1, {"config.json": FileEntry(11, F.sha256), "vocab.txt": G})
-    assert manifest.conflicts(man, changed) == [("config.json", F, FileEntry(11, F.sha256))]
-    assert manifest.conflicts(man, entry(C2, {"config.json": G})) == []
+    assert pins.conflicts(man, changed) == [("config.json", F, FileEntry(11, F.sha256))]
+    assert pins.conflicts(man, entry(C2, {"config.json": G})) == []
 
 
 def test_aliases_have_one_owner_and_repo_ids_match_case_insensitively() -> None:

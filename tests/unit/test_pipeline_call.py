@@ -12,7 +12,7 @@ import pytest
 
 from smart_model_manager import ModelManager
 from smart_model_manager.errors import BackendError
-from smart_model_manager.model import LoadInfo, Model
+from smart_model_manager.model import LoadInfo, Model, RunnerDefaults
 from smart_model_manager.pipeline_call import ACCEPTED, RunOptions
 
 pytestmark = pytest.mark.unit
@@ -110,11 +110,14 @@ def test_embeddings_take_truncation_but_not_sentiment_keywords() -> None:
 
 
 def test_a_runner_without_options_refuses_them_instead_of_ignoring_them() -> None:
-    def runner(texts: list[str]) -> list[list[float]]:
-        return [[0.2, 0.8] for _ in texts]
+    class Custom(RunnerDefaults):  # supports_options is False: it takes no RunOptions
+        backend = "custom"
+
+        def __call__(self, texts: list[str], options: object = None) -> list[list[float]]:
+            return [[0.2, 0.8] for _ in texts]
 
     info = LoadInfo("org/m", "sentiment", "test", "mock", None, None, None, "custom", 0.0)
-    model = Model(runner, model_type="sentiment", labels=("neg", "pos"), info=info)
+    model = Model(Custom(), model_type="sentiment", labels=("neg", "pos"), info=info)
     assert model("x", top_k=1) == [{"label": "pos", "score": 0.8}]  # formatting only: fine
     with pytest.raises(BackendError, match="does not support per-call options"):
         model("x", max_length=8)

@@ -12,6 +12,7 @@ from smart_model_manager.onnx.samples import (
     calibration_texts,
     default_sample_texts,
 )
+from smart_model_manager.registry import CLASSIFICATION
 
 pytestmark = pytest.mark.unit
 
@@ -43,7 +44,7 @@ def test_most_sensitive_takes_the_top_mass_and_respects_the_cap() -> None:
 def test_gate_counts_label_agreement_and_cosine() -> None:
     fp32 = [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]
     int8 = [[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.3, 0.3, 0.4]]
-    res = gate("sentiment", fp32, int8, GATE_THRESHOLDS["sentiment"], "all")
+    res = gate("sentiment", fp32, int8, GATE_THRESHOLDS[CLASSIFICATION], "all")
     assert (res.metric, res.samples, res.accepted) == ("label_agreement", 3, False)
     assert res.bound is not None and res.bound < res.value
     assert res.value == pytest.approx(2 / 3)

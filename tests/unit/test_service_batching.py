@@ -7,12 +7,13 @@ import threading
 
 import pytest
 
+from smart_model_manager.model import RunnerDefaults
 from smart_model_manager.service.batching import BatcherClosed, MicroBatcher
 
 pytestmark = pytest.mark.unit
 
 
-class RecordingRunner:
+class RecordingRunner(RunnerDefaults):
     """Deterministic: row for text t is [len(t), ord(t[0])]. Records each batch and its thread."""
 
     backend = "fake"

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from smart_model_manager.model import LoadInfo, Model
+from smart_model_manager.model import LoadInfo, Model, RunnerDefaults
 from smart_model_manager.service import app as service_app
 from smart_model_manager.service.config import ServiceConfig
 
@@ -21,12 +21,13 @@ pytestmark = pytest.mark.unit
 
 
 def _model() -> Model:
-    def run(texts: list[str]) -> list[list[float]]:
-        return [[0.5, 0.3, 0.2] if len(t) % 2 else [0.1, 0.2, 0.7] for t in texts]
+    class Run(RunnerDefaults):
+        def __call__(self, texts: list[str], options: object = None) -> list[list[float]]:
+            return [[0.5, 0.3, 0.2] if len(t) % 2 else [0.1, 0.2, 0.7] for t in texts]
 
     info = LoadInfo(repo_id="test/fast-path", model_type="sentiment", environment="test", source="fake", path=None,
                     commit="0" * 40, revision=None, backend="fake", load_seconds=0.0)
-    return Model(run, model_type="sentiment", labels=("positive", "negative", "neutral"), info=info)
+    return Model(Run(), model_type="sentiment", labels=("positive", "negative", "neutral"), info=info)
 
 
 def _client(app) -> TestClient:

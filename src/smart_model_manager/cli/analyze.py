@@ -11,6 +11,7 @@ from typing import Any, BinaryIO, TextIO
 
 import click
 
+from ..pipeline_call import top_index
 from ..settings import Settings
 from ..sources.known_models import default_model
 
@@ -126,7 +127,7 @@ def analyze(texts: tuple[str, ...], file_: Path | None, model: str | None, fmt: 
             probs = m.raw([it["text"] for it in batch])
             for it, p in zip(batch, probs):
                 scores = {lab: round(float(v), 6) for lab, v in zip(m.labels, p)}
-                best = max(scores, key=lambda k: scores[k])
+                best = m.labels[top_index(p)]  # the raw scores decide: rounding must not make a tie
                 syms = normalise_symbols(it["symbols"]) if it["symbols"] else detect_symbols(it["text"])
                 results.append({"id": it["id"], "text": it["text"], "label": best, "score": scores[best],
                                 "scores": scores, "symbols": syms, "_probs": list(p)})

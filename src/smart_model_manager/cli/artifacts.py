@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._layout import LOCK_NAME, SPEC_NAME
 from ..errors import FormatError, IntegrityError, ModelNotFoundError, SmmError, SourceError
 from ..formats import lockfile, spec as spec_mod
+from ..registry import model_types
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -48,12 +50,12 @@ def _hub(settings: Settings, endpoint: str) -> Any:
 def _lock_path(given: Path | None, settings: Settings) -> Path:
     if given is not None:
         return given
-    return settings.lock_path or Path(lockfile.DEFAULT_NAME)
+    return settings.lock_path or Path(LOCK_NAME)
 
 
 @click.command("lock")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path(spec_mod.DEFAULT_NAME), show_default=True, help="The models.yaml to resolve.")
+              default=Path(SPEC_NAME), show_default=True, help="The models.yaml to resolve.")
 @click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The lock to write. Default: SMM_LOCK, else ./models.lock.")
 @click.option("--endpoint", default=None, help="Hub or mirror URL. Default: HF_ENDPOINT, else huggingface.co.")
@@ -125,9 +127,9 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
 @click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The lock to pull. Default: SMM_LOCK, else ./models.lock.")
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path(spec_mod.DEFAULT_NAME), show_default=True,
+              default=Path(SPEC_NAME), show_default=True,
               help="With ORG/NAME: the models.yaml to add it to (created if missing).")
-@click.option("--model-type", type=click.Choice(["auto", "sentiment", "embeddings"]), default="auto",
+@click.option("--model-type", type=click.Choice(["auto", *model_types()]), default="auto",
               show_default=True, help="With ORG/NAME: its type; auto reads the pinned config.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--target", type=click.Path(file_okay=False, path_type=Path), default=None,

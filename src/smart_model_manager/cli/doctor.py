@@ -111,8 +111,7 @@ def report(settings: Settings) -> dict[str, Any]:
         **describe(settings.device, settings.dtype),
         "token_budget": settings.token_budget,
         "verify": settings.verify,
-        "lock": str(settings.lock_path) if settings.lock_path else ("models.lock" if Path("models.lock").is_file()
-                                                                     else None),
+        "lock": str(lock) if (lock := settings.find_lock_path()[0]) is not None else None,
         **_threads(settings),
         **_int8(settings),
         "timeout_s": settings.timeout,

@@ -16,6 +16,7 @@ import click
 
 from .._layout import MANIFEST_NAME
 from ..onnx.quantize import INT8_RECIPES
+from ..registry import runnable_types
 from ..settings import Settings
 from ..sources.known_models import resolve_alias
 from ..store import cache as store
@@ -45,7 +46,7 @@ def _snapshot_of(path: Path) -> tuple[Path, str, str] | None:
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="HF-cache folder holding the model (default: MODEL_CACHE_DIR / HF_HUB_CACHE / "
                    "~/.cache/huggingface/hub).")
-@click.option("--type", "model_type", type=click.Choice(["sentiment", "embeddings"]), default=None,
+@click.option("--type", "model_type", type=click.Choice(runnable_types()), default=None,
               help="Model type (default: from config.json architectures).")
 @click.option("--revision", default="main", show_default=True, help="Cache revision of a repo id.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,

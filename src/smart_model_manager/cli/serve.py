@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..settings import environ
+from ..settings import PRODUCTION, environ
 
 
 @click.group("serve")
@@ -138,7 +138,7 @@ def _preflight(config: Any) -> None:
     from ..polarity import resolve as resolve_polarity
 
     manager = get_model_manager()
-    if manager.environment != "production":
+    if manager.environment != PRODUCTION:
         return
     for route in config.routes():
         name = route.model or config.model_name

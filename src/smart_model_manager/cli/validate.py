@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from ..formats.lockfile import DEFAULT_NAME
 from ..ops.validate import ValidationReport, validate as run_validate, wait_until_valid
 from ..settings import Settings
 
@@ -139,12 +138,10 @@ def _which_lock(given: Path | None, no_lock: bool, settings: Settings) -> tuple[
         return None, "--no-lock: the manifest alone"
     if given is not None:
         return given, "from --lock"
-    if settings.lock_path is not None:
-        return settings.lock_path, "from SMM_LOCK"
-    if Path(DEFAULT_NAME).is_file():
-        return Path(DEFAULT_NAME), (f"found in the working directory {Path.cwd()}; --lock FILE or --no-lock to "
-                                    "choose another")
-    return None, f"no --lock, no SMM_LOCK, no {DEFAULT_NAME} in the working directory: the manifest alone"
+    path, how = settings.find_lock_path()
+    if path is None:
+        return None, f"no --lock, {how}: the manifest alone"
+    return path, how if settings.lock_path is not None else f"{how}; --lock FILE or --no-lock to choose another"
 
 
 class FindingsFound(click.ClickException):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._layout import REPO_ID_EXPECTED, is_commit, is_repo_id
-from ..store.hashing import is_sha256
+from ..store.hashing import PREFIX, is_sha256
 from . import _fields, _yaml
 from .manifest import FORMAT, FileEntry, LockRecord, Manifest, ModelEntry, ModelRecord
 
@@ -32,7 +32,7 @@ def parse_files(doc: _yaml.Doc, kp: tuple[Any, ...], raw: Any) -> dict[str, File
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             doc.fail(fkp + ("size",), f"expected a non-negative integer, got {size!r}")
         digest = spec.get("sha256")
-        if not isinstance(digest, str) or not digest.startswith("sha256:") or not is_sha256(digest):
+        if not isinstance(digest, str) or not digest.startswith(PREFIX) or not is_sha256(digest):
             doc.fail(fkp + ("sha256",), f"expected 'sha256:' followed by 64 lowercase hex digits, got {digest!r}")
         unknown = set(spec) - {"size", "sha256"}
         if unknown:
@@ -42,7 +42,7 @@ def parse_files(doc: _yaml.Doc, kp: tuple[Any, ...], raw: Any) -> dict[str, File
 
 
 def _digest(doc: _yaml.Doc, kp: tuple[Any, ...], value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith("sha256:") or not is_sha256(value):
+    if not isinstance(value, str) or not value.startswith(PREFIX) or not is_sha256(value):
         doc.fail(kp, f"expected 'sha256:' followed by 64 lowercase hex digits, got {value!r}")
     return value
 

@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._layout import LOCK_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id
+from .._layout import REPO_ID_EXPECTED, is_commit, is_repo_id
 from ..errors import ConfigurationError, LockfileError
 from ..settings import Settings
+from ..store.hashing import with_prefix
 from . import _fields, _yaml
 from ._fields import is_alias, is_format_int, is_model_type, is_revision
 from ._manifest_read import parse_files
 from .manifest import FileEntry
 
 VERSION = 1
-DEFAULT_NAME = LOCK_NAME
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def loads(text: str, path: str | Path = "<string>") -> Lock:
         models[alias] = LockEntry(alias=alias, repo_id=rid, revision=raw["revision"], commit=raw["commit"],
                                   model_type=raw["model_type"], files=parse_files(doc, kp + ("files",), raw["files"]),
                                   labels=labels, dimension=dim, extra=extra, polarity=polarity)
-    digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = with_prefix(hashlib.sha256(text.encode("utf-8")).hexdigest())
     return Lock(models=models, path=str(path), digest=digest)
 
 
@@ -147,10 +147,8 @@ def load(path: str | Path) -> Lock:
 
 def find_lock(settings: Settings, cwd: Path | None = None) -> Lock | None:
     """SMM_LOCK if set (it must exist), else ./models.lock if present, else None. Reading creates nothing."""
-    if settings.lock_path is not None:
-        return load(settings.lock_path)
-    candidate = (cwd or Path.cwd()) / DEFAULT_NAME
-    return load(candidate) if candidate.is_file() else None
+    path, _ = settings.find_lock_path(cwd)
+    return load(path) if path is not None else None
 
 
 def write_lock(path: str | Path, lock: Lock) -> bool:

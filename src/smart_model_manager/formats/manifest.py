@@ -204,16 +204,6 @@ class Manifest:
             self.as_dict())
 
 
-def conflicts(man: Manifest, entry: ModelEntry) -> list[tuple[str, FileEntry, FileEntry]]:
-    """(path, recorded, wanted) for each file ``entry`` pins with other bytes than the volume already
-    recorded for the same commit. Provisioning it would change files under the pods that use that commit."""
-    prev = man.entry(entry.repo_id, entry.commit)
-    if prev is None:
-        return []
-    return [(rel, prev.files[rel], f) for rel, f in sorted(entry.files.items())
-            if rel in prev.files and prev.files[rel] != f]
-
-
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 

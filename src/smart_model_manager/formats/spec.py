@@ -23,14 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._layout import COMMIT, REPO_ID_EXPECTED, SPEC_NAME, is_repo_id
+from .._layout import REPO_ID_EXPECTED, is_commit, is_repo_id
 from ..backends import lock_files
 from ..errors import ConfigurationError, LockfileError, UnknownModelTypeError
 from ..registry import get_model_type
 from . import _fields, _yaml
 from ._fields import is_alias, is_format_int, is_revision
-
-DEFAULT_NAME = SPEC_NAME
 
 # Weights in formats no loader here reads. Without this default a lock of ProsusAI/finbert pins (and a pull
 # downloads) tf_model.h5 and flax_model.msgpack too: three copies of 440 MB for one usable one.
@@ -146,7 +144,7 @@ def loads(text: str, path: str | Path = "<string>") -> Spec:
             doc.fail(kp + ("revision",), f"expected a branch, tag or 40-hex commit as a string, got {rev!r}")
         if not is_revision(rev):
             doc.fail(kp + ("revision",), f"expected a branch, tag or 40-hex commit, got {rev!r}")
-        if len(rev) == 40 and not COMMIT.fullmatch(rev) and all(c in "0123456789abcdefABCDEF" for c in rev):
+        if not is_commit(rev) and is_commit(rev.lower()):
             doc.fail(kp + ("revision",), "commit ids are lowercase hex")
         mtype = raw["model_type"]
         if not isinstance(mtype, str):

@@ -40,7 +40,7 @@ from ..formats.manifest import LockRecord, Manifest
 from ..ops.pull import _manifest_entry, generated_by, lock_digest
 from ..store import cache as store
 from ..store.fetch import check_space
-from ..store.hashing import sha256_file
+from ..store.hashing import sha256_file, strip_prefix, with_prefix
 from . import layout as oci
 from .tarlayer import Entry, Layer, write_layer
 
@@ -108,7 +108,7 @@ def plan(lock: Lock, source: Path) -> list[PlannedFile]:
             if size != f.size:
                 raise IntegrityError(f"{alias}: {p} is {size} bytes but the lock pins {f.size} bytes "
                                      f"({f.sha256}); nothing was built", path=p, expected=f.sha256)
-            out.append(PlannedFile(e, rel, p, f.size, f.sha256.removeprefix("sha256:")))
+            out.append(PlannedFile(e, rel, p, f.size, strip_prefix(f.sha256)))
     if missing:
         first = missing[:5]
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -123,9 +123,9 @@ def verify(files: list[PlannedFile]) -> None:
     for f in files:
         actual = sha256_file(f.source)
         if actual != f.sha256:
-            raise IntegrityError(f"{f.what}: {f.source} does not match the lock: expected sha256:{f.sha256}, "
-                                 f"got sha256:{actual}; it was not packed and no image was written",
-                                 path=f.source, expected=f"sha256:{f.sha256}", actual=f"sha256:{actual}")
+            raise IntegrityError(f"{f.what}: {f.source} does not match the lock: expected {with_prefix(f.sha256)}, "
+                                 f"got {with_prefix(actual)}; it was not packed and no image was written",
+                                 path=f.source, expected=with_prefix(f.sha256), actual=with_prefix(actual))
 
 
 def group(files: list[PlannedFile], *, min_bytes: int = LAYER_MIN_BYTES,

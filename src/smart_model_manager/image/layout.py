@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError, IntegrityError
+from ..store.hashing import with_prefix
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -30,7 +31,7 @@ def canonical(doc: Any) -> bytes:
 
 
 def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    return with_prefix(hashlib.sha256(data).hexdigest())
 
 
 def blob_path(layout: Path, digest: str) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import IntegrityError, MissingFileError
+from ..store.hashing import with_prefix
 
 DIR_MODE, FILE_MODE, LINK_MODE = 0o755, 0o644, 0o777
 CHUNK = 1 << 20
@@ -104,7 +105,7 @@ def write_layer(dest: Path, entries: Iterable[Entry]) -> Layer:
         with tarfile.open(fileobj=hw, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for e in with_parents(entries):
                 _add(tar, e)
-    return Layer(digest="sha256:" + hw.h.hexdigest(), size=hw.n, path=dest)
+    return Layer(digest=with_prefix(hw.h.hexdigest()), size=hw.n, path=dest)
 
 
 def _add(tar: tarfile.TarFile, e: Entry) -> None:
@@ -134,6 +135,6 @@ def _add(tar: tarfile.TarFile, e: Entry) -> None:
             actual = reader.h.hexdigest()
             if reader.n != e.size or actual != e.sha256 or f.read(1):
                 raise IntegrityError(
-                    f"{e.what}: {e.source} changed while the image was built (expected {e.size} bytes sha256:"
-                    f"{e.sha256}, read sha256:{actual}); nothing was written", path=e.source,
-                    expected=f"sha256:{e.sha256}", actual=f"sha256:{actual}")
+                    f"{e.what}: {e.source} changed while the image was built (expected {e.size} bytes "
+                    f"{with_prefix(str(e.sha256))}, read {with_prefix(actual)}); nothing was written", path=e.source,
+                    expected=with_prefix(str(e.sha256)), actual=with_prefix(actual))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, IntegrityError
+from ..store.hashing import with_prefix
 from . import layout as oci
 from .registry import Reference, RegistryClient, RegistryError
 
@@ -146,7 +147,7 @@ def _fetch_blob(client: RegistryClient, ref: Reference, desc: dict[str, Any], tm
                 break
             h.update(chunk)
             out.write(chunk)
-    actual = "sha256:" + h.hexdigest()
+    actual = with_prefix(h.hexdigest())
     if n != size or actual != digest:
         raise IntegrityError(f"{ref}: blob {digest} arrived as {n} bytes hashing to {actual} (expected {size} bytes); "
                              "nothing was written", expected=digest, actual=actual)
@@ -160,7 +161,7 @@ def _sha256(path: Path) -> str:
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
-    return "sha256:" + h.hexdigest()
+    return with_prefix(h.hexdigest())
 
 
 __all__ = ["PullReport", "PushReport", "pull", "push"]

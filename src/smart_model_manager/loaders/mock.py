@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ..model import RunnerDefaults
 from ..polarity import guess as guess_polarity
 
 WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
@@ -100,7 +101,7 @@ def _softmax(xs: Sequence[float]) -> list[float]:
     return [v / s for v in e]
 
 
-class MockSentimentRunner:
+class MockSentimentRunner(RunnerDefaults):
     backend = "mock"
     supports_options = True  # runner(texts, RunOptions): max_length/truncation in words, logits
 
@@ -138,7 +139,7 @@ class MockSentimentRunner:
         return [self.score(t) for t in inputs]
 
 
-class MockEmbeddingRunner:
+class MockEmbeddingRunner(RunnerDefaults):
     backend = "mock"
     supports_options = True  # max_length/truncation in words
 

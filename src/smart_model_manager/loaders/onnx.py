@@ -36,6 +36,7 @@ from typing import Any
 from .._layout import ONNX_FP32_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE
 from ..backends import ONNX_INSTALL
 from ..errors import BackendError
+from ..model import RunnerDefaults
 from ..registry import get_model_type
 from ._common import (
     ATTENTION_WIDTH,
@@ -137,8 +138,11 @@ def create_session(path: Path, options: Any, choice: DeviceChoice | None) -> tup
     return session, "cpu"
 
 
-class OnnxRunner:
+class OnnxRunner(RunnerDefaults):
     """``runner(texts) -> list[list[float]]`` backed by an ONNX Runtime session."""
+
+    max_length: int
+    token_budget: int
 
     def __init__(self, session: Any, tokenizer: Any, *, model_type: str, labels: tuple[str, ...],
                  max_length: int, pad_id: int, backend: str, onnx_file: Path,

@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..backends import needs
 from ..errors import BackendError
+from ..model import RunnerDefaults
 from ..registry import get_model_type
 from ._common import (
     ATTENTION_WIDTH,
@@ -34,7 +36,6 @@ from ._common import (
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'smart-model-manager[torch]'"
 
 
 @contextmanager
@@ -78,8 +79,11 @@ def check_weights(folder: Path, allow_pickle: bool) -> bool:
     raise BackendError(f"{folder} has no model weights (model.safetensors or pytorch_model.bin)")
 
 
-class TorchRunner:
+class TorchRunner(RunnerDefaults):
     """``runner(texts) -> list[list[float]]`` backed by a transformers model on CPU."""
+
+    max_length: int
+    token_budget: int
 
     def __init__(self, tokenizer: Any, model: Any, *, model_type: str, labels: tuple[str, ...],
                  max_length: int, batch_size: int = DEFAULT_BATCH_SIZE, token_budget: int | None = None):
@@ -169,9 +173,7 @@ def load_torch_runner(folder: str | Path, model_type: str, *, allow_pickle: bool
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
     except ImportError as err:
-        raise BackendError(
-            f"the torch backend needs torch and transformers ({err}); install them with: "
-            f"{INSTALL_HINT}") from err
+        raise BackendError(f"{needs('torch')} ({err})") from err
 
     meta = read_folder_meta(folder, model_type, labels)
     use_safetensors = check_weights(folder, allow_pickle)

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..backends import needs
 from ..errors import BackendError
 from ..registry import get_model_type
 from ._common import (
@@ -39,7 +40,7 @@ from ._common import (
     token_budget_batches,
 )
 from .device import DeviceChoice
-from .torch import INSTALL_HINT, TorchRunner, check_weights, quiet_load_bars
+from .torch import TorchRunner, check_weights, quiet_load_bars
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,7 @@ def load_cuda_runner(folder: str | Path, model_type: str, *, choice: DeviceChoic
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
     except ImportError as err:
-        raise BackendError(f"the torch backend needs torch and transformers ({err}); install them with: "
-                           f"{INSTALL_HINT}") from err
+        raise BackendError(f"{needs('torch')} ({err})") from err
     meta = read_folder_meta(folder, model_type, labels)
     use_safetensors = check_weights(folder, allow_pickle)
     if threads is not None:

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
+from ..registry import infer_task
 from .index import FileEntry, MirrorIndex, Repo
 
 API_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -130,15 +131,10 @@ def _pipeline_tag(files: list[FileEntry]) -> str | None:
         return None
     try:
         with open(config.real, encoding="utf-8") as fh:
-            archs = json.load(fh).get("architectures") or []
-    except (OSError, ValueError, AttributeError):
+            data = json.load(fh)
+    except (OSError, ValueError):
         return None
-    for arch in archs if isinstance(archs, list) else []:
-        if str(arch).endswith("ForSequenceClassification"):
-            return "text-classification"
-        if str(arch).endswith(("Model", "ForMaskedLM")):
-            return "feature-extraction"
-    return None
+    return infer_task(data) if isinstance(data, dict) else None
 
 
 def repo_info(repo: Repo, revision: str | None, *, blobs: bool = False) -> dict[str, object]:

@@ -4,7 +4,7 @@
 
 - ``model.onnx``: fp32, dynamic batch and sequence axes; checked against torch on sample texts
   (max |difference| of the raw outputs must stay below ``FP32_TOLERANCE``, else nothing is
-  published: a wrong export is worse than none; :mod:`smart_model_manager.onnx.fp32`);
+  published: a wrong export is worse than none);
 - ``model.int8.onnx``: int8 weights, kept only if the **quality gate** passes on the gate sample
   (:mod:`smart_model_manager.onnx.gate`: 3,000 texts by default): the lower 95 % bound of the label
   agreement (sentiment) / mean cosine (embeddings) with fp32 must be >= 0.99. The recipes
@@ -21,6 +21,7 @@ torch, transformers, onnx and onnxruntime are imported inside functions only (la
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -30,10 +31,11 @@ from typing import Any
 
 from ..errors import BackendError, UnknownModelTypeError
 from ..progress import ProgressFn
+from ..registry import HEADS, get_model_type, runnable_types
 from ..store.hashing import sha256_file, with_prefix
-from .fp32 import FP32_TOLERANCE, export_graph, fp32_difference, load_for_export
+from ._torch import FP32_TOLERANCE, fp32_difference, load_torch_model
 from .gate import MIN_SAMPLES, Sample, gate_samples, read_golden_file, references
-from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8
+from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8, quiet
 from .samples import BUILTIN_SAMPLES, default_sample_texts
 
 # Tried in order until one passes the gate (see quantize.py); ``static-qdq`` is measured in
@@ -41,9 +43,11 @@ from .samples import BUILTIN_SAMPLES, default_sample_texts
 # a calibration run per export.
 DEFAULT_INT8_RECIPES = ("all", "sensitive-fp32")
 
-MODEL_TYPES = ("sentiment", "embeddings")
+log = logging.getLogger(__name__)
+
 QUALITY_FORMAT = 2  # 2: the gate decides on a 95 % bound and records fp32 references for re-checks
 EXPORT_INSTALL = "pip install 'smart-model-manager[export]'"
+
 
 
 @dataclass(frozen=True)
@@ -109,16 +113,90 @@ def _mb(path: Path) -> str:
 
 
 def infer_model_type(folder: Path) -> str:
-    """sentiment for ``*ForSequenceClassification`` checkpoints, embeddings for bare encoders."""
+    """The model type ``config.json`` states (:func:`smart_model_manager.registry.infer_model_type`), or an error."""
     from ..loaders._common import read_json
+    from ..registry import infer_model_type as from_config
 
-    archs = read_json(Path(folder) / "config.json").get("architectures") or []
-    if any(str(a).endswith("ForSequenceClassification") for a in archs):
-        return "sentiment"
-    if not archs or any(str(a).endswith("Model") for a in archs):
-        return "embeddings"
-    raise UnknownModelTypeError(f"{folder}/config.json: cannot tell the model type from architectures "
-                                f"{archs}; pass it explicitly (--type sentiment|embeddings)")
+    config = read_json(Path(folder) / "config.json")
+    inferred = from_config(config)
+    if inferred is None:
+        raise UnknownModelTypeError(f"{folder}/config.json: cannot tell the model type from architectures "
+                                    f"{config.get('architectures')}; pass it explicitly (--type sentiment|embeddings)")
+    return inferred
+
+
+def _output_name(model_type: str) -> str:
+    """The exported graph's output: the classifier's logits, or the encoder's hidden states to pool."""
+    return "logits" if get_model_type(model_type).classifies else "last_hidden_state"
+
+
+class _Wrapper:
+    """Built lazily (needs torch): returns only the tensor we export (logits / last_hidden_state)."""
+
+    @staticmethod
+    def build(model: Any, model_type: str) -> Any:
+        import torch
+
+        attr = _output_name(model_type)
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+                kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+                if token_type_ids is not None:
+                    kwargs["token_type_ids"] = token_type_ids
+                return getattr(self.model(**kwargs), attr)
+
+        return Wrapped().eval()
+
+
+def _strip_debug_metadata(path: Path) -> None:
+    """Drop the dynamo exporter's per-node debug metadata (Python stack traces with absolute paths and
+    line numbers, FX node dumps). It is not used at runtime, and it made the bytes of model.onnx, and so
+    the content-derived commit of an exported model, depend on where and from which checkout it was built."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    graphs = [model.graph] + [f for f in model.functions]
+    for g in graphs:
+        for node in g.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+    onnx.save(model, str(path))
+
+
+def _export_graph(wrapped: Any, example: tuple[Any, ...], input_names: list[str], output: str,
+                  path: Path) -> str:
+    """torch.onnx.export with dynamic batch/sequence axes. Returns which exporter worked.
+
+    The dynamo exporter (torch.export) is the maintained one in torch 2.x; the TorchScript
+    tracer is kept as a fallback for models torch.export cannot capture.
+    """
+    import torch
+
+    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    out_axes = {0: "batch"} if output == "logits" else {0: "batch", 1: "sequence"}
+    # exporter internals warn about renamed axes / tracing; not the user's concern
+    with quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"):
+        try:
+            batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+            dyn = {name: {0: batch, 1: seq} for name in input_names}
+            torch.onnx.export(wrapped, example, str(path), input_names=input_names,
+                              output_names=[output], dynamic_shapes=dyn, dynamo=True,
+                              external_data=False, verbose=False)
+            _strip_debug_metadata(path)
+            return "dynamo"
+        except Exception as err:  # noqa: BLE001 - any capture failure: try the tracer instead
+            log.warning("dynamo ONNX export failed (%s: %s); falling back to the TorchScript "
+                        "exporter", type(err).__name__, str(err)[:300])
+            _unlink(path)
+            torch.onnx.export(wrapped, example, str(path), input_names=input_names,
+                              output_names=[output], dynamic_axes={**axes, output: out_axes},
+                              opset_version=17, dynamo=False)
+            return "torchscript"
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
@@ -140,7 +218,7 @@ def check_golden_file(folder: Path, model_type: str, golden_file: str | Path) ->
     from ..loaders._common import read_json
 
     labels: list[str] = []
-    if model_type == "sentiment":
+    if get_model_type(model_type).classifies:
         id2label = read_json(Path(folder) / "config.json").get("id2label") or {}
         labels = [str(v) for v in id2label.values()]
     return read_golden_file(Path(golden_file), labels)
@@ -169,8 +247,23 @@ def _sample_summary(samples: Sequence[Sample], golden_file: str | Path | None, m
     return out
 
 
-def _import_export_stack() -> tuple[Any, Any]:
-    """(torch, onnxruntime), or one BackendError that says what to install."""
+def _int8_quality(outcome: Any, model_type: str, samples: Sequence[Sample], fp32_out: Any, labels: Any,
+                  files: dict[str, dict[str, Any]], sample_summary: dict[str, Any]) -> dict[str, Any]:
+    """quality.json's ``int8`` section (and the int8 file's entry in ``files`` when it was published)."""
+    from ..loaders.cpu import cpu_features, isa_name
+
+    cpu = cpu_features()  # where the gate ran: its kernels decided the numbers
+    section: dict[str, Any] = {**outcome.gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,
+                               "sample": sample_summary, "cpu": {**cpu, "isa": isa_name(cpu)}}
+    if outcome.path is not None and outcome.int8_out is not None:
+        files["onnx/model.int8.onnx"] = _file_entry(outcome.path)
+        section["references"] = references(model_type, samples, fp32_out, outcome.int8_out, labels=labels, cpu=cpu,
+                                           fp32_sha256=files["onnx/model.onnx"]["sha256"])
+    return section
+
+
+def _export_stack() -> dict[str, str]:
+    """Import what an export needs (one error naming the extra otherwise); their versions for quality.json."""
     try:
         import onnxruntime
         import onnxruntime.quantization  # noqa: F401
@@ -179,39 +272,14 @@ def _import_export_stack() -> tuple[Any, Any]:
     except ImportError as err:
         raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
                            f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
-    return torch, onnxruntime
+    return {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
 
 
-def _check_recipes(int8: bool, int8_recipes: Sequence[str]) -> list[str]:
+def _recipes(int8_recipes: Sequence[str], int8: bool) -> list[str]:
     recipes = list(int8_recipes)
-    unknown = [r for r in recipes if r not in INT8_RECIPES]
-    if unknown or (int8 and not recipes):
+    if [r for r in recipes if r not in INT8_RECIPES] or (int8 and not recipes):
         raise ValueError(f"int8_recipes must be a non-empty subset of {list(INT8_RECIPES)}, got {recipes}")
     return recipes
-
-
-def _int8_step(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, fp32_runner: Any,
-               fp32_out: Any, samples: list[Sample], *, threshold: float, recipes: list[str],
-               threads: int | None, say: ProgressFn, golden_file: str | Path | None, min_samples: int,
-               files: dict[str, dict[str, Any]]) -> tuple[GateResult, Path | None, dict[str, Any]]:
-    """Build and gate the int8 copy: (gate result, the published int8 file or None, quality.json's "int8").
-    Adds the published file to ``files``."""
-    from ..loaders.cpu import cpu_features, isa_name
-
-    labels = fp32_runner.labels
-    outcome = build_int8(folder, model_type, fp32_path, int8_path, samples=samples, fp32_out=fp32_out,
-                         threshold=threshold, recipes=recipes, threads=threads, progress=say,
-                         labels=labels)
-    cpu = cpu_features()  # where the gate ran: its kernels decided the numbers above
-    record = {**outcome.gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,
-              "sample": _sample_summary(samples, golden_file, min_samples),
-              "cpu": {**cpu, "isa": isa_name(cpu)}}
-    if outcome.path is not None and outcome.int8_out is not None:
-        files["onnx/model.int8.onnx"] = _file_entry(outcome.path)
-        record["references"] = references(
-            model_type, samples, fp32_out, outcome.int8_out, labels=labels, cpu=cpu,
-            fp32_sha256=files["onnx/model.onnx"]["sha256"])
-    return outcome.gate, outcome.path, record
 
 
 def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | None = None,
@@ -229,26 +297,32 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     folder = Path(folder)
-    if model_type not in MODEL_TYPES:
-        raise UnknownModelTypeError(f"cannot export model type {model_type!r} to ONNX; supported: "
-                                    f"{', '.join(MODEL_TYPES)}")
+    if get_model_type(model_type).head not in HEADS:
+        raise UnknownModelTypeError(f"cannot export model type {model_type!r} to ONNX: it has no head a runner "
+                                    f"runs; exportable types: {', '.join(runnable_types())}")
     say("importing torch, transformers and onnxruntime")
-    torch, onnxruntime = _import_export_stack()
+    versions = _export_stack()
     from ..loaders.onnx import load_onnx_runner
 
     samples = _gate_samples(folder, model_type, sample_texts, golden_file, min_samples)
     texts = [s.text for s in samples]
-    threshold = GATE_THRESHOLDS[model_type] if int8_threshold is None else float(int8_threshold)
-    recipes = _check_recipes(int8, int8_recipes)
+    threshold = GATE_THRESHOLDS[get_model_type(model_type).head] if int8_threshold is None else float(int8_threshold)
+    recipes = _recipes(int8_recipes, int8)
     out = Path(out_dir) if out_dir is not None else folder / "onnx"
     out.mkdir(parents=True, exist_ok=True)
     fp32_path, int8_path, quality_path = out / "model.onnx", out / "model.int8.onnx", out / "quality.json"
 
-    model, tokenizer, input_names = load_for_export(folder, model_type, say)
+    model, tokenizer, input_names = load_torch_model(folder, model_type, say)
+    output = _output_name(model_type)
+    example = tokenizer(["an example sentence for export", "short"], padding=True,
+                        return_tensors="pt")
+    wrapped = _Wrapper.build(model, model_type)
+
     tmp_fp32 = _tmp_name(out, "model.onnx")
     try:
         say("exporting the ONNX graph (torch.onnx)")
-        exporter, output = export_graph(model, tokenizer, input_names, model_type, tmp_fp32)
+        exporter = _export_graph(wrapped, tuple(example[n] for n in input_names), input_names,
+                                 output, tmp_fp32)
         check = texts[:16]
         say(f"checking ONNX fp32 against torch on {len(check)} texts")
         fp32_runner = load_onnx_runner(folder, model_type, onnx_file=tmp_fp32, threads=threads)
@@ -262,16 +336,18 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
             "format": QUALITY_FORMAT, "model_type": model_type, "exporter": exporter,
             "fp32": {"max_abs_diff_vs_torch": float(f"{diff:.3e}"), "samples": len(check),
                      "tolerance": FP32_TOLERANCE},
-            "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+            "versions": versions,
         }
 
         gate: GateResult | None = None
         published_int8: Path | None = None
         if int8:
-            gate, published_int8, quality["int8"] = _int8_step(
-                folder, model_type, fp32_path, int8_path, fp32_runner, fp32_out, samples,
-                threshold=threshold, recipes=recipes, threads=threads, say=say, golden_file=golden_file,
-                min_samples=min_samples, files=files)
+            outcome = build_int8(folder, model_type, fp32_path, int8_path, samples=samples, fp32_out=fp32_out,
+                                 threshold=threshold, recipes=recipes, threads=threads, progress=say,
+                                 labels=fp32_runner.labels)
+            gate, published_int8 = outcome.gate, outcome.path
+            quality["int8"] = _int8_quality(outcome, model_type, samples, fp32_out, fp32_runner.labels, files,
+                                            _sample_summary(samples, golden_file, min_samples))
         else:
             quality["int8"] = {"accepted": False, "reason": "not requested"}
             _unlink(int8_path)

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError
+from ..pipeline_call import top_index
+from ..registry import get_model_type
 from .samples import BUILTIN_SAMPLES, CALIBRATION_HEADLINES, HEADLINES_DIR
 
 MIN_SAMPLES = 3000   # gate texts: enough for a model whose true agreement is 99.5 % to clear a 0.99 bound (docs/onnx.md)
@@ -166,10 +168,6 @@ def gate_samples(user: Sequence[Sample] = (), minimum: int = MIN_SAMPLES) -> lis
 
 # -- scoring ----------------------------------------------------------------------------------------
 
-def _argmax(row: Sequence[float]) -> int:
-    return max(range(len(row)), key=row.__getitem__)
-
-
 @dataclass
 class Score:
     """What the gate measured; :meth:`as_dict` is what quality.json records."""
@@ -198,7 +196,7 @@ def score(model_type: str, fp32: Sequence[Sequence[float]], int8: Sequence[Seque
     """Compare int8 with fp32 outputs text by text (probabilities / L2-normalised vectors)."""
     n = len(fp32)
     srcs = [s.source for s in samples] if samples is not None else ["unnamed"] * n
-    if model_type != "sentiment":
+    if not get_model_type(model_type).classifies:
         cos = [sum(x * y for x, y in zip(a, b)) for a, b in zip(fp32, int8)]
         mean, lo, hi = mean_bounds(cos)
         per: dict[str, dict[str, Any]] = {}
@@ -209,7 +207,7 @@ def score(model_type: str, fp32: Sequence[Sequence[float]], int8: Sequence[Seque
         per = {k: {"samples": v["samples"], "mean_cosine": round(v["sum"] / v["samples"], 6)} for k, v in per.items()}
         return Score("mean_cosine", mean, lo, hi, n, worst=min(cos), per_source=per)
     names = list(labels) or [str(i) for i in range(len(fp32[0]))]
-    a32, a8 = [_argmax(r) for r in fp32], [_argmax(r) for r in int8]
+    a32, a8 = [top_index(r) for r in fp32], [top_index(r) for r in int8]
     agree = sum(1 for x, y in zip(a32, a8) if x == y)
     flips: dict[str, int] = {}
     per = {}
@@ -248,14 +246,16 @@ def references(model_type: str, samples: Sequence[Sample], fp32_out: Sequence[Se
     from ..loaders.cpu import isa_name
 
     idx = golden_indices(len(samples))
+    classifies = get_model_type(model_type).classifies
+    digits = DIGITS if classifies else 4
     rows: list[dict[str, Any]] = []
     for i in idx:
         row: dict[str, Any] = {"text": samples[i].text,
-                               "fp32": [round(v, DIGITS if model_type == "sentiment" else 4) for v in fp32_out[i]]}
-        if model_type == "sentiment" and labels:
-            row["label"] = labels[_argmax(fp32_out[i])]
+                               "fp32": [round(v, digits) for v in fp32_out[i]]}
+        if classifies and labels:
+            row["label"] = labels[top_index(fp32_out[i])]
         if len(rows) < QUICK_SIZE:  # what int8 itself gave on the gate's CPU: the cheap same-arithmetic test
-            row["int8"] = [round(v, DIGITS if model_type == "sentiment" else 4) for v in int8_out[i]]
+            row["int8"] = [round(v, digits) for v in int8_out[i]]
         rows.append(row)
     here = score(model_type, [fp32_out[i] for i in idx], [int8_out[i] for i in idx])
     return {"fp32_sha256": fp32_sha256, "cpu": {**cpu, "isa": isa_name(cpu)}, "samples": rows,

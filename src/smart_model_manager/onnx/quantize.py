@@ -42,14 +42,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..registry import CLASSIFICATION, POOLING
 from .gate import Sample, score as score_outputs
 from .samples import calibration_texts
 from .sensitivity import candidate_nodes, most_sensitive, node_sensitivity, quiet
 
 log = logging.getLogger(__name__)
 
-GATE_THRESHOLDS = {"sentiment": 0.99, "embeddings": 0.99}
-GATE_METRICS = {"sentiment": "label_agreement", "embeddings": "mean_cosine"}
+# by head, not by type name: a new model type with an existing head is gated like its head's types
+GATE_THRESHOLDS = {CLASSIFICATION: 0.99, POOLING: 0.99}
+GATE_METRICS = {CLASSIFICATION: "label_agreement", POOLING: "mean_cosine"}
 INT8_RECIPES = ("all", "all-reduce-range", "all-u8u8", "all-pre", "all-reduce-range-pre", "static-qdq",
                 "static-qdq-s8s8", "sensitive-fp32")
 # texts used to measure sensitivity and calibrate static ranges (every k-th calibration text)

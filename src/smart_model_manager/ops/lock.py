@@ -26,7 +26,8 @@ from ..formats.lockfile import Lock, LockEntry
 from ..formats.manifest import FileEntry
 from ..formats.spec import Spec, SpecEntry, select_files
 from ..registry import config_mismatch, get_model_type, infer_model_type
-from ..remote.hub import HubClient, RemoteRevision
+from ..remote.base import RemoteClient, RemoteRevision
+from ..remote.hub import HubClient
 from ..store.hashing import with_prefix
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ AUTO = "auto"  # SpecEntry.model_type for one-step pulls: decided from the pinne
 
 
 def resolve_lock(spec: Spec, endpoint: str, token: str | None = None, *, timeout: float = 30.0,
-                 retries: int = 3, previous: Lock | None = None, client: HubClient | None = None) -> Lock:
+                 retries: int = 3, previous: Lock | None = None, client: RemoteClient | None = None) -> Lock:
     """Pin every model of ``spec`` to a commit and every selected file to a sha256."""
     client = client or HubClient(endpoint, token, timeout=timeout, retries=retries)
     models = {}
@@ -44,7 +45,7 @@ def resolve_lock(spec: Spec, endpoint: str, token: str | None = None, *, timeout
     return Lock(models=models)
 
 
-def _lock_one(client: HubClient, entry: SpecEntry, old: LockEntry | None, spec_path: str | None) -> LockEntry:
+def _lock_one(client: RemoteClient, entry: SpecEntry, old: LockEntry | None, spec_path: str | None) -> LockEntry:
     where = f"{spec_path}:{entry.line}: " if spec_path and entry.line else ""
     try:
         remote = client.revision(entry.repo_id, entry.revision)
@@ -96,14 +97,14 @@ def _polarity(entry: SpecEntry, labels: tuple[str, ...], spec_path: str | None) 
     return {lab: declared[lab] for lab in labels}
 
 
-def lock_entry(client: HubClient, entry: SpecEntry, old: LockEntry | None = None,
+def lock_entry(client: RemoteClient, entry: SpecEntry, old: LockEntry | None = None,
                spec_path: str | None = None) -> LockEntry:
     """Pin one models.yaml entry (``model_type="auto"``: decided from its config.json); ``old`` is its
     previous lock entry, reused when nothing changed upstream."""
     return _lock_one(client, entry, old, spec_path)
 
 
-def _digests(client: HubClient, remote: RemoteRevision,
+def _digests(client: RemoteClient, remote: RemoteRevision,
              paths: list[str]) -> tuple[dict[str, FileEntry], dict[str, Any]]:
     """sha256 of every selected file, and the pinned config.json (always fetched: labels, dimension)."""
     files: dict[str, FileEntry] = {}
@@ -119,9 +120,9 @@ def _digests(client: HubClient, remote: RemoteRevision,
             dest = Path(tmp) / "file"
             size, sha = client.download(remote.repo_id, remote.commit, rel, dest, size=rf.size)
             if rf.sha256 and sha != rf.sha256:
-                raise IntegrityError(f"{remote.repo_id}@{remote.commit[:12]}: {rel}: the endpoint lists sha256:"
-                                     f"{rf.sha256} but served bytes with sha256:{sha}",
-                                     path=rel, expected="sha256:" + rf.sha256, actual="sha256:" + sha)
+                raise IntegrityError(f"{remote.repo_id}@{remote.commit[:12]}: {rel}: the endpoint lists "
+                                     f"{with_prefix(rf.sha256)} but served bytes with {with_prefix(sha)}",
+                                     path=rel, expected=with_prefix(rf.sha256), actual=with_prefix(sha))
             if rel == "config.json":
                 try:
                     config = json.loads(dest.read_text(encoding="utf-8"))

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import _layout
+from ..backends import TORCH_INSTALL
 from ..errors import ConfigurationError, FormatError, IntegrityError, ManifestError
+from ..registry import infer_model_type
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +162,11 @@ def _model_type(entry: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[st
     if raw is not None:
         mt = TYPE_NAMES.get(raw.lower())
         return (mt, None) if mt else (None, f"model type {raw!r} is not one of: {', '.join(sorted(TYPE_NAMES))}")
-    archs = config.get("architectures") or []
-    if any(str(a).endswith("ForSequenceClassification") for a in archs) or config.get("id2label") and len(
-            config["id2label"]) > 1:
-        return "sentiment", None
-    return "embeddings", None
+    inferred = infer_model_type(config)
+    if inferred is None:
+        return None, (f"config.json architectures {config.get('architectures')} do not tell the model type; "
+                      "give it in the old manifest (type: sentiment|embeddings)")
+    return inferred, None
 
 
 def make_plan(source: Path, target: Path, mapping: Mapping[str, str] | None = None, *,
@@ -249,7 +251,7 @@ def convert_pickle(src: Path, dest: Path) -> None:
         from safetensors.torch import save_file
     except ImportError as err:
         raise ConfigurationError(f"converting {src} needs torch and safetensors ({err}); install them with: "
-                                 "pip install 'smart-model-manager[torch]'") from err
+                                 f"{TORCH_INSTALL}") from err
     state = torch.load(src, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FormatError("expected a state dict of tensors", path=src)

@@ -39,12 +39,14 @@ from ..errors import ConfigurationError, FormatError, IntegrityError, ModelNotFo
 from ..formats import manifest as manifest_mod
 from ..formats.lockfile import Lock, LockEntry
 from ..formats.manifest import FileEntry, ModelEntry
+from ..formats.pins import conflicts
 from ..registry import get_model_type
+from ..remote.base import Downloader, NullProgress, ProgressHook
 from ..remote.hub import HubClient
 from ..sources.base import read_schema
 from ..store import cache as store
-from ..store.fetch import Downloader, NullProgress, ProgressHook, Want, check_space, clean_stale_staging, fetch_into
-from ..store.hashing import is_sha256, sha256_file, with_prefix
+from ..store.fetch import Want, check_space, clean_stale_staging, fetch_into
+from ..store.hashing import is_sha256, sha256_file, strip_prefix, with_prefix
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ def missing_bytes(root: Path, entries: Iterable[LockEntry]) -> int:
     for e in entries:
         blobs = store.repo_dir(root, e.repo_id) / "blobs"
         for f in e.files.values():
-            blob = blobs / f.sha256.removeprefix("sha256:")
+            blob = blobs / strip_prefix(f.sha256)
             try:
                 ok = blob.stat().st_size == f.size
             except OSError:
@@ -204,7 +206,7 @@ def refuse_conflicts(root: Path, entries: Iterable[LockEntry]) -> manifest_mod.M
     except FormatError:
         return None
     for e in entries:
-        for rel, recorded, wanted in manifest_mod.conflicts(current, _manifest_entry(e)):
+        for rel, recorded, wanted in conflicts(current, _manifest_entry(e)):
             raise IntegrityError(
                 f"{e.alias}: {e.repo_id}@{e.commit[:12]}: {rel} is already on {root} as {recorded.size} bytes "
                 f"{recorded.sha256}, but the lock pins {wanted.size} bytes {wanted.sha256}; the same commit must keep the same files, because pods of an "

@@ -23,6 +23,7 @@ from ..formats import lockfile, spec as spec_mod
 from ..formats._fields import is_alias
 from ..formats.lockfile import Lock
 from ..formats.spec import SpecEntry
+from ..remote.base import RemoteClient
 from ..remote.hub import HubClient
 from ..store import cache as store
 from .lock import AUTO, lock_entry
@@ -47,7 +48,7 @@ def _default_alias(repo_id: str, taken: dict[str, str]) -> str:
 
 def add_model(ref: str, *, spec_path: Path, lock_path: Path, endpoint: str, token: str | None = None,
               timeout: float = 30.0, retries: int = 3, model_type: str | None = None,
-              client: HubClient | None = None, offline: str | None = None) -> tuple[str, Lock, bool]:
+              client: RemoteClient | None = None, offline: str | None = None) -> tuple[str, Lock, bool]:
     """Pin ``ref`` into ``spec_path`` and ``lock_path``. Returns (alias, the new lock, spec written)."""
     repo_id, revision = parse_ref(ref)
     spec = spec_mod.load(spec_path) if spec_path.is_file() else None

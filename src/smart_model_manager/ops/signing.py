@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import BackendError, ConfigurationError, SignatureError
+from ..store.hashing import with_prefix
 
 SUFFIX = ".sig"
 INSTALL = "pip install 'smart-model-manager[sign]'"
@@ -76,7 +77,7 @@ def signed_digest(signature: Path) -> str:
     try:
         bundle = json.loads(Path(signature).read_bytes())
         statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
-        return "sha256:" + str(statement["predicate"]["resources"][0]["digest"])
+        return with_prefix(str(statement["predicate"]["resources"][0]["digest"]))
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, IndexError, TypeError) as err:
@@ -96,7 +97,7 @@ def verify_lock(lock_path: Path, public_keys: Sequence[Path | bytes], signature:
     except FileNotFoundError:
         raise SignatureError(f"{lock_path} has no signature ({sig} does not exist); sign it with `smm sign "
                              f"--key KEY` and ship {sig.name} with it", path=sig) from None
-    actual = "sha256:" + hashlib.sha256(lock_path.read_bytes()).hexdigest()
+    actual = with_prefix(hashlib.sha256(lock_path.read_bytes()).hexdigest())
     if covered != actual:
         raise SignatureError(f"{sig} signs other bytes than {lock_path} (signed {covered}, the lock is {actual}): "
                              "the lock was changed after signing, or this is another lock's signature",

@@ -44,6 +44,7 @@ from typing import Any
 from ..errors import ConfigurationError, FormatError
 from ..formats import lockfile, manifest as manifest_mod
 from ..formats.manifest import FileEntry
+from ..formats.pins import pin_differences
 from ..store.cache import resolves_outside
 from ..store.hashing import sha256_file, strip_prefix, with_prefix
 
@@ -379,11 +380,9 @@ def _compare_lock(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock) ->
                     f"pins; provision it with `smm pull --target DIR` (the Job of this lock)", expected=le.commit,
                     actual=held)
             continue
-        for rel in sorted(le.files):
-            lf, mf = le.files[rel], me.files.get(rel)
-            if lf != mf:
-                run.add("stale", le.repo_id, where, f"{le.repo_id}: {rel} differs between {lock_name} and the "
-                        "manifest", expected=_describe(lf), actual=_describe(mf) or "not listed")
+        for d in pin_differences(le.files, me.files):
+            run.add("stale", le.repo_id, where, f"{le.repo_id}: {d.path} differs between {lock_name} and the "
+                    "manifest", expected=_describe(d.pinned), actual=_describe(d.recorded) or "not listed")
         out.setdefault(rec.repo_id, set()).add(le.commit)
     return out
 

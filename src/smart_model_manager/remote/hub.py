@@ -8,8 +8,8 @@ Why not ``hf_hub_download``: it does not verify content. It checks the size and 
 no longer reuses a half-written ``.incomplete`` blob, and its GET takes a timeout; but it never compares the
 bytes with a sha256, so a proxy or mirror that serves other bytes goes unnoticed. Here bytes are hashed while
 they stream and compared with the lock, every request has a timeout, and retries are bounded and follow the
-server's ``Retry-After`` / ``RateLimit`` headers. :class:`HubClient` satisfies ``publish.Downloader``:
-``publish.fetch_into`` verifies and publishes what it downloads.
+server's ``Retry-After`` / ``RateLimit`` headers. :class:`HubClient` is both halves of the contract in
+:mod:`.base` (``Remote`` and ``Downloader``); ``store.fetch.fetch_into`` verifies and publishes what it downloads.
 """
 
 from __future__ import annotations
@@ -19,35 +19,18 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .._version import __version__
 from ..errors import IntegrityError, SourceError, Unavailable
 from ..settings import Settings
-from ..store.fetch import NullProgress, ProgressHook
+from .base import NullProgress, ProgressHook, RemoteFile, RemoteRevision
 
 log = logging.getLogger(__name__)
 
 LIBRARY = "smart-model-manager"
 T = TypeVar("T")
-
-
-# -- what the remote says ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RemoteFile:
-    path: str
-    size: int | None
-    sha256: str | None       # hex, from LFS metadata; None for small (git) files: their id is a git sha1
-
-
-@dataclass(frozen=True)
-class RemoteRevision:
-    repo_id: str
-    revision: str
-    commit: str
-    files: dict[str, RemoteFile]
 
 
 # -- the transport ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import polarity as polarity_mod
+from ..pipeline_call import top_index
 from .admission import Admission
 from .batching import MicroBatcher
 from .config import ServiceConfig
@@ -133,7 +134,7 @@ class Route:
 
     def result(self, probs: Sequence[float]) -> dict[str, Any]:
         labels = self.model.labels
-        top = max(range(len(probs)), key=lambda j: (probs[j], -j))
+        top = top_index(probs)
         return {"label": labels[top], "score": float(probs[top]),
                 "scores": {lab: float(p) for lab, p in zip(labels, probs)},
                 "polarity": self.polarity[top],

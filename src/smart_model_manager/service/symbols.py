@@ -40,6 +40,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..pipeline_call import top_index
 from ..polarity import signed_score as _signed
 
 # ticker -> names (matched case-insensitively). Extend here; tests read this table.
@@ -165,6 +166,6 @@ def aggregate_symbols(items_with_scores: Iterable[tuple[Sequence[str], Sequence[
     for n, (symbols, probs) in enumerate(items_with_scores):
         if len(probs) != len(labels):
             raise ValueError(f"item {n}: {len(probs)} probabilities for {len(labels)} labels {list(labels)}")
-        top = max(range(len(probs)), key=lambda j: (probs[j], -j))  # ties -> first label
+        top = top_index(probs)
         entries.append((symbols, _signed(probs, pols), float(probs[top]), labels[top], model))
     return aggregate_scored(entries, labels)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from .._layout import is_commit
 from ..errors import Unavailable as Unavailable  # its home is errors.py; imported from here by sources
 from ..formats.labels import read_schema as read_schema  # its home is labels.py; imported from here by sources
 
@@ -66,7 +67,7 @@ class Request:
         """The commit this request must resolve to, if it names one (the pinned one, or a 40-hex revision)."""
         if self.pinned is not None and self.revision in (None, self.pinned.revision, self.pinned.commit):
             return self.pinned.commit
-        if self.revision and len(self.revision) == 40:
+        if is_commit(self.revision):
             return self.revision
         return None
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import ConfigurationError
-from ..settings import ENVIRONMENTS, Settings
+from ..settings import CI, DEV, ENVIRONMENTS, HUB, PRODUCTION, TEST, Settings
 from .base import Source
 
 SourceFactory = Callable[[Settings], Source]
@@ -51,12 +51,14 @@ def hub_source(s: Settings) -> Source:
 
 
 CHAINS: dict[str, tuple[SourceFactory, ...]] = {
-    "test": (mock_source,),
-    "dev": (cache_source, hub_source),
-    "ci": (cache_source, hub_source),
-    "production": (volume_source,),
-    "hub": (cache_source, hub_source),
+    TEST: (mock_source,),
+    DEV: (cache_source, hub_source),
+    CI: (cache_source, hub_source),
+    PRODUCTION: (volume_source,),
+    HUB: (cache_source, hub_source),
 }
+#: the sources that download (left out where nothing may be downloaded: ``on_disk_chain``)
+DOWNLOADING: set[SourceFactory] = {hub_source}
 
 
 def build_chain(environment: str, settings: Settings) -> list[Source]:
@@ -66,6 +68,16 @@ def build_chain(environment: str, settings: Settings) -> list[Source]:
     except KeyError:
         raise ConfigurationError(f"environment {environment!r} has no source chain; "
                                  f"valid values: {', '.join(ENVIRONMENTS)}") from None
+    return [factory(settings) for factory in factories]
+
+
+def on_disk_chain(environment: str, settings: Settings) -> list[Source]:
+    """What is already on this machine for ``environment``: its chain without the sources that download, then
+    the volume if the chain does not ask it (the ``real_model_manager`` fixture: real models, no download)."""
+    build_chain(environment, settings)  # an unknown environment fails here, with the valid values
+    factories = [f for f in CHAINS[environment] if f not in DOWNLOADING]
+    if volume_source not in factories:
+        factories.append(volume_source)
     return [factory(settings) for factory in factories]
 
 

@@ -1,8 +1,8 @@
 """The Hub source: download on demand from the Hub (or any ``HF_ENDPOINT`` mirror) into the local cache,
 verified BEFORE anything is published.
 
-The transport is :mod:`..hub_client` (the only module that talks to a Hub); verification and publishing are
-:mod:`..publish`. This module only decides what to fetch for a request and what the result means.
+The transport is any ``remote.base.RemoteClient`` (``remote.hub.HubClient``, the only module that talks to
+a Hub, by default); verification and publishing are :mod:`..store.fetch`. This module only decides what to fetch for a request and what the result means.
 """
 
 from __future__ import annotations
@@ -10,17 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..remote.hub import HubClient, NullProgress, ProgressHook, RemoteFile, RemoteRevision
+from ..remote.base import RemoteClient
+from ..remote.hub import HubClient
 from ..settings import Settings
-from ..store.fetch import (
-    FetchResult,
-    Want,
-    check_space,
-    clean_leftovers,
-    clean_stale_staging,
-    fetch_into,
-    staging_dir,
-)
+from ..store.fetch import Want, clean_stale_staging, fetch_into
 from .base import Request, Resolved, Unavailable, Verified, read_schema
 
 log = logging.getLogger(__name__)
@@ -36,11 +29,11 @@ class HubSource:
 
     name = "hub"
 
-    def __init__(self, settings: Settings, *, client: HubClient | None = None, root: Path | None = None,
+    def __init__(self, settings: Settings, *, client: RemoteClient | None = None, root: Path | None = None,
                  jobs: int = 4):
         self.settings = settings
         self.root = Path(root) if root is not None else Path(settings.cache_dir)
-        self.client = client or HubClient.from_settings(settings)
+        self.client: RemoteClient = client or HubClient.from_settings(settings)
         self.jobs = jobs
 
     def resolve(self, request: Request) -> Resolved:
@@ -77,6 +70,4 @@ class HubSource:
                         files=dict(pinned.files) if pinned else {}, verified=verified)
 
 
-# Older import paths (``from smart_model_manager.sources.hub import HubClient``) keep working.
-__all__ = ["FetchResult", "HubClient", "HubSource", "NullProgress", "ProgressHook", "RemoteFile", "RemoteRevision",
-           "Want", "check_space", "clean_leftovers", "clean_stale_staging", "fetch_into", "staging_dir"]
+__all__ = ["HubSource"]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ModelNotFoundError, SourceError
+from ..settings import PRODUCTION
 from .base import Request, Resolved, Source, Unavailable
 from .known_models import DEFAULT_MODEL, DEMO_REPO_ID
 
@@ -21,16 +22,16 @@ log = logging.getLogger(__name__)
 
 def _fix_hint(request: Request, environment: str, hints: list[str]) -> str:
     tips = list(dict.fromkeys(h for h in hints if h))
-    if environment != "production" and Path(request.name).is_dir():
+    if environment != PRODUCTION and Path(request.name).is_dir():
         tips.insert(0, f"a folder named {request.name!r} is here: write ./{request.name} to load it "
                        "(a bare name is a repo id, as on the Hub)")
     if request.repo_id == DEMO_REPO_ID:
         tips.insert(0, "build the offline demo model with `smm models build-demo`")
-    elif request.name == DEFAULT_MODEL and environment != "production":
+    elif request.name == DEFAULT_MODEL and environment != PRODUCTION:
         tips.insert(0, f"{DEFAULT_MODEL!r} is the default model (set SMM_MODEL or --model to "
                        "change it); offline, the demo model built by `smm models build-demo` "
                        "works wherever a name does: --model finbert-demo")
-    if environment == "production":
+    if environment == PRODUCTION:
         tips.append("production loads only from the volume: provision it with `smm pull --target DIR` "
                     "and point SMM_VOLUME_DIR at it")
     else:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError, IntegrityError
 from ..formats import manifest as manifest_mod
+from ..formats.pins import pin_differences
 from ..store import cache as store
 from .base import Request, Resolved, Unavailable, Verified
 from .verify import verify_folder
@@ -95,14 +96,13 @@ class VolumeSource:
 
     def _check_pins(self, entry: manifest_mod.ModelEntry, pins: dict[str, FileEntry]) -> None:
         """The lock's files must be among the recorded ones, with the same size and digest."""
-        for rel, want in sorted(pins.items()):
-            have = entry.files.get(rel)
+        for diff in pin_differences(pins, entry.files):
+            rel, want, have = diff.path, diff.pinned, diff.recorded
             if have is None:
                 raise Unavailable(f"{entry.repo_id}@{entry.commit[:12]}: {rel} is pinned by models.lock but was "
                                   f"never provisioned onto {self.volume_dir}",
                                   hint="provision this lock with `smm pull --target DIR` (the Job of this lock)")
-            if have != want:
-                raise IntegrityError(f"{entry.repo_id}@{entry.commit[:12]}: {rel} is recorded on the volume as "
-                                     f"{have.size} bytes {have.sha256}, but models.lock pins {want.size} bytes "
-                                     f"{want.sha256}", path=self.manifest_path, expected=want.sha256,
-                                     actual=have.sha256)
+            raise IntegrityError(f"{entry.repo_id}@{entry.commit[:12]}: {rel} is recorded on the volume as "
+                                 f"{have.size} bytes {have.sha256}, but models.lock pins {want.size} bytes "
+                                 f"{want.sha256}", path=self.manifest_path, expected=want.sha256,
+                                 actual=have.sha256)

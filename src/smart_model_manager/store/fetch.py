@@ -31,6 +31,7 @@ from typing import NoReturn, Protocol
 
 from .._layout import INCOMPLETE_SUFFIX, LOCKS_DIR, STAGING_DIR, TMP_PREFIX, tmp_name
 from ..errors import IntegrityError, SourceError
+from ..remote.base import Downloader, NullProgress, ProgressHook
 from . import cache as store
 from .hashing import PREFIX, sha256_file, strip_prefix
 
@@ -40,42 +41,6 @@ STAGING = STAGING_DIR
 
 
 # -- the contract with whatever brings the bytes ----------------------------------------------------
-class ProgressHook(Protocol):
-    """``start`` when a file's download begins, ``advance`` per chunk, ``finish`` only when every
-    byte arrived (a failed download gets no ``finish``; the error says what happened)."""
-
-    def start(self, key: str, total: int | None) -> None: ...
-    def advance(self, key: str, n: int) -> None: ...
-    def finish(self, key: str) -> None: ...
-
-
-class NullProgress:
-    def start(self, key: str, total: int | None) -> None:
-        pass
-
-    def advance(self, key: str, n: int) -> None:
-        pass
-
-    def finish(self, key: str) -> None:
-        pass
-
-
-class Downloader(Protocol):
-    """Brings the bytes of one file of one commit. ``hub_client.HubClient`` is the production one.
-
-    ``download`` streams ``path`` of ``repo_id@commit`` into ``dest`` (created or truncated) and returns
-    (bytes written, sha256 hex of those bytes); it may stop early with ``IntegrityError`` once more than
-    ``size`` bytes arrive. It raises ``Unavailable`` when the remote does not have the file and
-    ``SourceError`` for transient failures it gave up on; it never publishes anything itself.
-    ``endpoint`` names where the bytes come from, for messages.
-    """
-
-    endpoint: str
-
-    def download(self, repo_id: str, commit: str, path: str, dest: Path, *, size: int | None = None,
-                 progress: ProgressHook | None = None) -> tuple[int, str]: ...
-
-
 class PinnedFile(Protocol):
     """Anything with a size and a ``sha256:``-prefixed digest (a lock or manifest ``FileEntry``)."""
 
@@ -403,5 +368,4 @@ def _download_all(client: Downloader, repo_id: str, commit: str, files: Mapping[
         raise errors[0]  # type: ignore[misc]
 
 
-__all__ = ["STAGING", "Downloader", "FetchResult", "NullProgress", "PinnedFile", "ProgressHook", "Want",
-           "check_space", "clean_leftovers", "clean_stale_staging", "fetch_into", "staging_dir"]
+__all__ = ["STAGING", "FetchResult", "PinnedFile", "Want", "check_space", "clean_leftovers", "clean_stale_staging", "fetch_into", "staging_dir"]
