@@ -22,10 +22,7 @@ from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.pull import pull
 from smart_model_manager.spec import loads as load_spec
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder
+from _artifacts_fixtures import hub_like_root, make_sentiment_folder
 
 REPO_ID = "org/news-sentiment"
 SPEC = f"models:\n  news:\n    repo_id: {REPO_ID}\n    model_type: sentiment\n"

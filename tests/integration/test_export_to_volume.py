@@ -26,10 +26,7 @@ from smart_model_manager import ModelManager, lockfile
 from smart_model_manager.cli.main import main
 from smart_model_manager.mirror import MirrorServer
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder
+from _artifacts_fixtures import hub_like_root, make_sentiment_folder
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 

@@ -21,10 +21,7 @@ from smart_model_manager.hub_client import HubClient
 from smart_model_manager.sources.hub import HubSource
 from smart_model_manager.spec import loads as load_spec
 
-try:
-    from ._artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, silent_listener
-except ImportError:
-    from _artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, silent_listener
+from _artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, silent_listener
 
 pytestmark = pytest.mark.integration
 

@@ -24,10 +24,7 @@ from smart_model_manager.pull import pull
 from smart_model_manager.store import repo_dir
 from smart_model_manager.validate import validate
 
-try:
-    from ._image_fixtures import REPO_ID, TwoVersions, two_versions
-except ImportError:
-    from _image_fixtures import REPO_ID, TwoVersions, two_versions
+from _image_fixtures import REPO_ID, TwoVersions, two_versions
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,10 +12,7 @@ from smart_model_manager import lockfile
 from smart_model_manager.cli.main import main
 from smart_model_manager.mirror import MirrorServer
 
-try:
-    from ._artifacts_fixtures import git_sha1, hub_like_root, make_sentiment_folder, write
-except ImportError:
-    from _artifacts_fixtures import git_sha1, hub_like_root, make_sentiment_folder, write
+from _artifacts_fixtures import git_sha1, hub_like_root, make_sentiment_folder, write
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,7 @@ from smart_model_manager.mirror import server as server_mod
 from smart_model_manager.mirror.server import MAX_REQUEST_LINE, parse_range
 from smart_model_manager.mirror.stats import MirrorStats
 
-try:
-    from ._mirror_fixtures import pseudo_random_bytes, raw_request, small_root
-except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
-    from _mirror_fixtures import pseudo_random_bytes, raw_request, small_root
+from _mirror_fixtures import pseudo_random_bytes, raw_request, small_root
 
 pytestmark = pytest.mark.integration
 _FIXTURES = (small_root,)

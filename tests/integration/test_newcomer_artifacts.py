@@ -14,10 +14,7 @@ from smart_model_manager.locking import resolve_lock
 from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.spec import loads as load_spec
 
-try:
-    from ._artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, write
-except ImportError:
-    from _artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, write
+from _artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, write
 
 pytestmark = pytest.mark.integration
 

@@ -20,10 +20,7 @@ from smart_model_manager.sources.base import Request, Unavailable
 from smart_model_manager.sources.volume import VolumeSource
 from smart_model_manager.spec import loads as load_spec
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
+from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
 
 pytestmark = pytest.mark.integration
 

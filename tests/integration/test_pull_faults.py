@@ -26,10 +26,7 @@ from smart_model_manager.resolver import resolve_chain
 from smart_model_manager.sources.base import Request, Resolved, Unavailable
 from smart_model_manager.sources.cache import CacheSource
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder
+from _artifacts_fixtures import hub_like_root, make_sentiment_folder
 
 pytestmark = pytest.mark.integration
 C40 = "a" * 40

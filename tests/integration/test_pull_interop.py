@@ -17,12 +17,8 @@ from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.pull import pull
 from smart_model_manager.spec import loads as load_spec
 
-try:
-    from ._artifacts_fixtures import hub_like_root, smm_env
-    from ._mirror_fixtures import build_tiny_bert
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, smm_env
-    from _mirror_fixtures import build_tiny_bert
+from _artifacts_fixtures import hub_like_root, smm_env
+from _mirror_fixtures import build_tiny_bert
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models, pytest.mark.slow]
 

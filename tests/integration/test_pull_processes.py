@@ -23,10 +23,7 @@ from smart_model_manager.sources.base import Request
 from smart_model_manager.sources.volume import VolumeSource
 from smart_model_manager.spec import loads as load_spec
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, snapshot_problems, wait_for
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, snapshot_problems, wait_for
+from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, snapshot_problems, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,10 +14,7 @@ import pytest
 from smart_model_manager.cli.main import main
 from smart_model_manager.errors import SignatureError
 
-try:
-    from ._image_fixtures import TwoVersions, two_versions
-except ImportError:
-    from _image_fixtures import TwoVersions, two_versions
+from _image_fixtures import TwoVersions, two_versions
 
 pytest.importorskip("model_signing", reason="pip install 'smart-model-manager[sign]'")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -185,10 +182,7 @@ def test_smm_lock_sign_writes_a_verifiable_signature(setup: tuple[TwoVersions, P
     from smart_model_manager.mirror import MirrorServer
     from smart_model_manager.signing import verify_lock
 
-    try:
-        from ._image_fixtures import SPEC
-    except ImportError:
-        from _image_fixtures import SPEC
+    from _image_fixtures import SPEC
     _v, tmp = setup
     priv, pub = keypair(tmp_path, "approver")
     spec, lock = tmp_path / "models.yaml", tmp_path / "models.lock"

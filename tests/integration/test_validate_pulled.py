@@ -16,10 +16,7 @@ from smart_model_manager.pull import pull
 from smart_model_manager.spec import loads as load_spec
 from smart_model_manager.validate import validate
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder
+from _artifacts_fixtures import hub_like_root, make_sentiment_folder
 
 pytestmark = pytest.mark.integration
 

@@ -20,10 +20,7 @@ from smart_model_manager.sources.verify import pinned_file_verifier
 from smart_model_manager.spec import loads as load_spec
 from smart_model_manager.validate import validate
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, write
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, write
+from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, write
 
 pytestmark = pytest.mark.integration
 
