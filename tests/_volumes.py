@@ -11,8 +11,9 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from smart_model_manager import lockfile, manifest, store
-from smart_model_manager.manifest import FileEntry, Manifest, ModelEntry
+from smart_model_manager import store
+from smart_model_manager.formats import lockfile, manifest
+from smart_model_manager.formats.manifest import FileEntry, Manifest, ModelEntry
 from smart_model_manager.sources.base import read_schema
 
 

@@ -8,7 +8,6 @@ Importing this package never imports torch, transformers, onnxruntime or hugging
 
 from ._version import __version__
 from .api import ModelManager, get_model_manager, load_model, reset_model_manager
-from .environment import Detection, detect
 from .errors import (
     BackendError,
     ConfigurationError,
@@ -26,6 +25,7 @@ from .errors import (
 from .model import LoadInfo, Model
 from .registry import ModelType, get_model_type, model_types, register_model_type
 from .settings import Settings
+from .sources.environment import Detection, detect
 
 __all__ = [
     "BackendError", "ConfigurationError", "Detection", "FormatError", "IntegrityError", "LoadInfo",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from smart_model_manager.errors import SourceError
-from smart_model_manager.hub_client import HubClient, _retry_after
+from smart_model_manager.remote.hub import HubClient, _retry_after
 
 pytestmark = pytest.mark.integration
 

@@ -12,14 +12,14 @@ import pytest
 
 from smart_model_manager import ModelManager, Settings
 from smart_model_manager.errors import IntegrityError, ModelNotFoundError, SourceError
-from smart_model_manager.locking import resolve_lock
+from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import Fault, MirrorServer
-from smart_model_manager.resolver import resolve_chain
+from smart_model_manager.ops.lock import resolve_lock
+from smart_model_manager.remote.hub import HubClient
 from smart_model_manager.sources.base import Request, Resolved, Unavailable
 from smart_model_manager.sources.cache import CacheSource
-from smart_model_manager.hub_client import HubClient
 from smart_model_manager.sources.hub import HubSource
-from smart_model_manager.spec import loads as load_spec
+from smart_model_manager.sources.resolver import resolve_chain
 
 from _artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, silent_listener
 
@@ -223,7 +223,7 @@ def test_a_local_write_error_is_not_retried_nor_called_a_network_error(upstream,
         def write(self, data: bytes) -> int:
             raise OSError(errno_mod.ENOSPC, "No space left on device")
 
-    import smart_model_manager.hub_client as hub_client_mod
+    import smart_model_manager.remote.hub as hub_client_mod
 
     monkeypatch.setattr(hub_client_mod, "open", FullDisk, raising=False)
     client = HubClient(mirror.url, timeout=5, retries=3, backoff=0.05)

@@ -100,8 +100,12 @@ def test_subfolder_single_segment_repo_and_commit_revision(hub, small_mirror, tm
 
 
 def test_unknown_repo_revision_and_file_raise_the_exact_hub_errors(hub, small_mirror, tmp_path: Path) -> None:
-    from huggingface_hub.errors import (EntryNotFoundError, RemoteEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     server, _src, commit = small_mirror
     kw = {"endpoint": server.url, "cache_dir": tmp_path, "token": False}

@@ -61,7 +61,7 @@ def build_tiny(out: Path, kind: str) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    from smart_model_manager.export import export_onnx
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = build_tiny(tmp_path_factory.mktemp("tiny-sent") / "model", "sentiment")
     return folder, export_onnx(folder, "sentiment")
@@ -69,7 +69,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 
 @pytest.fixture(scope="module")
 def exported_emb(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    from smart_model_manager.export import export_onnx
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = build_tiny(tmp_path_factory.mktemp("tiny-emb") / "model", "embeddings")
     return folder, export_onnx(folder, "embeddings")
@@ -139,8 +139,8 @@ def test_auto_uses_int8_and_it_agrees_with_fp32(exported: tuple[Path, Any], torc
 
 
 def test_int8_refused_when_gate_fails(exported: tuple[Path, Any], tmp_path: Path) -> None:
-    from smart_model_manager.export import export_onnx
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = copy_model(exported[0], tmp_path / "model")
     assert (folder / "onnx" / "model.int8.onnx").is_file()  # a stale int8 from the first export
@@ -162,9 +162,9 @@ def test_sensitive_recipe_keeps_the_measured_nodes_in_float_and_is_reproducible(
     import onnx
     from onnx import TensorProto
 
-    from smart_model_manager.export import export_onnx
     from smart_model_manager.hashing import sha256_file
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.onnx.export import export_onnx
 
     digests = []
     for name in ("a", "b"):
@@ -199,7 +199,7 @@ def test_sensitive_recipe_keeps_the_measured_nodes_in_float_and_is_reproducible(
     (["BertForMaskedLM"], None),
 ])
 def test_infer_model_type(tmp_path: Path, archs: list[str] | None, expected: str | None) -> None:
-    from smart_model_manager.export import infer_model_type
+    from smart_model_manager.onnx.export import infer_model_type
 
     (tmp_path / "config.json").write_text(json.dumps({"architectures": archs} if archs else {}))
     if expected is None:
@@ -210,7 +210,7 @@ def test_infer_model_type(tmp_path: Path, archs: list[str] | None, expected: str
 
 
 def test_default_sample_texts_are_held_out_headlines() -> None:
-    from smart_model_manager.export import BUILTIN_SAMPLES, default_sample_texts
+    from smart_model_manager.onnx.export import BUILTIN_SAMPLES, default_sample_texts
 
     texts = default_sample_texts()
     repo = Path(__file__).resolve().parents[2]
@@ -223,7 +223,7 @@ def test_default_sample_texts_are_held_out_headlines() -> None:
 
 
 def test_export_rejects_unknown_model_type(tmp_path: Path) -> None:
-    from smart_model_manager.export import export_onnx
+    from smart_model_manager.onnx.export import export_onnx
 
     with pytest.raises(UnknownModelTypeError, match="sentiment, embeddings"):
         export_onnx(tmp_path, "translation")
@@ -410,8 +410,8 @@ def test_cli_export_unknown_repo_is_an_error(tmp_path: Path, capsys: pytest.Capt
 
 @pytest.mark.slow
 def test_demo_model_fp32_onnx_matches_torch(demo_model_dir: Path, tmp_path: Path) -> None:
-    from smart_model_manager.export import export_onnx
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = copy_model(demo_model_dir, tmp_path / "demo")  # never export into the shared fixture
     report = export_onnx(folder, "sentiment", int8=False)

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from _volumes import lock_for, make_model_folder, make_volume
 
-from smart_model_manager import lockfile, manifest, store, validate as validate_mod
+from smart_model_manager import store
 from smart_model_manager.cli.main import main
 from smart_model_manager.errors import ConfigurationError
-from smart_model_manager.validate import validate
+from smart_model_manager.formats import lockfile, manifest
+from smart_model_manager.ops import validate as validate_mod
+from smart_model_manager.ops.validate import validate
 
 pytestmark = pytest.mark.unit
 

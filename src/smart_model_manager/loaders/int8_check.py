@@ -48,7 +48,7 @@ def read_verdict(path: Path | None, quality: dict[str, Any], cpu: dict[str, Any]
     sha256) on a CPU like this one (same model and int8 flags), or None."""
     import json
 
-    from ..int8_gate import Recheck
+    from ..onnx.gate import Recheck
 
     digest = _int8_digest(quality)
     if path is None or digest is None or not path.is_file():
@@ -88,9 +88,9 @@ def write_verdicts(path: Path, checks: list[dict[str, Any]]) -> None:
 def check_int8_runner(runner: Any, folder: Path, model_type: str, verdicts: Path | None = None) -> Any:
     """:class:`..int8_gate.Recheck` of ``runner`` (an int8 runner of ``folder``) on this CPU: the recorded
     verdict for this file and CPU if ``verdicts`` has one, else measured now."""
-    from ..cpu import cpu_features
-    from ..int8_gate import recheck
+    from ..onnx.gate import recheck
     from ._common import read_json
+    from .cpu import cpu_features
 
     quality = read_json(folder / ONNX_QUALITY_FILE)
     cpu = cpu_features()
@@ -131,7 +131,7 @@ def check_tree(root: Path, *, hash_fp32: bool = True) -> list[dict[str, Any]]:
     fp32 file for the reference digest (``smm validate --full``: the node-cache DaemonSet and the provision
     Job run it on a node). One dict per file: ``path``, ``status``, ``reason``, ``seconds``."""
     from ..hashing import sha256_file, with_prefix
-    from ..int8_gate import recheck
+    from ..onnx.gate import recheck
     from ._common import read_json
 
     out: list[dict[str, Any]] = []
@@ -151,7 +151,7 @@ def check_tree(root: Path, *, hash_fp32: bool = True) -> list[dict[str, Any]]:
         else:  # quick mode trusts the digest quality.json recorded (the size check already ran)
             digest = with_prefix(sha256_file(fp32)) if hash_fp32 else None
         try:
-            from ..cpu import cpu_features
+            from .cpu import cpu_features
             from .onnx import load_onnx_runner
 
             runner = load_onnx_runner(folder, model_type, onnx_file=int8_path)

@@ -40,8 +40,8 @@ class FolderSource:
                                      "(save one with save_pretrained(), or pass a repo id)")
         # only on this path: hashing (OpenSSL), the store and PyYAML stay off a mock start
         from .. import store
+        from ..formats.manifest import FileEntry
         from ..hashing import content_commit, with_prefix
-        from ..manifest import FileEntry
 
         folder = folder.resolve()
         hashed = store.hash_folder(folder)

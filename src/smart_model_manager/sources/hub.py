@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..hub_client import HubClient, NullProgress, ProgressHook, RemoteFile, RemoteRevision
 from ..publish import (
     FetchResult,
     Want,
@@ -20,6 +19,7 @@ from ..publish import (
     fetch_into,
     staging_dir,
 )
+from ..remote.hub import HubClient, NullProgress, ProgressHook, RemoteFile, RemoteRevision
 from ..settings import Settings
 from .base import Request, Resolved, Unavailable, Verified, read_schema
 
@@ -44,7 +44,7 @@ class HubSource:
         self.jobs = jobs
 
     def resolve(self, request: Request) -> Resolved:
-        from ..spec import select_files
+        from ..formats.spec import select_files
 
         if self.settings.offline:
             name = self.settings.offline_origin or "HF_HUB_OFFLINE"

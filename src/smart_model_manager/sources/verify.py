@@ -12,7 +12,7 @@ from ..store import check_inside
 from ..telemetry import span
 
 if TYPE_CHECKING:
-    from ..manifest import FileEntry
+    from ..formats.manifest import FileEntry
     from .base import Resolved
 
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._layout import LOCK_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id
+from ..errors import ConfigurationError, LockfileError
+from ..settings import Settings
 from . import _fields, _yaml
 from ._fields import is_alias, is_format_int, is_model_type, is_revision
-from ._layout import LOCK_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id
-from .errors import ConfigurationError, LockfileError
 from .manifest import FileEntry, parse_files
-from .settings import Settings
 
 VERSION = 1
 DEFAULT_NAME = LOCK_NAME
@@ -156,7 +156,7 @@ def write_lock(path: str | Path, lock: Lock) -> bool:
     """Write ``lock`` canonically and atomically. Returns False (and touches nothing, not even the mtime)
     when the file already holds exactly these bytes, so relocking an unchanged input is a no-op for
     git, make and Docker layer caches."""
-    from .store import atomic_write_bytes  # store needs filelock; reading a lock must not
+    from ..store import atomic_write_bytes  # store needs filelock; reading a lock must not
 
     p = Path(path)
     data = lock.dumps().encode("utf-8")

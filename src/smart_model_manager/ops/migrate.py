@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _layout
-from .errors import ConfigurationError, FormatError, IntegrityError, ManifestError
+from .. import _layout
+from ..errors import ConfigurationError, FormatError, IntegrityError, ManifestError
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def read_old_manifest(source: Path) -> tuple[str | None, dict[str, dict[str, Any
                 raise ManifestError(f"invalid JSON: {err.msg} (column {err.colno})", path=path,
                                     line=err.lineno) from err
         else:
-            from . import _yaml
+            from ..formats import _yaml
 
             data = _yaml.load(text, path, ManifestError).data
             if isinstance(data, dict) and "format" in data:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._version import __version__
-from .errors import IntegrityError, SourceError, Unavailable
-from .publish import NullProgress, ProgressHook
-from .settings import Settings
+from .._version import __version__
+from ..errors import IntegrityError, SourceError, Unavailable
+from ..publish import NullProgress, ProgressHook
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 

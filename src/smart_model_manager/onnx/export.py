@@ -6,9 +6,9 @@
   (max |difference| of the raw outputs must stay below ``FP32_TOLERANCE``, else nothing is
   published: a wrong export is worse than none);
 - ``model.int8.onnx``: int8 weights, kept only if the **quality gate** passes on the gate sample
-  (:mod:`smart_model_manager.int8_gate`: 3,000 texts by default): the lower 95 % bound of the label
+  (:mod:`smart_model_manager.onnx.gate`: 3,000 texts by default): the lower 95 % bound of the label
   agreement (sentiment) / mean cosine (embeddings) with fp32 must be >= 0.99. The recipes
-  (:mod:`smart_model_manager.quantize`) are tried in order and the first that passes is published. If none passes, nothing is published (and a stale int8 file from an earlier export is
+  (:mod:`smart_model_manager.onnx.quantize`) are tried in order and the first that passes is published. If none passes, nothing is published (and a stale int8 file from an earlier export is
   removed) so nothing can load it;
 - ``quality.json``: the gate result (counts, bound, flips per class and per source, the gate's CPU), the
   fp32 references other CPUs re-check int8 against, the fp32-vs-torch difference, sizes and sha256 of
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendError, UnknownModelTypeError
-from .hashing import sha256_file, with_prefix
-from .int8_gate import MIN_SAMPLES, Sample, gate_samples, read_golden_file, references
-from .progress import ProgressFn
+from ..errors import BackendError, UnknownModelTypeError
+from ..hashing import sha256_file, with_prefix
+from ..progress import ProgressFn
+from .gate import MIN_SAMPLES, Sample, gate_samples, read_golden_file, references
 from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8, quiet
 from .samples import BUILTIN_SAMPLES, default_sample_texts
 
@@ -114,7 +114,7 @@ def _mb(path: Path) -> str:
 
 def infer_model_type(folder: Path) -> str:
     """sentiment for ``*ForSequenceClassification`` checkpoints, embeddings for bare encoders."""
-    from .loaders._common import read_json
+    from ..loaders._common import read_json
 
     archs = read_json(Path(folder) / "config.json").get("architectures") or []
     if any(str(a).endswith("ForSequenceClassification") for a in archs):
@@ -210,7 +210,7 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 def check_golden_file(folder: Path, model_type: str, golden_file: str | Path) -> list[Sample]:
     """The user's golden set, checked against the model's labels (``config.json`` ``id2label``): one
     :class:`~.errors.FormatError` naming file and line for an empty file, a duplicate row, an unknown label."""
-    from .loaders._common import read_json
+    from ..loaders._common import read_json
 
     labels: list[str] = []
     if model_type == "sentiment":
@@ -269,8 +269,8 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
     except ImportError as err:
         raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
                            f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
-    from .loaders.onnx import load_onnx_runner
-    from .loaders.torch import check_weights
+    from ..loaders.onnx import load_onnx_runner
+    from ..loaders.torch import check_weights
 
     samples = _gate_samples(folder, model_type, sample_texts, golden_file, min_samples)
     texts = [s.text for s in samples]
@@ -354,7 +354,7 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
                                  threshold=threshold, recipes=recipes, threads=threads, progress=say,
                                  labels=labels)
             gate, published_int8 = outcome.gate, outcome.path
-            from .cpu import cpu_features, isa_name
+            from ..loaders.cpu import cpu_features, isa_name
 
             cpu = cpu_features()  # where the gate ran: its kernels decided the numbers above
             quality["int8"] = {**gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,

@@ -6,14 +6,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .device import describe
-from .environment import cache_has_models, detect
-from .settings import Settings
+from ..loaders.device import describe
+from ..settings import Settings
+from ..sources.environment import cache_has_models, detect
 
 
 def _threads(settings: Settings) -> dict[str, Any]:
     """The thread count loaders will use (not just the variable), and where it comes from."""
-    from .cpu import default_threads
+    from ..loaders.cpu import default_threads
 
     origin = "SMM_NUM_THREADS" if settings.num_threads else "CPU quota and affinity (cgroup cpu.max)"
     return {"num_threads": default_threads(settings.num_threads), "num_threads_from": origin}
@@ -37,7 +37,7 @@ def _int8(settings: Settings) -> dict[str, Any]:
     quality.json files; the re-check itself runs when a process loads the model, or `smm validate --full`)."""
     import json
 
-    from .cpu import cpu_features, isa_name
+    from ..loaders.cpu import cpu_features, isa_name
 
     here = cpu_features()
     flags = " ".join(here["flags"])  # type: ignore[arg-type]
@@ -84,7 +84,7 @@ def _verdicts(path: Path | None) -> Any:
 
 def report(settings: Settings) -> dict[str, Any]:
     det = detect(settings)
-    from .api import ModelManager
+    from ..api import ModelManager
 
     chain = ModelManager(settings=settings).sources
     return {

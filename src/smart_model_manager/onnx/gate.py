@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import FormatError
+from ..errors import FormatError
 from .samples import BUILTIN_SAMPLES, CALIBRATION_HEADLINES, HEADLINES_DIR
 
 MIN_SAMPLES = 3000   # gate texts: enough for a model whose true agreement is 99.5 % to clear a 0.99 bound (docs/onnx.md)
@@ -245,7 +245,7 @@ def references(model_type: str, samples: Sequence[Sample], fp32_out: Sequence[Se
                labels: Sequence[str] = ()) -> dict[str, Any]:
     """quality.json's ``int8.references``: fp32 outputs of the golden subset, the fp32 file's digest, the
     CPU the gate ran on, and how the int8 file did on that subset there."""
-    from .cpu import isa_name
+    from ..loaders.cpu import isa_name
 
     idx = golden_indices(len(samples))
     rows: list[dict[str, Any]] = []
@@ -303,7 +303,7 @@ def recheck(quality: dict[str, Any], model_type: str, run: Callable[[list[str]],
     even the upper 95 % bound of its agreement (mean cosine) is below the export's threshold."""
     import time
 
-    from .cpu import isa_name
+    from ..loaders.cpu import isa_name
 
     here = {**cpu, "isa": isa_name(cpu)}
     problem = reference_problem(quality, fp32_sha256)

@@ -41,11 +41,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import lockfile, manifest as manifest_mod
-from .errors import ConfigurationError, FormatError
-from .hashing import sha256_file, strip_prefix, with_prefix
-from .manifest import FileEntry
-from .store import resolves_outside
+from ..errors import ConfigurationError, FormatError
+from ..formats import lockfile, manifest as manifest_mod
+from ..formats.manifest import FileEntry
+from ..hashing import sha256_file, strip_prefix, with_prefix
+from ..store import resolves_outside
 
 KINDS = ("missing", "corrupt", "stale", "extra", "malformed", "outside")
 MODES = ("quick", "full")

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 # the demo headlines ship inside the package (package data), so a wheel samples like a checkout
-HEADLINES_DIR = Path(__file__).resolve().parent / "data" / "headlines"
+HEADLINES_DIR = Path(__file__).resolve().parents[1] / "data" / "headlines"
 
 BUILTIN_SAMPLES = [
     "Stocks rally as inflation cools more than expected",

@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from .errors import FormatError
+from ..errors import FormatError
 
 KeyPath = tuple[Any, ...]
 

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import BackendError, ConfigurationError, SignatureError
+from ..errors import BackendError, ConfigurationError, SignatureError
 
 SUFFIX = ".sig"
 INSTALL = "pip install 'smart-model-manager[sign]'"

@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
-from .settings import parse_device, parse_dtype
+from ..errors import ConfigurationError
+from ..settings import parse_device, parse_dtype
 
 log = logging.getLogger(__name__)
 

@@ -20,14 +20,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .errors import FormatError, IntegrityError, LockfileError, ModelNotFoundError, Unavailable
-from .hashing import with_prefix
-from .hub_client import HubClient, RemoteRevision
-from .labels import hidden_size, parse_id2label
-from .lockfile import Lock, LockEntry
-from .manifest import FileEntry
-from .registry import config_mismatch, get_model_type, infer_model_type
-from .spec import Spec, SpecEntry, select_files
+from ..errors import FormatError, IntegrityError, LockfileError, ModelNotFoundError, Unavailable
+from ..formats.labels import hidden_size, parse_id2label
+from ..formats.lockfile import Lock, LockEntry
+from ..formats.manifest import FileEntry
+from ..formats.spec import Spec, SpecEntry, select_files
+from ..hashing import with_prefix
+from ..registry import config_mismatch, get_model_type, infer_model_type
+from ..remote.hub import HubClient, RemoteRevision
 
 log = logging.getLogger(__name__)
 AUTO = "auto"  # SpecEntry.model_type for one-step pulls: decided from the pinned config.json

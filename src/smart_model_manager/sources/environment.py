@@ -15,8 +15,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._layout import CI_VARIABLES
-from .settings import Settings, parse_bool
+from .._layout import CI_VARIABLES
+from ..settings import Settings, parse_bool
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # say each unusable TESTING value once per process

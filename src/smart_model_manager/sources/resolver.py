@@ -12,9 +12,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import ModelNotFoundError, SourceError
+from ..errors import ModelNotFoundError, SourceError
+from .base import Request, Resolved, Source, Unavailable
 from .known_models import DEFAULT_MODEL, DEMO_REPO_ID
-from .sources.base import Request, Resolved, Source, Unavailable
 
 log = logging.getLogger(__name__)
 

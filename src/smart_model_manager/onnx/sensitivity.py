@@ -113,7 +113,7 @@ def node_sensitivity(fp32_path: Path, runner: Any, texts: Sequence[str]) -> list
     import numpy as np
     import onnxruntime as ort
 
-    from .loaders.onnx import session_options
+    from ..loaders.onnx import session_options
 
     model, cands = _switch_model(fp32_path)
     so = session_options(1)  # one thread: the scores, and so the chosen nodes, must not vary by machine

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import FormatError
-from .progress import ProgressFn, format_seconds
+from ..errors import FormatError
+from ..progress import ProgressFn, format_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class DemoReport:
 def default_data_dir() -> Path:
     """The demo headlines shipped inside the package (``smart_model_manager/data/headlines``), so an installed
     wheel builds the demo model like a checkout does; ``data/headlines`` in a checkout links to the same files."""
-    return Path(__file__).resolve().parent / "data" / "headlines"
+    return Path(__file__).resolve().parents[1] / "data" / "headlines"
 
 
 def read_examples(path: Path) -> list[tuple[str, int]]:

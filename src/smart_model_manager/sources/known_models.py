@@ -6,7 +6,7 @@ with the real model's logits.
 
 from __future__ import annotations
 
-from .settings import Settings
+from ..settings import Settings
 
 DEMO_REPO_ID = "smart-model-manager/finbert-mini-demo"
 

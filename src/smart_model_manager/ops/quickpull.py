@@ -17,14 +17,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from . import lockfile, spec as spec_mod, store
-from ._fields import is_alias
-from ._layout import REPO_ID_EXPECTED, is_repo_id
-from .errors import ConfigurationError, FormatError
-from .hub_client import HubClient
-from .lockfile import Lock
-from .locking import AUTO, lock_entry
-from .spec import SpecEntry
+from .. import store
+from .._layout import REPO_ID_EXPECTED, is_repo_id
+from ..errors import ConfigurationError, FormatError
+from ..formats import lockfile, spec as spec_mod
+from ..formats._fields import is_alias
+from ..formats.lockfile import Lock
+from ..formats.spec import SpecEntry
+from ..remote.hub import HubClient
+from .lock import AUTO, lock_entry
 
 log = logging.getLogger(__name__)
 

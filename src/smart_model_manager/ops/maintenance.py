@@ -31,9 +31,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import manifest as manifest_mod, store
-from .errors import ConfigurationError
-from .lockfile import Lock
+from .. import store
+from ..errors import ConfigurationError
+from ..formats import manifest as manifest_mod
+from ..formats.lockfile import Lock
 
 log = logging.getLogger(__name__)
 

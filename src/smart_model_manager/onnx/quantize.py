@@ -42,14 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .int8_gate import Sample, score as score_outputs
-from .int8_sensitivity import (
-    candidate_nodes,
-    most_sensitive,
-    node_sensitivity,
-    quiet,
-)
+from .gate import Sample, score as score_outputs
 from .samples import calibration_texts
+from .sensitivity import candidate_nodes, most_sensitive, node_sensitivity, quiet
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +257,7 @@ def build_int8(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, 
     """
     import time
 
-    from .loaders.onnx import load_onnx_runner
+    from ..loaders.onnx import load_onnx_runner
 
     calib = _subsample(calibration if calibration is not None else calibration_texts(), CALIBRATION_MAX)
     texts = [s.text for s in samples]

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._layout import CONFIG_FILE
-from .errors import FormatError
+from .._layout import CONFIG_FILE
+from ..errors import FormatError
 
 #: What a sentiment label may mean; the signed score is P(positive) - P(negative) (see ``polarity``).
 POLARITIES = ("positive", "negative", "neutral")

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._layout import COMMIT, REPO_ID_EXPECTED, SPEC_NAME, is_repo_id
+from ..backends import lock_files
+from ..errors import ConfigurationError, LockfileError, UnknownModelTypeError
+from ..registry import get_model_type
 from . import _fields, _yaml
 from ._fields import is_alias, is_format_int, is_revision
-from ._layout import COMMIT, REPO_ID_EXPECTED, SPEC_NAME, is_repo_id
-from .backends import lock_files
-from .errors import ConfigurationError, LockfileError, UnknownModelTypeError
-from .registry import get_model_type
 
 DEFAULT_NAME = SPEC_NAME
 
