@@ -18,6 +18,7 @@ from pathlib import Path
 from smart_model_manager.hashing import content_commit
 
 ROOT = Path(__file__).resolve().parents[2]
+FIN_SPEC = "models:\n  fin:\n    repo_id: org/fin\n    model_type: sentiment\n"  # one sentiment model
 LFS_MIN = 10_000  # files at least this big are "LFS" (sha256 blob names); smaller ones are git blobs (sha1)
 
 

@@ -12,7 +12,7 @@ from smart_model_manager.cli.main import main
 from smart_model_manager.formats import lockfile
 from smart_model_manager.mirror import MirrorServer
 
-from _artifacts_fixtures import git_sha1, hub_like_root, make_sentiment_folder, write
+from _artifacts_fixtures import FIN_SPEC, closed_port, git_sha1, hub_like_root, make_sentiment_folder, write
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +137,38 @@ def test_malformed_spec_exit_code_and_location(workdir: Path, capsys) -> None:  
     write(workdir / "models.yaml", "models:\n  fin:\n    repo_id: org/fin\n    model_type: 3\n")
     assert main(["lock", "--endpoint", "http://127.0.0.1:9"]) == 1
     assert "models.yaml:4: models.fin.model_type" in capsys.readouterr().err
+
+
+def test_lock_check_without_a_lock_needs_no_network(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "models.yaml", FIN_SPEC)
+    # a closed port: any request would fail with a connection error, not with this message
+    assert main(["lock", "--check", "--endpoint", closed_port()]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "models.lock does not exist; create it with `smm lock` and commit it"
+
+
+def test_lock_refuses_a_classifier_declared_as_embeddings(fin_upstream, tmp_path: Path, monkeypatch,
+                                                         capsys) -> None:  # type: ignore[no-untyped-def]
+    mirror, _ = fin_upstream
+    work = tmp_path / "work"
+    write(work / "models.yaml", "models:\n  fin:\n    repo_id: org/fin\n    model_type: embeddings\n")
+    monkeypatch.chdir(work)
+    assert main(["lock", "--endpoint", mirror.url]) == 1
+    err = capsys.readouterr().err
+    assert "models.yaml:2: models.fin: org/fin@" in err
+    assert "cannot be locked as model_type 'embeddings'" in err and "load it as 'sentiment'" in err
+    assert not (work / "models.lock").exists()
+
+
+def test_lock_json(fin_upstream, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    mirror, _ = fin_upstream
+    work = tmp_path / "work"
+    write(work / "models.yaml", FIN_SPEC)
+    monkeypatch.chdir(work)
+    assert main(["lock", "--endpoint", mirror.url, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["written"] is True and out["models"]["fin"]["repo_id"] == "org/fin"
+    assert out["models"]["fin"]["files"] == len(lockfile.load(work / "models.lock").models["fin"].files)

@@ -20,7 +20,7 @@ from smart_model_manager.ops.pull import provision_from_folder, pull
 from smart_model_manager.sources.base import Request, Unavailable
 from smart_model_manager.sources.volume import VolumeSource
 
-from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
+from _artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, smm_env
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +215,29 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys) -> None:  # type: ignore[no
     assert main(["import", str(tmp_path), "--as", "org/x", "--target", "a", "--cache-dir", "b"]) == 2
     assert main(["pull", "--lock", str(tmp_path / "nope.lock"), "--cache-dir", str(tmp_path / "c")]) == 2
     assert "create it with `smm lock`" in capsys.readouterr().err
+
+
+def test_failed_pull_prints_no_fetched_line_and_ends_with_what_to_try(fin_upstream, tmp_path: Path,
+                                                                     capsys) -> None:  # type: ignore[no-untyped-def]
+    _mirror, lock_path = fin_upstream
+    vol = tmp_path / "vol"
+    code = main(["pull", "--lock", str(lock_path), "--target", str(vol), "--endpoint", closed_port(),
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "fetched" not in err  # nothing was fetched, so nothing says so
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("smm pull failed: a download from http://127.0.0.1:")
+    assert "Try: check that the endpoint is reachable" in last
+    assert not (vol / ".staging").exists() and not (vol / "model-metadata.yaml").exists()
+
+
+def test_good_pull_says_fetched_and_leaves_no_staging_folder(fin_upstream, tmp_path: Path,
+                                                            capsys) -> None:  # type: ignore[no-untyped-def]
+    mirror, lock_path = fin_upstream
+    vol = tmp_path / "vol"
+    assert main(["pull", "--lock", str(lock_path), "--target", str(vol), "--endpoint", mirror.url]) == 0
+    err = capsys.readouterr().err
+    assert err.count("fetched org/fin/") == len(lockfile.load(lock_path).models["fin"].files)
+    assert not (vol / ".staging").exists()
+    assert sorted(p.name for p in vol.iterdir()) == [".locks", "model-metadata.yaml", "models--org--fin"]

@@ -478,3 +478,23 @@ def test_cli_serve_sentiment_help_lists_the_options(capsys):
     for flag in ("--host", "--port", "--model", "--workers", "--max-batch", "--max-wait-ms"):
         assert flag in out
     assert main(["serve", "sentiment", "--max-batch", "0"]) == 2  # click range check, before any server
+
+
+def test_docs_page_works_offline_from_local_assets() -> None:
+    import re
+
+    from _service_fixtures import make_model
+
+    with ServerThread(create_app(config=ServiceConfig(), loader=lambda name: make_model())) as srv:
+        page = httpx.get(srv.url + "/docs")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        html = page.text
+        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+        urls += re.findall(r"""url\s*:\s*['"]([^'"]+)['"]""", html)
+        assert urls, html
+        assert re.findall(r"https?://", html) == [], "the page names an external host"
+        for url in urls:  # every asset the page needs is served here
+            r = httpx.get(srv.url + url)
+            assert r.status_code == 200, url
+        assert any(u.endswith("swagger-ui-bundle.js") for u in urls)
+        assert httpx.get(srv.url + "/redoc").status_code == 404

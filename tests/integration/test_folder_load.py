@@ -1,5 +1,5 @@
-"""Real weights on the newcomer's path (issue 11): a local folder loads wherever a name does (library,
-`smm analyze`), hashed, `source == "folder"`; an embeddings model's `info.dimension` is what it returns."""
+"""A local model folder with real weights loads wherever a name does (library, `smm analyze`), hashed like
+an import, with `source == "folder"`; an embeddings model's `info.dimension` is what it returns."""
 
 from __future__ import annotations
 

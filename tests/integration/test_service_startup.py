@@ -1,5 +1,5 @@
-"""The service on the newcomer's path (issue 11): one alias table, one default model, and a failed
-load that is said in one human line (and is fatal at startup where nothing could ever load)."""
+"""Which model the service serves (the library's alias table and default rule, one each) and how it says it
+cannot: one human line, fatal at startup in production where nothing could ever load, 503s in dev."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from smart_model_manager.service.app import create_app
 from smart_model_manager.service.config import ServiceConfig
 
 pytestmark = pytest.mark.integration
+
 
 TUNED_LOCK = (
     "version: 1\nmodels:\n  finbert:\n    repo_id: myorg/finbert-tuned\n    revision: main\n"
@@ -85,23 +86,3 @@ def test_dev_failed_load_is_one_human_line_on_stderr(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
-
-
-def test_docs_page_works_offline_from_local_assets() -> None:
-    import re
-
-    from _service_fixtures import make_model
-
-    with ServerThread(create_app(config=ServiceConfig(), loader=lambda name: make_model())) as srv:
-        page = httpx.get(srv.url + "/docs")
-        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-        html = page.text
-        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
-        urls += re.findall(r"""url\s*:\s*['"]([^'"]+)['"]""", html)
-        assert urls, html
-        assert re.findall(r"https?://", html) == [], "the page names an external host"
-        for url in urls:  # every asset the page needs is served here
-            r = httpx.get(srv.url + url)
-            assert r.status_code == 200, url
-        assert any(u.endswith("swagger-ui-bundle.js") for u in urls)
-        assert httpx.get(srv.url + "/redoc").status_code == 404
