@@ -15,6 +15,7 @@ from pathlib import Path
 
 SORTED_LABELS = ("negative", "neutral", "positive")
 FINBERT_LABELS = ("positive", "negative", "neutral")
+CLASSIFIER = ("BertForSequenceClassification",)  # architectures of a sentiment model
 
 
 def pseudo_random_bytes(n: int, seed: bytes = b"smm") -> bytes:

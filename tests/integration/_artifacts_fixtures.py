@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import socket
 import sys
@@ -51,24 +50,6 @@ def hub_like_root(src: Path, root: Path, repo_id: str, *, commit: str | None = N
     (rdir / "refs").mkdir(exist_ok=True)
     (rdir / "refs" / revision).write_text(commit)
     return commit
-
-
-def make_sentiment_folder(dest: Path, *, weights: int = 50_000, seed: bytes = b"w") -> Path:
-    """A torch-free 'model': config with id2label, tokenizer-ish json, one LFS-sized weights file."""
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "config.json").write_text(json.dumps({
-        "architectures": ["BertForSequenceClassification"], "hidden_size": 16,
-        "id2label": {"0": "negative", "1": "neutral", "2": "positive"}}, sort_keys=True))
-    (dest / "tokenizer_config.json").write_text('{"do_lower_case": true}\n')
-    (dest / "vocab.txt").write_text("[PAD]\n[UNK]\nbitcoin\n")
-    (dest / "tf_model.h5").write_bytes(b"tf weights nobody here loads" * 500)
-    blob = bytearray()
-    i = 0
-    while len(blob) < weights:
-        blob += hashlib.sha256(seed + i.to_bytes(8, "big")).digest()
-        i += 1
-    (dest / "model.safetensors").write_bytes(bytes(blob[:weights]))
-    return dest
 
 
 def write(path: Path, text: str) -> Path:

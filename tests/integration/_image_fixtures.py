@@ -22,7 +22,8 @@ from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.ops.lock import resolve_lock
 from smart_model_manager.ops.pull import pull
 
-from _artifacts_fixtures import hub_like_root, make_sentiment_folder
+from _artifacts_fixtures import hub_like_root
+from _model_folders import CLASSIFIER, make_model_folder
 
 REPO_ID = "org/news-sentiment"
 SPEC = f"models:\n  news:\n    repo_id: {REPO_ID}\n    model_type: sentiment\n"
@@ -44,7 +45,8 @@ def two_versions(tmp: Path) -> TwoVersions:
     upstream.mkdir(parents=True)
     with MirrorServer(upstream) as mirror:
         for i, seed in enumerate((b"one", b"two"), start=1):
-            hub_like_root(make_sentiment_folder(tmp / f"v{i}", weights=WEIGHTS, seed=seed), upstream, REPO_ID)
+            hub_like_root(make_model_folder(tmp / f"v{i}", weights=WEIGHTS, seed=seed,
+                                            architectures=CLASSIFIER, hub_extras=True), upstream, REPO_ID)
             path = tmp / f"v{i}.lock"
             lockfile.write_lock(path, resolve_lock(spec, mirror.url, timeout=10, retries=0))
             pull(lockfile.load(path), cache_dir=cache, endpoint=mirror.url, timeout=10, retries=0)

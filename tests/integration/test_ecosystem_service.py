@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _mirror_fixtures import build_tiny_bert
+from _model_folders import SORTED_LABELS, build_tiny_bert
 from _service_fixtures import serve
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -36,7 +36,7 @@ def test_torch_load_prints_no_loading_weights_bar(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    folder = build_tiny_bert(tmp_path / "tiny")
+    folder = build_tiny_bert(tmp_path / "tiny", labels=SORTED_LABELS)
     code = f"""
 import sys
 from transformers import AutoModelForSequenceClassification

@@ -21,7 +21,8 @@ from smart_model_manager.sources.cache import CacheSource
 from smart_model_manager.sources.hub import HubSource
 from smart_model_manager.sources.resolver import resolve_chain
 
-from _artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, silent_listener
+from _artifacts_fixtures import closed_port, hub_like_root, silent_listener
+from _model_folders import CLASSIFIER, make_model_folder
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ SPEC = "models:\n  fin:\n    repo_id: org/fin\n    model_type: sentiment\n"
 @pytest.fixture
 def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
     root = tmp_path / "upstream"
-    src = make_sentiment_folder(tmp_path / "src", weights=600_000)
+    src = make_model_folder(tmp_path / "src", weights=600_000, architectures=CLASSIFIER, hub_extras=True)
     commit = hub_like_root(src, root, REPO)
     with MirrorServer(root) as mirror:
         lock = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
+from _artifacts_fixtures import hub_like_root, smm_env
+from _model_folders import CLASSIFIER, make_model_folder
 
 from smart_model_manager.formats import lockfile
 from smart_model_manager.formats.spec import loads as load_spec
@@ -42,7 +43,7 @@ def _run(command: list[str], uri: str, dest: Path, lock_text: str, endpoint: str
 @pytest.fixture
 def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
     root = tmp_path / "upstream"
-    src = make_sentiment_folder(tmp_path / "src", weights=200_000)
+    src = make_model_folder(tmp_path / "src", weights=200_000, architectures=CLASSIFIER, hub_extras=True)
     hub_like_root(src, root, "org/fin")
     with MirrorServer(root) as mirror:
         lock = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)

@@ -12,7 +12,8 @@ from smart_model_manager.cli.main import main
 from smart_model_manager.formats import lockfile
 from smart_model_manager.mirror import MirrorServer
 
-from _artifacts_fixtures import FIN_SPEC, closed_port, git_sha1, hub_like_root, make_sentiment_folder, write
+from _artifacts_fixtures import FIN_SPEC, closed_port, git_sha1, hub_like_root, write
+from _model_folders import CLASSIFIER, make_model_folder
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +32,8 @@ models:
 @pytest.fixture
 def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
     root = tmp_path / "upstream"
-    fin = make_sentiment_folder(tmp_path / "fin")
-    emb = make_sentiment_folder(tmp_path / "emb", seed=b"e")
+    fin = make_model_folder(tmp_path / "fin", weights=50_000, architectures=CLASSIFIER, hub_extras=True)
+    emb = make_model_folder(tmp_path / "emb", weights=50_000, seed=b"e", architectures=CLASSIFIER, hub_extras=True)
     (emb / "config.json").write_text('{"architectures": ["BertModel"], "hidden_size": 24}')
     commits = {"org/fin": hub_like_root(fin, root, "org/fin"), "org/emb": hub_like_root(emb, root, "org/emb")}
     with MirrorServer(root) as mirror:

@@ -20,7 +20,8 @@ from smart_model_manager.ops.pull import provision_from_folder, pull
 from smart_model_manager.sources.base import Request, Unavailable
 from smart_model_manager.sources.volume import VolumeSource
 
-from _artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, smm_env
+from _artifacts_fixtures import closed_port, hub_like_root, smm_env
+from _model_folders import CLASSIFIER, make_model_folder
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ SPEC = "models:\n  fin:\n    repo_id: org/fin\n    model_type: sentiment\n"
 @pytest.fixture
 def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
     root = tmp_path / "upstream"
-    src = make_sentiment_folder(tmp_path / "src", weights=400_000)
+    src = make_model_folder(tmp_path / "src", weights=400_000, architectures=CLASSIFIER, hub_extras=True)
     commit = hub_like_root(src, root, "org/fin")
     with MirrorServer(root) as mirror:
         lock = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
@@ -125,7 +126,7 @@ def test_pull_into_the_cache_then_load_path_finds_it(upstream, tmp_path: Path, m
 
 
 def test_import_into_a_volume_updates_the_manifest(tmp_path: Path, capsys) -> None:
-    src = make_sentiment_folder(tmp_path / "src")
+    src = make_model_folder(tmp_path / "src", weights=50_000, architectures=CLASSIFIER, hub_extras=True)
     vol = tmp_path / "vol"
     assert main(["import", str(src), "--as", "myorg/fin-tuned", "--target", str(vol), "--alias", "tuned"]) == 0
     assert "imported" in capsys.readouterr().out
@@ -139,13 +140,13 @@ def test_import_into_a_volume_updates_the_manifest(tmp_path: Path, capsys) -> No
     resolved = VolumeSource(vol).resolve(Request("tuned", "tuned", None, "sentiment", verify="full"))
     assert resolved.commit == entry.commit
     # a second import of another model keeps the first one listed
-    other = make_sentiment_folder(tmp_path / "other", seed=b"o")
+    other = make_model_folder(tmp_path / "other", weights=50_000, seed=b"o", architectures=CLASSIFIER, hub_extras=True)
     provision_from_folder(other, vol, "myorg/other", model_type="sentiment", write_manifest=True)
     assert sorted(manifest.load(vol / "model-metadata.yaml").models) == ["myorg/fin-tuned", "myorg/other"]
 
 
 def test_import_of_a_sentiment_folder_without_labels_is_refused(tmp_path: Path, capsys) -> None:
-    src = make_sentiment_folder(tmp_path / "src")
+    src = make_model_folder(tmp_path / "src", weights=50_000, architectures=CLASSIFIER, hub_extras=True)
     (src / "config.json").write_text('{"hidden_size": 8}')
     assert main(["import", str(src), "--as", "org/x", "--target", str(tmp_path / "vol")]) == 2
     assert "has no id2label" in capsys.readouterr().err
@@ -155,7 +156,7 @@ def test_import_of_a_sentiment_folder_without_labels_is_refused(tmp_path: Path, 
 @pytest.mark.parametrize("bad", ["not a repo", "org/x/y", "org--x", "org/x.git", "org/x\n"])
 def test_import_under_an_invalid_repo_id_is_refused(tmp_path: Path, capsys, bad: str) -> None:
     """One repo-id rule (_layout.is_repo_id): what models.yaml rejects, `smm import --as` rejects too."""
-    src = make_sentiment_folder(tmp_path / "src")
+    src = make_model_folder(tmp_path / "src", weights=50_000, architectures=CLASSIFIER, hub_extras=True)
     assert main(["import", str(src), "--as", bad, "--target", str(tmp_path / "vol")]) == 2
     assert "is not a valid repo id" in capsys.readouterr().err
     assert not (tmp_path / "vol").exists()  # refused before anything was written
@@ -163,7 +164,8 @@ def test_import_under_an_invalid_repo_id_is_refused(tmp_path: Path, capsys, bad:
 
 def test_token_protected_mirror_needs_hf_token(tmp_path: Path) -> None:
     root = tmp_path / "upstream"
-    hub_like_root(make_sentiment_folder(tmp_path / "src"), root, "org/fin")
+    hub_like_root(make_model_folder(tmp_path / "src", weights=50_000,
+                                    architectures=CLASSIFIER, hub_extras=True), root, "org/fin")
     with MirrorServer(root, token="s3cret") as mirror:
         spec_ = load_spec(SPEC, "models.yaml")
         with pytest.raises(Exception, match=r"org/fin@main cannot be locked: .*set HF_TOKEN"):

@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from _volumes import lock_for, make_model_folder, make_volume
+from _model_folders import CLASSIFIER, make_model_folder
+from _volumes import lock_for, make_volume
 
 from smart_model_manager import store
 from smart_model_manager.errors import IntegrityError, ModelNotFoundError, SourceError
@@ -25,7 +26,7 @@ from smart_model_manager.sources.base import Request, Resolved, Unavailable
 from smart_model_manager.sources.cache import CacheSource
 from smart_model_manager.sources.resolver import resolve_chain
 
-from _artifacts_fixtures import hub_like_root, make_sentiment_folder
+from _artifacts_fixtures import hub_like_root
 
 pytestmark = pytest.mark.integration
 C40 = "a" * 40
@@ -141,7 +142,7 @@ def test_a_corrupt_pinned_file_in_the_cache_stops_the_chain(tmp_path: Path, veri
 def test_a_mirror_that_ignores_range_still_gives_the_right_bytes(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Gap: after a drop, the resume asks for a Range; a server answering 200 with the whole body must
     make the client start over (not append the whole file to the part it has)."""
-    src = make_sentiment_folder(tmp_path / "src", weights=600_000)
+    src = make_model_folder(tmp_path / "src", weights=600_000, architectures=CLASSIFIER, hub_extras=True)
     root = tmp_path / "upstream"
     commit = hub_like_root(src, root, "org/fin")
     monkeypatch.setattr(server_mod, "parse_range", lambda header, size: None)  # this mirror ignores Range

@@ -19,7 +19,7 @@ from smart_model_manager.ops.lock import resolve_lock
 from smart_model_manager.ops.pull import pull
 
 from _artifacts_fixtures import hub_like_root, smm_env
-from _mirror_fixtures import build_tiny_bert
+from _model_folders import SORTED_LABELS, build_tiny_bert
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ print(json.dumps({"labels": [model.config.id2label[i] for i in range(3)], "logit
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     base = tmp_path_factory.mktemp("interop")
-    src = build_tiny_bert(base / "src")
+    src = build_tiny_bert(base / "src", labels=SORTED_LABELS)  # the probe reads them back in this order
     root = base / "upstream"
     commit = hub_like_root(src, root, REPO)
     with MirrorServer(root) as mirror:

@@ -23,7 +23,8 @@ from smart_model_manager.ops.lock import resolve_lock
 from smart_model_manager.sources.base import Request
 from smart_model_manager.sources.volume import VolumeSource
 
-from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, snapshot_problems, wait_for
+from _artifacts_fixtures import hub_like_root, smm_cmd, smm_env, snapshot_problems, wait_for
+from _model_folders import CLASSIFIER, make_model_folder
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,8 +36,10 @@ BIG = 6_000_000
 @pytest.fixture
 def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
     root = tmp_path / "upstream"
-    hub_like_root(make_sentiment_folder(tmp_path / "src", weights=BIG), root, "org/fin")
-    hub_like_root(make_sentiment_folder(tmp_path / "src2", weights=300_000, seed=b"2"), root, "org/fin2")
+    hub_like_root(make_model_folder(tmp_path / "src", weights=BIG,
+                                    architectures=CLASSIFIER, hub_extras=True), root, "org/fin")
+    hub_like_root(make_model_folder(tmp_path / "src2", weights=300_000, seed=b"2",
+                                    architectures=CLASSIFIER, hub_extras=True), root, "org/fin2")
     with MirrorServer(root) as mirror:
         lock = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
         path = tmp_path / "models.lock"
@@ -196,7 +199,7 @@ def test_sigkill_while_upgrading_a_volume_keeps_the_old_version_valid(upstream, 
     env = smm_env(mirror.url)
     assert run_pull(str(lock.path), vol, env).returncode == 0
     # upstream publishes a new version of org/fin; the lock moves to it
-    new_src = make_sentiment_folder(tmp_path / "src-v2", weights=BIG, seed=b"v2")
+    new_src = make_model_folder(tmp_path / "src-v2", weights=BIG, seed=b"v2", architectures=CLASSIFIER, hub_extras=True)
     new_commit = hub_like_root(new_src, mirror.index.root, "org/fin")
     lock2 = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
     assert lock2.models["fin"].commit == new_commit != lock.models["fin"].commit

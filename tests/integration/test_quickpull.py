@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder
+from _artifacts_fixtures import closed_port, hub_like_root
+from _model_folders import CLASSIFIER, make_model_folder
 
 from smart_model_manager.cli.main import main
 from smart_model_manager.formats import lockfile
@@ -19,8 +20,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def two_repos(tmp_path: Path):  # type: ignore[no-untyped-def]
     root = tmp_path / "upstream"
-    fin = make_sentiment_folder(tmp_path / "fin", weights=100_000)
-    emb = make_sentiment_folder(tmp_path / "emb", weights=100_000, seed=b"e")
+    fin = make_model_folder(tmp_path / "fin", weights=100_000, architectures=CLASSIFIER, hub_extras=True)
+    emb = make_model_folder(tmp_path / "emb", weights=100_000, seed=b"e", architectures=CLASSIFIER, hub_extras=True)
     (emb / "config.json").write_text('{"architectures": ["BertModel"], "hidden_size": 24}')
     commits = {"org/fin": hub_like_root(fin, root, "org/fin"), "org/emb": hub_like_root(emb, root, "org/emb")}
     with MirrorServer(root) as mirror:

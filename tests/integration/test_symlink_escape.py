@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _volumes import lock_for, make_model_folder, make_volume
+from _model_folders import make_model_folder
+from _volumes import lock_for, make_volume
 
 from smart_model_manager import IntegrityError, ModelManager, store
 from smart_model_manager.formats import manifest

@@ -21,7 +21,8 @@ from smart_model_manager.ops.pull import pull
 from smart_model_manager.ops.validate import validate
 from smart_model_manager.sources.verify import pinned_file_verifier
 
-from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, write
+from _artifacts_fixtures import hub_like_root, smm_cmd, smm_env, write
+from _model_folders import CLASSIFIER, make_model_folder
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,8 @@ SPEC = f"models:\n  fin:\n    repo_id: {REPO}\n    model_type: sentiment\n"
 
 def version(tmp_path: Path, upstream: Path, seed: bytes) -> str:
     """Upstream publishes a new version of org/fin (with an ONNX export) on main; returns its commit."""
-    src = make_sentiment_folder(tmp_path / f"src-{seed.decode()}", weights=60_000, seed=seed)
+    src = make_model_folder(tmp_path / f"src-{seed.decode()}", weights=60_000, seed=seed,
+                            architectures=CLASSIFIER, hub_extras=True)
     write(src / "onnx" / "model.onnx", f"onnx graph {seed.decode()}" * 100)
     return hub_like_root(src, upstream, REPO)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 from _k8s_policy import REPO, kubectl
-from _volumes import make_model_folder, make_volume
+from _model_folders import make_model_folder
+from _volumes import make_volume
 
 pytestmark = [pytest.mark.unit, pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")]
 

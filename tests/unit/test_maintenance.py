@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _volumes import lock_for, make_model_folder, make_volume
+from _model_folders import make_model_folder
+from _volumes import lock_for, make_volume
 
 from smart_model_manager import store
 from smart_model_manager.cli.main import main

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _volumes import make_model_folder
+from _model_folders import make_model_folder
 
 from smart_model_manager import ConfigurationError, IntegrityError, ModelManager, ModelNotFoundError, store
 from smart_model_manager.cli.main import main
