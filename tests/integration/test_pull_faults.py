@@ -1,5 +1,5 @@
-"""Faults between a download and the volume/cache it fills (issue 9): B7 (the first terminal failure stops
-the queue), B8 (a redirect loop is a network SourceError naming the URL), ENOSPC mid-download (names the
+"""Faults between a download and the volume/cache it fills: the first terminal failure stops
+the queue, a redirect loop is a network SourceError naming the URL), ENOSPC mid-download (names the
 target, the file and the space needed), and two gaps a planted-bug review found: a corrupt pinned file in
 the local cache stops the chain (never re-fetched), and a mirror that ignores Range still yields the
 right bytes (the client restarts)."""
@@ -54,7 +54,7 @@ FILES = {f"shard-{i}.bin": Want(size=1000, sha256="0" * 64) for i in range(6)}
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_the_first_terminal_failure_stops_the_queue(tmp_path: Path, jobs: int) -> None:
-    """B7: a worker picked up the next queued file before the main thread cancelled the pending ones,
+    """A worker used to pick up the next queued file before the main thread cancelled the pending ones,
     so a second file ran all its retries too (a silent server took twice the documented time)."""
     for attempt in range(5):  # the race showed up most of the time, not always: try a few times
         client = FailingClient(SourceError("no answer within 3s (gave up after 3 attempt(s))"))
@@ -98,7 +98,7 @@ def redirect_loop() -> Iterator[str]:
 
 
 def test_a_redirect_loop_is_a_network_source_error_naming_the_url(tmp_path: Path) -> None:
-    """B8: it ended in 'unexpected error (TooManyRedirects)'."""
+    """It used to end in 'unexpected error (TooManyRedirects)', which names neither the URL nor the fix."""
     with redirect_loop() as url:
         client = HubClient(url, timeout=5, retries=1, backoff=0.01)
         with pytest.raises(SourceError, match="redirect") as exc:

@@ -1,4 +1,4 @@
-"""The sentiment service on a REAL uvicorn server on 127.0.0.1 (issue 5 acceptance tests)."""
+"""The sentiment service on a REAL uvicorn server on 127.0.0.1 (the service's contract end to end)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Symlinks that leave the volume or cache root (issue 9, B3): validation reports them as ``outside``,
+"""Symlinks that leave the volume or cache root: validation reports them as ``outside``,
 loading refuses them with IntegrityError, whatever SMM_VERIFY says. The mirror's rule, applied to the
 volume and the cache: every path must resolve inside the root.
 

@@ -1,4 +1,5 @@
-"""Versioned model rollouts on one volume, against a real mirror on 127.0.0.1 (issue 8 §3, issue 9 B2):
+"""Versioned model rollouts on one volume, against a real mirror on 127.0.0.1 (including a relock that pins
+fewer files of the same commit):
 a new lock ADDS its commit, every lock keeps validating and loading its own commit, the init container's
 `smm validate --wait` releases once another process finished provisioning, and prune keeps what recent
 locks reference."""
@@ -92,7 +93,7 @@ def test_b2_relock_with_fewer_files_then_pull_leaves_a_volume_that_validates(ups
     full.write_bytes((tmp_path / "models.lock").read_bytes())
     assert "onnx/model.onnx" in lockfile.load(full).models["fin"].files
     assert main(["pull", "--target", str(vol), "--endpoint", mirror.url, "--no-progress"]) == 0
-    # the reproduction of issue 9 B2: `include:` added, relock, pull the same commit again
+    # the same commit with fewer pinned files: `include:` added, relock, pull the same commit again
     write(tmp_path / "models.yaml", SPEC + "    include: ['*.json', '*.txt']\n")
     assert main(["lock", "--endpoint", mirror.url]) == 0
     fewer = lockfile.load(tmp_path / "models.lock")
@@ -106,7 +107,7 @@ def test_b2_relock_with_fewer_files_then_pull_leaves_a_volume_that_validates(ups
     assert main(["validate", "--full", "--lock", str(full)]) == 0  # the older lock's pods are fine too
     assert main(["validate", "--full", "--no-lock", "--strict"]) == 0  # nothing unrecorded in the snapshot
     # the files only the full lock pins stayed, recorded; a pod of either lock resolves the same commit and
-    # the ONNX file it may open is verified against the record (B2 raised "onnx/model.onnx is not pinned")
+    # the ONNX file it may open is verified against the record (this once raised "onnx/model.onnx is not pinned")
     for lock in (full, tmp_path / "models.lock"):
         resolved = resolve(vol, lock, monkeypatch)
         assert resolved.commit == v1 and "onnx/model.onnx" in resolved.files
@@ -235,7 +236,8 @@ def test_a_volume_left_broken_by_b2_before_the_fix_is_repaired_by_the_next_pull(
     full = relock(mirror, tmp_path / "full.lock")
     pull(full, target=vol, endpoint=mirror.url, timeout=10, retries=0)
     fewer = relock(mirror, tmp_path / "fewer.lock", SPEC + "    include: ['*.json', '*.txt']\n")
-    # what the format-1 provisioner wrote for B2: only the smaller lock's files, the others still on disk
+    # what the format-1 provisioner wrote after a relock with fewer files: only the smaller lock's files,
+    # the others still on disk
     files = "".join(f"      {rel}: {{size: {f.size}, sha256: '{f.sha256}'}}\n"
                     for rel, f in sorted(fewer.models["fin"].files.items()))
     write(vol / manifest.MANIFEST_NAME, f"format: 1\nverified_at: '2026-11-01T00:00:00Z'\nlock_digest: {fewer.digest}\n"

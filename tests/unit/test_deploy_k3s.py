@@ -160,7 +160,8 @@ def test_every_pod_passes_pod_security_restricted(rendered: tuple[str, list[dict
 
 
 def test_the_restricted_check_catches_the_old_manifests() -> None:
-    """The checker is not vacuous: the pod spec the project shipped before (issue 8) breaks it."""
+    """The checker is not vacuous: the pod spec the project shipped before the restricted profile
+    (no runAsNonRoot, seccomp profile or capability drop; a hostPath, an unbounded emptyDir) breaks it."""
     old = {"securityContext": {"runAsUser": 1000, "fsGroup": 1000},
            "containers": [{"name": "provision", "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
            "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/x"}}]}

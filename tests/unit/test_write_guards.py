@@ -1,4 +1,4 @@
-"""Two write guards no test caught when a review planted bugs in them (issue 9, test gaps):
+"""Two write guards no test caught when a review planted bugs in them:
 ``store.publish_blob`` verifies the copy it made before publishing it, and ``manifest.update`` parses the
 text it is about to write before writing it, so a bug cannot ship a blob or a manifest that is wrong."""
 
