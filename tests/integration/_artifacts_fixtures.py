@@ -116,7 +116,7 @@ def snapshot_problems(root: Path, repo_id: str, expected: dict[str, int]) -> lis
     return problems
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.01) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, interval: float = 0.01) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 
 
 def test_a_local_folder_loads_in_dev_and_matches_its_imported_copy(tiny_bert_dir: Path, tmp_path: Path,
-                                                                  monkeypatch) -> None:  # type: ignore[no-untyped-def]
+                                                                  monkeypatch) -> None:
     folder = tmp_path / "my-model"
     shutil.copytree(tiny_bert_dir, folder)
     monkeypatch.chdir(tmp_path)
@@ -29,7 +29,7 @@ def test_a_local_folder_loads_in_dev_and_matches_its_imported_copy(tiny_bert_dir
 
 
 def test_analyze_takes_a_folder_as_model(tiny_bert_dir: Path, tmp_path: Path, monkeypatch,
-                                         capsys) -> None:  # type: ignore[no-untyped-def]
+                                         capsys) -> None:
     monkeypatch.setenv("SMM_ENV", "dev")
     monkeypatch.setenv("SMM_BACKEND", "torch")
     assert main(["analyze", "--model", str(tiny_bert_dir), "--format", "jsonl", "BTC surges"]) == 0

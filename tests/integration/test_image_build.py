@@ -207,7 +207,7 @@ def test_a_disk_that_fills_while_packing_leaves_nothing(versions: TwoVersions, t
         written[0] += len(b)
         if written[0] > 1 << 20:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, b)  # type: ignore[arg-type]
+        return real(self, b)
 
     monkeypatch.setattr(tarlayer._HashingWriter, "write", full)
     with pytest.raises(OSError, match="No space left"):

@@ -37,7 +37,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[TwoVersions, Path,
 
 
 def client(host: str, **kw: object) -> RegistryClient:
-    return RegistryClient(host, plain_http=True, timeout=10, **kw)  # type: ignore[arg-type]
+    return RegistryClient(host, plain_http=True, timeout=10, **kw)
 
 
 def one_line(capsys: pytest.CaptureFixture[str]) -> str:

@@ -29,7 +29,7 @@ SPEC = "models:\n  fin:\n    repo_id: org/fin\n    model_type: sentiment\n"
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+def upstream(tmp_path: Path):
     root = tmp_path / "upstream"
     src = make_model_folder(tmp_path / "src", weights=400_000, architectures=CLASSIFIER, hub_extras=True)
     commit = hub_like_root(src, root, "org/fin")
@@ -45,7 +45,7 @@ def full_check(volume: Path, name: str = "fin") -> None:
     VolumeSource(volume).resolve(Request(name, "org/fin", None, "sentiment", verify="full"))
 
 
-def test_pull_target_provisions_a_verified_volume_with_the_manifest_last(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pull_target_provisions_a_verified_volume_with_the_manifest_last(upstream, tmp_path: Path) -> None:
     mirror, _root, src, commit, lock = upstream
     vol = tmp_path / "vol"
     report = pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
@@ -64,7 +64,7 @@ def test_pull_target_provisions_a_verified_volume_with_the_manifest_last(upstrea
     assert all(s.full_gets == 1 for s in mirror.stats.files().values())
 
 
-def test_pull_repairs_a_corrupt_local_blob(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pull_repairs_a_corrupt_local_blob(upstream, tmp_path: Path) -> None:
     mirror, _root, src, commit, lock = upstream
     vol = tmp_path / "vol"
     pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
@@ -75,7 +75,7 @@ def test_pull_repairs_a_corrupt_local_blob(upstream, tmp_path: Path) -> None:  #
     full_check(vol)
 
 
-def test_tampered_upstream_fails_and_leaves_no_manifest(upstream, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_upstream_fails_and_leaves_no_manifest(upstream, tmp_path: Path, capsys) -> None:
     mirror, root, src, commit, lock = upstream
     sha = lock.models["fin"].files["model.safetensors"].sha256.removeprefix("sha256:")
     blob = root / "models--org--fin" / "blobs" / sha
@@ -91,7 +91,7 @@ def test_tampered_upstream_fails_and_leaves_no_manifest(upstream, tmp_path: Path
         full_check(vol)
 
 
-def test_not_enough_space_fails_before_any_download(upstream, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_not_enough_space_fails_before_any_download(upstream, tmp_path: Path, monkeypatch) -> None:
     mirror, *_ , lock = upstream
     Usage = namedtuple("Usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 1000, 1000))
@@ -102,7 +102,7 @@ def test_not_enough_space_fails_before_any_download(upstream, tmp_path: Path, mo
     assert mirror.stats.files() == {}
 
 
-def test_unwritable_target_fails_before_any_download(upstream, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_unwritable_target_fails_before_any_download(upstream, tmp_path: Path, capsys) -> None:
     mirror, *_ , lock = upstream
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -113,7 +113,7 @@ def test_unwritable_target_fails_before_any_download(upstream, tmp_path: Path, c
     assert mirror.stats.files() == {}
 
 
-def test_pull_into_the_cache_then_load_path_finds_it(upstream, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_pull_into_the_cache_then_load_path_finds_it(upstream, tmp_path: Path, monkeypatch, capsys) -> None:
     mirror, _root, src, commit, lock = upstream
     for k, v in smm_env(mirror.url, MODEL_CACHE_DIR=str(tmp_path / "cache")).items():
         if k.startswith(("HF_", "SMM_", "MODEL_")):
@@ -177,7 +177,7 @@ def test_token_protected_mirror_needs_hf_token(tmp_path: Path) -> None:
     full_check(tmp_path / "vol")
 
 
-def test_leftovers_of_killed_writers_are_cleaned(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_leftovers_of_killed_writers_are_cleaned(upstream, tmp_path: Path) -> None:
     mirror, _root, src, commit, lock = upstream
     vol = tmp_path / "vol"
     pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
@@ -197,7 +197,7 @@ def test_leftovers_of_killed_writers_are_cleaned(upstream, tmp_path: Path) -> No
     full_check(vol)
 
 
-def test_plain_progress_lines_when_not_a_terminal(upstream, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_plain_progress_lines_when_not_a_terminal(upstream, tmp_path: Path, capsys) -> None:
     mirror, *_, lock = upstream
     assert main(["pull", "--lock", str(lock.path), "--cache-dir", str(tmp_path / "c"), "--endpoint", mirror.url]) == 0
     captured = capsys.readouterr()
@@ -207,12 +207,12 @@ def test_plain_progress_lines_when_not_a_terminal(upstream, tmp_path: Path, caps
 
 
 @pytest.mark.parametrize("command", ["lock", "pull", "import"])
-def test_help_has_examples(command: str, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_help_has_examples(command: str, capsys) -> None:
     assert main([command, "--help"]) == 0
     assert "Examples:" in capsys.readouterr().out
 
 
-def test_usage_errors_exit_2(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_usage_errors_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["pull", "--target", str(tmp_path / "a"), "--cache-dir", str(tmp_path / "b")]) == 2
     assert main(["import", str(tmp_path), "--as", "org/x", "--target", "a", "--cache-dir", "b"]) == 2
     assert main(["pull", "--lock", str(tmp_path / "nope.lock"), "--cache-dir", str(tmp_path / "c")]) == 2
@@ -220,7 +220,7 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys) -> None:  # type: ignore[no
 
 
 def test_failed_pull_prints_no_fetched_line_and_ends_with_what_to_try(fin_upstream, tmp_path: Path,
-                                                                     capsys) -> None:  # type: ignore[no-untyped-def]
+                                                                     capsys) -> None:
     _mirror, lock_path = fin_upstream
     vol = tmp_path / "vol"
     code = main(["pull", "--lock", str(lock_path), "--target", str(vol), "--endpoint", closed_port(),
@@ -235,7 +235,7 @@ def test_failed_pull_prints_no_fetched_line_and_ends_with_what_to_try(fin_upstre
 
 
 def test_good_pull_says_fetched_and_leaves_no_staging_folder(fin_upstream, tmp_path: Path,
-                                                            capsys) -> None:  # type: ignore[no-untyped-def]
+                                                            capsys) -> None:
     mirror, lock_path = fin_upstream
     vol = tmp_path / "vol"
     assert main(["pull", "--lock", str(lock_path), "--target", str(vol), "--endpoint", mirror.url]) == 0

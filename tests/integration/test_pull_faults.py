@@ -42,7 +42,7 @@ class FailingClient:
         self.calls: list[str] = []
         self._lock = threading.Lock()
 
-    def download(self, repo_id, commit, path, dest, *, size=None, progress=None):  # type: ignore[no-untyped-def]
+    def download(self, repo_id, commit, path, dest, *, size=None, progress=None):
         with self._lock:
             self.calls.append(path)
         Path(dest).write_bytes(b"x" * 10)
@@ -139,7 +139,7 @@ def test_a_corrupt_pinned_file_in_the_cache_stops_the_chain(tmp_path: Path, veri
     assert "model.safetensors" in str(exc.value)
 
 
-def test_a_mirror_that_ignores_range_still_gives_the_right_bytes(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_mirror_that_ignores_range_still_gives_the_right_bytes(tmp_path: Path, monkeypatch) -> None:
     """Gap: after a drop, the resume asks for a Range; a server answering 200 with the whole body must
     make the client start over (not append the whole file to the part it has)."""
     src = make_model_folder(tmp_path / "src", weights=600_000, architectures=CLASSIFIER, hub_extras=True)

@@ -38,7 +38,7 @@ print(json.dumps({"labels": [model.config.id2label[i] for i in range(3)], "logit
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def tiny(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("interop")
     src = build_tiny_bert(base / "src", labels=SORTED_LABELS)  # the probe reads them back in this order
     root = base / "upstream"
@@ -49,13 +49,13 @@ def tiny(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
         yield mirror, src, commit, lockfile.load(base / "models.lock")
 
 
-def probe(model: str, env: dict[str, str]) -> dict:  # type: ignore[type-arg]
+def probe(model: str, env: dict[str, str]) -> dict:
     out = subprocess.run([sys.executable, "-c", PROBE, model], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_vanilla_transformers_loads_the_volume_offline(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_vanilla_transformers_loads_the_volume_offline(tiny, tmp_path: Path) -> None:
     mirror, src, commit, lock = tiny
     vol = tmp_path / "vol"
     pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
@@ -67,7 +67,7 @@ def test_vanilla_transformers_loads_the_volume_offline(tiny, tmp_path: Path) -> 
     assert from_volume == reference  # same bytes, same outputs
 
 
-def test_load_model_by_alias_dev_downloads_then_production_reads_the_volume(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_load_model_by_alias_dev_downloads_then_production_reads_the_volume(tiny, tmp_path: Path) -> None:
     mirror, src, commit, lock = tiny
     cache = tmp_path / "cache"
     dev = ModelManager("dev", settings=Settings.from_env({

@@ -34,7 +34,7 @@ BIG = 6_000_000
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+def upstream(tmp_path: Path):
     root = tmp_path / "upstream"
     hub_like_root(make_model_folder(tmp_path / "src", weights=BIG,
                                     architectures=CLASSIFIER, hub_extras=True), root, "org/fin")
@@ -98,7 +98,7 @@ def hash_everything(vol: Path, lock: lockfile.Lock) -> None:
 
 
 @pytest.mark.parametrize("flag", ["--target", "--cache-dir"])
-def test_eight_concurrent_pulls_into_one_folder(upstream, tmp_path: Path, flag: str) -> None:  # type: ignore[no-untyped-def]
+def test_eight_concurrent_pulls_into_one_folder(upstream, tmp_path: Path, flag: str) -> None:
     mirror, lock = upstream
     vol = tmp_path / "vol"
     env = smm_env(mirror.url)
@@ -154,20 +154,20 @@ def staging_bytes(vol: Path) -> int:
     return max(sizes)
 
 
-def kill_when(proc: subprocess.Popen, predicate) -> None:  # type: ignore[no-untyped-def, type-arg]
+def kill_when(proc: subprocess.Popen, predicate) -> None:
     assert wait_for(predicate, timeout=60), "the kill point was never reached"
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
 
-def run_pull(lock_path: str, vol: Path, env: dict[str, str]) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+def run_pull(lock_path: str, vol: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(smm_cmd("pull", "--lock", lock_path, "--target", str(vol), "--no-progress", "--jobs", "1"),
                           env=env, capture_output=True, text=True, timeout=180)
 
 
 @pytest.mark.parametrize("kill_point", ["first-model-mid-file", "second-model-mid-file"])
-def test_sigkill_then_rerun_completes(upstream, tmp_path: Path, monkeypatch, kill_point: str) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_then_rerun_completes(upstream, tmp_path: Path, monkeypatch, kill_point: str) -> None:
     mirror, lock = upstream
     throttle(mirror, {"org/fin/model.safetensors": (64 << 10, 0.015),
                            "org/fin2/model.safetensors": (8 << 10, 0.02)})
@@ -193,7 +193,7 @@ def test_sigkill_then_rerun_completes(upstream, tmp_path: Path, monkeypatch, kil
 
 
 def test_sigkill_while_upgrading_a_volume_keeps_the_old_version_valid(upstream, tmp_path: Path,
-                                                                      monkeypatch) -> None:  # type: ignore[no-untyped-def]
+                                                                      monkeypatch) -> None:
     mirror, lock = upstream
     vol = tmp_path / "vol"
     env = smm_env(mirror.url)

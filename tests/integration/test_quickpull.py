@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def two_repos(tmp_path: Path):  # type: ignore[no-untyped-def]
+def two_repos(tmp_path: Path):
     root = tmp_path / "upstream"
     fin = make_model_folder(tmp_path / "fin", weights=100_000, architectures=CLASSIFIER, hub_extras=True)
     emb = make_model_folder(tmp_path / "emb", weights=100_000, seed=b"e", architectures=CLASSIFIER, hub_extras=True)
@@ -28,7 +28,7 @@ def two_repos(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield mirror, commits
 
 
-def test_one_step_pull_adds_locks_and_pulls(two_repos, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_one_step_pull_adds_locks_and_pulls(two_repos, tmp_path: Path, monkeypatch, capsys) -> None:
     import json
 
     mirror, commits = two_repos
@@ -56,7 +56,7 @@ def test_one_step_pull_adds_locks_and_pulls(two_repos, tmp_path: Path, monkeypat
     assert (work / "models.lock").read_bytes() == before
 
 
-def test_one_step_pull_failure_writes_nothing(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_one_step_pull_failure_writes_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     code = main(["pull", "org/fin", "--cache-dir", str(tmp_path / "cache"), "--endpoint", closed_port()])
     assert code == 1

@@ -24,13 +24,13 @@ TUNED_LOCK = (
     "    files:\n      config.json: {size: 2, sha256: 'sha256:" + "0" * 64 + "'}\n")
 
 
-def _models(url: str) -> dict:  # type: ignore[type-arg]
+def _models(url: str) -> dict:
     wait_for_ready(url, timeout=30)
     (m,) = httpx.get(url + "/v1/models").json()["models"]
-    return m  # type: ignore[no-any-return]
+    return m
 
 
-def test_service_follows_the_lock_alias_like_the_library(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_service_follows_the_lock_alias_like_the_library(tmp_path: Path, monkeypatch) -> None:
     """A lock mapping `finbert` to a tuned repo: the service serves the tuned repo (it used to apply
     its own finbert -> ProsusAI/finbert table first and serve the wrong model)."""
     (tmp_path / "models.lock").write_text(TUNED_LOCK)
@@ -41,7 +41,7 @@ def test_service_follows_the_lock_alias_like_the_library(tmp_path: Path, monkeyp
     assert m["labels"] == ["negative", "neutral", "positive"] and m["commit"] == "a" * 40
 
 
-def test_service_with_no_model_uses_the_shared_default_rule(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_service_with_no_model_uses_the_shared_default_rule(monkeypatch) -> None:
     with ServerThread(create_app(config=ServiceConfig())) as srv:
         assert _models(srv.url)["repo_id"] == "ProsusAI/finbert"
     monkeypatch.setenv("SMM_MODEL", "finbert-demo")

@@ -44,7 +44,7 @@ def relock(mirror: MirrorServer, path: Path, spec: str = SPEC) -> lockfile.Lock:
     return lockfile.load(path)
 
 
-def resolve(vol: Path, lock: Path, monkeypatch: pytest.MonkeyPatch, verify: str = "full"):  # type: ignore[no-untyped-def]
+def resolve(vol: Path, lock: Path, monkeypatch: pytest.MonkeyPatch, verify: str = "full"):
     monkeypatch.setenv("SMM_VOLUME_DIR", str(vol))
     monkeypatch.setenv("SMM_LOCK", str(lock))
     monkeypatch.setenv("SMM_VERIFY", verify)
@@ -52,7 +52,7 @@ def resolve(vol: Path, lock: Path, monkeypatch: pytest.MonkeyPatch, verify: str 
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+def upstream(tmp_path: Path):
     root = tmp_path / "upstream"
     v1 = version(tmp_path, root, b"one")
     with MirrorServer(root) as mirror:
@@ -60,7 +60,7 @@ def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_a_new_lock_adds_its_commit_and_both_locks_validate_and_load(upstream, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     mirror, root, v1 = upstream
     vol = tmp_path / "vol"
     lock_a = relock(mirror, tmp_path / "a.lock")
@@ -84,7 +84,7 @@ def test_a_new_lock_adds_its_commit_and_both_locks_validate_and_load(upstream, t
 
 def test_b2_relock_with_fewer_files_then_pull_leaves_a_volume_that_validates(upstream, tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch,
-                                                                             capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
     mirror, _root, v1 = upstream
     vol = tmp_path / "vol"
     write(tmp_path / "models.yaml", SPEC)
@@ -115,7 +115,7 @@ def test_b2_relock_with_fewer_files_then_pull_leaves_a_volume_that_validates(ups
 
 
 def test_a_lock_pinning_other_bytes_for_a_provisioned_commit_is_refused_before_downloading(
-        upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+        upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     mirror, _root, v1 = upstream
     vol = tmp_path / "vol"
     lock = relock(mirror, tmp_path / "models.lock")
@@ -133,7 +133,7 @@ def test_a_lock_pinning_other_bytes_for_a_provisioned_commit_is_refused_before_d
     assert validate(vol, lock=lock, mode="full").ok
 
 
-def test_wait_releases_when_a_pull_in_another_process_completes(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_wait_releases_when_a_pull_in_another_process_completes(upstream, tmp_path: Path) -> None:
     mirror, root, _v1 = upstream
     vol = tmp_path / "vol"
     lock_a = relock(mirror, tmp_path / "a.lock")
@@ -179,7 +179,7 @@ def test_wait_times_out_with_exit_1_and_the_findings(tmp_path: Path) -> None:
 
 def test_prune_keep_locks_removes_only_commits_no_recent_lock_references(upstream, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     mirror, root, v1 = upstream
     vol = tmp_path / "vol"
     locks = [relock(mirror, tmp_path / "a.lock")]
@@ -223,14 +223,14 @@ def test_prune_keep_locks_removes_only_commits_no_recent_lock_references(upstrea
     assert main(["prune", "--dir", str(tmp_path / "upstream"), "--keep-locks", "1", "--dry-run"]) == 2
 
 
-def maintenance_plan(vol: Path, **kw) -> set[str]:  # type: ignore[no-untyped-def]
+def maintenance_plan(vol: Path, **kw) -> set[str]:
     from smart_model_manager.ops import maintenance
 
     plan = maintenance.plan_prune(vol, min_age=0, **kw)
     return {Path(i.path).name for i in plan.items if i.kind == "revision"}
 
 
-def test_a_volume_left_broken_by_b2_before_the_fix_is_repaired_by_the_next_pull(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_volume_left_broken_by_b2_before_the_fix_is_repaired_by_the_next_pull(upstream, tmp_path: Path) -> None:
     mirror, _root, v1 = upstream
     vol = tmp_path / "vol"
     full = relock(mirror, tmp_path / "full.lock")

@@ -100,7 +100,7 @@ def test_backend_argument_is_validated():
         ModelManager(environment="test", backend="tensorflow")
 
 
-def test_library_default_model_is_finbert_unless_smm_model(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_library_default_model_is_finbert_unless_smm_model(monkeypatch) -> None:
     from smart_model_manager import ModelManager
 
     m = ModelManager(environment="test").load_model()
@@ -111,7 +111,7 @@ def test_library_default_model_is_finbert_unless_smm_model(monkeypatch) -> None:
     assert ModelManager(environment="test").resolve().repo_id == "smart-model-manager/finbert-mini-demo"
 
 
-def test_a_near_miss_alias_is_refused_before_any_network(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_near_miss_alias_is_refused_before_any_network(capsys, monkeypatch) -> None:
     from smart_model_manager import ConfigurationError, ModelManager
 
     with pytest.raises(ConfigurationError, match="did you mean 'finbert'"):

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _bench_yaml(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def _bench_yaml(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.syspath_prepend(str(REPO / "bench"))
     spec = importlib.util.spec_from_file_location("bench_yaml_under_test", REPO / "bench" / "bench_yaml.py")
     assert spec is not None and spec.loader is not None
@@ -25,7 +25,7 @@ def _bench_yaml(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def
     return mod, writes
 
 
-def test_bench_yaml_writes_its_result_only_with_write(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_bench_yaml_writes_its_result_only_with_write(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     mod, writes = _bench_yaml(monkeypatch)
     monkeypatch.setattr(sys, "argv", ["bench_yaml.py", "--rounds", "1"])
     mod.main()

@@ -101,14 +101,14 @@ def test_unknown_model_outside_tests_exits_1_with_what_was_tried(capsys, monkeyp
 
 @pytest.mark.parametrize(("smm_model", "repo"), [(None, "ProsusAI/finbert"),
                                                  ("finbert-demo", "smart-model-manager/finbert-mini-demo")])
-def test_analyze_uses_the_same_default(smm_model: str | None, repo: str, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_analyze_uses_the_same_default(smm_model: str | None, repo: str, capsys, monkeypatch) -> None:
     if smm_model:
         monkeypatch.setenv("SMM_MODEL", smm_model)
     assert main(["analyze", "--format", "table", "BTC surges"]) == 0
     assert f"model {repo} @" in capsys.readouterr().out
 
 
-def test_default_model_not_found_offline_suggests_the_demo_model(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_default_model_not_found_offline_suggests_the_demo_model(capsys, monkeypatch) -> None:
     monkeypatch.setenv("SMM_ENV", "dev")
     monkeypatch.setenv("SMM_OFFLINE", "1")
     assert main(["analyze", "BTC up"]) == 1
@@ -116,7 +116,7 @@ def test_default_model_not_found_offline_suggests_the_demo_model(capsys, monkeyp
     assert "'finbert' is the default model" in err and "--model finbert-demo" in err
 
 
-def _stdin(monkeypatch, data: bytes) -> None:  # type: ignore[no-untyped-def]
+def _stdin(monkeypatch, data: bytes) -> None:
     import io
     import sys
 
@@ -124,7 +124,7 @@ def _stdin(monkeypatch, data: bytes) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("args", [["-"], []])
-def test_analyze_reads_headlines_from_stdin(args: list[str], capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_analyze_reads_headlines_from_stdin(args: list[str], capsys, monkeypatch) -> None:
     import json
 
     _stdin(monkeypatch, b"Bitcoin crashes 20% after exchange hack\n\nETF inflows push BTC to a record high\n")
@@ -135,13 +135,13 @@ def test_analyze_reads_headlines_from_stdin(args: list[str], capsys, monkeypatch
     assert [r["id"] for r in rows] == [1, 3] and rows[0]["symbols"] == ["BTC"]
 
 
-def test_analyze_empty_stdin_is_a_usage_error(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_analyze_empty_stdin_is_a_usage_error(capsys, monkeypatch) -> None:
     _stdin(monkeypatch, b"\n  \n")
     assert main(["analyze", "-"]) == 2
     assert "<stdin> holds no headlines" in capsys.readouterr().err
 
 
-def test_analyze_binary_file_names_the_file_and_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_analyze_binary_file_names_the_file_and_line(tmp_path: Path, capsys) -> None:
     f = tmp_path / "model.bin"
     f.write_bytes(b"fine first line\n\x89PNG\r\n\x1a\n\xff\xfe\x00")
     assert main(["analyze", "--file", str(f)]) == 2
@@ -149,7 +149,7 @@ def test_analyze_binary_file_names_the_file_and_line(tmp_path: Path, capsys) -> 
     assert f"{f}:2: not UTF-8 text" in err and "Traceback" not in err
 
 
-def test_env_shows_the_thread_count_that_will_be_used(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_env_shows_the_thread_count_that_will_be_used(capsys, monkeypatch) -> None:
     import json
 
     from smart_model_manager.loaders.cpu import default_threads
@@ -163,7 +163,7 @@ def test_env_shows_the_thread_count_that_will_be_used(capsys, monkeypatch) -> No
     assert (info["num_threads"], info["num_threads_from"]) == (3, "SMM_NUM_THREADS")
 
 
-def test_analyze_table_header_fits_80_columns(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_analyze_table_header_fits_80_columns(capsys, monkeypatch) -> None:
     assert main(["analyze", "--format", "table", "BTC surges"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "model ProsusAI/finbert @ -" and out[1].startswith("  env=test source=mock")

@@ -18,7 +18,7 @@ def _never(*args: object, **kwargs: object) -> None:
 
 @pytest.mark.parametrize("flag", ["--target", "--cache-dir"])
 def test_build_demo_checks_the_destination_before_training(flag: str, tmp_path: Path, capsys,
-                                                           monkeypatch) -> None:  # type: ignore[no-untyped-def]
+                                                           monkeypatch) -> None:
     monkeypatch.setattr(demo, "build_demo_model", _never)
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

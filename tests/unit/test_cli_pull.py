@@ -17,7 +17,7 @@ K3S_LOCK = REPO / "deploy" / "k3s" / "base" / "models.lock"
 
 
 @pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
-def test_offline_pull_fails_before_any_download_and_names_the_variable(variable: str, tmp_path: Path, capsys,  # type: ignore[no-untyped-def]
+def test_offline_pull_fails_before_any_download_and_names_the_variable(variable: str, tmp_path: Path, capsys,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copy(K3S_LOCK, tmp_path / "models.lock")
     monkeypatch.setenv(variable, "1")
@@ -29,7 +29,7 @@ def test_offline_pull_fails_before_any_download_and_names_the_variable(variable:
     assert last.startswith("smm pull failed:") and f"Try: unset {variable}" in last, last
 
 
-def test_offline_pull_with_everything_present_still_verifies(tmp_path: Path, capsys,  # type: ignore[no-untyped-def]
+def test_offline_pull_with_everything_present_still_verifies(tmp_path: Path, capsys,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Offline forbids the network, not the pull: nothing to fetch means nothing fails."""
     import hashlib
@@ -51,7 +51,7 @@ def test_offline_pull_with_everything_present_still_verifies(tmp_path: Path, cap
     assert "1 model(s) verified" in capsys.readouterr().out
 
 
-def test_pull_org_name_that_cannot_be_pinned_ends_with_a_try_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_pull_org_name_that_cannot_be_pinned_ends_with_a_try_line(tmp_path: Path, capsys) -> None:
     code = main(["pull", "ORG/NAME", "--spec", str(tmp_path / "models.yaml"), "--lock", str(tmp_path / "models.lock"),
                  "--endpoint", "http://127.0.0.1:9"])
     err = capsys.readouterr().err

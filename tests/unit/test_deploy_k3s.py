@@ -449,7 +449,7 @@ def test_the_policy_refuses_an_image_volume_pinned_by_tag(tmp_path: Path) -> Non
     shutil.copytree(K3S, copy)
     comp = copy / "components" / "image-volume" / "kustomization.yaml"
     text = comp.read_text()
-    ref = re.search(r"reference: (\S+)", text).group(1)  # type: ignore[union-attr]
+    ref = re.search(r"reference: (\S+)", text).group(1)
     comp.write_text(text.replace(ref, "registry.example.com/smm-models:v2"))
     spec = _service(render(_folder(tmp_path / "r", copy / "overlays" / "prod", [copy / "components" / "image-volume"])))["spec"]
     problems = image_volume_violations(spec)

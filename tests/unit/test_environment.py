@@ -125,7 +125,7 @@ def test_detection_creates_nothing(base):
     assert not Path(base["MODEL_CACHE_DIR"]).exists() and not Path(base["SMM_VOLUME_DIR"]).exists()
 
 
-def test_testing_maybe_warns_and_is_ignored(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_testing_maybe_warns_and_is_ignored(caplog) -> None:
     from smart_model_manager.settings import Settings
     from smart_model_manager.sources.environment import detect
 

@@ -111,7 +111,7 @@ def test_bytes_that_change_in_flight_are_never_published(registered, remote: Pat
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     real = DirDownloader.download
 
-    def tampered(self, repo_id, commit, path, dest, **kw):  # type: ignore[no-untyped-def]
+    def tampered(self, repo_id, commit, path, dest, **kw):
         size, sha = real(self, repo_id, commit, path, dest, **kw)
         if path == "model.safetensors":
             dest.write_bytes(b"evil" * 175)

@@ -17,7 +17,7 @@ def _folder(tmp_path: Path, archs: list[str], name: str = "my-model") -> Path:
                              labels=("bearish", "bullish"))
 
 
-def test_a_folder_resolves_in_dev_hashed_with_the_import_commit(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_folder_resolves_in_dev_hashed_with_the_import_commit(tmp_path: Path, monkeypatch) -> None:
     from smart_model_manager import ModelManager, store
 
     d = _folder(tmp_path, ["BertForSequenceClassification"])
@@ -40,7 +40,7 @@ def test_a_folder_is_refused_in_production_and_a_mock_in_tests(tmp_path: Path) -
     assert m.info.source == "mock" and m.labels == ("bearish", "bullish")
 
 
-def test_folder_spelling_rules_and_errors(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_folder_spelling_rules_and_errors(tmp_path: Path, monkeypatch) -> None:
     from smart_model_manager import ConfigurationError, ModelManager, ModelNotFoundError
     from smart_model_manager.sources.folder import is_folder_ref
 

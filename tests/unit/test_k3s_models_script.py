@@ -207,7 +207,7 @@ def test_prune_runs_its_own_read_write_pod_with_a_real_command(fake: dict[str, s
     assert next(m for m in c["volumeMounts"] if m["mountPath"] == "/app/models")["readOnly"] is False
     assert restricted_violations(pod["spec"]) == []
     assert run("prune", "x", env=fake).returncode == 2 and run("prune", "2", "--all", env=fake).returncode == 2
-    prune = cli.get_command(None, "prune")  # type: ignore[arg-type]
-    opts = {o for p in prune.params for o in getattr(p, "opts", [])}  # type: ignore[union-attr]
+    prune = cli.get_command(None, "prune")
+    opts = {o for p in prune.params for o in getattr(p, "opts", [])}
     missing = {w for w in argv if w.startswith("--")} - opts
     assert not missing, missing

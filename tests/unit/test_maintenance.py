@@ -178,6 +178,6 @@ def test_ls_reports_locked_models_that_are_absent_and_the_volume(tmp_path: Path,
 
 
 @pytest.mark.parametrize("command", ["ls", "prune"])
-def test_ls_and_prune_on_a_missing_dir_exit_2(command: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_ls_and_prune_on_a_missing_dir_exit_2(command: str, tmp_path: Path, capsys) -> None:
     assert main([command, "--dir", str(tmp_path / "no-such-volume")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -20,7 +20,7 @@ F = FileEntry(10, "sha256:" + "ab" * 32)
 G = FileEntry(20, "sha256:" + "cd" * 32)
 
 
-def entry(commit: str, files: dict[str, FileEntry], **kw) -> ModelEntry:  # type: ignore[no-untyped-def]
+def entry(commit: str, files: dict[str, FileEntry], **kw) -> ModelEntry:
     return ModelEntry(repo_id="org/fin", commit=commit, model_type="sentiment", files=files,
                       labels=("negative", "neutral", "positive"), **kw)
 

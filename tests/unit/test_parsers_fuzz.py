@@ -44,7 +44,7 @@ def mutated(draw: st.DrawFn, good: str) -> str:
     return text
 
 
-def _check(parse, err_cls, text: str) -> None:  # type: ignore[no-untyped-def]
+def _check(parse, err_cls, text: str) -> None:
     try:
         parse(text, "fuzz/file.yaml")
     except err_cls as err:

@@ -284,7 +284,7 @@ def test_a_directory_link_cycle_in_a_snapshot_terminates_as_an_extra_error(vol: 
     assert not r.ok and [(f.kind, Path(f.file).name) for f in r.errors] == [("extra", "loop")]
 
 
-def test_validate_says_which_lock_it_uses_and_where_it_came_from(tmp_path: Path, capsys,  # type: ignore[no-untyped-def]
+def test_validate_says_which_lock_it_uses_and_where_it_came_from(tmp_path: Path, capsys,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "new-models"
     folder.mkdir()
