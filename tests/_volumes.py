@@ -59,3 +59,8 @@ def lock_for(man: Manifest, path: Path | None = None) -> lockfile.Lock:
         Path(path).write_text(text, encoding="utf-8")
         return lockfile.load(path)
     return lockfile.loads(text)
+
+
+def regular_bytes(root: Path) -> int:
+    """Disk usage as prune counts it: the apparent size of every regular file (links and dirs excluded)."""
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())

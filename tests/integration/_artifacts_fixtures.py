@@ -70,6 +70,13 @@ def silent_listener() -> Iterator[str]:
         sock.close()
 
 
+def free_port() -> int:
+    """A loopback port free right now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def closed_port() -> str:
     """failure mode ``connection_refused``: a port nothing listens on."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -8,7 +8,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,7 +21,7 @@ from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.ops.lock import resolve_lock
 from smart_model_manager.ops.pull import pull
 
-from _artifacts_fixtures import hub_like_root
+from _artifacts_fixtures import free_port, hub_like_root
 from _model_folders import CLASSIFIER, make_model_folder
 
 REPO_ID = "org/news-sentiment"
@@ -52,12 +51,6 @@ def two_versions(tmp: Path) -> TwoVersions:
             pull(lockfile.load(path), cache_dir=cache, endpoint=mirror.url, timeout=10, retries=0)
             paths.append(path)
     return TwoVersions(cache, paths[0], paths[1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"

@@ -19,7 +19,8 @@ from smart_model_manager.image.layout import read_image
 from smart_model_manager.image.registry import RegistryClient, RegistryError, parse_reference
 from smart_model_manager.image.transfer import pull, push
 
-from _image_fixtures import REGISTRY_BIN, TwoVersions, free_port, registry, stop, two_versions
+from _artifacts_fixtures import free_port
+from _image_fixtures import REGISTRY_BIN, TwoVersions, registry, stop, two_versions
 from test_image_build import unpack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _artifacts_fixtures import free_port
 from _service_fixtures import (
     LABELS,
     REPO,
@@ -23,7 +24,6 @@ from _service_fixtures import (
     ServerThread,
     TableRunner,
     child_env,
-    free_port,
     make_model,
     serve,
     subprocess_server,
@@ -413,17 +413,6 @@ def test_unchanged_service_gets_the_mock_in_the_test_environment():
     assert m["repo_id"] == "ProsusAI/finbert"
     assert sorted(m["labels"]) == ["negative", "neutral", "positive"]
     assert r.status_code == 200 and set(r.json()["results"][0]["scores"]) == set(m["labels"])
-
-
-@pytest.fixture(scope="module")
-def demo_volume(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from _volumes import make_volume
-
-    from smart_model_manager.sources.known_models import DEMO_REPO_ID
-
-    root = tmp_path_factory.mktemp("service-volume")
-    make_volume(root, {DEMO_REPO_ID: demo_model_dir})
-    return root
 
 
 @pytest.mark.ml_models

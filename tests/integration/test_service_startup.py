@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _service_fixtures import REPO, ServerThread, child_env, free_port, wait_for_ready
+from _artifacts_fixtures import free_port
+from _service_fixtures import REPO, ServerThread, child_env, wait_for_ready
 
 from smart_model_manager.service.app import create_app
 from smart_model_manager.service.config import ServiceConfig

@@ -19,15 +19,12 @@ from smart_model_manager.ops.validate import validate
 
 from _artifacts_fixtures import hub_like_root
 from _model_folders import CLASSIFIER, make_model_folder
+from _volumes import regular_bytes
 
 pytestmark = pytest.mark.integration
 
 REPO_ID = "org/news-sentiment"
 SPEC = f"models:\n  news:\n    repo_id: {REPO_ID}\n    model_type: sentiment\n"
-
-
-def regular_bytes(root: Path) -> int:
-    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def test_validate_follows_the_lock_through_an_upstream_update(tmp_path: Path,

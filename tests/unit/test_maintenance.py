@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from _model_folders import make_model_folder
-from _volumes import lock_for, make_volume
+from _volumes import lock_for, make_volume, regular_bytes
 
 from smart_model_manager import store
 from smart_model_manager.cli.main import main
@@ -21,11 +21,6 @@ pytestmark = pytest.mark.unit
 
 A, B = "acme/a", "acme/b"
 HOUR = 3600
-
-
-def regular_bytes(root: Path) -> int:
-    """Disk usage as prune counts it: the apparent size of every regular file (links and dirs excluded)."""
-    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
