@@ -487,3 +487,19 @@ def test_docs_page_works_offline_from_local_assets() -> None:
             assert r.status_code == 200, url
         assert any(u.endswith("swagger-ui-bundle.js") for u in urls)
         assert httpx.get(srv.url + "/redoc").status_code == 404
+
+
+def test_metrics_label_docs_openapi_and_static_files_by_their_route() -> None:
+    with serve() as (url, _):
+        for path in ("/openapi.json", "/docs", "/docs/static/swagger-ui.css", "/docs/static/swagger-ui-bundle.js",
+                     "/no/such/route"):
+            httpx.get(url + path)
+        text = httpx.get(url + "/metrics").text
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    seen = {(s.labels["route"], s.labels["status"]): s.value
+            for s in fams["smm_service_requests"].samples if s.name.endswith("_total")}
+    assert seen[("/openapi.json", "200")] == 1
+    assert seen[("/docs", "200")] == 1
+    assert seen[("/docs/static/{path}", "200")] == 2   # one template for every static file: bounded labels
+    assert seen[("<unmatched>", "404")] == 1           # only what no route serves
+    assert ("<unmatched>", "200") not in seen
