@@ -1,6 +1,6 @@
 """Helpers for the lock / pull / hub-source tests: Hub-like mirror roots, failure-mode listeners, subprocess env.
 
-Not a conftest on purpose (the lead owns those): import what you need.
+Import what you need; fixtures that several files share live in tests/integration/conftest.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Shared fixtures for the mirror tests: model folders in HF-cache layout, raw HTTP, digests.
 
 Import the helpers you need; pytest fixtures defined here become active in a test module once imported
-(``from _mirror_fixtures import tiny_bert_root  # noqa: F401``). Not a conftest on purpose: the lead owns those.
+(``from _mirror_fixtures import tiny_bert_root  # noqa: F401``); fixtures that many files share live in conftest.py.
 """
 
 from __future__ import annotations
