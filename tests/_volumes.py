@@ -11,10 +11,10 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from smart_model_manager import store
 from smart_model_manager.formats import lockfile, manifest
 from smart_model_manager.formats.manifest import FileEntry, Manifest, ModelEntry
 from smart_model_manager.sources.base import read_schema
+from smart_model_manager.store import cache as store
 
 
 def make_volume(root: Path, models: Mapping[str, Path], model_type: str | Mapping[str, str] = "sentiment", *,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from smart_model_manager.hashing import content_commit
+from smart_model_manager.store.hashing import content_commit
 
 ROOT = Path(__file__).resolve().parents[2]
 FIN_SPEC = "models:\n  fin:\n    repo_id: org/fin\n    model_type: sentiment\n"  # one sentiment model

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from smart_model_manager.demo.build import DEMO_REPO_ID, LABELS, build_demo_model, read_examples
-from smart_model_manager.hashing import content_commit, sha256_file
+from smart_model_manager.store.hashing import content_commit, sha256_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models, pytest.mark.slow]  # trains with torch
 

@@ -181,9 +181,10 @@ def test_load_model_with_device_cpu_reports_device_and_dtype(tiny_bert_dir: Path
 
 # -- the whole chain: settings -> ModelManager -> choose_device -> load_runner -> LoadInfo -------------
 def test_load_model_device_rules_end_to_end(tiny_bert_dir: Path, smm_cache: Path, monkeypatch, caplog) -> None:
-    from smart_model_manager import ConfigurationError, ModelManager, store
+    from smart_model_manager import ConfigurationError, ModelManager
     from smart_model_manager.loaders import device as dev
     from smart_model_manager.loaders.device import Probe
+    from smart_model_manager.store import cache as store
 
     store.import_folder(tiny_bert_dir, smm_cache, "org/tiny")
     monkeypatch.setattr(dev, "_logged", set())

@@ -107,7 +107,7 @@ def test_tampered_mirror_raises_integrity_error_and_publishes_nothing(upstream, 
 def test_without_a_lock_files_are_published_unverified_and_logged(upstream, tmp_path: Path, caplog) -> None:
     mirror, _root, src, commit, _lock = upstream
     cache = tmp_path / "cache"
-    with caplog.at_level(logging.WARNING, logger="smart_model_manager.publish"):
+    with caplog.at_level(logging.WARNING, logger="smart_model_manager.store.fetch"):
         resolved = ModelManager("dev", settings=settings_for(mirror.url, cache), lock=False).resolve(REPO)
     assert resolved.source == "hub" and resolved.commit == commit
     assert resolved.verified == "lfs-only"  # the weights matched the sha256 the endpoint lists

@@ -22,7 +22,7 @@ from smart_model_manager.image.build import build_image, group
 from smart_model_manager.image.layout import read_image
 from smart_model_manager.ops.pull import pull
 from smart_model_manager.ops.validate import validate
-from smart_model_manager.store import repo_dir
+from smart_model_manager.store.cache import repo_dir
 
 from _image_fixtures import REPO_ID, TwoVersions, two_versions
 

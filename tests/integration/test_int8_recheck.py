@@ -54,7 +54,7 @@ def disagreeing_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_quality_json_carries_references_and_the_gate_cpu(exported_int8: Path) -> None:
-    from smart_model_manager.hashing import sha256_file
+    from smart_model_manager.store.hashing import sha256_file
 
     int8 = json.loads((exported_int8 / "onnx" / "quality.json").read_text())["int8"]
     refs = int8["references"]

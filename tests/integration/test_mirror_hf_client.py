@@ -239,7 +239,7 @@ def test_transformers_auto_classes_through_the_mirror(bert_mirror, tmp_path: Pat
 
 def test_pull_request_revision_travels_percent_encoded(hub, small_root, tmp_path: Path) -> None:
     """``refs/pr/1`` arrives as ``refs%2Fpr%2F1``: split the raw path first, then decode (as huggingface_hub quotes it)."""
-    from smart_model_manager.store import import_folder
+    from smart_model_manager.store.cache import import_folder
 
     _root, src, main_commit = small_root
     root = tmp_path / "root"

@@ -76,7 +76,7 @@ def max_abs(a: list[list[float]], b: list[list[float]]) -> float:
 # -- export ---------------------------------------------------------------------------------------
 
 def test_export_writes_files_and_canonical_quality_json(exported: tuple[Path, Any]) -> None:
-    from smart_model_manager.hashing import sha256_file
+    from smart_model_manager.store.hashing import sha256_file
 
     folder, report = exported
     onnx_dir = folder / "onnx"
@@ -143,9 +143,9 @@ def test_sensitive_recipe_keeps_the_measured_nodes_in_float_and_is_reproducible(
     import onnx
     from onnx import TensorProto
 
-    from smart_model_manager.hashing import sha256_file
     from smart_model_manager.loaders import load_runner
     from smart_model_manager.onnx.export import export_onnx
+    from smart_model_manager.store.hashing import sha256_file
 
     digests = []
     for name in ("a", "b"):
@@ -305,9 +305,9 @@ def test_corrupt_same_size_onnx_is_a_backend_error_naming_the_file(exported: tup
 
 def test_smm_backend_onnx_without_export_names_file_and_command(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from smart_model_manager import store
     from smart_model_manager.api import ModelManager
     from smart_model_manager.settings import Settings
+    from smart_model_manager.store import cache as store
 
     folder = build_tiny(tmp_path / "src", "sentiment")
     settings = Settings.from_env()
@@ -360,9 +360,9 @@ def test_empty_string_has_a_defined_result(small_batch_runner: Any, torch_runner
 
 def test_cli_export_repo_id_adds_files_to_cache_snapshot(exported: tuple[Path, Any], tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from smart_model_manager import store
     from smart_model_manager.cli.main import main
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.store import cache as store
 
     src = copy_model(exported[0], tmp_path / "src")
     shutil.rmtree(src / "onnx")

@@ -17,10 +17,11 @@ import pytest
 from _model_folders import make_model_folder
 from _volumes import lock_for, make_volume
 
-from smart_model_manager import IntegrityError, ModelManager, store
+from smart_model_manager import IntegrityError, ModelManager
 from smart_model_manager.formats import manifest
 from smart_model_manager.ops.validate import KINDS, validate
 from smart_model_manager.settings import Settings
+from smart_model_manager.store import cache as store
 
 pytestmark = pytest.mark.integration
 REPO = "org/model"

@@ -13,8 +13,8 @@ PKG = Path(__file__).resolve().parents[2] / "src" / "smart_model_manager"
 
 LAYER = {  # one line per layer: a package or root module, and what it may import (its layer and below)
     "errors": 0, "_version": 0, "_layout": 0, "backends": 0,       # stdlib only
-    "settings": 1, "telemetry": 1, "hashing": 1, "progress": 1,     # the environment, spans, digests, progress
-    "store": 2, "publish": 2, "remote": 2, "registry": 2, "model": 2, "pipeline_call": 2,  # cache, Hub, types
+    "settings": 1, "telemetry": 1, "progress": 1,                  # the environment, spans, progress lines
+    "store": 2, "remote": 2, "registry": 2, "model": 2, "pipeline_call": 2,  # the cache, the Hub, model types
     "formats": 3,                                                   # our YAML files and their fields
     "sources": 4,                                                   # where a model comes from
     "polarity": 5, "ops": 5, "image": 5,                            # what `smm` commands do

@@ -11,11 +11,11 @@ import pytest
 from _model_folders import make_model_folder
 from _volumes import lock_for, make_volume, regular_bytes
 
-from smart_model_manager import store
 from smart_model_manager.cli.main import main
 from smart_model_manager.formats import manifest
 from smart_model_manager.ops import maintenance
 from smart_model_manager.ops.validate import validate
+from smart_model_manager.store import cache as store
 
 pytestmark = pytest.mark.unit
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import click
 
-from .. import store
 from .._layout import MANIFEST_NAME
 from ..onnx.quantize import INT8_RECIPES
 from ..settings import Settings
 from ..sources.known_models import resolve_alias
+from ..store import cache as store
 from .models import cli_progress
 
 log = logging.getLogger(__name__)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from .. import store
 from .._layout import MANIFEST_NAME, ONNX_FP32_FILE
 from ..progress import Progress
 from ..settings import Settings
 from ..sources.known_models import DEMO_REPO_ID
+from ..store import cache as store
 
 
 @click.group("models")

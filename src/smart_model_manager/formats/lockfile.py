@@ -156,7 +156,7 @@ def write_lock(path: str | Path, lock: Lock) -> bool:
     """Write ``lock`` canonically and atomically. Returns False (and touches nothing, not even the mtime)
     when the file already holds exactly these bytes, so relocking an unchanged input is a no-op for
     git, make and Docker layer caches."""
-    from ..store import atomic_write_bytes  # store needs filelock; reading a lock must not
+    from ..store.cache import atomic_write_bytes  # store needs filelock; reading a lock must not
 
     p = Path(path)
     data = lock.dumps().encode("utf-8")

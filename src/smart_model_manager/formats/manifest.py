@@ -24,7 +24,7 @@ from typing import Any
 
 from .._layout import MANIFEST_NAME as MANIFEST_NAME, REPO_ID_EXPECTED, TMP_PREFIX, is_commit, is_repo_id
 from ..errors import FormatError, ManifestError, MissingFileError
-from ..hashing import is_sha256, with_prefix
+from ..store.hashing import is_sha256, with_prefix
 from . import _fields, _yaml
 
 FORMAT = 2
@@ -395,7 +395,7 @@ def update(root: str | os.PathLike[str], change: Callable[[Manifest], Manifest],
     replaced (with a warning), since no pod can load from it anyway. ``locked``: the caller already holds
     :func:`volume_lock`. Call ``change`` only with what is complete and verified: the manifest's presence
     is the volume's "ready" signal."""
-    from .. import store
+    from ..store import cache as store
 
     root = Path(root)
     path = root / MANIFEST_NAME
@@ -422,7 +422,7 @@ def record(root: str | os.PathLike[str], entries: Iterable[ModelEntry], *, gener
     stamped = [replace(e, provisioned_at=at, lock_digest=lock_digest) for e in entries]
 
     def change(man: Manifest) -> Manifest:
-        from .. import store
+        from ..store import cache as store
 
         for e in stamped:  # checked under the volume lock, which `smm prune` holds while it deletes commits
             snap = store.repo_dir(Path(root), e.repo_id) / "snapshots" / e.commit

@@ -32,15 +32,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import store
 from .._layout import MANIFEST_NAME
 from ..errors import ConfigurationError, IntegrityError, MissingFileError
 from ..formats import manifest as manifest_mod
 from ..formats.lockfile import Lock, LockEntry
 from ..formats.manifest import LockRecord, Manifest
-from ..hashing import sha256_file
 from ..ops.pull import _manifest_entry, generated_by, lock_digest
-from ..publish import check_space
+from ..store import cache as store
+from ..store.fetch import check_space
+from ..store.hashing import sha256_file
 from . import layout as oci
 from .tarlayer import Entry, Layer, write_layer
 

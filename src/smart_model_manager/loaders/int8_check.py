@@ -130,8 +130,8 @@ def check_tree(root: Path, *, hash_fp32: bool = True) -> list[dict[str, Any]]:
     """Re-check every published int8 file under ``root`` (a volume or a cache) on this CPU, hashing each
     fp32 file for the reference digest (``smm validate --full``: the node-cache DaemonSet and the provision
     Job run it on a node). One dict per file: ``path``, ``status``, ``reason``, ``seconds``."""
-    from ..hashing import sha256_file, with_prefix
     from ..onnx.gate import recheck
+    from ..store.hashing import sha256_file, with_prefix
     from ._common import read_json
 
     out: list[dict[str, Any]] = []

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, UnknownModelTypeError
-from ..hashing import sha256_file, with_prefix
 from ..progress import ProgressFn
+from ..store.hashing import sha256_file, with_prefix
 from .gate import MIN_SAMPLES, Sample, gate_samples, read_golden_file, references
 from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8, quiet
 from .samples import BUILTIN_SAMPLES, default_sample_texts

@@ -25,9 +25,9 @@ from ..formats.labels import hidden_size, parse_id2label
 from ..formats.lockfile import Lock, LockEntry
 from ..formats.manifest import FileEntry
 from ..formats.spec import Spec, SpecEntry, select_files
-from ..hashing import with_prefix
 from ..registry import config_mismatch, get_model_type, infer_model_type
 from ..remote.hub import HubClient, RemoteRevision
+from ..store.hashing import with_prefix
 
 log = logging.getLogger(__name__)
 AUTO = "auto"  # SpecEntry.model_type for one-step pulls: decided from the pinned config.json

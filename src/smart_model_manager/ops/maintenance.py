@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import store
 from ..errors import ConfigurationError
 from ..formats import manifest as manifest_mod
 from ..formats.lockfile import Lock
+from ..store import cache as store
 
 log = logging.getLogger(__name__)
 

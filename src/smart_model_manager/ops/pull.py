@@ -33,18 +33,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import store
 from .._layout import REPO_ID_EXPECTED, is_repo_id
 from .._version import __version__
 from ..errors import ConfigurationError, FormatError, IntegrityError, ModelNotFoundError, Unavailable
 from ..formats import manifest as manifest_mod
 from ..formats.lockfile import Lock, LockEntry
 from ..formats.manifest import FileEntry, ModelEntry
-from ..hashing import is_sha256, sha256_file, with_prefix
-from ..publish import Downloader, NullProgress, ProgressHook, Want, check_space, clean_stale_staging, fetch_into
 from ..registry import get_model_type
 from ..remote.hub import HubClient
 from ..sources.base import read_schema
+from ..store import cache as store
+from ..store.fetch import Downloader, NullProgress, ProgressHook, Want, check_space, clean_stale_staging, fetch_into
+from ..store.hashing import is_sha256, sha256_file, with_prefix
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .. import store
 from .._layout import REPO_ID_EXPECTED, is_repo_id
 from ..errors import ConfigurationError, FormatError
 from ..formats import lockfile, spec as spec_mod
@@ -25,6 +24,7 @@ from ..formats._fields import is_alias
 from ..formats.lockfile import Lock
 from ..formats.spec import SpecEntry
 from ..remote.hub import HubClient
+from ..store import cache as store
 from .lock import AUTO, lock_entry
 
 log = logging.getLogger(__name__)

@@ -44,8 +44,8 @@ from typing import Any
 from ..errors import ConfigurationError, FormatError
 from ..formats import lockfile, manifest as manifest_mod
 from ..formats.manifest import FileEntry
-from ..hashing import sha256_file, strip_prefix, with_prefix
-from ..store import resolves_outside
+from ..store.cache import resolves_outside
+from ..store.hashing import sha256_file, strip_prefix, with_prefix
 
 KINDS = ("missing", "corrupt", "stale", "extra", "malformed", "outside")
 MODES = ("quick", "full")

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 from .._version import __version__
 from ..errors import IntegrityError, SourceError, Unavailable
-from ..publish import NullProgress, ProgressHook
 from ..settings import Settings
+from ..store.fetch import NullProgress, ProgressHook
 
 log = logging.getLogger(__name__)
 

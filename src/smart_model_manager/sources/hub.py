@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..publish import (
+from ..remote.hub import HubClient, NullProgress, ProgressHook, RemoteFile, RemoteRevision
+from ..settings import Settings
+from ..store.fetch import (
     FetchResult,
     Want,
     check_space,
@@ -19,8 +21,6 @@ from ..publish import (
     fetch_into,
     staging_dir,
 )
-from ..remote.hub import HubClient, NullProgress, ProgressHook, RemoteFile, RemoteRevision
-from ..settings import Settings
 from .base import Request, Resolved, Unavailable, Verified, read_schema
 
 log = logging.getLogger(__name__)

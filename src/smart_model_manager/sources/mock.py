@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import store
 from .._layout import MANIFEST_NAME
 from ..errors import FormatError
 from ..registry import get_model_type
+from ..store import cache as store
 from . import known_models
 from .base import Request, Resolved, Verified, read_schema
 

@@ -21,18 +21,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._layout import (
+from .._layout import (
     INCOMPLETE_SUFFIX,
     LOCKS_DIR,
     REPO_ID_EXPECTED,
-    TMP_PREFIX as TMP_PREFIX,  # used as store.X
+    TMP_PREFIX as TMP_PREFIX,
     is_commit,
     is_repo_id,
     repo_folder,
     repo_id_from_folder as repo_id_from_folder,
     tmp_name,
 )
-from .errors import ConfigurationError, IntegrityError
+from ..errors import ConfigurationError, IntegrityError
 
 
 def repo_folder_name(repo_id: str) -> str:

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn, Protocol
 
-from . import store
-from ._layout import INCOMPLETE_SUFFIX, LOCKS_DIR, STAGING_DIR, TMP_PREFIX, tmp_name
-from .errors import IntegrityError, SourceError
+from .._layout import INCOMPLETE_SUFFIX, LOCKS_DIR, STAGING_DIR, TMP_PREFIX, tmp_name
+from ..errors import IntegrityError, SourceError
+from . import cache as store
 from .hashing import PREFIX, sha256_file, strip_prefix
 
 log = logging.getLogger(__name__)

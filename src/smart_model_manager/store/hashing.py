@@ -6,7 +6,7 @@ import hashlib
 import os
 from collections.abc import Iterable
 
-from .errors import IntegrityError
+from ..errors import IntegrityError
 
 CHUNK = 1 << 20
 PREFIX = "sha256:"
