@@ -18,7 +18,8 @@ def _folder(tmp_path: Path, archs: list[str], name: str = "my-model") -> Path:
 
 
 def test_a_folder_resolves_in_dev_hashed_with_the_import_commit(tmp_path: Path, monkeypatch) -> None:
-    from smart_model_manager import ModelManager, store
+    from smart_model_manager import ModelManager
+    from smart_model_manager.store import cache as store
 
     d = _folder(tmp_path, ["BertForSequenceClassification"])
     monkeypatch.chdir(tmp_path)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import store
 from smart_model_manager.errors import IntegrityError
+from smart_model_manager.store import cache as store
 
 pytestmark = pytest.mark.unit
 
