@@ -1,13 +1,13 @@
 """Build real volumes and caches for tests: HF-cache layout via ``store.import_folder`` + a manifest.
 
-Shared test helper (others may import it): ``make_volume(root, {repo_id: folder}, model_type=...)``.
+Shared test helper (others may import it): ``make_volume(root, {repo_id: folder}, model_type=...)``; the
+folders come from ``_model_folders.make_model_folder``.
 Nothing here fakes the layout: volumes are built by the same code the provisioner uses.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,20 +15,6 @@ from smart_model_manager.formats import lockfile, manifest
 from smart_model_manager.formats.manifest import FileEntry, Manifest, ModelEntry
 from smart_model_manager.sources.base import read_schema
 from smart_model_manager.store import cache as store
-
-
-def make_model_folder(folder: Path, files: Mapping[str, bytes] | None = None, *,
-                      labels: tuple[str, ...] = ("negative", "neutral", "positive")) -> Path:
-    """A small model folder: config.json with id2label plus the given files (bytes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg = {"model_type": "bert", "hidden_size": 32,
-           "id2label": {str(i): name for i, name in enumerate(labels)}}
-    (folder / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
-    for rel, data in (files or {"model.safetensors": b"\0" * 1024, "vocab.txt": b"[PAD]\n[UNK]\n"}).items():
-        p = folder / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    return folder
 
 
 def make_volume(root: Path, models: Mapping[str, Path], model_type: str | Mapping[str, str] = "sentiment", *,
@@ -73,3 +59,8 @@ def lock_for(man: Manifest, path: Path | None = None) -> lockfile.Lock:
         Path(path).write_text(text, encoding="utf-8")
         return lockfile.load(path)
     return lockfile.loads(text)
+
+
+def regular_bytes(root: Path) -> int:
+    """Disk usage as prune counts it: the apparent size of every regular file (links and dirs excluded)."""
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())

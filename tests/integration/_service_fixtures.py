@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -151,12 +150,6 @@ def wait_for_ready(url: str, timeout: float = 60.0) -> httpx.Response:
             pass
         time.sleep(0.05)
     raise AssertionError(f"{url} not ready after {timeout}s: {last and last.text}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -21,16 +21,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from _artifacts_fixtures import hub_like_root
+from _model_folders import CLASSIFIER, make_model_folder
 
 from smart_model_manager import ModelManager
 from smart_model_manager.cli.main import main
 from smart_model_manager.formats import lockfile
 from smart_model_manager.mirror import MirrorServer
-
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 
@@ -120,7 +117,8 @@ def test_hub_model_without_onnx_is_exported_locked_provisioned_and_served_withou
 def test_export_onto_a_provisioned_volume_is_refused_before_anything_is_written(work: Path,
                                                                                 capsys: pytest.CaptureFixture[str]):
     vol = work / "volume"
-    assert _smm("import", str(make_sentiment_folder(work / "src")), "--as", "org/fin", "--target", str(vol)) == 0
+    src = make_model_folder(work / "src", weights=50_000, architectures=CLASSIFIER, hub_extras=True)
+    assert _smm("import", str(src), "--as", "org/fin", "--target", str(vol)) == 0
     before = sorted(p.relative_to(vol).as_posix() for p in vol.rglob("*"))
     capsys.readouterr()
     assert _smm("export", "onnx", "org/fin", "--cache-dir", str(vol)) == 1

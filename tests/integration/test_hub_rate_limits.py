@@ -71,7 +71,7 @@ def _download(srv: _Scripted, tmp_path: Path, **kw: float) -> tuple[int, str]:
     return client.download("org/model", "a" * 40, "model.bin", tmp_path / "out", size=len(BODY))
 
 
-def test_429_with_retry_after_3_is_retried_after_3_seconds_not_before(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_429_with_retry_after_3_is_retried_after_3_seconds_not_before(serve, tmp_path: Path) -> None:
     srv = serve([(429, {"Retry-After": "3"})])
     assert _download(srv, tmp_path) == (len(BODY), hashlib.sha256(BODY).hexdigest())
     assert len(srv.arrivals) == 2
@@ -79,7 +79,7 @@ def test_429_with_retry_after_3_is_retried_after_3_seconds_not_before(serve, tmp
     assert 3.0 <= gap < 6.0, f"retried {gap:.2f}s after the 429 that said Retry-After: 3"
 
 
-def test_ratelimit_header_with_nothing_left_waits_for_the_reset(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ratelimit_header_with_nothing_left_waits_for_the_reset(serve, tmp_path: Path) -> None:
     # the Hub's own form (IETF draft): 0 requests left, the window resets in 1 s (rounded down, so +1 s)
     srv = serve([(429, {"RateLimit": '"api";r=0;t=1', "RateLimit-Policy": '"fixed window";"api";q=500;w=300'})])
     _download(srv, tmp_path)
@@ -87,14 +87,14 @@ def test_ratelimit_header_with_nothing_left_waits_for_the_reset(serve, tmp_path:
     assert 2.0 <= gap < 5.0, f"retried {gap:.2f}s after a RateLimit reset of 1 s (+1 s rounding)"
 
 
-def test_without_headers_the_backoff_stays_short(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_without_headers_the_backoff_stays_short(serve, tmp_path: Path) -> None:
     srv = serve([(503, {}), (503, {})])
     _download(srv, tmp_path, backoff=0.2)
     gaps = [b - a for a, b in zip(srv.arrivals, srv.arrivals[1:])]
     assert len(gaps) == 2 and 0.2 <= gaps[0] < 2.0 and 0.4 <= gaps[1] < 2.0, gaps
 
 
-def test_retry_after_beyond_the_budget_fails_at_once_saying_when(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_retry_after_beyond_the_budget_fails_at_once_saying_when(serve, tmp_path: Path) -> None:
     srv = serve([(429, {"Retry-After": "600"})])
     with pytest.raises(SourceError) as exc:
         _download(srv, tmp_path, retry_budget=120)
@@ -104,7 +104,7 @@ def test_retry_after_beyond_the_budget_fails_at_once_saying_when(serve, tmp_path
     assert len(srv.arrivals) == 1  # no second request: waiting could not help within the budget
 
 
-def test_the_budget_counts_every_wait_of_one_request(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_budget_counts_every_wait_of_one_request(serve, tmp_path: Path) -> None:
     srv = serve([(429, {"Retry-After": "1"}), (429, {"Retry-After": "2"})])
     with pytest.raises(SourceError, match="retry budget"):
         _download(srv, tmp_path, retry_budget=2.5)   # 1 s spent, 2 s asked, 1.5 s left
@@ -121,7 +121,7 @@ def test_retry_after_forms() -> None:
     assert _retry_after(formatdate(time.time() - 30, usegmt=True)) == 0.0
 
 
-def test_smm_pull_uses_the_retry_budget_from_the_environment(serve, tmp_path: Path, capsys,  # type: ignore[no-untyped-def]
+def test_smm_pull_uses_the_retry_budget_from_the_environment(serve, tmp_path: Path, capsys,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 

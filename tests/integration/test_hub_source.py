@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from _artifacts_fixtures import closed_port, hub_like_root, silent_listener
+from _model_folders import CLASSIFIER, make_model_folder
 
 from smart_model_manager import ModelManager, Settings
 from smart_model_manager.errors import IntegrityError, ModelNotFoundError, SourceError
@@ -21,11 +23,6 @@ from smart_model_manager.sources.cache import CacheSource
 from smart_model_manager.sources.hub import HubSource
 from smart_model_manager.sources.resolver import resolve_chain
 
-try:
-    from ._artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, silent_listener
-except ImportError:
-    from _artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, silent_listener
-
 pytestmark = pytest.mark.integration
 
 REPO = "org/fin"
@@ -33,9 +30,9 @@ SPEC = "models:\n  fin:\n    repo_id: org/fin\n    model_type: sentiment\n"
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+def upstream(tmp_path: Path):
     root = tmp_path / "upstream"
-    src = make_sentiment_folder(tmp_path / "src", weights=600_000)
+    src = make_model_folder(tmp_path / "src", weights=600_000, architectures=CLASSIFIER, hub_extras=True)
     commit = hub_like_root(src, root, REPO)
     with MirrorServer(root) as mirror:
         lock = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
@@ -61,7 +58,7 @@ class Recorder:
         raise Unavailable("recorder has nothing")
 
 
-def test_pinned_download_is_verified_then_served_from_the_cache(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pinned_download_is_verified_then_served_from_the_cache(upstream, tmp_path: Path) -> None:
     mirror, _root, src, commit, lock = upstream
     cache = tmp_path / "cache"
     settings = settings_for(mirror.url, cache)
@@ -81,7 +78,7 @@ def test_pinned_download_is_verified_then_served_from_the_cache(upstream, tmp_pa
     assert {k: v.full_gets for k, v in mirror.stats.files().items()} == gets
 
 
-def test_tampered_mirror_raises_integrity_error_and_publishes_nothing(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_mirror_raises_integrity_error_and_publishes_nothing(upstream, tmp_path: Path) -> None:
     mirror, root, src, commit, lock = upstream
     expected = lock.models["fin"].files["model.safetensors"].sha256
     blob = root / "models--org--fin" / "blobs" / expected.removeprefix("sha256:")
@@ -106,7 +103,7 @@ def test_tampered_mirror_raises_integrity_error_and_publishes_nothing(upstream, 
     assert mirror.stats["org/fin/model.safetensors"].full_gets == 1  # and no silent re-download
 
 
-def test_without_a_lock_files_are_published_unverified_and_logged(upstream, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_lock_files_are_published_unverified_and_logged(upstream, tmp_path: Path, caplog) -> None:
     mirror, _root, src, commit, _lock = upstream
     cache = tmp_path / "cache"
     with caplog.at_level(logging.WARNING, logger="smart_model_manager.store.fetch"):
@@ -117,7 +114,7 @@ def test_without_a_lock_files_are_published_unverified_and_logged(upstream, tmp_
     assert "WITHOUT a pinned sha256" in caplog.text and "vocab.txt" in caplog.text
 
 
-def test_dropped_connection_resumes_with_range(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_dropped_connection_resumes_with_range(upstream, tmp_path: Path) -> None:
     mirror, _root, src, commit, lock = upstream
     mirror.stats.reset()
     mirror.inject(Fault("drops_mid_file", "org/fin/model.safetensors", after_bytes=250_000))
@@ -129,7 +126,7 @@ def test_dropped_connection_resumes_with_range(upstream, tmp_path: Path) -> None
     assert (resolved.path / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
 
 
-def test_a_stall_mid_download_times_out_and_is_retried(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_stall_mid_download_times_out_and_is_retried(upstream, tmp_path: Path) -> None:
     mirror, _root, src, commit, lock = upstream
     mirror.inject(Fault("stalls", "org/fin/model.safetensors", seconds=3))
     client = HubClient(mirror.url, timeout=0.5, retries=1, backoff=0.05)
@@ -164,7 +161,7 @@ def test_closed_port_is_a_source_error_and_the_chain_moves_on(tmp_path: Path) ->
     assert recorder.calls == 1  # transient: the next source was tried
 
 
-def test_missing_repo_and_offline_are_unavailable_with_a_reason(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_repo_and_offline_are_unavailable_with_a_reason(upstream, tmp_path: Path) -> None:
     mirror, *_ = upstream
     mirror.stats.reset()  # forget what the lock fixture fetched
     hub = HubSource(settings_for(mirror.url, tmp_path / "cache"))
@@ -180,7 +177,7 @@ def test_missing_repo_and_offline_are_unavailable_with_a_reason(upstream, tmp_pa
 
 @pytest.mark.parametrize("retries, ok", [(3, True), (1, False)])
 def test_server_errors_are_retried_a_bounded_number_of_times(upstream, tmp_path: Path,
-                                                             retries: int, ok: bool) -> None:  # type: ignore[no-untyped-def]
+                                                             retries: int, ok: bool) -> None:
     mirror, _root, src, commit, lock = upstream
     mirror.inject(Fault("server_error", "org/fin/model.safetensors", status=503, times=2))
     client = HubClient(mirror.url, timeout=5, retries=retries, backoff=0.05)
@@ -193,7 +190,7 @@ def test_server_errors_are_retried_a_bounded_number_of_times(upstream, tmp_path:
             client.download(REPO, commit, "model.safetensors", dest)
 
 
-def test_an_endpoint_sending_more_than_pinned_is_cut_off(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_endpoint_sending_more_than_pinned_is_cut_off(upstream, tmp_path: Path) -> None:
     mirror, root, src, commit, lock = upstream
     pinned = lock.models["fin"].files["model.safetensors"]
     blob = root / "models--org--fin" / "blobs" / pinned.sha256.removeprefix("sha256:")
@@ -205,7 +202,7 @@ def test_an_endpoint_sending_more_than_pinned_is_cut_off(upstream, tmp_path: Pat
 
 
 def test_a_local_write_error_is_not_retried_nor_called_a_network_error(upstream, tmp_path: Path,
-                                                                      monkeypatch) -> None:  # type: ignore[no-untyped-def]
+                                                                      monkeypatch) -> None:
     import errno as errno_mod
 
     mirror, _root, _src, commit, _lock = upstream
@@ -214,13 +211,13 @@ def test_a_local_write_error_is_not_retried_nor_called_a_network_error(upstream,
     class FullDisk:
         """A file object whose writes fail like a full disk."""
 
-        def __init__(self, *a, **k):  # type: ignore[no-untyped-def]
+        def __init__(self, *a, **k):
             pass
 
-        def __enter__(self):  # type: ignore[no-untyped-def]
+        def __enter__(self):
             return self
 
-        def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+        def __exit__(self, *exc):
             return False
 
         def write(self, data: bytes) -> int:
@@ -236,7 +233,7 @@ def test_a_local_write_error_is_not_retried_nor_called_a_network_error(upstream,
     assert mirror.stats["org/fin/model.safetensors"].full_gets == 1  # not retried
 
 
-def test_pinned_commit_and_other_revisions(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pinned_commit_and_other_revisions(upstream, tmp_path: Path) -> None:
     mirror, root, src, commit, lock = upstream
     cache = tmp_path / "cache"
     settings = settings_for(mirror.url, cache)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _image_fixtures import REPO_ID, TwoVersions, two_versions
 
 from smart_model_manager.cli.main import main
 from smart_model_manager.errors import IntegrityError, MissingFileError
@@ -25,11 +26,6 @@ from smart_model_manager.ops.pull import pull
 from smart_model_manager.ops.validate import validate
 from smart_model_manager.remote.fake import FakeRemote, read_folder
 from smart_model_manager.store.cache import repo_dir
-
-try:
-    from ._image_fixtures import REPO_ID, TwoVersions, two_versions
-except ImportError:
-    from _image_fixtures import REPO_ID, TwoVersions, two_versions
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,7 +200,7 @@ def test_a_disk_that_fills_while_packing_leaves_nothing(versions: TwoVersions, t
         written[0] += len(b)
         if written[0] > 1 << 20:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, b)  # type: ignore[arg-type]
+        return real(self, b)
 
     monkeypatch.setattr(tarlayer._HashingWriter, "write", full)
     with pytest.raises(OSError, match="No space left"):

@@ -10,6 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _artifacts_fixtures import free_port
+from _image_fixtures import REGISTRY_BIN, TwoVersions, registry, stop, two_versions
+from test_image_build import unpack
 
 from smart_model_manager.cli.main import main
 from smart_model_manager.errors import IntegrityError
@@ -18,13 +21,6 @@ from smart_model_manager.image.build import build_image
 from smart_model_manager.image.layout import read_image
 from smart_model_manager.image.registry import RegistryClient, RegistryError, parse_reference
 from smart_model_manager.image.transfer import pull, push
-
-try:
-    from ._image_fixtures import REGISTRY_BIN, TwoVersions, free_port, registry, stop, two_versions
-    from .test_image_build import unpack
-except ImportError:
-    from _image_fixtures import REGISTRY_BIN, TwoVersions, free_port, registry, stop, two_versions
-    from test_image_build import unpack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240),
               pytest.mark.skipif(not Path(REGISTRY_BIN).exists(), reason="docker-registry is not installed "
@@ -41,7 +37,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[TwoVersions, Path,
 
 
 def client(host: str, **kw: object) -> RegistryClient:
-    return RegistryClient(host, plain_http=True, timeout=10, **kw)  # type: ignore[arg-type]
+    return RegistryClient(host, plain_http=True, timeout=10, **kw)
 
 
 def one_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -183,10 +179,7 @@ def test_a_tampered_blob_in_the_registry_is_refused_on_pull(images: tuple[TwoVer
 def test_a_registry_that_never_answers_is_one_line_after_the_timeout(images: tuple[TwoVersions, Path, Path],
                                                                      monkeypatch: pytest.MonkeyPatch,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        from ._artifacts_fixtures import silent_listener
-    except ImportError:
-        from _artifacts_fixtures import silent_listener
+    from _artifacts_fixtures import silent_listener
     _v, v1, _v2 = images
     monkeypatch.setenv("SMM_TIMEOUT", "1")
     with silent_listener() as url:

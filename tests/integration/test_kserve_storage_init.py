@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
+from _artifacts_fixtures import hub_like_root, smm_env
+from _model_folders import CLASSIFIER, make_model_folder
 
 from smart_model_manager.formats import lockfile
 from smart_model_manager.formats.spec import loads as load_spec
@@ -40,9 +41,9 @@ def _run(command: list[str], uri: str, dest: Path, lock_text: str, endpoint: str
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+def upstream(tmp_path: Path):
     root = tmp_path / "upstream"
-    src = make_sentiment_folder(tmp_path / "src", weights=200_000)
+    src = make_model_folder(tmp_path / "src", weights=200_000, architectures=CLASSIFIER, hub_extras=True)
     hub_like_root(src, root, "org/fin")
     with MirrorServer(root) as mirror:
         lock = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
@@ -52,7 +53,7 @@ def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield mirror, root, path.read_text()
 
 
-def test_the_storage_initializer_provisions_a_verified_volume_that_loads_in_production(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_storage_initializer_provisions_a_verified_volume_that_loads_in_production(upstream, tmp_path: Path) -> None:
     mirror, _root, lock_text = upstream
     dest = tmp_path / "mnt-models"
     dest.mkdir()  # KServe mounts an empty folder there
@@ -74,7 +75,7 @@ def test_the_storage_initializer_provisions_a_verified_volume_that_loads_in_prod
     assert load.returncode == 0 and load.stdout.split() == ["volume", "org/fin", commit], load.stdout + load.stderr
 
 
-def test_other_bytes_at_the_endpoint_fail_the_pod_and_publish_nothing(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_other_bytes_at_the_endpoint_fail_the_pod_and_publish_nothing(upstream, tmp_path: Path) -> None:
     mirror, root, lock_text = upstream
     for blob in (root / "models--org--fin" / "blobs").iterdir():  # the mirror now serves tampered weights
         if blob.stat().st_size > 100_000:
@@ -90,7 +91,7 @@ def test_other_bytes_at_the_endpoint_fail_the_pod_and_publish_nothing(upstream, 
     assert not (dest / "model-metadata.yaml").exists()
 
 
-def test_an_alias_the_lock_does_not_have_is_refused_before_any_download(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_alias_the_lock_does_not_have_is_refused_before_any_download(upstream, tmp_path: Path) -> None:
     mirror, _root, lock_text = upstream
     dest = tmp_path / "mnt-models"
     dest.mkdir()

@@ -7,15 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from _artifacts_fixtures import FIN_SPEC, closed_port, git_sha1, hub_like_root, write
+from _model_folders import CLASSIFIER, make_model_folder
 
 from smart_model_manager.cli.main import main
 from smart_model_manager.formats import lockfile
 from smart_model_manager.mirror import MirrorServer
-
-try:
-    from ._artifacts_fixtures import git_sha1, hub_like_root, make_sentiment_folder, write
-except ImportError:
-    from _artifacts_fixtures import git_sha1, hub_like_root, make_sentiment_folder, write
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +29,10 @@ models:
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+def upstream(tmp_path: Path):
     root = tmp_path / "upstream"
-    fin = make_sentiment_folder(tmp_path / "fin")
-    emb = make_sentiment_folder(tmp_path / "emb", seed=b"e")
+    fin = make_model_folder(tmp_path / "fin", weights=50_000, architectures=CLASSIFIER, hub_extras=True)
+    emb = make_model_folder(tmp_path / "emb", weights=50_000, seed=b"e", architectures=CLASSIFIER, hub_extras=True)
     (emb / "config.json").write_text('{"architectures": ["BertModel"], "hidden_size": 24}')
     commits = {"org/fin": hub_like_root(fin, root, "org/fin"), "org/emb": hub_like_root(emb, root, "org/emb")}
     with MirrorServer(root) as mirror:
@@ -56,7 +53,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return work
 
 
-def test_lock_pins_commit_sha256_labels_and_dimension(upstream, workdir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_lock_pins_commit_sha256_labels_and_dimension(upstream, workdir: Path, capsys) -> None:
     mirror, _root, src, commits = upstream
     assert main(["lock", "--endpoint", mirror.url]) == 0
     lock = lockfile.load(workdir / "models.lock")
@@ -81,7 +78,7 @@ def test_lock_pins_commit_sha256_labels_and_dimension(upstream, workdir: Path, c
     assert "wrote" in capsys.readouterr().out
 
 
-def test_relock_is_byte_identical_and_untouched_and_check_passes(upstream, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_relock_is_byte_identical_and_untouched_and_check_passes(upstream, workdir: Path) -> None:
     mirror, *_ = upstream
     assert main(["lock", "--endpoint", mirror.url]) == 0
     path = workdir / "models.lock"
@@ -95,7 +92,7 @@ def test_relock_is_byte_identical_and_untouched_and_check_passes(upstream, workd
     assert main(["lock", "--endpoint", mirror.url, "--check"]) == 0
 
 
-def test_check_fails_when_upstream_moves_and_writes_nothing(upstream, workdir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_check_fails_when_upstream_moves_and_writes_nothing(upstream, workdir: Path, capsys) -> None:
     mirror, root, src, commits = upstream
     assert main(["lock", "--endpoint", mirror.url]) == 0
     path = workdir / "models.lock"
@@ -113,13 +110,13 @@ def test_check_fails_when_upstream_moves_and_writes_nothing(upstream, workdir: P
     assert main(["lock", "--endpoint", mirror.url, "--check"]) == 0
 
 
-def test_check_without_a_lock_fails(upstream, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_check_without_a_lock_fails(upstream, workdir: Path) -> None:
     mirror, *_ = upstream
     assert main(["lock", "--endpoint", mirror.url, "--check"]) == 1
     assert not (workdir / "models.lock").exists()
 
 
-def test_missing_repo_upstream_is_named(upstream, workdir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_missing_repo_upstream_is_named(upstream, workdir: Path, capsys) -> None:
     mirror, *_ = upstream
     write(workdir / "models.yaml", SPEC + "  ghost:\n    repo_id: org/ghost\n    model_type: sentiment\n")
     assert main(["lock", "--endpoint", mirror.url]) == 1
@@ -129,14 +126,49 @@ def test_missing_repo_upstream_is_named(upstream, workdir: Path, capsys) -> None
     assert not (workdir / "models.lock").exists()
 
 
-def test_missing_revision_upstream_is_named(upstream, workdir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_missing_revision_upstream_is_named(upstream, workdir: Path, capsys) -> None:
     mirror, *_ = upstream
     write(workdir / "models.yaml", "models:\n  fin:\n    repo_id: org/fin\n    revision: v9\n    model_type: sentiment\n")
     assert main(["lock", "--endpoint", mirror.url]) == 1
     assert "org/fin@v9" in capsys.readouterr().err
 
 
-def test_malformed_spec_exit_code_and_location(workdir: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_spec_exit_code_and_location(workdir: Path, capsys) -> None:
     write(workdir / "models.yaml", "models:\n  fin:\n    repo_id: org/fin\n    model_type: 3\n")
     assert main(["lock", "--endpoint", "http://127.0.0.1:9"]) == 1
     assert "models.yaml:4: models.fin.model_type" in capsys.readouterr().err
+
+
+def test_lock_check_without_a_lock_needs_no_network(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "models.yaml", FIN_SPEC)
+    # a closed port: any request would fail with a connection error, not with this message
+    assert main(["lock", "--check", "--endpoint", closed_port()]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "models.lock does not exist; create it with `smm lock` and commit it"
+
+
+def test_lock_refuses_a_classifier_declared_as_embeddings(fin_upstream, tmp_path: Path, monkeypatch,
+                                                         capsys) -> None:
+    mirror, _ = fin_upstream
+    work = tmp_path / "work"
+    write(work / "models.yaml", "models:\n  fin:\n    repo_id: org/fin\n    model_type: embeddings\n")
+    monkeypatch.chdir(work)
+    assert main(["lock", "--endpoint", mirror.url]) == 1
+    err = capsys.readouterr().err
+    assert "models.yaml:2: models.fin: org/fin@" in err
+    assert "cannot be locked as model_type 'embeddings'" in err and "load it as 'sentiment'" in err
+    assert not (work / "models.lock").exists()
+
+
+def test_lock_json(fin_upstream, tmp_path: Path, monkeypatch, capsys) -> None:
+    import json
+
+    mirror, _ = fin_upstream
+    work = tmp_path / "work"
+    write(work / "models.yaml", FIN_SPEC)
+    monkeypatch.chdir(work)
+    assert main(["lock", "--endpoint", mirror.url, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["written"] is True and out["models"]["fin"]["repo_id"] == "org/fin"
+    assert out["models"]["fin"]["files"] == len(lockfile.load(work / "models.lock").models["fin"].files)

@@ -10,13 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from _mirror_fixtures import raw_request, small_root
 
 from smart_model_manager.cli.main import main
-
-try:
-    from ._mirror_fixtures import raw_request, small_root
-except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
-    from _mirror_fixtures import raw_request, small_root
 
 pytestmark = pytest.mark.integration
 _FIXTURES = (small_root,)

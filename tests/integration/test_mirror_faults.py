@@ -8,14 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from _mirror_fixtures import raw_request
 
 from smart_model_manager.mirror import Fault, MirrorServer
 from smart_model_manager.store.cache import import_folder
-
-try:
-    from ._mirror_fixtures import raw_request
-except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
-    from _mirror_fixtures import raw_request
 
 pytestmark = pytest.mark.integration
 SIZE = 24 << 20  # > the client's 10 MiB write chunk, so a drop after 15 MiB leaves bytes to resume from

@@ -14,33 +14,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from _mirror_fixtures import (
+    REPO,
+    WEIRD_NAME,
+    digests,
+    hf_env,
+    pseudo_random_bytes,
+    raw_request,
+    sha256_of,
+    small_root,
+    tiny_bert_root,
+)
 
 from smart_model_manager.mirror import MirrorServer
-
-try:
-    from ._mirror_fixtures import (
-        REPO,
-        WEIRD_NAME,
-        digests,
-        hf_env,
-        pseudo_random_bytes,
-        raw_request,
-        sha256_of,
-        small_root,
-        tiny_bert_root,
-    )
-except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
-    from _mirror_fixtures import (
-        REPO,
-        WEIRD_NAME,
-        digests,
-        hf_env,
-        pseudo_random_bytes,
-        raw_request,
-        sha256_of,
-        small_root,
-        tiny_bert_root,
-    )
 
 pytestmark = pytest.mark.integration
 _FIXTURES = (small_root, tiny_bert_root)  # imported for pytest's fixture lookup

@@ -1,4 +1,4 @@
-"""Hostile input to the mirror (issue 9, B5, B6 and the JSON envelope): no empty reply, no 5xx for bad
+"""Hostile input to the mirror (Unicode digits in Range, oversized request lines, the JSON envelope): no empty reply, no 5xx for bad
 input, bounded memory for what it remembers about requests, one JSON error shape for everything."""
 
 from __future__ import annotations
@@ -8,15 +8,11 @@ import socket
 import time
 
 import pytest
+from _mirror_fixtures import pseudo_random_bytes, raw_request, small_root
 
 from smart_model_manager.mirror import MirrorServer, server as server_mod
 from smart_model_manager.mirror.server import MAX_REQUEST_LINE, parse_range
 from smart_model_manager.mirror.stats import MirrorStats
-
-try:
-    from ._mirror_fixtures import pseudo_random_bytes, raw_request, small_root
-except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
-    from _mirror_fixtures import pseudo_random_bytes, raw_request, small_root
 
 pytestmark = pytest.mark.integration
 _FIXTURES = (small_root,)
@@ -54,7 +50,7 @@ def _split(reply: bytes) -> tuple[int, dict[str, str], bytes]:
     return status, headers, body
 
 
-# B5: str.isdigit() accepts superscript and other Unicode digits; int() then raised outside the handler.
+# str.isdigit() accepts superscript and other Unicode digits; int() would raise outside the handler.
 @pytest.mark.parametrize("value", [b"bytes=\xb2-", b"bytes=\xb9-", b"bytes=\xb3-", b"bytes=-\xb2", b"bytes=1-\xb3",
                                    b"bytes=\xb2-\xb3", b"bytes= 1-2", b"bytes=0x1-", b"bytes=+1-", b"bytes=1_0-"])
 def test_non_ascii_digit_ranges_are_ignored_and_the_whole_file_sent(server, value: bytes) -> None:
@@ -96,7 +92,8 @@ def test_a_failure_while_sending_a_file_is_a_json_500_not_an_empty_reply(server,
     assert raw_request(server.url, WEIGHTS)[0] == 200
 
 
-# B6: the mirror kept the last 10,000 raw paths (up to 64 KB each) even for 401s.
+# what the mirror remembers per request must stay bounded: it once kept the last 10,000 raw paths (up to
+# 64 KB each), even for 401s.
 def test_request_line_over_the_documented_limit_is_a_json_414(server) -> None:
     target = b"/api/models/" + b"a" * (MAX_REQUEST_LINE + 10)
     reply = _raw(server.url, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")

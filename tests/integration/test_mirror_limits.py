@@ -15,14 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from _mirror_fixtures import raw_request
 
 from smart_model_manager.mirror import Limits, MirrorServer
 from smart_model_manager.store.cache import import_folder
-
-try:
-    from ._mirror_fixtures import raw_request
-except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
-    from _mirror_fixtures import raw_request
 
 pytestmark = pytest.mark.integration
 BIG = 32 << 20  # larger than loopback socket buffers: a client that does not read holds its stream open

@@ -13,14 +13,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from _mirror_fixtures import pseudo_random_bytes, raw_request, small_root
 
 from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.store.cache import import_folder
-
-try:
-    from ._mirror_fixtures import pseudo_random_bytes, raw_request, small_root
-except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
-    from _mirror_fixtures import pseudo_random_bytes, raw_request, small_root
 
 pytestmark = pytest.mark.integration
 _FIXTURES = (small_root,)

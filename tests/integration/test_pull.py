@@ -10,6 +10,8 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
+from _artifacts_fixtures import closed_port, hub_like_root, smm_env
+from _model_folders import CLASSIFIER, make_model_folder
 
 from smart_model_manager.cli.main import main
 from smart_model_manager.formats import lockfile, manifest
@@ -20,20 +22,15 @@ from smart_model_manager.ops.pull import provision_from_folder, pull
 from smart_model_manager.sources.base import Request, Unavailable
 from smart_model_manager.sources.volume import VolumeSource
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
-
 pytestmark = pytest.mark.integration
 
 SPEC = "models:\n  fin:\n    repo_id: org/fin\n    model_type: sentiment\n"
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+def upstream(tmp_path: Path):
     root = tmp_path / "upstream"
-    src = make_sentiment_folder(tmp_path / "src", weights=400_000)
+    src = make_model_folder(tmp_path / "src", weights=400_000, architectures=CLASSIFIER, hub_extras=True)
     commit = hub_like_root(src, root, "org/fin")
     with MirrorServer(root) as mirror:
         lock = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
@@ -47,7 +44,7 @@ def full_check(volume: Path, name: str = "fin") -> None:
     VolumeSource(volume).resolve(Request(name, "org/fin", None, "sentiment", verify="full"))
 
 
-def test_pull_target_provisions_a_verified_volume_with_the_manifest_last(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pull_target_provisions_a_verified_volume_with_the_manifest_last(upstream, tmp_path: Path) -> None:
     mirror, _root, src, commit, lock = upstream
     vol = tmp_path / "vol"
     report = pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
@@ -66,7 +63,7 @@ def test_pull_target_provisions_a_verified_volume_with_the_manifest_last(upstrea
     assert all(s.full_gets == 1 for s in mirror.stats.files().values())
 
 
-def test_pull_repairs_a_corrupt_local_blob(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pull_repairs_a_corrupt_local_blob(upstream, tmp_path: Path) -> None:
     mirror, _root, src, commit, lock = upstream
     vol = tmp_path / "vol"
     pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
@@ -77,7 +74,7 @@ def test_pull_repairs_a_corrupt_local_blob(upstream, tmp_path: Path) -> None:  #
     full_check(vol)
 
 
-def test_tampered_upstream_fails_and_leaves_no_manifest(upstream, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_upstream_fails_and_leaves_no_manifest(upstream, tmp_path: Path, capsys) -> None:
     mirror, root, src, commit, lock = upstream
     sha = lock.models["fin"].files["model.safetensors"].sha256.removeprefix("sha256:")
     blob = root / "models--org--fin" / "blobs" / sha
@@ -93,7 +90,7 @@ def test_tampered_upstream_fails_and_leaves_no_manifest(upstream, tmp_path: Path
         full_check(vol)
 
 
-def test_not_enough_space_fails_before_any_download(upstream, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_not_enough_space_fails_before_any_download(upstream, tmp_path: Path, monkeypatch) -> None:
     mirror, *_ , lock = upstream
     Usage = namedtuple("Usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 1000, 1000))
@@ -104,7 +101,7 @@ def test_not_enough_space_fails_before_any_download(upstream, tmp_path: Path, mo
     assert mirror.stats.files() == {}
 
 
-def test_unwritable_target_fails_before_any_download(upstream, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_unwritable_target_fails_before_any_download(upstream, tmp_path: Path, capsys) -> None:
     mirror, *_ , lock = upstream
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -115,7 +112,7 @@ def test_unwritable_target_fails_before_any_download(upstream, tmp_path: Path, c
     assert mirror.stats.files() == {}
 
 
-def test_pull_into_the_cache_then_load_path_finds_it(upstream, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_pull_into_the_cache_then_load_path_finds_it(upstream, tmp_path: Path, monkeypatch, capsys) -> None:
     mirror, _root, src, commit, lock = upstream
     for k, v in smm_env(mirror.url, MODEL_CACHE_DIR=str(tmp_path / "cache")).items():
         if k.startswith(("HF_", "SMM_", "MODEL_")):
@@ -128,7 +125,7 @@ def test_pull_into_the_cache_then_load_path_finds_it(upstream, tmp_path: Path, m
 
 
 def test_import_into_a_volume_updates_the_manifest(tmp_path: Path, capsys) -> None:
-    src = make_sentiment_folder(tmp_path / "src")
+    src = make_model_folder(tmp_path / "src", weights=50_000, architectures=CLASSIFIER, hub_extras=True)
     vol = tmp_path / "vol"
     assert main(["import", str(src), "--as", "myorg/fin-tuned", "--target", str(vol), "--alias", "tuned"]) == 0
     assert "imported" in capsys.readouterr().out
@@ -142,13 +139,13 @@ def test_import_into_a_volume_updates_the_manifest(tmp_path: Path, capsys) -> No
     resolved = VolumeSource(vol).resolve(Request("tuned", "tuned", None, "sentiment", verify="full"))
     assert resolved.commit == entry.commit
     # a second import of another model keeps the first one listed
-    other = make_sentiment_folder(tmp_path / "other", seed=b"o")
+    other = make_model_folder(tmp_path / "other", weights=50_000, seed=b"o", architectures=CLASSIFIER, hub_extras=True)
     provision_from_folder(other, vol, "myorg/other", model_type="sentiment", write_manifest=True)
     assert sorted(manifest.load(vol / "model-metadata.yaml").models) == ["myorg/fin-tuned", "myorg/other"]
 
 
 def test_import_of_a_sentiment_folder_without_labels_is_refused(tmp_path: Path, capsys) -> None:
-    src = make_sentiment_folder(tmp_path / "src")
+    src = make_model_folder(tmp_path / "src", weights=50_000, architectures=CLASSIFIER, hub_extras=True)
     (src / "config.json").write_text('{"hidden_size": 8}')
     assert main(["import", str(src), "--as", "org/x", "--target", str(tmp_path / "vol")]) == 2
     assert "has no id2label" in capsys.readouterr().err
@@ -158,7 +155,7 @@ def test_import_of_a_sentiment_folder_without_labels_is_refused(tmp_path: Path, 
 @pytest.mark.parametrize("bad", ["not a repo", "org/x/y", "org--x", "org/x.git", "org/x\n"])
 def test_import_under_an_invalid_repo_id_is_refused(tmp_path: Path, capsys, bad: str) -> None:
     """One repo-id rule (_layout.is_repo_id): what models.yaml rejects, `smm import --as` rejects too."""
-    src = make_sentiment_folder(tmp_path / "src")
+    src = make_model_folder(tmp_path / "src", weights=50_000, architectures=CLASSIFIER, hub_extras=True)
     assert main(["import", str(src), "--as", bad, "--target", str(tmp_path / "vol")]) == 2
     assert "is not a valid repo id" in capsys.readouterr().err
     assert not (tmp_path / "vol").exists()  # refused before anything was written
@@ -166,7 +163,8 @@ def test_import_under_an_invalid_repo_id_is_refused(tmp_path: Path, capsys, bad:
 
 def test_token_protected_mirror_needs_hf_token(tmp_path: Path) -> None:
     root = tmp_path / "upstream"
-    hub_like_root(make_sentiment_folder(tmp_path / "src"), root, "org/fin")
+    hub_like_root(make_model_folder(tmp_path / "src", weights=50_000,
+                                    architectures=CLASSIFIER, hub_extras=True), root, "org/fin")
     with MirrorServer(root, token="s3cret") as mirror:
         spec_ = load_spec(SPEC, "models.yaml")
         with pytest.raises(Exception, match=r"org/fin@main cannot be locked: .*set HF_TOKEN"):
@@ -178,7 +176,7 @@ def test_token_protected_mirror_needs_hf_token(tmp_path: Path) -> None:
     full_check(tmp_path / "vol")
 
 
-def test_leftovers_of_killed_writers_are_cleaned(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_leftovers_of_killed_writers_are_cleaned(upstream, tmp_path: Path) -> None:
     mirror, _root, src, commit, lock = upstream
     vol = tmp_path / "vol"
     pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
@@ -198,7 +196,7 @@ def test_leftovers_of_killed_writers_are_cleaned(upstream, tmp_path: Path) -> No
     full_check(vol)
 
 
-def test_plain_progress_lines_when_not_a_terminal(upstream, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_plain_progress_lines_when_not_a_terminal(upstream, tmp_path: Path, capsys) -> None:
     mirror, *_, lock = upstream
     assert main(["pull", "--lock", str(lock.path), "--cache-dir", str(tmp_path / "c"), "--endpoint", mirror.url]) == 0
     captured = capsys.readouterr()
@@ -208,13 +206,39 @@ def test_plain_progress_lines_when_not_a_terminal(upstream, tmp_path: Path, caps
 
 
 @pytest.mark.parametrize("command", ["lock", "pull", "import"])
-def test_help_has_examples(command: str, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_help_has_examples(command: str, capsys) -> None:
     assert main([command, "--help"]) == 0
     assert "Examples:" in capsys.readouterr().out
 
 
-def test_usage_errors_exit_2(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_usage_errors_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["pull", "--target", str(tmp_path / "a"), "--cache-dir", str(tmp_path / "b")]) == 2
     assert main(["import", str(tmp_path), "--as", "org/x", "--target", "a", "--cache-dir", "b"]) == 2
     assert main(["pull", "--lock", str(tmp_path / "nope.lock"), "--cache-dir", str(tmp_path / "c")]) == 2
     assert "create it with `smm lock`" in capsys.readouterr().err
+
+
+def test_failed_pull_prints_no_fetched_line_and_ends_with_what_to_try(fin_upstream, tmp_path: Path,
+                                                                     capsys) -> None:
+    _mirror, lock_path = fin_upstream
+    vol = tmp_path / "vol"
+    code = main(["pull", "--lock", str(lock_path), "--target", str(vol), "--endpoint", closed_port(),
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "fetched" not in err  # nothing was fetched, so nothing says so
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("smm pull failed: a download from http://127.0.0.1:")
+    assert "Try: check that the endpoint is reachable" in last
+    assert not (vol / ".staging").exists() and not (vol / "model-metadata.yaml").exists()
+
+
+def test_good_pull_says_fetched_and_leaves_no_staging_folder(fin_upstream, tmp_path: Path,
+                                                            capsys) -> None:
+    mirror, lock_path = fin_upstream
+    vol = tmp_path / "vol"
+    assert main(["pull", "--lock", str(lock_path), "--target", str(vol), "--endpoint", mirror.url]) == 0
+    err = capsys.readouterr().err
+    assert err.count("fetched org/fin/") == len(lockfile.load(lock_path).models["fin"].files)
+    assert not (vol / ".staging").exists()
+    assert sorted(p.name for p in vol.iterdir()) == [".locks", "model-metadata.yaml", "models--org--fin"]

@@ -1,5 +1,5 @@
-"""Faults between a download and the volume/cache it fills (issue 9): B7 (the first terminal failure stops
-the queue), B8 (a redirect loop is a network SourceError naming the URL), ENOSPC mid-download (names the
+"""Faults between a download and the volume/cache it fills: the first terminal failure stops
+the queue, a redirect loop is a network SourceError naming the URL), ENOSPC mid-download (names the
 target, the file and the space needed), and two gaps a planted-bug review found: a corrupt pinned file in
 the local cache stops the chain (never re-fetched), and a mirror that ignores Range still yields the
 right bytes (the client restarts)."""
@@ -14,7 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from _volumes import lock_for, make_model_folder, make_volume
+from _artifacts_fixtures import hub_like_root
+from _model_folders import CLASSIFIER, make_model_folder
+from _volumes import lock_for, make_volume
 
 from smart_model_manager.errors import IntegrityError, ModelNotFoundError, SourceError
 from smart_model_manager.mirror import Fault, MirrorServer, server as server_mod
@@ -26,11 +28,6 @@ from smart_model_manager.sources.resolver import resolve_chain
 from smart_model_manager.store import cache as store
 from smart_model_manager.store.fetch import Want, fetch_into
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder
-
 pytestmark = pytest.mark.integration
 C40 = "a" * 40
 
@@ -40,7 +37,7 @@ FILES = {f"shard-{i}.bin": Want(size=1000, sha256="0" * 64) for i in range(6)}
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_the_first_terminal_failure_stops_the_queue(tmp_path: Path, jobs: int) -> None:
-    """B7: a worker picked up the next queued file before the main thread cancelled the pending ones,
+    """A worker used to pick up the next queued file before the main thread cancelled the pending ones,
     so a second file ran all its retries too (a silent server took twice the documented time)."""
     for attempt in range(5):  # the race showed up most of the time, not always: try a few times
         client = FakeRemote(fail=SourceError("no answer within 3s (gave up after 3 attempt(s))"))
@@ -84,7 +81,7 @@ def redirect_loop() -> Iterator[str]:
 
 
 def test_a_redirect_loop_is_a_network_source_error_naming_the_url(tmp_path: Path) -> None:
-    """B8: it ended in 'unexpected error (TooManyRedirects)'."""
+    """It used to end in 'unexpected error (TooManyRedirects)', which names neither the URL nor the fix."""
     with redirect_loop() as url:
         client = HubClient(url, timeout=5, retries=1, backoff=0.01)
         with pytest.raises(SourceError, match="redirect") as exc:
@@ -125,10 +122,10 @@ def test_a_corrupt_pinned_file_in_the_cache_stops_the_chain(tmp_path: Path, veri
     assert "model.safetensors" in str(exc.value)
 
 
-def test_a_mirror_that_ignores_range_still_gives_the_right_bytes(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_mirror_that_ignores_range_still_gives_the_right_bytes(tmp_path: Path, monkeypatch) -> None:
     """Gap: after a drop, the resume asks for a Range; a server answering 200 with the whole body must
     make the client start over (not append the whole file to the part it has)."""
-    src = make_sentiment_folder(tmp_path / "src", weights=600_000)
+    src = make_model_folder(tmp_path / "src", weights=600_000, architectures=CLASSIFIER, hub_extras=True)
     root = tmp_path / "upstream"
     commit = hub_like_root(src, root, "org/fin")
     monkeypatch.setattr(server_mod, "parse_range", lambda header, size: None)  # this mirror ignores Range

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from _artifacts_fixtures import hub_like_root, smm_env
+from _model_folders import SORTED_LABELS, build_tiny_bert
 
 from smart_model_manager import ModelManager, Settings
 from smart_model_manager.formats import lockfile
@@ -17,13 +19,6 @@ from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import MirrorServer
 from smart_model_manager.ops.lock import resolve_lock
 from smart_model_manager.ops.pull import pull
-
-try:
-    from ._artifacts_fixtures import hub_like_root, smm_env
-    from ._mirror_fixtures import build_tiny_bert
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, smm_env
-    from _mirror_fixtures import build_tiny_bert
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models, pytest.mark.slow]
 
@@ -42,9 +37,9 @@ print(json.dumps({"labels": [model.config.id2label[i] for i in range(3)], "logit
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def tiny(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("interop")
-    src = build_tiny_bert(base / "src")
+    src = build_tiny_bert(base / "src", labels=SORTED_LABELS)  # the probe reads them back in this order
     root = base / "upstream"
     commit = hub_like_root(src, root, REPO)
     with MirrorServer(root) as mirror:
@@ -53,13 +48,13 @@ def tiny(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
         yield mirror, src, commit, lockfile.load(base / "models.lock")
 
 
-def probe(model: str, env: dict[str, str]) -> dict:  # type: ignore[type-arg]
+def probe(model: str, env: dict[str, str]) -> dict:
     out = subprocess.run([sys.executable, "-c", PROBE, model], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_vanilla_transformers_loads_the_volume_offline(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_vanilla_transformers_loads_the_volume_offline(tiny, tmp_path: Path) -> None:
     mirror, src, commit, lock = tiny
     vol = tmp_path / "vol"
     pull(lock, target=vol, endpoint=mirror.url, timeout=10, retries=0)
@@ -71,7 +66,7 @@ def test_vanilla_transformers_loads_the_volume_offline(tiny, tmp_path: Path) -> 
     assert from_volume == reference  # same bytes, same outputs
 
 
-def test_load_model_by_alias_dev_downloads_then_production_reads_the_volume(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_load_model_by_alias_dev_downloads_then_production_reads_the_volume(tiny, tmp_path: Path) -> None:
     mirror, src, commit, lock = tiny
     cache = tmp_path / "cache"
     dev = ModelManager("dev", settings=Settings.from_env({

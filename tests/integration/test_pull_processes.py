@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from _artifacts_fixtures import hub_like_root, smm_cmd, smm_env, snapshot_problems, wait_for
+from _model_folders import CLASSIFIER, make_model_folder
 
 from smart_model_manager.formats import lockfile, manifest
 from smart_model_manager.formats.spec import loads as load_spec
@@ -22,11 +24,6 @@ from smart_model_manager.mirror import Fault, MirrorServer
 from smart_model_manager.ops.lock import resolve_lock
 from smart_model_manager.sources.base import Request
 from smart_model_manager.sources.volume import VolumeSource
-
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, snapshot_problems, wait_for
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, snapshot_problems, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,10 +33,12 @@ BIG = 6_000_000
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+def upstream(tmp_path: Path):
     root = tmp_path / "upstream"
-    hub_like_root(make_sentiment_folder(tmp_path / "src", weights=BIG), root, "org/fin")
-    hub_like_root(make_sentiment_folder(tmp_path / "src2", weights=300_000, seed=b"2"), root, "org/fin2")
+    hub_like_root(make_model_folder(tmp_path / "src", weights=BIG,
+                                    architectures=CLASSIFIER, hub_extras=True), root, "org/fin")
+    hub_like_root(make_model_folder(tmp_path / "src2", weights=300_000, seed=b"2",
+                                    architectures=CLASSIFIER, hub_extras=True), root, "org/fin2")
     with MirrorServer(root) as mirror:
         lock = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
         path = tmp_path / "models.lock"
@@ -98,7 +97,7 @@ def hash_everything(vol: Path, lock: lockfile.Lock) -> None:
 
 
 @pytest.mark.parametrize("flag", ["--target", "--cache-dir"])
-def test_eight_concurrent_pulls_into_one_folder(upstream, tmp_path: Path, flag: str) -> None:  # type: ignore[no-untyped-def]
+def test_eight_concurrent_pulls_into_one_folder(upstream, tmp_path: Path, flag: str) -> None:
     mirror, lock = upstream
     vol = tmp_path / "vol"
     env = smm_env(mirror.url)
@@ -154,20 +153,20 @@ def staging_bytes(vol: Path) -> int:
     return max(sizes)
 
 
-def kill_when(proc: subprocess.Popen, predicate) -> None:  # type: ignore[no-untyped-def, type-arg]
+def kill_when(proc: subprocess.Popen, predicate) -> None:
     assert wait_for(predicate, timeout=60), "the kill point was never reached"
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
 
-def run_pull(lock_path: str, vol: Path, env: dict[str, str]) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+def run_pull(lock_path: str, vol: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(smm_cmd("pull", "--lock", lock_path, "--target", str(vol), "--no-progress", "--jobs", "1"),
                           env=env, capture_output=True, text=True, timeout=180)
 
 
 @pytest.mark.parametrize("kill_point", ["first-model-mid-file", "second-model-mid-file"])
-def test_sigkill_then_rerun_completes(upstream, tmp_path: Path, monkeypatch, kill_point: str) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_then_rerun_completes(upstream, tmp_path: Path, monkeypatch, kill_point: str) -> None:
     mirror, lock = upstream
     throttle(mirror, {"org/fin/model.safetensors": (64 << 10, 0.015),
                            "org/fin2/model.safetensors": (8 << 10, 0.02)})
@@ -193,13 +192,13 @@ def test_sigkill_then_rerun_completes(upstream, tmp_path: Path, monkeypatch, kil
 
 
 def test_sigkill_while_upgrading_a_volume_keeps_the_old_version_valid(upstream, tmp_path: Path,
-                                                                      monkeypatch) -> None:  # type: ignore[no-untyped-def]
+                                                                      monkeypatch) -> None:
     mirror, lock = upstream
     vol = tmp_path / "vol"
     env = smm_env(mirror.url)
     assert run_pull(str(lock.path), vol, env).returncode == 0
     # upstream publishes a new version of org/fin; the lock moves to it
-    new_src = make_sentiment_folder(tmp_path / "src-v2", weights=BIG, seed=b"v2")
+    new_src = make_model_folder(tmp_path / "src-v2", weights=BIG, seed=b"v2", architectures=CLASSIFIER, hub_extras=True)
     new_commit = hub_like_root(new_src, mirror.index.root, "org/fin")
     lock2 = resolve_lock(load_spec(SPEC, "models.yaml"), mirror.url, timeout=10, retries=0)
     assert lock2.models["fin"].commit == new_commit != lock.models["fin"].commit

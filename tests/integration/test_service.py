@@ -1,4 +1,4 @@
-"""The sentiment service on a REAL uvicorn server on 127.0.0.1 (issue 5 acceptance tests)."""
+"""The sentiment service on a REAL uvicorn server on 127.0.0.1 (the service's contract end to end)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _artifacts_fixtures import free_port
 from _service_fixtures import (
     LABELS,
     REPO,
@@ -23,7 +24,6 @@ from _service_fixtures import (
     ServerThread,
     TableRunner,
     child_env,
-    free_port,
     make_model,
     serve,
     subprocess_server,
@@ -415,17 +415,6 @@ def test_unchanged_service_gets_the_mock_in_the_test_environment():
     assert r.status_code == 200 and set(r.json()["results"][0]["scores"]) == set(m["labels"])
 
 
-@pytest.fixture(scope="module")
-def demo_volume(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from _volumes import make_volume
-
-    from smart_model_manager.sources.known_models import DEMO_REPO_ID
-
-    root = tmp_path_factory.mktemp("service-volume")
-    make_volume(root, {DEMO_REPO_ID: demo_model_dir})
-    return root
-
-
 @pytest.mark.ml_models
 @pytest.mark.slow
 def test_unchanged_service_gets_the_real_demo_model_from_a_production_volume(demo_volume: Path, tmp_path: Path):
@@ -478,3 +467,39 @@ def test_cli_serve_sentiment_help_lists_the_options(capsys):
     for flag in ("--host", "--port", "--model", "--workers", "--max-batch", "--max-wait-ms"):
         assert flag in out
     assert main(["serve", "sentiment", "--max-batch", "0"]) == 2  # click range check, before any server
+
+
+def test_docs_page_works_offline_from_local_assets() -> None:
+    import re
+
+    from _service_fixtures import make_model
+
+    with ServerThread(create_app(config=ServiceConfig(), loader=lambda name: make_model())) as srv:
+        page = httpx.get(srv.url + "/docs")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        html = page.text
+        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+        urls += re.findall(r"""url\s*:\s*['"]([^'"]+)['"]""", html)
+        assert urls, html
+        assert re.findall(r"https?://", html) == [], "the page names an external host"
+        for url in urls:  # every asset the page needs is served here
+            r = httpx.get(srv.url + url)
+            assert r.status_code == 200, url
+        assert any(u.endswith("swagger-ui-bundle.js") for u in urls)
+        assert httpx.get(srv.url + "/redoc").status_code == 404
+
+
+def test_metrics_label_docs_openapi_and_static_files_by_their_route() -> None:
+    with serve() as (url, _):
+        for path in ("/openapi.json", "/docs", "/docs/static/swagger-ui.css", "/docs/static/swagger-ui-bundle.js",
+                     "/no/such/route"):
+            httpx.get(url + path)
+        text = httpx.get(url + "/metrics").text
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    seen = {(s.labels["route"], s.labels["status"]): s.value
+            for s in fams["smm_service_requests"].samples if s.name.endswith("_total")}
+    assert seen[("/openapi.json", "200")] == 1
+    assert seen[("/docs", "200")] == 1
+    assert seen[("/docs/static/{path}", "200")] == 2   # one template for every static file: bounded labels
+    assert seen[("<unmatched>", "404")] == 1           # only what no route serves
+    assert ("<unmatched>", "200") not in seen

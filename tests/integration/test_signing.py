@@ -10,14 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from _image_fixtures import TwoVersions, two_versions
 
 from smart_model_manager.cli.main import main
 from smart_model_manager.errors import SignatureError
-
-try:
-    from ._image_fixtures import TwoVersions, two_versions
-except ImportError:
-    from _image_fixtures import TwoVersions, two_versions
 
 pytest.importorskip("model_signing", reason="pip install 'smart-model-manager[sign]'")
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -182,13 +178,10 @@ def test_load_model_in_production_refuses_a_lock_signed_by_another_key(setup: tu
 
 def test_smm_lock_sign_writes_a_verifiable_signature(setup: tuple[TwoVersions, Path], tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from _image_fixtures import SPEC
+
     from smart_model_manager.mirror import MirrorServer
     from smart_model_manager.ops.signing import verify_lock
-
-    try:
-        from ._image_fixtures import SPEC
-    except ImportError:
-        from _image_fixtures import SPEC
     _v, tmp = setup
     priv, pub = keypair(tmp_path, "approver")
     spec, lock = tmp_path / "models.yaml", tmp_path / "models.lock"

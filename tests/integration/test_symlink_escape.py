@@ -1,4 +1,4 @@
-"""Symlinks that leave the volume or cache root (issue 9, B3): validation reports them as ``outside``,
+"""Symlinks that leave the volume or cache root: validation reports them as ``outside``,
 loading refuses them with IntegrityError, whatever SMM_VERIFY says. The mirror's rule, applied to the
 volume and the cache: every path must resolve inside the root.
 
@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _volumes import lock_for, make_model_folder, make_volume
+from _model_folders import make_model_folder
+from _volumes import lock_for, make_volume
 
 from smart_model_manager import IntegrityError, ModelManager
 from smart_model_manager.formats import manifest

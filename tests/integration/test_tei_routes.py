@@ -54,7 +54,7 @@ def _valid(schema: dict[str, Any], value: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def url():  # type: ignore[no-untyped-def]
+def url():
     # the library's own path: under pytest load_model() gives the deterministic mock model (real labels,
     # per-call options such as logits and truncation=False supported)
     with serve(loader=default_loader) as (base, _):

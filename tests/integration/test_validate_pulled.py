@@ -7,6 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _artifacts_fixtures import hub_like_root
+from _model_folders import CLASSIFIER, make_model_folder
+from _volumes import regular_bytes
 
 from smart_model_manager.cli.main import main
 from smart_model_manager.formats import lockfile
@@ -17,25 +20,17 @@ from smart_model_manager.ops.lock import resolve_lock
 from smart_model_manager.ops.pull import pull
 from smart_model_manager.ops.validate import validate
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder
-
 pytestmark = pytest.mark.integration
 
 REPO_ID = "org/news-sentiment"
 SPEC = f"models:\n  news:\n    repo_id: {REPO_ID}\n    model_type: sentiment\n"
 
 
-def regular_bytes(root: Path) -> int:
-    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-
-
 def test_validate_follows_the_lock_through_an_upstream_update(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     upstream, vol, cache = tmp_path / "upstream", tmp_path / "vol", tmp_path / "cache"
-    v1 = hub_like_root(make_sentiment_folder(tmp_path / "v1", seed=b"one"), upstream, REPO_ID)
+    v1 = hub_like_root(make_model_folder(tmp_path / "v1", weights=50_000, seed=b"one",
+                                         architectures=CLASSIFIER, hub_extras=True), upstream, REPO_ID)
     with MirrorServer(upstream) as mirror:
         spec = load_spec(SPEC, "models.yaml")
         lockfile.write_lock(tmp_path / "v1.lock", resolve_lock(spec, mirror.url, timeout=10, retries=0))
@@ -48,7 +43,8 @@ def test_validate_follows_the_lock_through_an_upstream_update(tmp_path: Path,
         assert main(["validate", "--full", "--dir", str(cache), "--lock", str(tmp_path / "v1.lock")]) == 0
 
         # upstream publishes new weights on main; the lock follows
-        v2 = hub_like_root(make_sentiment_folder(tmp_path / "v2", seed=b"two"), upstream, REPO_ID)
+        v2 = hub_like_root(make_model_folder(tmp_path / "v2", weights=50_000, seed=b"two",
+                                             architectures=CLASSIFIER, hub_extras=True), upstream, REPO_ID)
         assert v2 != v1
         lockfile.write_lock(tmp_path / "v2.lock", resolve_lock(spec, mirror.url, timeout=10, retries=0))
         lock2 = lockfile.load(tmp_path / "v2.lock")

@@ -1,4 +1,5 @@
-"""Versioned model rollouts on one volume, against a real mirror on 127.0.0.1 (issue 8 §3, issue 9 B2):
+"""Versioned model rollouts on one volume, against a real mirror on 127.0.0.1 (including a relock that pins
+fewer files of the same commit):
 a new lock ADDS its commit, every lock keeps validating and loading its own commit, the init container's
 `smm validate --wait` releases once another process finished provisioning, and prune keeps what recent
 locks reference."""
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from _artifacts_fixtures import hub_like_root, smm_cmd, smm_env, write
+from _model_folders import CLASSIFIER, make_model_folder
 
 from smart_model_manager import ModelManager
 from smart_model_manager.cli.main import main
@@ -21,11 +24,6 @@ from smart_model_manager.ops.pull import pull
 from smart_model_manager.ops.validate import validate
 from smart_model_manager.sources.verify import pinned_file_verifier
 
-try:
-    from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, write
-except ImportError:
-    from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, write
-
 pytestmark = pytest.mark.integration
 
 REPO = "org/fin"
@@ -34,7 +32,8 @@ SPEC = f"models:\n  fin:\n    repo_id: {REPO}\n    model_type: sentiment\n"
 
 def version(tmp_path: Path, upstream: Path, seed: bytes) -> str:
     """Upstream publishes a new version of org/fin (with an ONNX export) on main; returns its commit."""
-    src = make_sentiment_folder(tmp_path / f"src-{seed.decode()}", weights=60_000, seed=seed)
+    src = make_model_folder(tmp_path / f"src-{seed.decode()}", weights=60_000, seed=seed,
+                            architectures=CLASSIFIER, hub_extras=True)
     write(src / "onnx" / "model.onnx", f"onnx graph {seed.decode()}" * 100)
     return hub_like_root(src, upstream, REPO)
 
@@ -44,7 +43,7 @@ def relock(mirror: MirrorServer, path: Path, spec: str = SPEC) -> lockfile.Lock:
     return lockfile.load(path)
 
 
-def resolve(vol: Path, lock: Path, monkeypatch: pytest.MonkeyPatch, verify: str = "full"):  # type: ignore[no-untyped-def]
+def resolve(vol: Path, lock: Path, monkeypatch: pytest.MonkeyPatch, verify: str = "full"):
     monkeypatch.setenv("SMM_VOLUME_DIR", str(vol))
     monkeypatch.setenv("SMM_LOCK", str(lock))
     monkeypatch.setenv("SMM_VERIFY", verify)
@@ -52,7 +51,7 @@ def resolve(vol: Path, lock: Path, monkeypatch: pytest.MonkeyPatch, verify: str 
 
 
 @pytest.fixture
-def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
+def upstream(tmp_path: Path):
     root = tmp_path / "upstream"
     v1 = version(tmp_path, root, b"one")
     with MirrorServer(root) as mirror:
@@ -60,7 +59,7 @@ def upstream(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_a_new_lock_adds_its_commit_and_both_locks_validate_and_load(upstream, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     mirror, root, v1 = upstream
     vol = tmp_path / "vol"
     lock_a = relock(mirror, tmp_path / "a.lock")
@@ -84,7 +83,7 @@ def test_a_new_lock_adds_its_commit_and_both_locks_validate_and_load(upstream, t
 
 def test_b2_relock_with_fewer_files_then_pull_leaves_a_volume_that_validates(upstream, tmp_path: Path,
                                                                              monkeypatch: pytest.MonkeyPatch,
-                                                                             capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
     mirror, _root, v1 = upstream
     vol = tmp_path / "vol"
     write(tmp_path / "models.yaml", SPEC)
@@ -93,7 +92,7 @@ def test_b2_relock_with_fewer_files_then_pull_leaves_a_volume_that_validates(ups
     full.write_bytes((tmp_path / "models.lock").read_bytes())
     assert "onnx/model.onnx" in lockfile.load(full).models["fin"].files
     assert main(["pull", "--target", str(vol), "--endpoint", mirror.url, "--no-progress"]) == 0
-    # the reproduction of issue 9 B2: `include:` added, relock, pull the same commit again
+    # the same commit with fewer pinned files: `include:` added, relock, pull the same commit again
     write(tmp_path / "models.yaml", SPEC + "    include: ['*.json', '*.txt']\n")
     assert main(["lock", "--endpoint", mirror.url]) == 0
     fewer = lockfile.load(tmp_path / "models.lock")
@@ -107,7 +106,7 @@ def test_b2_relock_with_fewer_files_then_pull_leaves_a_volume_that_validates(ups
     assert main(["validate", "--full", "--lock", str(full)]) == 0  # the older lock's pods are fine too
     assert main(["validate", "--full", "--no-lock", "--strict"]) == 0  # nothing unrecorded in the snapshot
     # the files only the full lock pins stayed, recorded; a pod of either lock resolves the same commit and
-    # the ONNX file it may open is verified against the record (B2 raised "onnx/model.onnx is not pinned")
+    # the ONNX file it may open is verified against the record (this once raised "onnx/model.onnx is not pinned")
     for lock in (full, tmp_path / "models.lock"):
         resolved = resolve(vol, lock, monkeypatch)
         assert resolved.commit == v1 and "onnx/model.onnx" in resolved.files
@@ -115,7 +114,7 @@ def test_b2_relock_with_fewer_files_then_pull_leaves_a_volume_that_validates(ups
 
 
 def test_a_lock_pinning_other_bytes_for_a_provisioned_commit_is_refused_before_downloading(
-        upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+        upstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     mirror, _root, v1 = upstream
     vol = tmp_path / "vol"
     lock = relock(mirror, tmp_path / "models.lock")
@@ -133,7 +132,7 @@ def test_a_lock_pinning_other_bytes_for_a_provisioned_commit_is_refused_before_d
     assert validate(vol, lock=lock, mode="full").ok
 
 
-def test_wait_releases_when_a_pull_in_another_process_completes(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_wait_releases_when_a_pull_in_another_process_completes(upstream, tmp_path: Path) -> None:
     mirror, root, _v1 = upstream
     vol = tmp_path / "vol"
     lock_a = relock(mirror, tmp_path / "a.lock")
@@ -179,7 +178,7 @@ def test_wait_times_out_with_exit_1_and_the_findings(tmp_path: Path) -> None:
 
 def test_prune_keep_locks_removes_only_commits_no_recent_lock_references(upstream, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     mirror, root, v1 = upstream
     vol = tmp_path / "vol"
     locks = [relock(mirror, tmp_path / "a.lock")]
@@ -223,20 +222,21 @@ def test_prune_keep_locks_removes_only_commits_no_recent_lock_references(upstrea
     assert main(["prune", "--dir", str(tmp_path / "upstream"), "--keep-locks", "1", "--dry-run"]) == 2
 
 
-def maintenance_plan(vol: Path, **kw) -> set[str]:  # type: ignore[no-untyped-def]
+def maintenance_plan(vol: Path, **kw) -> set[str]:
     from smart_model_manager.ops import maintenance
 
     plan = maintenance.plan_prune(vol, min_age=0, **kw)
     return {Path(i.path).name for i in plan.items if i.kind == "revision"}
 
 
-def test_a_volume_left_broken_by_b2_before_the_fix_is_repaired_by_the_next_pull(upstream, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_volume_left_broken_by_b2_before_the_fix_is_repaired_by_the_next_pull(upstream, tmp_path: Path) -> None:
     mirror, _root, v1 = upstream
     vol = tmp_path / "vol"
     full = relock(mirror, tmp_path / "full.lock")
     pull(full, target=vol, endpoint=mirror.url, timeout=10, retries=0)
     fewer = relock(mirror, tmp_path / "fewer.lock", SPEC + "    include: ['*.json', '*.txt']\n")
-    # what the format-1 provisioner wrote for B2: only the smaller lock's files, the others still on disk
+    # what the format-1 provisioner wrote after a relock with fewer files: only the smaller lock's files,
+    # the others still on disk
     files = "".join(f"      {rel}: {{size: {f.size}, sha256: '{f.sha256}'}}\n"
                     for rel, f in sorted(fewer.models["fin"].files.items()))
     write(vol / manifest.MANIFEST_NAME, f"format: 1\nverified_at: '2026-11-01T00:00:00Z'\nlock_digest: {fewer.digest}\n"

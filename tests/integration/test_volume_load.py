@@ -46,13 +46,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def demo_volume(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("volume")
-    make_volume(root, {DEMO_REPO_ID: demo_model_dir})
-    return root
-
-
 def test_non_test_process_loads_the_real_demo_model_from_the_volume(demo_volume: Path, tmp_path: Path):
     env = clean_env(SMM_VOLUME_DIR=str(demo_volume), HOME=str(tmp_path), SMM_BACKEND="torch",
                     SMM_VERIFY="full", MODEL_CACHE_DIR=str(tmp_path / "cache"))

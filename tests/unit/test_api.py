@@ -12,6 +12,7 @@ from smart_model_manager import (
     get_model_manager,
     reset_model_manager,
 )
+from smart_model_manager.cli.main import main
 
 pytestmark = pytest.mark.unit
 
@@ -97,3 +98,27 @@ def test_resolve_returns_source_without_loading():
 def test_backend_argument_is_validated():
     with pytest.raises(ConfigurationError, match="auto, onnx, torch"):
         ModelManager(environment="test", backend="tensorflow")
+
+
+def test_library_default_model_is_finbert_unless_smm_model(monkeypatch) -> None:
+    from smart_model_manager import ModelManager
+
+    m = ModelManager(environment="test").load_model()
+    assert (m.info.repo_id, m.info.alias) == ("ProsusAI/finbert", "finbert")
+    monkeypatch.setenv("SMM_MODEL", "finbert-demo")
+    m = ModelManager(environment="test").load_model()
+    assert m.info.repo_id == "smart-model-manager/finbert-mini-demo"
+    assert ModelManager(environment="test").resolve().repo_id == "smart-model-manager/finbert-mini-demo"
+
+
+def test_a_near_miss_alias_is_refused_before_any_network(capsys, monkeypatch) -> None:
+    from smart_model_manager import ConfigurationError, ModelManager
+
+    with pytest.raises(ConfigurationError, match="did you mean 'finbert'"):
+        ModelManager(environment="test").load_model("finbrt")
+    # outside tests too; HF_ENDPOINT is a closed port here, so a network attempt would say "Sources tried"
+    monkeypatch.setenv("SMM_ENV", "dev")
+    assert main(["analyze", "--model", "finbrt", "BTC up"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'finbert'" in err and "Sources tried" not in err
+    assert ModelManager(environment="test").load_model("bert-base-uncased").info.repo_id == "bert-base-uncased"

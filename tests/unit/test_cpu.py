@@ -88,7 +88,7 @@ def test_explicit_threads_override(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [0, -2, True, 1.5])
 def test_explicit_threads_must_be_positive_int(bad: object) -> None:
     with pytest.raises(ConfigurationError, match="SMM_NUM_THREADS"):
-        default_threads(bad)  # type: ignore[arg-type]
+        default_threads(bad)
 
 
 def test_real_machine_is_sane() -> None:

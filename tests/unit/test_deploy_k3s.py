@@ -160,7 +160,8 @@ def test_every_pod_passes_pod_security_restricted(rendered: tuple[str, list[dict
 
 
 def test_the_restricted_check_catches_the_old_manifests() -> None:
-    """The checker is not vacuous: the pod spec the project shipped before (issue 8) breaks it."""
+    """The checker is not vacuous: the pod spec the project shipped before the restricted profile
+    (no runAsNonRoot, seccomp profile or capability drop; a hostPath, an unbounded emptyDir) breaks it."""
     old = {"securityContext": {"runAsUser": 1000, "fsGroup": 1000},
            "containers": [{"name": "provision", "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
            "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/x"}}]}
@@ -291,7 +292,6 @@ def _cli_options(argv: list[str]) -> tuple[Any, set[str]]:
 def test_every_smm_command_in_the_manifests_exists_in_the_cli(rendered: tuple[str, list[dict]]) -> None:
     """Init containers, Job containers, mirror: each `smm ...` argv names a real command and real options."""
     tid, objs = rendered
-    pending = []
     for where, spec in pod_specs(objs):
         for cname, c in all_containers(spec):
             argv = c.get("command") or []
@@ -301,13 +301,7 @@ def test_every_smm_command_in_the_manifests_exists_in_the_cli(rendered: tuple[st
                 continue
             _, opts = _cli_options(argv)
             missing = {w for w in argv if w.startswith("--")} - opts
-            if missing <= {"--wait", "--timeout"} and argv[1] == "validate" and missing:
-                pending.append(f"{where} {cname}: {sorted(missing)}")
-            else:
-                assert not missing, (where, cname, argv, missing)
-    if pending:
-        pytest.skip("`smm validate --wait --timeout` is issue 8 §3 (built by another helper), "
-                    f"not on this branch yet: {pending}")
+            assert not missing, (where, cname, argv, missing)
 
 
 def test_the_init_container_gates_on_this_pods_lock(rendered: tuple[str, list[dict]]) -> None:
@@ -455,7 +449,7 @@ def test_the_policy_refuses_an_image_volume_pinned_by_tag(tmp_path: Path) -> Non
     shutil.copytree(K3S, copy)
     comp = copy / "components" / "image-volume" / "kustomization.yaml"
     text = comp.read_text()
-    ref = re.search(r"reference: (\S+)", text).group(1)  # type: ignore[union-attr]
+    ref = re.search(r"reference: (\S+)", text).group(1)
     comp.write_text(text.replace(ref, "registry.example.com/smm-models:v2"))
     spec = _service(render(_folder(tmp_path / "r", copy / "overlays" / "prod", [copy / "components" / "image-volume"])))["spec"]
     problems = image_volume_violations(spec)

@@ -123,3 +123,13 @@ def test_unknown_environment_lists_valid_values(base, value):
 def test_detection_creates_nothing(base):
     detect(Settings.from_env(base))
     assert not Path(base["MODEL_CACHE_DIR"]).exists() and not Path(base["SMM_VOLUME_DIR"]).exists()
+
+
+def test_testing_maybe_warns_and_is_ignored(caplog) -> None:
+    from smart_model_manager.settings import Settings
+    from smart_model_manager.sources.environment import detect
+
+    with caplog.at_level("WARNING", logger="smart_model_manager.sources.environment"):
+        d = detect(Settings.from_env({"TESTING": "maybe", "MODEL_CACHE_DIR": "/nonexistent-cache"}))
+    assert d.environment == "hub"
+    assert any("TESTING='maybe' is not a boolean" in r.getMessage() for r in caplog.records)

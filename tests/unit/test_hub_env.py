@@ -33,7 +33,7 @@ def _hub_constants(env: dict[str, str]) -> dict[str, object]:
             " 'bars': c.HF_HUB_DISABLE_PROGRESS_BARS}))")
     out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=120,
                          check=True).stdout
-    return json.loads(out)  # type: ignore[no-any-return]
+    return json.loads(out)
 
 
 # -- HUGGINGFACE_HUB_CACHE -----------------------------------------------------------------------------------
@@ -53,7 +53,7 @@ def test_model_cache_dir_still_wins_over_huggingface_hub_cache() -> None:
     assert (s.cache_dir, s.cache_dir_origin) == (Path("/mine"), "MODEL_CACHE_DIR")
 
 
-def test_smm_env_names_huggingface_hub_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_smm_env_names_huggingface_hub_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
     monkeypatch.delenv("MODEL_CACHE_DIR")
     monkeypatch.setenv("HUGGINGFACE_HUB_CACHE", str(tmp_path / "legacy"))
     assert main(["env", "--json"]) == 0
@@ -71,7 +71,7 @@ def test_transformers_offline_makes_smm_offline_like_huggingface_hub() -> None:
         Settings.from_env({"TRANSFORMERS_OFFLINE": "maybe"})
 
 
-def test_smm_env_says_offline_and_why(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_smm_env_says_offline_and_why(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     assert main(["env", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)

@@ -129,7 +129,7 @@ def test_heavy_libraries_are_imported_inside_functions_only(path):
 
 
 def test_the_walk_sees_imports_inside_functions() -> None:
-    """The back-edges issue 12 found were all inside functions; the walk must see them."""
+    """Back-edges hide inside functions (that is where the ones found so far were); the walk must see them."""
     src = "def f():\n    from .. import __version__\n    from . import QUALITY_FILE\n    from ..api import x\n"
     found = _imports_of(src, Path("loaders/onnx.py"))
     assert ("__init__", 2) in found and ("<own __init__>", 3) in found and ("api", 4) in found

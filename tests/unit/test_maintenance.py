@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _volumes import lock_for, make_model_folder, make_volume
+from _model_folders import make_model_folder
+from _volumes import lock_for, make_volume, regular_bytes
 
 from smart_model_manager.cli.main import main
 from smart_model_manager.formats import manifest
@@ -20,11 +21,6 @@ pytestmark = pytest.mark.unit
 
 A, B = "acme/a", "acme/b"
 HOUR = 3600
-
-
-def regular_bytes(root: Path) -> int:
-    """Disk usage as prune counts it: the apparent size of every regular file (links and dirs excluded)."""
-    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -174,3 +170,9 @@ def test_ls_reports_locked_models_that_are_absent_and_the_volume(tmp_path: Path,
     assert main(["ls", "--no-lock"]) == 0
     out = capsys.readouterr().out
     assert f"{v} (volume): 1 model(s)" in out and "manifest" in out
+
+
+@pytest.mark.parametrize("command", ["ls", "prune"])
+def test_ls_and_prune_on_a_missing_dir_exit_2(command: str, tmp_path: Path, capsys) -> None:
+    assert main([command, "--dir", str(tmp_path / "no-such-volume")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import pytest
 
 from smart_model_manager import ManifestError
 from smart_model_manager.formats import manifest
+from smart_model_manager.formats.manifest import FileEntry, Manifest, ModelEntry
 
 pytestmark = pytest.mark.unit
 
@@ -93,3 +94,21 @@ def test_duplicate_alias_names_both_models():
 """
     with pytest.raises(ManifestError, match="alias 'fin' is also used by org/model"):
         manifest.loads(text, "m.yaml")
+
+
+def _entry(model_type: str) -> ModelEntry:
+    return ModelEntry(repo_id="org/model", commit="c" * 40, model_type=model_type,
+                      files={"config.json": FileEntry(size=10, sha256=SHA)})
+
+
+# a write guard a planted-bug review found untested: update parses the text it is about to write
+def test_manifest_update_never_writes_text_it_cannot_read_back(tmp_path: Path) -> None:
+    manifest.update(tmp_path, lambda m: Manifest.of([_entry("sentiment")]), generated_by="tests")
+    path = tmp_path / manifest.MANIFEST_NAME
+    before = path.read_bytes()
+    # a bug upstream: an entry whose model type the format forbids (it serialises fine)
+    with pytest.raises(ManifestError, match="model_type"):
+        manifest.update(tmp_path, lambda m: m.with_entry(_entry("Not A Type!")), generated_by="tests")
+    assert path.read_bytes() == before  # the good manifest is untouched
+    assert manifest.load(path).find("org/model") is not None
+    assert not list(tmp_path.glob(".*model-metadata.yaml*"))

@@ -20,7 +20,7 @@ F = FileEntry(10, "sha256:" + "ab" * 32)
 G = FileEntry(20, "sha256:" + "cd" * 32)
 
 
-def entry(commit: str, files: dict[str, FileEntry], **kw) -> ModelEntry:  # type: ignore[no-untyped-def]
+def entry(commit: str, files: dict[str, FileEntry], **kw) -> ModelEntry:
     return ModelEntry(repo_id="org/fin", commit=commit, model_type="sentiment", files=files,
                       labels=("negative", "neutral", "positive"), **kw)
 
@@ -74,7 +74,7 @@ models:
 
 
 def test_a_commit_records_the_union_of_the_files_its_locks_pinned() -> None:
-    # B2: the same commit re-provisioned by a lock with `include:` pins fewer files; the others stay on the
+    # the same commit re-provisioned by a lock with `include:` pins fewer files; the others stay on the
     # volume (an older lock's pods may read them), so they stay recorded and verifiable
     man = Manifest.of([entry(C1, {"config.json": F, "model.safetensors": G})])
     man = man.with_entry(entry(C1, {"config.json": F}, lock_digest=D2))

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 PKG = REPO / "src" / "smart_model_manager"
 
 
-def _pyproject() -> dict:  # type: ignore[type-arg]
+def _pyproject() -> dict:
     return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 
 

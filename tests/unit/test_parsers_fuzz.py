@@ -1,4 +1,4 @@
-"""Fuzzed model-metadata.yaml / models.lock / models.yaml (issue 9, B4 and B9).
+"""Fuzzed model-metadata.yaml / models.lock / models.yaml: hostile YAML and fields outside their types.
 
 Each good file is mutated by Hypothesis (derandomized: the same examples on every run, bounded count):
 characters deleted, replaced or inserted from an alphabet of YAML syntax, and whole YAML fragments
@@ -44,7 +44,7 @@ def mutated(draw: st.DrawFn, good: str) -> str:
     return text
 
 
-def _check(parse, err_cls, text: str) -> None:  # type: ignore[no-untyped-def]
+def _check(parse, err_cls, text: str) -> None:
     try:
         parse(text, "fuzz/file.yaml")
     except err_cls as err:

@@ -79,3 +79,21 @@ def test_format_seconds_and_bad_interval() -> None:
     assert [format_seconds(s) for s in (0, 9.6, 65, 600)] == ["0 s", "10 s", "1 min 05 s", "10 min 00 s"]
     with pytest.raises(ValueError, match="every"):
         Progress(print, every=0)
+
+
+def test_pull_progress_fits_80_columns() -> None:
+    import io
+
+    from rich.console import Console
+
+    from smart_model_manager.cli.artifacts import _RichProgress
+
+    console = Console(width=80, color_system=None, record=True, file=io.StringIO())
+    bars = _RichProgress(console)
+    bars.start("sentence-transformers/all-MiniLM-L6-v2/onnx/model.int8.onnx", 23_000_000)
+    bars.start("ProsusAI/finbert/config.json", 758)
+    bars.advance("sentence-transformers/all-MiniLM-L6-v2/onnx/model.int8.onnx", 5_000_000)
+    bars.close()
+    lines = [line for line in console.export_text().splitlines() if line.strip()]
+    assert len(lines) == 2 and all(len(line) <= 80 for line in lines)  # one line per file, no wrap
+    assert "5.0/23.0 MB" in lines[0] and lines[0].startswith("sentence-transformers/all-MiniLM")

@@ -1,4 +1,4 @@
-"""Memory per model call is bounded by a token budget, not by the number of texts (issue 9, B1).
+"""Memory per model call is bounded by a token budget, not by the number of texts.
 
 Before: one request of 64 texts x 2,000 characters (the service's own limits) ran as two padded batches
 of 32 x 512 tokens, and ONNX Runtime's CPU arena kept the peak: 200 MB -> 2 GB, never returned. The
@@ -82,12 +82,12 @@ def test_worst_allowed_request_runs_in_batches_within_the_token_budget() -> None
     for n, width in session.shapes:
         assert n * width <= CPU_TOKEN_BUDGET, session.shapes
         assert n * width * width <= CPU_TOKEN_BUDGET * ATTENTION_WIDTH, session.shapes  # attention: the square
-    assert max(n for n, _w in session.shapes) == 2  # two full-length rows per call, as measured for B1
+    assert max(n for n, _w in session.shapes) == 2  # two full-length rows per call: the budget's measured size
     assert sum(n for n, _w in session.shapes) == 64
 
 
 def test_headline_batches_are_not_split_by_the_budget() -> None:
-    # issue 9, B1's throughput half: a service batch of 32 headlines of up to 64 tokens is ONE model call
+    # the budget must not cost throughput: a service batch of 32 headlines of up to 64 tokens is ONE model call
     runner, session = _runner()
     runner([" ".join(["w"] * 62)] * 32)  # 64 tokens with [CLS] and [SEP]
     assert [n for n, _w in session.shapes] == [32]
@@ -142,7 +142,7 @@ def test_cpu_token_budget_is_a_named_documented_setting() -> None:
 
 
 def test_the_service_trims_the_heap_after_long_batches_only(monkeypatch) -> None:
-    # issue 9, B1: a 4 MiB mmap threshold keeps headline batches fast, and malloc_trim after a long batch
+    # a 4 MiB mmap threshold keeps headline batches fast, and malloc_trim after a long batch
     # gives back what its medium buffers left in the heap
     from smart_model_manager.service import app as service_app, memory, multi
     from smart_model_manager.service.config import ServiceConfig

@@ -208,7 +208,7 @@ def test_rejects_bad_bounds(kwargs):
 
 
 def test_next_batch_starts_in_the_model_thread_without_waiting_for_the_event_loop():
-    # issue 13: the batch after the running one is already handed over, so the model thread starts it
+    # no event-loop round trip between batches: the batch after the running one is already handed over, so the model thread starts it
     # the moment the first ends, even while the event loop is busy (blocked here on purpose)
     import time
 

@@ -1,4 +1,4 @@
-"""DirectRoute (issue 13): well-formed requests skip FastAPI's handler; everything else goes through it."""
+"""DirectRoute, the fast path: well-formed requests skip FastAPI's handler; everything else goes through it."""
 
 from __future__ import annotations
 

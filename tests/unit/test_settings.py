@@ -44,3 +44,18 @@ def test_bad_values_name_the_variable(var, value, msg):
 def test_defaults():
     s = Settings.from_env({})
     assert (s.backend, s.verify, s.retries, s.allow_pickle, s.env_override) == ("auto", "quick", 3, False, None)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), ("5", 5), ("", 3)])
+def test_smm_retries_accepts_zero(value: str, expected: int) -> None:
+    from smart_model_manager.settings import Settings
+
+    assert Settings.from_env({"SMM_RETRIES": value}).retries == expected
+
+
+def test_smm_retries_negative_says_ge_0() -> None:
+    from smart_model_manager import ConfigurationError
+    from smart_model_manager.settings import Settings
+
+    with pytest.raises(ConfigurationError, match=r"SMM_RETRIES='-1' must be >= 0"):
+        Settings.from_env({"SMM_RETRIES": "-1"})

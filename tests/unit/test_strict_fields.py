@@ -1,5 +1,5 @@
 """Every field of model-metadata.yaml, models.lock and models.yaml is checked against its documented
-type and pattern (issue 9, B9): values the formats forbid were accepted (``format: true``,
+type and pattern: values the formats forbid were once accepted (``format: true``,
 ``format: 1.0``, a ``lock_digest`` of any type, any ``model_type`` string in the lock, an ``extra`` that
 is not a mapping, repo ids or commits with a trailing newline)."""
 

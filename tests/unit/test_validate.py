@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from _volumes import lock_for, make_model_folder, make_volume
+from _model_folders import make_model_folder
+from _volumes import lock_for, make_volume
 
 from smart_model_manager.cli.main import main
 from smart_model_manager.errors import ConfigurationError
@@ -21,6 +23,7 @@ from smart_model_manager.store import cache as store
 pytestmark = pytest.mark.unit
 
 A, B = "acme/sentiment-a", "acme/embed-b"
+K3S_LOCK = Path(__file__).resolve().parents[2] / "deploy" / "k3s" / "base" / "models.lock"
 
 
 @pytest.fixture
@@ -279,3 +282,24 @@ def test_a_directory_link_cycle_in_a_snapshot_terminates_as_an_extra_error(vol: 
     os.symlink(".", snap_file(vol, A, "loop"))
     r = validate(vol)
     assert not r.ok and [(f.kind, Path(f.file).name) for f in r.errors] == [("extra", "loop")]
+
+
+def test_validate_says_which_lock_it_uses_and_where_it_came_from(tmp_path: Path, capsys,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "new-models"
+    folder.mkdir()
+    main(["validate", "--dir", str(folder)])
+    assert "lock: none (no --lock, no SMM_LOCK, no models.lock in the working directory" in capsys.readouterr().err
+    shutil.copy(K3S_LOCK, tmp_path / "models.lock")  # conftest chdirs into tmp_path: a stray lock in the cwd
+    main(["validate", "--dir", str(folder)])
+    err = capsys.readouterr().err
+    assert f"lock: models.lock (found in the working directory {tmp_path}; --lock FILE or --no-lock" in err, err
+    main(["validate", "--dir", str(folder), "--no-lock"])
+    assert "lock: none (--no-lock" in capsys.readouterr().err
+    monkeypatch.setenv("SMM_LOCK", str(K3S_LOCK))
+    main(["validate", "--dir", str(folder), "--json"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert (report["lock"], report["lock_from"]) == (str(K3S_LOCK), "from SMM_LOCK") and captured.err == ""
+    main(["validate", "--dir", str(folder), "--lock", str(tmp_path / "models.lock")])
+    assert f"lock: {tmp_path / 'models.lock'} (from --lock)" in capsys.readouterr().err

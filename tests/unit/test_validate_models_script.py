@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _volumes import make_model_folder, make_volume
+from _model_folders import make_model_folder
+from _volumes import make_volume
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _volumes import make_model_folder
+from _model_folders import make_model_folder
 
 from smart_model_manager import ConfigurationError, IntegrityError, ModelManager, ModelNotFoundError
 from smart_model_manager.cli.main import main
@@ -55,7 +55,7 @@ def snap(vol: Path, commit: str) -> Path:
 
 
 def test_each_lock_validates_its_own_commit_and_no_lock_validates_every_commit(
-        two, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+        two, capsys: pytest.CaptureFixture[str]) -> None:
     vol, a, b, lock_a, lock_b = two
     for lock, e in ((lock_a, a), (lock_b, b)):
         r = validate(vol, lock=lock, mode="full")
@@ -73,7 +73,7 @@ def test_each_lock_validates_its_own_commit_and_no_lock_validates_every_commit(
     assert [f.kind for f in validate(vol).errors] == ["corrupt"]
 
 
-def test_unrecorded_snapshot_is_a_warning_and_an_unprovisioned_lock_is_stale(two, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unrecorded_snapshot_is_a_warning_and_an_unprovisioned_lock_is_stale(two, tmp_path: Path) -> None:
     vol, a, b, lock_a, _ = two
     res = store.import_folder(make_model_folder(tmp_path / "c", {"model.safetensors": b"c" * 99}), vol, REPO)
     r = validate(vol, lock=lock_a)
@@ -85,7 +85,7 @@ def test_unrecorded_snapshot_is_a_warning_and_an_unprovisioned_lock_is_stale(two
     assert stale.errors[0].actual == ", ".join(sorted([a.commit, b.commit]))
 
 
-def test_a_lock_pinning_fewer_files_of_a_recorded_commit_validates(two, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_lock_pinning_fewer_files_of_a_recorded_commit_validates(two, tmp_path: Path) -> None:
     vol, a, *_ = two
     fewer = lock_of(a, tmp_path / "fewer.lock", {"config.json": a.files["config.json"]})
     assert validate(vol, lock=fewer, mode="full").ok
@@ -97,7 +97,7 @@ def test_a_lock_pinning_fewer_files_of_a_recorded_commit_validates(two, tmp_path
 
 
 def test_production_loads_exactly_the_commit_its_lock_pins(two, monkeypatch: pytest.MonkeyPatch,
-                                                           tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+                                                           tmp_path: Path) -> None:
     vol, a, b, lock_a, lock_b = two
     monkeypatch.setenv("SMM_VOLUME_DIR", str(vol))
     monkeypatch.setenv("SMM_VERIFY", "full")
@@ -135,7 +135,7 @@ def test_a_single_commit_loads_without_a_lock_and_a_new_commit_is_seen_without_r
     assert mm.resolve(REPO, revision=b.commit).commit == b.commit  # the manifest is re-read when it changes
 
 
-def test_wait_until_valid_releases_when_the_commit_is_recorded(two, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_wait_until_valid_releases_when_the_commit_is_recorded(two, tmp_path: Path) -> None:
     vol, a, *_ = two
     src = make_model_folder(tmp_path / "c", {"model.safetensors": os.urandom(500)})
     res = store.import_folder(src, tmp_path / "scratch", REPO)  # learn the commit, as `smm lock` would

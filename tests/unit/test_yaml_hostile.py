@@ -1,4 +1,4 @@
-"""Hostile YAML (issue 9, B4): model-metadata.yaml, models.lock and models.yaml are data, so every parse
+"""Hostile YAML: model-metadata.yaml, models.lock and models.yaml are data, so every parse
 failure is the file's own FormatError subclass with file and line, never a ValueError/KeyError/
 RecursionError escaping from PyYAML, and nothing in the file can make parsing expensive (aliases,
 deep nesting, huge files are refused before any work proportional to their expansion)."""

@@ -1,32 +1,14 @@
-"""The service and loaders as operators and new users meet them: metric labels, quiet loads."""
+"""The torch loader as a user's process meets it: it loads quietly (no "Loading weights" bar) and leaves the
+caller's transformers settings as they were."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
-from _mirror_fixtures import build_tiny_bert
-from _service_fixtures import serve
-from prometheus_client.parser import text_string_to_metric_families
+from _model_folders import SORTED_LABELS, build_tiny_bert
 
 pytestmark = pytest.mark.integration
-
-
-def test_metrics_label_docs_openapi_and_static_files_by_their_route() -> None:
-    with serve() as (url, _):
-        for path in ("/openapi.json", "/docs", "/docs/static/swagger-ui.css", "/docs/static/swagger-ui-bundle.js",
-                     "/no/such/route"):
-            httpx.get(url + path)
-        text = httpx.get(url + "/metrics").text
-    fams = {f.name: f for f in text_string_to_metric_families(text)}
-    seen = {(s.labels["route"], s.labels["status"]): s.value
-            for s in fams["smm_service_requests"].samples if s.name.endswith("_total")}
-    assert seen[("/openapi.json", "200")] == 1
-    assert seen[("/docs", "200")] == 1
-    assert seen[("/docs/static/{path}", "200")] == 2   # one template for every static file: bounded labels
-    assert seen[("<unmatched>", "404")] == 1           # only what no route serves
-    assert ("<unmatched>", "200") not in seen
 
 
 def test_torch_load_prints_no_loading_weights_bar(tmp_path: Path) -> None:
@@ -36,7 +18,7 @@ def test_torch_load_prints_no_loading_weights_bar(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    folder = build_tiny_bert(tmp_path / "tiny")
+    folder = build_tiny_bert(tmp_path / "tiny", labels=SORTED_LABELS)
     code = f"""
 import sys
 from transformers import AutoModelForSequenceClassification

@@ -1,5 +1,5 @@
-"""Real weights on the newcomer's path (issue 11): a local folder loads wherever a name does (library,
-`smm analyze`), hashed, `source == "folder"`; an embeddings model's `info.dimension` is what it returns."""
+"""A local model folder with real weights loads wherever a name does (library, `smm analyze`), hashed like
+an import, with `source == "folder"`; an embeddings model's `info.dimension` is what it returns."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 
 
 def test_a_local_folder_loads_in_dev_and_matches_its_imported_copy(tiny_bert_dir: Path, tmp_path: Path,
-                                                                  monkeypatch) -> None:  # type: ignore[no-untyped-def]
+                                                                  monkeypatch) -> None:
     folder = tmp_path / "my-model"
     shutil.copytree(tiny_bert_dir, folder)
     monkeypatch.chdir(tmp_path)
@@ -30,7 +30,7 @@ def test_a_local_folder_loads_in_dev_and_matches_its_imported_copy(tiny_bert_dir
 
 
 def test_analyze_takes_a_folder_as_model(tiny_bert_dir: Path, tmp_path: Path, monkeypatch,
-                                         capsys) -> None:  # type: ignore[no-untyped-def]
+                                         capsys) -> None:
     monkeypatch.setenv("SMM_ENV", "dev")
     monkeypatch.setenv("SMM_BACKEND", "torch")
     assert main(["analyze", "--model", str(tiny_bert_dir), "--format", "jsonl", "BTC surges"]) == 0

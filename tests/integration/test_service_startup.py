@@ -1,5 +1,5 @@
-"""The service on the newcomer's path (issue 11): one alias table, one default model, and a failed
-load that is said in one human line (and is fatal at startup where nothing could ever load)."""
+"""Which model the service serves (the library's alias table and default rule, one each) and how it says it
+cannot: one human line, fatal at startup in production where nothing could ever load, 503s in dev."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _service_fixtures import REPO, ServerThread, child_env, free_port, wait_for_ready
+from _artifacts_fixtures import free_port
+from _service_fixtures import REPO, ServerThread, child_env, wait_for_ready
 
 from smart_model_manager.service.app import create_app
 from smart_model_manager.service.config import ServiceConfig
 
 pytestmark = pytest.mark.integration
+
 
 TUNED_LOCK = (
     "version: 1\nmodels:\n  finbert:\n    repo_id: myorg/finbert-tuned\n    revision: main\n"
@@ -23,13 +25,13 @@ TUNED_LOCK = (
     "    files:\n      config.json: {size: 2, sha256: 'sha256:" + "0" * 64 + "'}\n")
 
 
-def _models(url: str) -> dict:  # type: ignore[type-arg]
+def _models(url: str) -> dict:
     wait_for_ready(url, timeout=30)
     (m,) = httpx.get(url + "/v1/models").json()["models"]
-    return m  # type: ignore[no-any-return]
+    return m
 
 
-def test_service_follows_the_lock_alias_like_the_library(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_service_follows_the_lock_alias_like_the_library(tmp_path: Path, monkeypatch) -> None:
     """A lock mapping `finbert` to a tuned repo: the service serves the tuned repo (it used to apply
     its own finbert -> ProsusAI/finbert table first and serve the wrong model)."""
     (tmp_path / "models.lock").write_text(TUNED_LOCK)
@@ -40,7 +42,7 @@ def test_service_follows_the_lock_alias_like_the_library(tmp_path: Path, monkeyp
     assert m["labels"] == ["negative", "neutral", "positive"] and m["commit"] == "a" * 40
 
 
-def test_service_with_no_model_uses_the_shared_default_rule(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_service_with_no_model_uses_the_shared_default_rule(monkeypatch) -> None:
     with ServerThread(create_app(config=ServiceConfig())) as srv:
         assert _models(srv.url)["repo_id"] == "ProsusAI/finbert"
     monkeypatch.setenv("SMM_MODEL", "finbert-demo")
@@ -85,23 +87,3 @@ def test_dev_failed_load_is_one_human_line_on_stderr(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
-
-
-def test_docs_page_works_offline_from_local_assets() -> None:
-    import re
-
-    from _service_fixtures import make_model
-
-    with ServerThread(create_app(config=ServiceConfig(), loader=lambda name: make_model())) as srv:
-        page = httpx.get(srv.url + "/docs")
-        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-        html = page.text
-        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
-        urls += re.findall(r"""url\s*:\s*['"]([^'"]+)['"]""", html)
-        assert urls, html
-        assert re.findall(r"https?://", html) == [], "the page names an external host"
-        for url in urls:  # every asset the page needs is served here
-            r = httpx.get(srv.url + url)
-            assert r.status_code == 200, url
-        assert any(u.endswith("swagger-ui-bundle.js") for u in urls)
-        assert httpx.get(srv.url + "/redoc").status_code == 404
