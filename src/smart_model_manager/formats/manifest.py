@@ -22,9 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .._layout import MANIFEST_NAME as MANIFEST_NAME, REPO_ID_EXPECTED, TMP_PREFIX, is_commit, is_repo_id
+from .._layout import MANIFEST_NAME as MANIFEST_NAME, REPO_ID_EXPECTED, is_commit, is_repo_id
 from ..errors import FormatError, ManifestError, MissingFileError
 from ..store.hashing import is_sha256, with_prefix
+from ..store.layout import TMP_PREFIX
 from . import _fields, _yaml
 
 FORMAT = 2
