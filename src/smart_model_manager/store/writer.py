@@ -9,7 +9,8 @@ held by an owner lock for its lifetime. A killed writer's folder is removed by t
 a new one is assembled in staging and appears as ``snapshots/<commit>`` by one rename; an existing one is
 fixed per file, each link replaced by a rename.
 
-Writers hold the repo lock (:func:`store.locks.repo_lock`) around every call here.
+Writers hold the repo lock (:func:`store.locks.repo_lock`) around every call here. ``shutil`` and
+``uuid`` are imported where they are used: a mock start imports this module and never writes.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
@@ -33,6 +32,9 @@ log = logging.getLogger(__name__)
 @contextlib.contextmanager
 def staging_dir(root: Path) -> Iterator[Path]:
     """``<root>/.staging/<uuid>/``, held by an owner lock for its lifetime, removed afterwards."""
+    import shutil
+    import uuid
+
     base = Path(root) / STAGING_DIR
     name = uuid.uuid4().hex
     owner = owner_lock(base / f"{name}.lock")
@@ -61,6 +63,8 @@ def staging_dir(root: Path) -> Iterator[Path]:
 
 def clean_stale_staging(root: Path, *, max_lock_age: float = 3600.0) -> int:
     """Remove staging folders whose owner is gone. Returns how many were removed. Never blocks."""
+    import shutil
+
     from filelock import Timeout
 
     base = Path(root) / STAGING_DIR
@@ -102,6 +106,8 @@ def publish_blob(blobs: Path, src: Path, sha256: str, size: int) -> Path:
     blobs.mkdir(parents=True, exist_ok=True)
     tmp = blobs / incomplete_name(sha256)
     try:
+        import shutil
+
         from .hashing import sha256_file
 
         shutil.copyfile(src, tmp)
@@ -185,6 +191,8 @@ def clean_leftovers(root: Path, repo_id: str) -> int:
 
 
 def _remove(path: Path) -> int:
+    import shutil
+
     try:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
