@@ -423,10 +423,10 @@ def record(root: str | os.PathLike[str], entries: Iterable[ModelEntry], *, gener
     stamped = [replace(e, provisioned_at=at, lock_digest=lock_digest) for e in entries]
 
     def change(man: Manifest) -> Manifest:
-        from ..store import cache as store
+        from ..store.layout import snapshot_dir
 
         for e in stamped:  # checked under the volume lock, which `smm prune` holds while it deletes commits
-            snap = store.repo_dir(Path(root), e.repo_id) / "snapshots" / e.commit
+            snap = snapshot_dir(Path(root), e.repo_id, e.commit)
             if not snap.is_dir():
                 raise MissingFileError(f"{e.repo_id}: snapshot {e.commit} vanished before it was recorded (a "
                                        "concurrent `smm prune`?); nothing was recorded: provision again", path=snap)

@@ -116,6 +116,19 @@ def snapshot_of(path: Path) -> tuple[Path, str, str] | None:
     return (path.parents[2], repo_id, path.name) if repo_id else None
 
 
+def blob_rel(repo_id: str, etag: str) -> str:
+    """``models--org--name/blobs/<etag>``: a POSIX path relative to a root (an image layer's entries)."""
+    return f"{repo_folder_name(repo_id)}/{BLOBS}/{etag}"
+
+
+def snapshot_rel(repo_id: str, commit: str, rel: str) -> str:
+    return f"{repo_folder_name(repo_id)}/{SNAPSHOTS}/{commit}/{rel}"
+
+
+def ref_rel(repo_id: str, revision: str) -> str:
+    return f"{repo_folder_name(repo_id)}/{REFS}/{revision}"
+
+
 def snapshot_glob(rel: str) -> str:
     """A glob, relative to a root, for file ``rel`` in every snapshot of every model repo."""
     return f"{REPO_FOLDER_PREFIX}*/{SNAPSHOTS}/*/{rel}"
@@ -137,7 +150,7 @@ REPO_FOLDER_EXAMPLE = repo_folder_name("org/name")
 
 __all__ = [
     "BLOBS", "DEFAULT_REVISION", "INCOMPLETE_SUFFIX", "LOCKS_DIR", "REFS", "REPO_FOLDER_EXAMPLE",
-    "REPO_FOLDER_PREFIX", "REPO_TYPE_PREFIXES", "SNAPSHOTS", "STAGING_DIR", "TMP_PREFIX", "blobs_dir", "incomplete_name", "is_temp_name",
-    "lock_dir", "ref_path", "refs_dir", "repo_dir", "repo_folder_name", "repo_id_from_folder", "snapshot_dir",
-    "snapshot_glob", "snapshot_label", "snapshot_of", "snapshots_dir", "tmp_name",
+    "REPO_FOLDER_PREFIX", "REPO_TYPE_PREFIXES", "SNAPSHOTS", "STAGING_DIR", "TMP_PREFIX", "blob_rel", "blobs_dir", "incomplete_name", "is_temp_name",
+    "lock_dir", "ref_path", "ref_rel", "refs_dir", "repo_dir", "repo_folder_name", "repo_id_from_folder", "snapshot_dir",
+    "snapshot_glob", "snapshot_label", "snapshot_of", "snapshot_rel", "snapshots_dir", "tmp_name",
 ]
