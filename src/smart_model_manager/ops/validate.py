@@ -224,8 +224,7 @@ def _repos(root: Path) -> dict[str, store_scan.Repo]:
 
 
 def _listing(run: _Run, model: str | None, folder: Path) -> list[store_scan.SnapshotFile]:
-    """Every non-folder entry of a snapshot (store.scan's walk: folder links followed, a cycle listed once
-    as an entry), or a finding (and nothing) when the folder cannot be listed."""
+    """store.scan's walk of a snapshot, or a finding (and nothing) when the folder cannot be listed."""
     try:
         return sorted(store_scan.walk_snapshot(folder), key=lambda f: f.rel)
     except OSError as err:
@@ -303,13 +302,10 @@ def _check_volume(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock | N
             continue
         for commit in commits:
             _check_snapshot(run, rid, snapshots_dir(repo.path) / commit, rec.commits[commit].files, "the manifest")
-        for rev in repo.revisions:
-            other = rev.commit
-            if other not in rec.commits:
-                run.add("extra", rid, rev.path,
-                        f"{rid}: snapshot {other} is not recorded in the manifest (recorded: "
-                        f"{', '.join(c[:12] for c in sorted(rec.commits))}); `smm prune` removes it",
-                        severity="warning")
+        for rev in (r for r in repo.revisions if r.commit not in rec.commits):
+            run.add("extra", rid, rev.path, f"{rid}: snapshot {rev.commit} is not recorded in the manifest "
+                    f"(recorded: {', '.join(c[:12] for c in sorted(rec.commits))}); `smm prune` removes it",
+                    severity="warning")
     listed = {rid.lower() for rid in man.models}
     for low, repo in sorted(repos.items()):
         if low not in listed:
@@ -386,7 +382,7 @@ def _check_structure(run: _Run) -> None:
 
 
 def _check_structure_files(run: _Run, low: str, rev: store_scan.Revision) -> None:
-    name = rev.commit
+    name = rev.commit  # what messages show of it: the first 12 characters
     for f in _listing(run, low, rev.path):
         if f.temp or f.kind == "cycle":
             continue  # a download in progress (huggingface_hub fills snapshots file by file); no file
