@@ -147,21 +147,18 @@ class Repo:
         self._real = os.path.realpath(folder)
 
     # -- revisions ------------------------------------------------------------------------------
-    def _scan(self) -> store_scan.Repo:
-        return store_scan.read_repo(self.folder, self.repo_id)
-
     def snapshot(self, commit: str) -> Path:
         return self.folder / SNAPSHOTS / commit
 
     def commits(self) -> list[str]:
         """Snapshot folder names that are 40-hex commits (not symlinked folders), sorted."""
-        return [r.commit for r in self._scan().revisions if not r.is_link and HEX40.fullmatch(r.commit)]
+        return [r.commit for r in store_scan.read_revisions(self.folder)
+                if not r.is_link and HEX40.fullmatch(r.commit)]
 
     def refs(self) -> dict[str, str]:
         """Ref name -> commit, for refs whose commit has a snapshot. ``refs/pr/1`` keeps its slashes."""
-        repo = self._scan()
-        commits = {r.commit for r in repo.revisions if not r.is_link and HEX40.fullmatch(r.commit)}
-        out = {ref.name: ref.commit for ref in repo.refs
+        commits = set(self.commits())
+        out = {ref.name: ref.commit for ref in store_scan.read_refs(self.folder)
                if not ref.is_link and ref.commit is not None and ref.commit in commits}
         if not out and len(commits) == 1:
             # A folder filled without refs (copied snapshot): its only commit is the default branch.

@@ -174,10 +174,11 @@ def scan_repo(root: str | os.PathLike[str], repo_id: str) -> Repo | None:
 
 
 def read_repo(folder: Path, repo_id: str) -> Repo:
-    return Repo(repo_id, folder, folder.is_symlink(), _revisions(folder), _refs(folder))
+    return Repo(repo_id, folder, folder.is_symlink(), read_revisions(folder), read_refs(folder))
 
 
-def _revisions(folder: Path) -> tuple[Revision, ...]:
+def read_revisions(folder: Path) -> tuple[Revision, ...]:
+    """A repo folder's revisions alone (:attr:`Repo.revisions`), for readers that need no refs."""
     out = []
     try:
         with os.scandir(folder / SNAPSHOTS) as it:
@@ -200,7 +201,8 @@ def read_ref_file(path: Path) -> str | None:
     return commit if is_commit(commit) else None
 
 
-def _refs(folder: Path) -> tuple[Ref, ...]:
+def read_refs(folder: Path) -> tuple[Ref, ...]:
+    """A repo folder's refs alone (:attr:`Repo.refs`)."""
     base = folder / REFS
     out = []
     for dirpath, dirs, files in os.walk(base):
@@ -300,6 +302,8 @@ def snapshot_files(snapshot: Path) -> dict[str, Path]:
     return {f.rel: f.path for f in walk_snapshot(snapshot) if f.kind != "cycle" and not f.temp}
 
 
-__all__ = ["Blob", "Cache", "FileKind", "Ref", "Repo", "Revision", "SnapshotFile", "iter_repos", "linked_files", "read_ref_file",
-           "read_repo", "regular_bytes", "resolves_outside", "root_temps", "scan", "scan_repo", "snapshot_files",
-           "walk_snapshot"]
+__all__ = [
+    "Blob", "Cache", "FileKind", "Ref", "Repo", "Revision", "SnapshotFile", "iter_repos", "linked_files",
+    "read_ref_file", "read_refs", "read_repo", "read_revisions", "regular_bytes", "resolves_outside",
+    "root_temps", "scan", "scan_repo", "snapshot_files", "walk_snapshot",
+]
