@@ -29,7 +29,7 @@ from .layout import (
     tmp_name,
 )
 from .locks import repo_lock as repo_lock
-from .scan import resolves_outside, snapshot_files as snapshot_files
+from .scan import read_ref_file, resolves_outside, snapshot_files as snapshot_files
 from .writer import link, publish_blob as publish_blob, staging_dir, write_snapshot
 
 
@@ -37,12 +37,7 @@ def read_ref(root: Path, repo_id: str, revision: str = DEFAULT_REVISION) -> str 
     """The commit a revision points to in this cache, or None. A 40-hex revision is returned as is."""
     if is_commit(revision):
         return revision
-    ref = repo_dir(root, repo_id) / REFS / revision
-    try:
-        commit = ref.read_text().strip()
-    except OSError:
-        return None
-    return commit if is_commit(commit) else None
+    return read_ref_file(repo_dir(root, repo_id) / REFS / revision)
 
 
 def find_snapshot(root: Path, repo_id: str, revision: str = DEFAULT_REVISION) -> Path | None:

@@ -1,6 +1,7 @@
-"""Verified publishing into an HF-cache layout root: fetch-into, staging, leftovers cleanup, space checks.
+"""Verified downloads into an HF-cache layout root (:func:`fetch_into`) and the space check before them.
 
-Beside :mod:`store` (which owns the layout and its write primitives); what bytes come from is a
+Staging, leftovers cleanup and snapshot assembly are :mod:`store.writer`'s (the one snapshot writer, which
+``smm import`` uses too); the locks are :mod:`store.locks`'. What bytes come from is a
 :class:`Downloader`, so any transport (the Hub client, a plain-HTTP or S3 client, a test fake) publishes
 the same way.
 
@@ -9,8 +10,8 @@ Publishing protocol (:func:`fetch_into`), under the per-repo writer lock:
 2. the rest stream into ``<root>/.staging/<uuid>/`` (same filesystem), guarded by an owner lock so a
    later run can tell a dead writer's leftovers from a live one's;
 3. every sha256 is checked; one mismatch -> IntegrityError, nothing is published, no retry, no fallthrough;
-4. blobs move into ``blobs/<sha256>`` by rename; a new snapshot is assembled in staging and appears as
-   ``snapshots/<commit>`` by one rename; then ``refs/<revision>``.
+4. blobs move into ``blobs/<sha256>`` by rename; :func:`store.writer.write_snapshot` assembles a new
+   snapshot in staging, which appears as ``snapshots/<commit>`` by one rename; then ``refs/<revision>``.
 """
 
 from __future__ import annotations
