@@ -200,3 +200,17 @@ def test_import_stages_outside_snapshots_and_leaves_nothing_behind(tmp_path: Pat
     assert not (root / layout.STAGING_DIR).exists()
     again = _cache(root, tmp_path)
     assert again.commit == res.commit and sorted(scan.snapshot_files(again.snapshot)) == sorted(res.files)
+
+
+def test_validate_never_promises_what_prune_does_not_do_in_a_linked_repo_folder(tmp_path: Path) -> None:
+    """Prune leaves symlinked repo folders alone (deleting inside one deletes outside the root), so an
+    unrecorded snapshot there is reported with a hand fix, and prune plans nothing for it."""
+    root = tmp_path / "vol"
+    make_volume(root, {A: make_model_folder(tmp_path / "m")})
+    real = tmp_path / "elsewhere"
+    layout.repo_dir(root, A).rename(real)
+    os.symlink(real, layout.repo_dir(root, A))
+    make_model_folder(real / layout.SNAPSHOTS / OTHER)
+    extra = [f for f in validate_mod.validate(root).findings if f.kind == "extra"]
+    assert len(extra) == 1 and "remove it by hand" in extra[0].message and "smm prune" not in extra[0].message
+    assert maintenance.plan_prune(root, min_age=0).items == ()

@@ -302,10 +302,10 @@ def _check_volume(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock | N
             continue
         for commit in commits:
             _check_snapshot(run, rid, snapshots_dir(repo.path) / commit, rec.commits[commit].files, "the manifest")
+        fix = "remove it by hand (prune leaves a linked model folder alone)" if repo.is_link else "`smm prune` removes it"
         for rev in (r for r in repo.revisions if r.commit not in rec.commits):
             run.add("extra", rid, rev.path, f"{rid}: snapshot {rev.commit} is not recorded in the manifest "
-                    f"(recorded: {', '.join(c[:12] for c in sorted(rec.commits))}); `smm prune` removes it",
-                    severity="warning")
+                    f"(recorded: {', '.join(c[:12] for c in sorted(rec.commits))}); {fix}", severity="warning")
     listed = {rid.lower() for rid in man.models}
     for low, repo in sorted(repos.items()):
         if low not in listed:
