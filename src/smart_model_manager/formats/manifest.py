@@ -26,6 +26,7 @@ from .._layout import MANIFEST_NAME as MANIFEST_NAME, REPO_ID_EXPECTED, is_commi
 from ..errors import FormatError, ManifestError, MissingFileError
 from ..store.hashing import is_sha256, with_prefix
 from ..store.layout import TMP_PREFIX
+from ..store.locks import volume_lock
 from . import _fields, _yaml
 
 FORMAT = 2
@@ -378,16 +379,6 @@ def load(path: str | os.PathLike[str]) -> Manifest:
 
 
 # -- writing (provisioners only; pods mount the volume read-only) ---------------------------------------
-
-@contextlib.contextmanager
-def volume_lock(root: Path, timeout: float = 600) -> Iterator[None]:
-    """The one lock every writer of ``root/model-metadata.yaml`` takes (``smm pull``, ``import``, ``prune``)."""
-    from filelock import FileLock  # lazily: readers never lock
-
-    (root / ".locks").mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".locks" / "model-metadata.lock"), timeout=timeout):
-        yield
-
 
 def update(root: str | os.PathLike[str], change: Callable[[Manifest], Manifest], *, generated_by: str,
            locked: bool = False) -> Manifest:

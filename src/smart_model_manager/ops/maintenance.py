@@ -39,7 +39,7 @@ from ..formats import manifest as manifest_mod
 from ..formats.lockfile import Lock
 from ..store import scan as store_scan
 from ..store.layout import repo_dir
-from ..store.locks import repo_lock
+from ..store.locks import repo_lock, volume_lock
 from ..store.scan import linked_files, regular_bytes
 
 log = logging.getLogger(__name__)
@@ -264,7 +264,7 @@ def execute_prune(plan: PrunePlan, *, lock: Lock | None = None,
     skipped: list[tuple[PruneItem, str]] = []
     # On a volume the whole execution holds the manifest lock: a pull records a commit only while its
     # snapshot exists (checked under that lock), so no commit is recorded after its files were deleted.
-    with manifest_mod.volume_lock(root) if volume else contextlib.nullcontext():
+    with volume_lock(root) if volume else contextlib.nullcontext():
         if keep is not None and volume and doomed:
             from .pull import generated_by
 

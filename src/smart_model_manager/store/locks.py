@@ -1,6 +1,8 @@
 """Inter-process file locks of a cache root (``<root>/.locks/``): writers lock, readers never do.
 
 * :func:`repo_lock`: one repo's writers (fetch, import, adding files, prune, export's clean-up);
+* :func:`volume_lock`: every writer of a volume's ``model-metadata.yaml`` (``smm pull``, ``import``,
+  ``prune``);
 * :func:`held_by_huggingface_hub`: whether huggingface_hub is writing a given ``.incomplete`` blob (it
   holds ``.locks/<repo folder>/<etag>.lock`` meanwhile and takes none of ours);
 * :func:`owner_lock`: the lock a staging folder's writer holds for the folder's lifetime, so a later run
@@ -35,6 +37,16 @@ def repo_lock(root: Path, repo_id: str, name: str = "write", timeout: float = 60
         yield
 
 
+@contextlib.contextmanager
+def volume_lock(root: Path, timeout: float = 600) -> Iterator[None]:
+    """The one lock every writer of ``root``'s volume manifest takes (``smm pull``, ``import``, ``prune``)."""
+    from filelock import FileLock  # lazily: readers never lock
+
+    (Path(root) / LOCKS_DIR).mkdir(parents=True, exist_ok=True)
+    with FileLock(str(Path(root) / LOCKS_DIR / "model-metadata.lock"), timeout=timeout):
+        yield
+
+
 def owner_lock(path: Path, timeout: float = -1) -> BaseFileLock:
     """A not-yet-acquired lock on ``path`` (a staging folder's ``<uuid>.lock``)."""
     from filelock import FileLock
@@ -61,4 +73,4 @@ def unless_huggingface_hub_writes(root: Path, repo_folder: str, blob_name: str) 
         lock.release()
 
 
-__all__ = ["owner_lock", "repo_lock", "unless_huggingface_hub_writes"]
+__all__ = ["owner_lock", "repo_lock", "unless_huggingface_hub_writes", "volume_lock"]
