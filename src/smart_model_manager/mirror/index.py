@@ -292,9 +292,9 @@ class MirrorIndex:
         if not folder.exists():
             # The Hub matches repo ids case-insensitively (prosusai/finbert is ProsusAI/finbert); so
             # do we, answering with the id as stored. Exact spelling wins when both exist.
-            match = store_scan.scan(self.root, prefix=prefix).find(repo_id)
+            match = store_scan.find_repo_folder(self.root, repo_id, prefix=prefix)
             if match is not None:
-                folder, repo_id = match.path, match.repo_id
+                repo_id, folder = match
         if folder.is_symlink() and (folder / SNAPSHOTS).is_dir():
             # A symlinked repo folder would widen "inside the repo" to wherever it points; refuse it.
             log.warning("mirror: ignoring %s: repo folders must not be symlinks", folder)
@@ -312,9 +312,9 @@ class MirrorIndex:
     def repos(self) -> list[Repo]:
         out = []
         for repo_type, prefix in REPO_TYPE_PREFIXES.items():
-            for found in store_scan.scan(self.root, prefix=prefix, links=False).repos:
-                if (found.path / SNAPSHOTS).is_dir():
-                    out.append(Repo(self, repo_type, found.repo_id, found.path))
+            for repo_id, folder, _link in store_scan.repo_folders(self.root, prefix=prefix, links=False):
+                if (folder / SNAPSHOTS).is_dir():
+                    out.append(Repo(self, repo_type, repo_id, folder))
         return out
 
     def warm(self) -> int:

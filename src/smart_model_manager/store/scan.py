@@ -140,11 +140,6 @@ class Cache:
     root: Path
     repos: tuple[Repo, ...]    # sorted by folder name
 
-    def find(self, repo_id: str) -> Repo | None:
-        """The repo, matched case-insensitively (as the Hub matches ids); exact spelling wins."""
-        exact = next((r for r in self.repos if r.repo_id == repo_id), None)
-        return exact or next((r for r in self.repos if r.repo_id.lower() == repo_id.lower()), None)
-
 
 def scan(root: str | os.PathLike[str], *, prefix: str = REPO_FOLDER_PREFIX, links: bool = True) -> Cache:
     """Every repo folder under ``root`` (a missing or unreadable root holds none). ``links=False`` leaves
@@ -155,16 +150,32 @@ def scan(root: str | os.PathLike[str], *, prefix: str = REPO_FOLDER_PREFIX, link
 def iter_repos(root: str | os.PathLike[str], *, prefix: str = REPO_FOLDER_PREFIX,
                links: bool = True) -> Iterator[Repo]:
     """:func:`scan`'s repos one at a time, sorted by folder name (to stop at the first that answers)."""
+    for repo_id, folder, _is_link in repo_folders(root, prefix=prefix, links=links):
+        yield read_repo(folder, repo_id)
+
+
+def repo_folders(root: str | os.PathLike[str], *, prefix: str = REPO_FOLDER_PREFIX,
+                 links: bool = True) -> list[tuple[str, Path, bool]]:
+    """(repo id, folder, is a link) of every repo folder, sorted by name; names only, nothing inside read."""
     try:
         with os.scandir(root) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError:
-        return
+        return []
+    out = []
     for e in entries:
         repo_id = repo_id_from_folder(e.name, prefix)
-        if repo_id is None or not e.is_dir() or (e.is_symlink() and not links):
-            continue
-        yield read_repo(Path(e.path), repo_id)
+        if repo_id is not None and e.is_dir() and (links or not e.is_symlink()):
+            out.append((repo_id, Path(e.path), e.is_symlink()))
+    return out
+
+
+def find_repo_folder(root: str | os.PathLike[str], repo_id: str, *,
+                     prefix: str = REPO_FOLDER_PREFIX) -> tuple[str, Path] | None:
+    """(the id as stored, its folder), matched case-insensitively as the Hub matches ids; exact first."""
+    found = [(rid, folder) for rid, folder, _ in repo_folders(root, prefix=prefix)]
+    exact = next((f for f in found if f[0] == repo_id), None)
+    return exact or next((f for f in found if f[0].lower() == repo_id.lower()), None)
 
 
 def scan_repo(root: str | os.PathLike[str], repo_id: str) -> Repo | None:
@@ -303,7 +314,7 @@ def snapshot_files(snapshot: Path) -> dict[str, Path]:
 
 
 __all__ = [
-    "Blob", "Cache", "FileKind", "Ref", "Repo", "Revision", "SnapshotFile", "iter_repos", "linked_files",
-    "read_ref_file", "read_refs", "read_repo", "read_revisions", "regular_bytes", "resolves_outside",
-    "root_temps", "scan", "scan_repo", "snapshot_files", "walk_snapshot",
+    "Blob", "Cache", "FileKind", "Ref", "Repo", "Revision", "SnapshotFile", "find_repo_folder", "iter_repos",
+    "linked_files", "read_ref_file", "read_refs", "read_repo", "read_revisions", "regular_bytes", "repo_folders",
+    "resolves_outside", "root_temps", "scan", "scan_repo", "snapshot_files", "walk_snapshot",
 ]
