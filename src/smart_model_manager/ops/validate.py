@@ -167,8 +167,7 @@ def validate(directory: str | os.PathLike[str], *, lock: lockfile.Lock | str | o
     return ValidationReport(
         ok=not any(f.severity == "error" for f in run.findings), findings=tuple(run.findings),
         models_checked=run.models, files_checked=run.files, seconds=round(time.perf_counter() - t0, 6), directory=str(root), mode=mode,
-        manifest=str(man_path) if man is not None else None,
-        lock=(lock_obj.path if lock_obj is not None else None))
+        manifest=str(man_path) if man is not None else None, lock=lock_obj.path if lock_obj is not None else None)
 
 
 def wait_until_valid(directory: str | os.PathLike[str], *, lock: lockfile.Lock | str | os.PathLike[str] | None = None,
@@ -218,9 +217,9 @@ def _load_manifest(run: _Run, path: Path) -> manifest_mod.Manifest | None:
 
 # -- checks -------------------------------------------------------------------------------------------
 
-def _repos(root: Path) -> dict[str, store_scan.Repo]:
-    """Lower-cased repo id -> repo folder (symlinked ones included: what they hold is checked)."""
-    return {r.repo_id.lower(): r for r in store_scan.scan(root).repos}
+def _repos(root: Path) -> dict[str, tuple[str, Path, bool]]:
+    """Lower-cased repo id -> (repo id, folder, is a link), names only; linked folders included (checked)."""
+    return {rid.lower(): (rid, folder, link) for rid, folder, link in store_scan.repo_folders(root)}
 
 
 def _listing(run: _Run, model: str | None, folder: Path) -> list[store_scan.SnapshotFile]:
@@ -292,29 +291,26 @@ def _check_volume(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock | N
     wanted = _compare_lock(run, man, lock) if lock is not None else {
         rid: set(rec.commits) for rid, rec in man.models.items()}
     for rid, rec in sorted(man.models.items()):
-        repo = repos.get(rid.lower())
+        found = repos.get(rid.lower())
         commits = sorted(wanted.get(rid, ()))
-        if repo is None:
+        if found is None:
             if commits:
                 run.models += 1
                 run.add("missing", rid, repo_dir(run.root, rid),
                         f"{rid}: listed in the manifest but its folder is absent", expected=", ".join(commits))
             continue
+        _rid, folder, is_link = found
         for commit in commits:
-            _check_snapshot(run, rid, snapshots_dir(repo.path) / commit, rec.commits[commit].files, "the manifest")
-        fix = "remove it by hand (prune leaves a linked model folder alone)" if repo.is_link else "`smm prune` removes it"
-        for rev in (r for r in repo.revisions if r.commit not in rec.commits):
+            _check_snapshot(run, rid, snapshots_dir(folder) / commit, rec.commits[commit].files, "the manifest")
+        fix = "remove it by hand (prune leaves a linked model folder alone)" if is_link else "`smm prune` removes it"
+        for rev in (r for r in store_scan.read_revisions(folder) if r.commit not in rec.commits):
             run.add("extra", rid, rev.path, f"{rid}: snapshot {rev.commit} is not recorded in the manifest "
                     f"(recorded: {', '.join(c[:12] for c in sorted(rec.commits))}); {fix}", severity="warning")
     listed = {rid.lower() for rid in man.models}
-    for low, repo in sorted(repos.items()):
+    for low, (rid, folder, _link) in sorted(repos.items()):
         if low not in listed:
-            run.add("extra", repo.repo_id, repo.path, f"{repo.repo_id} ({repo.path.name}) is on the volume but "
-                    "not listed in the manifest", severity="warning")
-
-
-def _describe(entry: FileEntry | None) -> str | None:
-    return None if entry is None else f"{entry.size} bytes {entry.sha256}"
+            run.add("extra", rid, folder, f"{rid} ({folder.name}) is on the volume but not listed in the manifest",
+                    severity="warning")
 
 
 def _compare_lock(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock) -> dict[str, set[str]]:
@@ -347,7 +343,8 @@ def _compare_lock(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock) ->
             lf, mf = le.files[rel], me.files.get(rel)
             if lf != mf:
                 run.add("stale", le.repo_id, where, f"{le.repo_id}: {rel} differs between {lock_name} and the "
-                        "manifest", expected=_describe(lf), actual=_describe(mf) or "not listed")
+                        "manifest", expected=f"{lf.size} bytes {lf.sha256}",
+                        actual=f"{mf.size} bytes {mf.sha256}" if mf is not None else "not listed")
         out.setdefault(rec.repo_id, set()).add(le.commit)
     return out
 
@@ -355,19 +352,20 @@ def _compare_lock(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock) ->
 def _check_against_lock(run: _Run, lock: lockfile.Lock) -> None:
     repos = _repos(run.root)
     for alias, le in sorted(lock.models.items()):
-        repo = repos.get(le.repo_id.lower())
-        if repo is None:
+        found = repos.get(le.repo_id.lower())
+        if found is None:
             run.models += 1
             run.add("missing", le.repo_id, repo_dir(run.root, le.repo_id),
                     f"{le.repo_id} (locked as {alias!r}) is not in {run.root}; fetch it with `smm pull`",
                     expected=le.commit)
             continue
-        _check_snapshot(run, le.repo_id, snapshots_dir(repo.path) / le.commit, le.files, "models.lock")
+        _check_snapshot(run, le.repo_id, snapshots_dir(found[1]) / le.commit, le.files, "models.lock")
 
 
 def _check_structure(run: _Run) -> None:
     """No manifest, no lock: refs must point to snapshots and links to blobs; full also hashes sha256 blobs."""
-    for low, repo in sorted(_repos(run.root).items()):
+    for low, (rid, folder, _link) in sorted(_repos(run.root).items()):
+        repo = store_scan.read_repo(folder, rid)
         run.models += 1
         for ref in repo.refs:
             if ref.commit is None:

@@ -53,7 +53,7 @@ def incomplete_name(name: str) -> str:
 def is_temp_name(name: str) -> bool:
     """Whether a file or folder name is a leftover of a write in progress (ours or huggingface_hub's)."""
     return (name.startswith(TMP_PREFIX) or name.endswith(INCOMPLETE_SUFFIX)
-            or _OLD_EXPORT_TEMP.fullmatch(name) is not None)
+            or name[:1] == "." and _OLD_EXPORT_TEMP.fullmatch(name) is not None)
 
 
 # -- repo folders -----------------------------------------------------------------------------------

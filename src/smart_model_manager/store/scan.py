@@ -53,15 +53,20 @@ def resolves_outside(root: Path, path: Path) -> str | None:
     return real
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SnapshotFile:
     """One non-folder entry of a snapshot (folder links followed, except into a cycle)."""
 
     rel: str            # POSIX path inside the snapshot
-    path: Path          # the entry itself (usually a link into blobs/)
+    where: str          # the entry itself (usually a link into blobs/), as os.scandir names it
     kind: FileKind      # file | dangling (a link to nothing) | cycle (a folder link back up) | other
     temp: bool          # a temp name (the entry's own name, or a folder on its way)
     via_link: bool      # a folder on its way (below the snapshot) is a link
+
+    @property
+    def path(self) -> Path:
+        # built on demand: the startup probe walks every entry and needs the Path of few
+        return Path(self.where)
 
 
 @dataclass(frozen=True)
@@ -267,7 +272,7 @@ def linked_files(snapshot: Path) -> dict[str, int]:
         return out
     for f in entries:
         if f.kind == "file":
-            real = os.path.realpath(f.path)
+            real = os.path.realpath(f.where)
             try:
                 out[real] = os.stat(real).st_size
             except OSError:
@@ -286,24 +291,24 @@ def _walk(folder: Path, prefix: str, seen: set[str], temp: bool, via_link: bool,
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:
-        rel, path = prefix + e.name, Path(e.path)
+        rel = prefix + e.name
         is_temp = temp or is_temp_name(e.name)
         if e.is_dir():
             if not follow and e.is_symlink():
                 continue
             real = os.path.realpath(e.path)
             if real in seen:
-                yield SnapshotFile(rel, path, "cycle", is_temp, via_link)
+                yield SnapshotFile(rel, e.path, "cycle", is_temp, via_link)
                 continue
             seen.add(real)
-            yield from _walk(path, rel + "/", seen, is_temp, via_link or e.is_symlink(), follow)
+            yield from _walk(Path(e.path), rel + "/", seen, is_temp, via_link or e.is_symlink(), follow)
             continue
         try:
             regular = e.is_file()
         except OSError:
             regular = False
         kind: FileKind = "file" if regular else "dangling" if not os.path.exists(e.path) else "other"
-        yield SnapshotFile(rel, path, kind, is_temp, via_link)
+        yield SnapshotFile(rel, e.path, kind, is_temp, via_link)
 
 
 def snapshot_files(snapshot: Path) -> dict[str, Path]:
