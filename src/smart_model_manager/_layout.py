@@ -1,8 +1,8 @@
 """Names and patterns every layer agrees on (layer 0, stdlib only): one home for each.
 
-Commit ids, the repo-id rule, the HF-cache folder naming, the file names we write or read, the CI
-variables, and the temp-name convention of our atomic writes. Patterns are applied with ``fullmatch``
-(``$`` would accept a trailing newline).
+Commit ids, the repo-id rule, the file names we write or read, and the CI variables. Patterns are
+applied with ``fullmatch`` (``$`` would accept a trailing newline). The cache layout's names (repo
+folders, temp names, locks) are ``store.layout``'s.
 """
 
 from __future__ import annotations
@@ -35,23 +35,6 @@ def is_repo_id(value: object) -> bool:
 
 REPO_ID_EXPECTED = "a repo id like 'org/name' ([A-Za-z0-9._-], no '--' or '..')"
 
-# -- the HF-cache layout (store.py is the module that walks it) ------------------------------------
-REPO_FOLDER_PREFIX = "models--"
-LOCKS_DIR = ".locks"        # <root>/.locks/<repo folder>/...: filelock files, never on read paths
-STAGING_DIR = ".staging"    # <root>/.staging/<uuid>/: downloads before they are verified
-
-
-def repo_folder(repo_id: str) -> str:
-    """``org/name`` -> ``models--org--name`` (no validation; see ``store.repo_folder_name``)."""
-    return REPO_FOLDER_PREFIX + repo_id.replace("/", "--")
-
-
-def repo_id_from_folder(name: str) -> str | None:
-    if not name.startswith(REPO_FOLDER_PREFIX):
-        return None
-    return name[len(REPO_FOLDER_PREFIX):].replace("--", "/")
-
-
 # -- file names ------------------------------------------------------------------------------------
 SPEC_NAME = "models.yaml"
 LOCK_NAME = "models.lock"
@@ -66,21 +49,8 @@ ONNX_QUALITY_FILE = "onnx/quality.json"
 # -- environment variables that mean "this is a CI job" (read only by settings / environment) -------
 CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "CIRCLECI", "TF_BUILD")
 
-# -- temp names ------------------------------------------------------------------------------------
-TMP_PREFIX = ".tmp-"        # every temp entry we create starts with this; readers and scanners skip it
-INCOMPLETE_SUFFIX = ".incomplete"
-
-
-def tmp_name(name: str) -> str:
-    """A unique temp name for ``name`` in the same folder: ``.tmp-<name>.<uuid hex>``."""
-    import uuid  # here, not at the top: uuid imports platform, which a mock start does not need
-
-    return f"{TMP_PREFIX}{name}.{uuid.uuid4().hex}"
-
-
 __all__ = [
-    "CI_VARIABLES", "COMMIT", "CONFIG_FILE", "HEX64", "INCOMPLETE_SUFFIX", "LOCKS_DIR", "LOCK_NAME",
-    "MANIFEST_NAME", "ONNX_DATA_FILE", "ONNX_DIR", "ONNX_FP32_FILE", "ONNX_INT8_FILE", "ONNX_QUALITY_FILE",
-    "REPO_FOLDER_PREFIX", "REPO_ID_EXPECTED", "SPEC_NAME", "STAGING_DIR", "TMP_PREFIX", "is_commit",
-    "is_repo_id", "repo_folder", "repo_id_from_folder", "tmp_name",
+    "CI_VARIABLES", "COMMIT", "CONFIG_FILE", "HEX64", "LOCK_NAME", "MANIFEST_NAME", "ONNX_DATA_FILE", "ONNX_DIR",
+    "ONNX_FP32_FILE", "ONNX_INT8_FILE", "ONNX_QUALITY_FILE", "REPO_ID_EXPECTED", "SPEC_NAME", "is_commit",
+    "is_repo_id",
 ]

@@ -8,7 +8,7 @@ from smart_model_manager import _layout
 from smart_model_manager.errors import ConfigurationError, FormatError
 from smart_model_manager.formats import lockfile, manifest, spec
 from smart_model_manager.mirror.index import valid_repo_id
-from smart_model_manager.store import cache as store
+from smart_model_manager.store import cache as store, layout
 
 pytestmark = pytest.mark.unit
 
@@ -44,9 +44,10 @@ def test_every_reader_rejects_the_same_bad_repo_ids(rid: str) -> None:
 def test_every_reader_accepts_the_same_good_repo_ids(rid: str) -> None:
     assert _layout.is_repo_id(rid) and valid_repo_id(rid)
     folder = store.repo_folder_name(rid)
-    assert folder.startswith("models--") and _layout.repo_id_from_folder(folder) == rid
+    assert folder.startswith("models--") and layout.repo_id_from_folder(folder) == rid
 
 
 def test_tmp_names_are_unique_and_recognisable() -> None:
-    a, b = _layout.tmp_name("x"), _layout.tmp_name("x")
-    assert a != b and a.startswith(_layout.TMP_PREFIX + "x.")
+    a, b = layout.tmp_name("x"), layout.tmp_name("x")
+    assert a != b and a.startswith(layout.TMP_PREFIX + "x.")
+    assert layout.is_temp_name(a) and layout.is_temp_name(layout.incomplete_name("x"))

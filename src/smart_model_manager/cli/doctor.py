@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._layout import ONNX_QUALITY_FILE
 from ..loaders.device import describe
 from ..settings import Settings
 from ..sources.environment import cache_has_models, detect
+from ..store.layout import snapshot_glob, snapshot_label
 
 
 def _threads(settings: Settings) -> dict[str, Any]:
@@ -45,14 +47,14 @@ def _int8(settings: Settings) -> dict[str, Any]:
                            "cpu_int8_isa": f"{isa_name(here)} (flags: {flags or 'none found'})"}
     gates = []
     for root in dict.fromkeys((settings.volume_dir, settings.cache_dir)):
-        for q in sorted(Path(root).glob("models--*/snapshots/*/onnx/quality.json"))[:20]:
+        for q in sorted(Path(root).glob(snapshot_glob(ONNX_QUALITY_FILE)))[:20]:
             try:
                 int8 = json.loads(q.read_text(encoding="utf-8")).get("int8") or {}
             except (OSError, ValueError, AttributeError):
                 continue
             if int8.get("accepted") is not True:
                 continue
-            model = f"{q.parents[3].name.removeprefix('models--').replace('--', '/')}@{q.parents[1].name[:12]}"
+            model = snapshot_label(q)
             cpu = (int8.get("references") or {}).get("cpu")
             if not isinstance(cpu, dict):
                 gates.append(f"{model}: no references (not gated: processes load fp32)")

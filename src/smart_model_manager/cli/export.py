@@ -14,12 +14,13 @@ from typing import Any
 
 import click
 
-from .._layout import MANIFEST_NAME
+from .._layout import MANIFEST_NAME, ONNX_DIR, ONNX_INT8_FILE
 from ..onnx.quantize import INT8_RECIPES
 from ..registry import runnable_types
 from ..settings import Settings
 from ..sources.known_models import resolve_alias
 from ..store import cache as store
+from ..store.layout import snapshot_of
 from .models import cli_progress
 
 log = logging.getLogger(__name__)
@@ -28,15 +29,6 @@ log = logging.getLogger(__name__)
 @click.group("export")
 def export() -> None:
     """Export models to faster runtimes."""
-
-
-def _snapshot_of(path: Path) -> tuple[Path, str, str] | None:
-    """(cache root, repo id, commit) when ``path`` is ``<root>/models--o--n/snapshots/<commit>``."""
-    path = path.resolve()
-    if path.parent.name != "snapshots" or not (path.parents[1] / "blobs").is_dir():
-        return None
-    repo_id = store.repo_id_from_folder(path.parents[1].name)
-    return (path.parents[2], repo_id, path.name) if repo_id else None
 
 
 @export.command("onnx")
@@ -80,7 +72,7 @@ def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str
     target: tuple[Path, str, str] | None
     if given.is_dir():
         folder = given
-        target = _snapshot_of(given)
+        target = snapshot_of(given.resolve())
     else:
         repo_id = resolve_alias(model_or_path)
         root = cache_dir or Settings.from_env().cache_dir
@@ -116,12 +108,13 @@ def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str
         with cli_progress() as progress, tempfile.TemporaryDirectory(prefix="smm-onnx-") as tmp:
             report = export_onnx(folder, mtype, out_dir=Path(tmp), int8=int8,
                                  int8_threshold=threshold, progress=progress, **gate_args)
-            files = {f"onnx/{p.name}": p for p in sorted(Path(tmp).iterdir()) if p.is_file()}
+            files = {f"{ONNX_DIR}/{p.name}": p for p in sorted(Path(tmp).iterdir()) if p.is_file()}
             store.add_files(root, repo_id, commit, files)
-            lines = [line.replace(tmp, str(folder / "onnx")) for line in report.lines()]
-        stale = folder / "onnx" / "model.int8.onnx"
-        if not report.int8_accepted and (stale.is_symlink() or stale.exists()):
-            stale.unlink()  # quality.json already says "not accepted"; do not leave it lying around
+            lines = [line.replace(tmp, str(folder / ONNX_DIR)) for line in report.lines()]
+        if not report.int8_accepted:
+            # quality.json already says "not accepted"; do not leave an older int8 file lying around.
+            # Under the repo lock, like every other change to a snapshot.
+            store.remove_files(root, repo_id, commit, [ONNX_INT8_FILE])
         lines.append(f"added {', '.join(sorted(files))} to {repo_id}@{commit[:12]} in {root}")
     for line in lines:
         click.echo(line)

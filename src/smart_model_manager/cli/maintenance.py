@@ -10,6 +10,7 @@ import click
 from ..formats import lockfile
 from ..ops import maintenance
 from ..settings import Settings
+from ..store.layout import INCOMPLETE_SUFFIX, TMP_PREFIX
 
 
 def human(n: int) -> str:
@@ -91,8 +92,8 @@ def ls(directory: Path | None, lock_path: Path | None, no_lock: bool, as_json: b
 @_no_lock_opt
 @click.option("--dry-run", is_flag=True, help="Print the plan and delete nothing.")
 @click.option("--min-age", type=click.FloatRange(min=0), default=maintenance.DEFAULT_MIN_AGE,
-              show_default=True, help="Seconds a blob or .tmp-*/.incomplete leftover must be untouched to be removed "
-                   "(younger ones may belong to a download in progress).")
+              show_default=True, help=f"Seconds a blob or {TMP_PREFIX}*/*{INCOMPLETE_SUFFIX} leftover must be untouched to be "
+                   "removed (younger ones may belong to a download in progress).")
 @click.option("--keep-locks", type=click.IntRange(min=1), default=None, metavar="N",
               help="On a volume: also remove commits its manifest records that none of the N most recently "
                    "provisioned locks pins (nor --lock, nor a ref). Default: keep every recorded commit.")

@@ -14,6 +14,7 @@ import click
 from ..errors import ConfigurationError
 from ..mirror import Limits, MirrorServer
 from ..mirror.server import access_log
+from ..store.layout import REPO_FOLDER_EXAMPLE
 
 
 @click.group("mirror")
@@ -23,7 +24,7 @@ def mirror() -> None:
 
 @mirror.command("serve")
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="HF hub cache folder (holds models--org--name/).")
+              help=f"HF hub cache folder (holds {REPO_FOLDER_EXAMPLE}/).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
               help="Port; 0 picks a free one (the URL is printed).")

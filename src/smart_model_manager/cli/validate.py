@@ -13,8 +13,10 @@ from typing import Any
 
 import click
 
+from .._layout import ONNX_INT8_FILE
 from ..ops.validate import ValidationReport, validate as run_validate, wait_until_valid
 from ..settings import Settings
+from ..store.layout import snapshot_glob
 
 
 @click.command("validate")
@@ -174,7 +176,7 @@ def _progress(root: Path, lock_path: Path | None, timeout: float):  # type: igno
 def _int8_checks(root: Path, *, hash_fp32: bool) -> list[dict[str, Any]]:
     """--full: every published int8 file re-checked on this CPU against its fp32 references (a warning, never
     an error: a process here falls back to fp32 by itself). Imports onnxruntime only when there is one."""
-    if not any(root.glob("models--*/snapshots/*/onnx/model.int8.onnx")):
+    if not any(root.glob(snapshot_glob(ONNX_INT8_FILE))):
         return []
     from ..loaders.int8_check import check_tree
 

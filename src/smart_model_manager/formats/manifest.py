@@ -23,9 +23,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .._layout import MANIFEST_NAME as MANIFEST_NAME, TMP_PREFIX
+from .._layout import MANIFEST_NAME as MANIFEST_NAME
 from ..errors import FormatError, ManifestError, MissingFileError
 from ..store.hashing import with_prefix
+from ..store.layout import TMP_PREFIX
+from ..store.locks import volume_lock
 from . import _yaml
 
 FORMAT = 2
@@ -223,16 +225,6 @@ def load(path: str | os.PathLike[str]) -> Manifest:
 
 # -- writing (provisioners only; pods mount the volume read-only) ---------------------------------------
 
-@contextlib.contextmanager
-def volume_lock(root: Path, timeout: float = 600) -> Iterator[None]:
-    """The one lock every writer of ``root/model-metadata.yaml`` takes (``smm pull``, ``import``, ``prune``)."""
-    from filelock import FileLock  # lazily: readers never lock
-
-    (root / ".locks").mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".locks" / "model-metadata.lock"), timeout=timeout):
-        yield
-
-
 def update(root: str | os.PathLike[str], change: Callable[[Manifest], Manifest], *, generated_by: str,
            locked: bool = False) -> Manifest:
     """Read the manifest under the volume lock, apply ``change``, write the result atomically (re-parsed
@@ -267,10 +259,10 @@ def record(root: str | os.PathLike[str], entries: Iterable[ModelEntry], *, gener
     stamped = [replace(e, provisioned_at=at, lock_digest=lock_digest) for e in entries]
 
     def change(man: Manifest) -> Manifest:
-        from ..store import cache as store
+        from ..store.layout import snapshot_dir
 
         for e in stamped:  # checked under the volume lock, which `smm prune` holds while it deletes commits
-            snap = store.repo_dir(Path(root), e.repo_id) / "snapshots" / e.commit
+            snap = snapshot_dir(Path(root), e.repo_id, e.commit)
             if not snap.is_dir():
                 raise MissingFileError(f"{e.repo_id}: snapshot {e.commit} vanished before it was recorded (a "
                                        "concurrent `smm prune`?); nothing was recorded: provision again", path=snap)

@@ -38,9 +38,9 @@ from ..formats import manifest as manifest_mod
 from ..formats.lockfile import Lock, LockEntry
 from ..formats.manifest import LockRecord, Manifest
 from ..ops.pull import _manifest_entry, generated_by, lock_digest
-from ..store import cache as store
 from ..store.fetch import check_space
 from ..store.hashing import sha256_file, strip_prefix, with_prefix
+from ..store.layout import blob_rel, ref_rel, snapshot_dir, snapshot_rel
 from . import layout as oci
 from .tarlayer import Entry, Layer, write_layer
 
@@ -61,7 +61,7 @@ class PlannedFile:
 
     @property
     def blob_path(self) -> str:
-        return f"{store.repo_folder_name(self.entry.repo_id)}/blobs/{self.sha256}"
+        return blob_rel(self.entry.repo_id, self.sha256)
 
     @property
     def what(self) -> str:
@@ -97,7 +97,7 @@ def plan(lock: Lock, source: Path) -> list[PlannedFile]:
     out, missing = [], []
     for alias in sorted(lock.models):
         e = lock.models[alias]
-        snap = store.repo_dir(source, e.repo_id) / "snapshots" / e.commit
+        snap = snapshot_dir(source, e.repo_id, e.commit)
         for rel, f in sorted(e.files.items()):
             p = snap / rel
             try:
@@ -144,11 +144,11 @@ def metadata_entries(lock: Lock, files: list[PlannedFile]) -> list[Entry]:
     """Snapshot symlinks, refs and model-metadata.yaml: what ``pull --target`` writes besides the blobs."""
     out = []
     for f in files:
-        link = f"{store.repo_folder_name(f.entry.repo_id)}/snapshots/{f.entry.commit}/{f.rel}"
+        link = snapshot_rel(f.entry.repo_id, f.entry.commit, f.rel)
         out.append(Entry(link, kind="symlink", target=posixpath.relpath(f.blob_path, posixpath.dirname(link))))
     for e in lock.models.values():
         if e.revision != e.commit:
-            out.append(Entry(f"{store.repo_folder_name(e.repo_id)}/refs/{e.revision}", data=e.commit.encode()))
+            out.append(Entry(ref_rel(e.repo_id, e.revision), data=e.commit.encode()))
     out.append(Entry(MANIFEST_NAME, data=volume_manifest(lock).encode("utf-8")))
     return out
 

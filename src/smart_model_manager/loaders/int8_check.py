@@ -27,6 +27,7 @@ from typing import Any
 
 from .._layout import ONNX_FP32_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE
 from ..errors import BackendError
+from ..store.layout import snapshot_glob
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def check_tree(root: Path, *, hash_fp32: bool = True) -> list[dict[str, Any]]:
     from ._common import read_json
 
     out: list[dict[str, Any]] = []
-    for qpath in sorted(Path(root).glob(f"models--*/snapshots/*/{ONNX_QUALITY_FILE}")):
+    for qpath in sorted(Path(root).glob(snapshot_glob(ONNX_QUALITY_FILE))):
         folder = qpath.parents[1]
         int8_path = folder / ONNX_INT8_FILE
         if not int8_path.is_file():

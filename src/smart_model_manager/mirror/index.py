@@ -1,10 +1,10 @@
 """Read a Hugging Face hub cache layout as a set of repos, commits and files (what the mirror serves).
 
-A root holds ``models--{org}--{name}/`` folders (``datasets--`` and ``spaces--`` work the same way)::
-
-    blobs/<etag>                         the bytes; a 64-hex name is a sha256 (LFS-like), 40-hex a git sha1
-    snapshots/<commit>/<path>            relative symlinks into ../../blobs/<etag>, or plain files
-    refs/<branch>                        the 40-hex commit a branch or tag points to (refs/refs/pr/1 for PRs)
+The root is read through ``store.scan`` (its layout: ``store.layout``; dataset and space folders work
+the same way). A blob with a 64-hex name is a sha256 (LFS-like), a 40-hex one a git sha1; snapshot
+entries are links into the repo's blobs or plain files; a ref holds the 40-hex commit of a branch, tag or
+``refs/pr/N``. Symlinked repo folders, snapshot folders, folders inside a snapshot and refs are never
+served, nor is any temp name.
 
 Everything is read from disk on each call, so a cache that is being filled is served as it is now. Only
 sha256 digests of plain (non-blob) files are remembered, keyed by ``(device, inode, size, mtime_ns)``, so
@@ -27,12 +27,21 @@ from pathlib import Path
 
 from .._layout import COMMIT as HEX40, HEX64, is_repo_id
 from ..errors import MirrorError
+from ..store import scan as store_scan
 from ..store.hashing import sha256_file
+from ..store.layout import (
+    BLOBS,
+    DEFAULT_REVISION,
+    REPO_FOLDER_EXAMPLE,
+    REPO_TYPE_PREFIXES,
+    SNAPSHOTS,
+    is_temp_name,
+    repo_folder_name,
+)
 
 log = logging.getLogger(__name__)
 
-REPO_TYPES = {"model": "models", "dataset": "datasets", "space": "spaces"}
-DEFAULT_BRANCH = "main"
+DEFAULT_BRANCH = DEFAULT_REVISION
 
 
 class NotFound(LookupError):
@@ -138,42 +147,23 @@ class Repo:
         self._real = os.path.realpath(folder)
 
     # -- revisions ------------------------------------------------------------------------------
+    def snapshot(self, commit: str) -> Path:
+        return self.folder / SNAPSHOTS / commit
+
     def commits(self) -> list[str]:
-        """Snapshot folder names that are 40-hex commits, sorted."""
-        snaps = self.folder / "snapshots"
-        try:
-            names = [e.name for e in os.scandir(snaps) if e.is_dir(follow_symlinks=False)]
-        except OSError:
-            return []
-        return sorted(n for n in names if HEX40.fullmatch(n))
+        """Snapshot folder names that are 40-hex commits (not symlinked folders), sorted."""
+        return [r.commit for r in store_scan.read_revisions(self.folder)
+                if not r.is_link and HEX40.fullmatch(r.commit)]
 
     def refs(self) -> dict[str, str]:
         """Ref name -> commit, for refs whose commit has a snapshot. ``refs/pr/1`` keeps its slashes."""
-        out: dict[str, str] = {}
-        refs_dir = self.folder / "refs"
         commits = set(self.commits())
-        for dirpath, _dirs, files in os.walk(refs_dir):
-            for name in files:
-                if name.startswith("."):  # a writer's temp file (store.atomic_write_text), not a ref
-                    continue
-                full = Path(dirpath) / name
-                rel = full.relative_to(refs_dir).as_posix()
-                target = self._read_ref(full)
-                if target in commits:
-                    out[rel] = target
+        out = {ref.name: ref.commit for ref in store_scan.read_refs(self.folder)
+               if not ref.is_link and ref.commit is not None and ref.commit in commits}
         if not out and len(commits) == 1:
             # A folder filled without refs (copied snapshot): its only commit is the default branch.
             out[DEFAULT_BRANCH] = next(iter(commits))
         return out
-
-    @staticmethod
-    def _read_ref(path: Path) -> str | None:
-        try:
-            if path.is_symlink() or path.stat().st_size > 1024:
-                return None
-            return path.read_text(encoding="ascii", errors="replace").strip()
-        except OSError:
-            return None
 
     def resolve(self, revision: str | None) -> str:
         """A branch, tag, ``refs/pr/N`` or 40-hex commit -> a commit with a snapshot here."""
@@ -209,18 +199,18 @@ class Repo:
         return entry
 
     def _entry(self, commit: str, path: str) -> FileEntry | None:
-        link = self.folder / "snapshots" / commit / path
+        link = self.snapshot(commit) / path
         # Only the last component may be a link (snapshot file -> blob); a symlinked folder on the way
         # (or a symlinked snapshot) is refused, so what resolve serves is exactly what the tree lists.
-        if os.path.realpath(link.parent) != os.path.join(self._real, "snapshots", commit, *path.split("/")[:-1]):
+        if os.path.realpath(link.parent) != os.path.join(self._real, SNAPSHOTS, commit, *path.split("/")[:-1]):
             log.warning("refusing %s: a folder on its path is a symlink", link)
             return None
         real = os.path.realpath(link)
         if not self._inside(real):
             log.warning("refusing %s: it resolves outside %s", link, self.folder)
             return None
-        if real.endswith(".incomplete"):
-            return None
+        if is_temp_name(os.path.basename(real)) or any(is_temp_name(p) for p in path.split("/")):
+            return None  # a write in progress (ours or huggingface_hub's): never served
         try:
             st = os.stat(real)
         except OSError:
@@ -228,7 +218,7 @@ class Repo:
         if not stat.S_ISREG(st.st_mode):
             return None
         blob = os.path.basename(real)
-        in_blobs = os.path.dirname(real) == os.path.join(self._real, "blobs")
+        in_blobs = os.path.dirname(real) == os.path.join(self._real, BLOBS)
         if in_blobs and HEX64.fullmatch(blob):
             return FileEntry(path, real, st.st_size, blob, blob)
         if in_blobs and HEX40.fullmatch(blob):
@@ -238,19 +228,21 @@ class Repo:
 
     def files(self, commit: str) -> list[FileEntry]:
         """Every servable file of ``commit``, sorted by path. Unsafe or dangling entries are skipped."""
-        base = self.folder / "snapshots" / commit
         out: list[FileEntry] = []
-        for dirpath, dirs, names in os.walk(base):  # does not descend into symlinked folders
-            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(dirpath, d)))
-            for name in names:
-                rel = Path(dirpath, name).relative_to(base).as_posix()
-                try:
-                    check_rel_path(rel)
-                except BadPath:
-                    continue
-                entry = self._entry(commit, rel)
-                if entry is not None:
-                    out.append(entry)
+        try:
+            listed = list(store_scan.walk_snapshot(self.snapshot(commit), follow=False))
+        except OSError:
+            return []
+        for f in listed:
+            if f.temp or f.kind == "cycle":
+                continue
+            try:
+                check_rel_path(f.rel)
+            except BadPath:
+                continue
+            entry = self._entry(commit, f.rel)
+            if entry is not None:
+                out.append(entry)
         return sorted(out, key=lambda e: e.path)
 
     def tree(self, commit: str, folder: str = "", recursive: bool = False) -> list[dict[str, object]]:
@@ -289,26 +281,24 @@ class MirrorIndex:
         self.root = Path(root)
         if not self.root.is_dir():
             raise MirrorError(f"mirror root {self.root} is not a folder; pass an HF hub cache folder "
-                              f"(one holding models--org--name/)")
+                              f"(one holding {REPO_FOLDER_EXAMPLE}/)")
         self.hashes = _HashCache()
 
     def repo(self, repo_id: str, repo_type: str = "model") -> Repo:
-        if repo_type not in REPO_TYPES or not valid_repo_id(repo_id):
+        if repo_type not in REPO_TYPE_PREFIXES or not valid_repo_id(repo_id):
             raise NotFound("RepoNotFound", f"Repository Not Found: {repo_id!r} is not a valid repo id")
-        folder = self.root / f"{REPO_TYPES[repo_type]}--{repo_id.replace('/', '--')}"
+        prefix = REPO_TYPE_PREFIXES[repo_type]
+        folder = self.root / repo_folder_name(repo_id, prefix)
         if not folder.exists():
             # The Hub matches repo ids case-insensitively (prosusai/finbert is ProsusAI/finbert); so
             # do we, answering with the id as stored. Exact spelling wins when both exist.
-            wanted = folder.name.lower()
-            match = next((p for p in sorted(self.root.glob(f"{REPO_TYPES[repo_type]}--*"))
-                          if p.name.lower() == wanted), None)
+            match = store_scan.find_repo_folder(self.root, repo_id, prefix=prefix)
             if match is not None:
-                folder = match
-                repo_id = folder.name[len(REPO_TYPES[repo_type]) + 2:].replace("--", "/")
-        if folder.is_symlink() and (folder / "snapshots").is_dir():
+                repo_id, folder = match
+        if folder.is_symlink() and (folder / SNAPSHOTS).is_dir():
             # A symlinked repo folder would widen "inside the repo" to wherever it points; refuse it.
             log.warning("mirror: ignoring %s: repo folders must not be symlinks", folder)
-        if folder.is_symlink() or not (folder / "snapshots").is_dir():
+        if folder.is_symlink() or not (folder / SNAPSHOTS).is_dir():
             raise NotFound("RepoNotFound", f"Repository Not Found: {repo_type} {repo_id} is not on this mirror")
         return Repo(self, repo_type, repo_id, folder)
 
@@ -321,10 +311,9 @@ class MirrorIndex:
 
     def repos(self) -> list[Repo]:
         out = []
-        for repo_type, plural in REPO_TYPES.items():
-            for folder in sorted(self.root.glob(f"{plural}--*")):
-                repo_id = folder.name[len(plural) + 2:].replace("--", "/")
-                if valid_repo_id(repo_id) and not folder.is_symlink() and (folder / "snapshots").is_dir():
+        for repo_type, prefix in REPO_TYPE_PREFIXES.items():
+            for repo_id, folder, _link in store_scan.repo_folders(self.root, prefix=prefix, links=False):
+                if (folder / SNAPSHOTS).is_dir():
                     out.append(Repo(self, repo_type, repo_id, folder))
         return out
 

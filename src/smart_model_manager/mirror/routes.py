@@ -142,7 +142,7 @@ def repo_info(repo: Repo, revision: str | None, *, blobs: bool = False) -> dict[
     commit = repo.resolve(revision)
     files = repo.files(commit)
     try:
-        modified = _iso(os.stat(repo.folder / "snapshots" / commit).st_mtime)
+        modified = _iso(os.stat(repo.snapshot(commit)).st_mtime)
     except OSError:
         modified = _iso(0)
     siblings: list[dict[str, object]] = []

@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..registry import CLASSIFICATION, POOLING
+from ..store.layout import tmp_name
 from .gate import Sample, score as score_outputs
 from .samples import calibration_texts
 from .sensitivity import candidate_nodes, most_sensitive, node_sensitivity, quiet
@@ -227,7 +227,9 @@ def quantize_recipe(src: Path, dst: Path, recipe: str, *, runner: Any,
 # -- the ladder -------------------------------------------------------------------------------------
 
 def _tmp_name(out_dir: Path, name: str) -> Path:
-    return out_dir / f".{name}.tmp-{uuid.uuid4().hex[:12]}"
+    """A temp path for ``name`` that the cache's one temp-name rule recognises: loaders skip it and
+    ``smm prune`` removes it once it is old."""
+    return out_dir / tmp_name(name)
 
 
 def _unlink(path: Path | None) -> None:

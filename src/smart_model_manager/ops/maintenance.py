@@ -7,15 +7,19 @@ volume manifest records (with ``keep_locks=N``: only those the N most recently p
 a volume does not grow by one model version per rollout forever), and every blob one of those snapshots
 links to. Removable:
 
-* ``revision``  a snapshot no ref points to and nothing pins;
+* ``revision``  a snapshot no ref points to and nothing pins (a symlinked snapshot folder: the link goes,
+                never what it points to);
 * ``blob``      a blob no kept snapshot links to (what makes a removed revision actually free space);
-* ``temp``      ``.tmp-*`` / ``*.incomplete`` leftovers of interrupted writes.
+* ``temp``      leftovers of interrupted writes: every name ``store.layout.is_temp_name`` recognises.
+
+The layout is read through ``store.scan`` (the same walk ``smm validate`` reports from). Symlinked repo
+folders are left alone: deleting inside one would delete outside the root.
 
 Blobs and temps younger than ``min_age`` are kept: they may belong to a write in progress in another
 process. huggingface_hub renames a finished download into ``blobs/`` a moment *before* it links it from
 the snapshot and takes none of our locks, so an unlinked fresh blob is not proof of an orphan.
 
-Deletion re-plans each repo under its write lock (``store.repo_lock``) and deletes only what is still
+Deletion re-plans each repo under its write lock (``store.locks.repo_lock``) and deletes only what is still
 removable, so a concurrent ``smm pull`` that links a blob after the plan keeps it.
 """
 
@@ -25,7 +29,6 @@ import contextlib
 import logging
 import os
 import shutil
-import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,11 +37,13 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..formats import manifest as manifest_mod
 from ..formats.lockfile import Lock
-from ..store import cache as store
+from ..store import scan as store_scan
+from ..store.layout import repo_dir
+from ..store.locks import repo_lock, volume_lock
+from ..store.scan import linked_files, regular_bytes
 
 log = logging.getLogger(__name__)
 
-TEMP_SUFFIX = ".incomplete"
 DEFAULT_MIN_AGE = 3600.0  # seconds; a download stalled for an hour is not coming back
 
 
@@ -58,7 +63,7 @@ class Revision:
 class RepoListing:
     repo_id: str
     location: str            # the root folder (cache or volume)
-    path: str                # models--org--name
+    path: str                # the repo folder
     size_on_disk: int        # every regular file under the repo folder
     revisions: tuple[Revision, ...]
     lock_status: str         # locked | locked-commit-absent | unlocked | no-lock
@@ -81,83 +86,13 @@ class Listing:
                 "locks": [r.as_dict() for r in self.locks]}
 
 
-def _regular_bytes(path: Path) -> int:
-    """Apparent size of the regular files under ``path`` (links are not followed, not counted)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return 0
-    if stat.S_ISREG(st.st_mode):
-        return st.st_size
-    if not stat.S_ISDIR(st.st_mode):
-        return 0
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                st = os.lstat(os.path.join(dirpath, f))
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                total += st.st_size
-    return total
-
-
-def _refs(rdir: Path) -> dict[str, list[str]]:
-    """commit -> names of the refs pointing to it."""
-    out: dict[str, list[str]] = {}
-    refs = rdir / "refs"
-    for dirpath, _dirs, files in os.walk(refs):
-        for f in files:
-            if f.startswith(store.TMP_PREFIX):
-                continue
-            p = Path(dirpath) / f
-            try:
-                commit = p.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError):
-                continue
-            out.setdefault(commit, []).append(p.relative_to(refs).as_posix())
-    return out
-
-
-def _snapshots(rdir: Path) -> list[str]:
-    try:
-        return sorted(e.name for e in os.scandir(rdir / "snapshots")
-                      if e.is_dir(follow_symlinks=False) and not e.name.startswith(store.TMP_PREFIX))
-    except OSError:
-        return []
-
-
-def _linked_blobs(snap: Path) -> dict[str, int]:
-    """Real path -> size of every file a snapshot holds (link targets resolved)."""
-    out: dict[str, int] = {}
-    for dirpath, _dirs, files in os.walk(snap):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            real = os.path.realpath(p)
-            try:
-                out[real] = os.stat(real).st_size
-            except OSError:
-                continue  # dangling: nothing to keep
-    return out
-
-
 def _read_manifest(root: Path) -> manifest_mod.Manifest | None:
     path = root / manifest_mod.MANIFEST_NAME
     return manifest_mod.load(path) if path.is_file() else None  # malformed -> ManifestError: refuse to guess
 
 
-def _repo_folders(root: Path) -> list[tuple[str, Path]]:
-    out = []
-    try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
-    except OSError:
-        return []
-    for e in entries:
-        rid = store.repo_id_from_folder(e.name)
-        if rid and e.is_dir(follow_symlinks=False):
-            out.append((rid, Path(e.path)))
-    return out
+def _repos(root: Path) -> tuple[store_scan.Repo, ...]:
+    return tuple(r for r in store_scan.scan(root).repos if not r.is_link)
 
 
 def list_models(root: str | os.PathLike[str], *, lock: Lock | None = None) -> Listing:
@@ -166,13 +101,15 @@ def list_models(root: str | os.PathLike[str], *, lock: Lock | None = None) -> Li
     man = _read_manifest(root)
     repos: list[RepoListing] = []
     present: set[str] = set()
-    for rid, rdir in _repo_folders(root):
+    for repo in _repos(root):
+        rid, rdir = repo.repo_id, repo.path
         entry = lock.find(rid) if lock is not None else None
         listed = man.find(rid) if man is not None else None
-        refs = _refs(rdir)
+        refs = repo.ref_targets()
         revs = []
-        for commit in _snapshots(rdir):
-            blobs = _linked_blobs(rdir / "snapshots" / commit)
+        for rev in repo.revisions:
+            commit = rev.commit
+            blobs = linked_files(rev.path)
             revs.append(Revision(commit=commit, refs=tuple(sorted(refs.get(commit, ()))), files=len(blobs),
                                  size=sum(blobs.values()), locked=entry is not None and entry.commit == commit,
                                  in_manifest=listed is not None and commit in listed.commits))
@@ -183,7 +120,7 @@ def list_models(root: str | os.PathLike[str], *, lock: Lock | None = None) -> Li
         else:
             present.add(rid.lower())
             status = "locked" if any(r.locked for r in revs) else "locked-commit-absent"
-        repos.append(RepoListing(repo_id=rid, location=str(root), path=str(rdir), size_on_disk=_regular_bytes(rdir),
+        repos.append(RepoListing(repo_id=rid, location=str(root), path=str(rdir), size_on_disk=regular_bytes(rdir),
                                  revisions=tuple(revs), lock_status=status,
                                  alias=entry.alias if entry is not None else None,
                                  locked_commit=entry.commit if entry is not None else None))
@@ -231,10 +168,6 @@ class PruneResult:
                 "skipped": [{"item": asdict(i), "reason": r} for i, r in self.skipped]}
 
 
-def _is_temp(name: str) -> bool:
-    return name.startswith(store.TMP_PREFIX) or name.endswith(TEMP_SUFFIX)
-
-
 def _old_enough(path: Path, min_age: float, now: float) -> bool:
     try:
         return now - os.lstat(path).st_mtime >= min_age
@@ -242,44 +175,32 @@ def _old_enough(path: Path, min_age: float, now: float) -> bool:
         return False
 
 
-def _temps(top: Path, repo_id: str | None, min_age: float, now: float, recurse: bool) -> list[PruneItem]:
-    out: list[PruneItem] = []
-    for dirpath, dirs, files in os.walk(top):
-        for name in sorted(dirs + files):
-            p = Path(dirpath) / name
-            if _is_temp(name) and _old_enough(p, min_age, now):
-                out.append(PruneItem("temp", repo_id, str(p), _regular_bytes(p),
-                                     f"leftover of an interrupted write, untouched for {now - os.lstat(p).st_mtime:.0f}s"))
-        dirs[:] = [d for d in dirs if not _is_temp(d)] if recurse else []
-    return out
+def _temps(paths: list[Path], repo_id: str | None, min_age: float, now: float) -> list[PruneItem]:
+    return [PruneItem("temp", repo_id, str(p), regular_bytes(p),
+                      f"leftover of an interrupted write, untouched for {now - os.lstat(p).st_mtime:.0f}s")
+            for p in paths if _old_enough(p, min_age, now)]
 
 
-def _plan_repo(rid: str, rdir: Path, pinned: set[str], min_age: float, now: float) -> tuple[list[PruneItem], int]:
-    refs = _refs(rdir)
+def _plan_repo(repo: store_scan.Repo, pinned: set[str], min_age: float, now: float) -> tuple[list[PruneItem], int]:
+    rid = repo.repo_id
+    refs = repo.ref_targets()
     keep: dict[str, int] = {}
     items: list[PruneItem] = []
     kept = 0
-    for commit in _snapshots(rdir):
-        snap = rdir / "snapshots" / commit
-        if commit in refs or commit in pinned:
+    for rev in repo.revisions:
+        if rev.commit in refs or rev.commit in pinned:
             kept += 1
-            keep.update(_linked_blobs(snap))
-        else:
-            items.append(PruneItem("revision", rid, str(snap), _regular_bytes(snap),
+            keep.update(linked_files(rev.path))
+        else:  # a symlinked snapshot folder holds 0 bytes here: only the link is removed
+            items.append(PruneItem("revision", rid, str(rev.path), regular_bytes(rev.path),
                                    "no ref points to it; neither models.lock nor the manifest's kept records pin it"))
-    try:
-        blobs = sorted(os.scandir(rdir / "blobs"), key=lambda e: e.name)
-    except OSError:
-        blobs = []
-    for e in blobs:
-        if _is_temp(e.name):
+    for blob in repo.blobs():
+        if blob.temp:
             continue  # a temp: handled below, with its age check
-        real = os.path.realpath(e.path)
-        if real not in keep and e.is_file(follow_symlinks=False) and _old_enough(Path(e.path), min_age, now):
-            items.append(PruneItem("blob", rid, e.path, e.stat(follow_symlinks=False).st_size,
-                                   "no kept snapshot links to it"))
+        if os.path.realpath(blob.path) not in keep and _old_enough(blob.path, min_age, now):
+            items.append(PruneItem("blob", rid, str(blob.path), blob.size, "no kept snapshot links to it"))
     doomed = tuple(i.path + os.sep for i in items if i.kind == "revision")
-    items.extend(t for t in _temps(rdir, rid, min_age, now, recurse=True) if not t.path.startswith(doomed))
+    items.extend(t for t in _temps(list(repo.temps()), rid, min_age, now) if not t.path.startswith(doomed))
     return items, kept
 
 
@@ -311,11 +232,11 @@ def plan_prune(root: str | os.PathLike[str], *, lock: Lock | None = None, keep_l
     pins = _pins(root, lock, keep_locks)
     items: list[PruneItem] = []
     kept = 0
-    for rid, rdir in _repo_folders(root):
-        repo_items, repo_kept = _plan_repo(rid, rdir, pins.get(rid.lower(), set()), min_age, now)
+    for repo in _repos(root):
+        repo_items, repo_kept = _plan_repo(repo, pins.get(repo.repo_id.lower(), set()), min_age, now)
         items.extend(repo_items)
         kept += repo_kept
-    items.extend(_temps(root, None, min_age, now, recurse=False))
+    items.extend(_temps(store_scan.root_temps(root), None, min_age, now))
     return PrunePlan(root=str(root), items=tuple(items), kept_revisions=kept, keep_locks=keep_locks)
 
 
@@ -343,7 +264,7 @@ def execute_prune(plan: PrunePlan, *, lock: Lock | None = None,
     skipped: list[tuple[PruneItem, str]] = []
     # On a volume the whole execution holds the manifest lock: a pull records a commit only while its
     # snapshot exists (checked under that lock), so no commit is recorded after its files were deleted.
-    with manifest_mod.volume_lock(root) if volume else contextlib.nullcontext():
+    with volume_lock(root) if volume else contextlib.nullcontext():
         if keep is not None and volume and doomed:
             from .pull import generated_by
 
@@ -358,12 +279,12 @@ def execute_prune(plan: PrunePlan, *, lock: Lock | None = None,
             by_repo.setdefault(item.repo_id, []).append(item)
         for rid, items in by_repo.items():
             if rid is None:
-                still = {i.path: i for i in _temps(root, None, min_age, time.time(), recurse=False)}
+                still = {i.path: i for i in _temps(store_scan.root_temps(root), None, min_age, time.time())}
                 _apply(items, still, deleted, skipped)
                 continue
-            with store.repo_lock(root, rid):
-                fresh, _kept = _plan_repo(rid, store.repo_dir(root, rid), pins.get(rid.lower(), set()), min_age,
-                                          time.time())
+            with repo_lock(root, rid):
+                repo = store_scan.read_repo(repo_dir(root, rid), rid)
+                fresh, _kept = _plan_repo(repo, pins.get(rid.lower(), set()), min_age, time.time())
                 _apply(items, {i.path: i for i in fresh}, deleted, skipped)
     freed = sum(i.bytes for i in deleted)
     log.info("pruned %d item(s) under %s, freed %d bytes (%d skipped)", len(deleted), root, freed, len(skipped))

@@ -27,6 +27,7 @@ from .. import _layout
 from ..backends import TORCH_INSTALL
 from ..errors import ConfigurationError, FormatError, IntegrityError, ManifestError
 from ..registry import infer_model_type
+from ..store.layout import tmp_name
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +279,7 @@ def migrate(plan: Plan) -> MigrateResult:
             plan.problems or [f"no model folder in {plan.source}"]))
     plan.target.mkdir(parents=True, exist_ok=True)
     ensure_writable(plan.target, what="target")
-    staging = plan.target / _layout.tmp_name("migrate")
+    staging = plan.target / tmp_name("migrate")
     entries: dict[str, Any] = {}
     commits: dict[str, str] = {}
     n_files = n_bytes = 0

@@ -47,6 +47,7 @@ from ..sources.base import read_schema
 from ..store import cache as store
 from ..store.fetch import Want, check_space, clean_stale_staging, fetch_into
 from ..store.hashing import is_sha256, sha256_file, strip_prefix, with_prefix
+from ..store.layout import BLOBS, blobs_dir, snapshot_dir
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def missing_bytes(root: Path, entries: Iterable[LockEntry]) -> int:
     """Bytes to download: files whose blob is absent or has the wrong size (cheap: no hashing)."""
     total = 0
     for e in entries:
-        blobs = store.repo_dir(root, e.repo_id) / "blobs"
+        blobs = blobs_dir(store.repo_dir(root, e.repo_id))
         for f in e.files.values():
             blob = blobs / strip_prefix(f.sha256)
             try:
@@ -212,7 +213,7 @@ def refuse_conflicts(root: Path, entries: Iterable[LockEntry]) -> manifest_mod.M
                 f"{recorded.sha256}, but the lock pins {wanted.size} bytes {wanted.sha256}; the same commit must keep the same files, because pods of an "
                 "older lock may be loading it. Give the changed file another commit (re-export, re-import) or, "
                 "once no pod uses the old lock, remove the commit with `smm prune --keep-locks N` and pull again",
-                path=root / store.repo_folder_name(e.repo_id) / "snapshots" / e.commit / rel,
+                path=snapshot_dir(root, e.repo_id, e.commit) / rel,
                 expected=wanted.sha256, actual=recorded.sha256)
     return current
 
@@ -227,7 +228,7 @@ def adopt_unrecorded(snapshot: Path, known: set[str]) -> dict[str, FileEntry]:
         if rel in known:
             continue
         real = Path(os.path.realpath(p))
-        if real.parent.name == "blobs" and is_sha256(real.name) and sha256_file(real) == real.name:
+        if real.parent.name == BLOBS and is_sha256(real.name) and sha256_file(real) == real.name:
             out[rel] = FileEntry(size=real.stat().st_size, sha256=with_prefix(real.name))
             log.warning("%s: %s was on the volume but not recorded; verified (sha256 %s) and recorded", snapshot,
                         rel, real.name[:12])

@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,13 @@ from ..errors import ConfigurationError, FormatError
 from ..formats import lockfile, manifest as manifest_mod
 from ..formats.manifest import FileEntry
 from ..formats.pins import pin_differences
-from ..store.cache import resolves_outside
-from ..store.hashing import sha256_file, strip_prefix, with_prefix
+from ..store import scan as store_scan
+from ..store.hashing import is_sha256, sha256_file, strip_prefix, with_prefix
+from ..store.layout import REPO_FOLDER_EXAMPLE, repo_dir, snapshots_dir
+from ..store.scan import resolves_outside
 
 KINDS = ("missing", "corrupt", "stale", "extra", "malformed", "outside")
 MODES = ("quick", "full")
-_SKIP_SUFFIXES = (".incomplete",)
 
 
 @dataclass(frozen=True)
@@ -159,16 +160,15 @@ def validate(directory: str | os.PathLike[str], *, lock: lockfile.Lock | str | o
                 "`smm pull --target DIR`")
     elif lock_obj is not None:
         _check_against_lock(run, lock_obj)
-    elif _repo_dirs(root):
+    elif _repos(root):
         _check_structure(run)
     else:
         run.add("missing", None, man_path, f"{root} holds neither {manifest_mod.MANIFEST_NAME} nor any "
-                "models--* folder; pass --lock to check a cache against models.lock")
+                f"model folder ({REPO_FOLDER_EXAMPLE}/); pass --lock to check a cache against models.lock")
     return ValidationReport(
         ok=not any(f.severity == "error" for f in run.findings), findings=tuple(run.findings),
         models_checked=run.models, files_checked=run.files, seconds=round(time.perf_counter() - t0, 6), directory=str(root), mode=mode,
-        manifest=str(man_path) if man is not None else None,
-        lock=(lock_obj.path if lock_obj is not None else None))
+        manifest=str(man_path) if man is not None else None, lock=lock_obj.path if lock_obj is not None else None)
 
 
 def wait_until_valid(directory: str | os.PathLike[str], *, lock: lockfile.Lock | str | os.PathLike[str] | None = None,
@@ -218,41 +218,15 @@ def _load_manifest(run: _Run, path: Path) -> manifest_mod.Manifest | None:
 
 # -- checks -------------------------------------------------------------------------------------------
 
-def _repo_dirs(root: Path) -> dict[str, Path]:
-    """Lower-cased repo id -> models--* folder. Hidden and temp entries are not repos."""
-    out: dict[str, Path] = {}
+def _repos(root: Path) -> dict[str, tuple[str, Path, bool]]:
+    """Lower-cased repo id -> (repo id, folder, is a link), names only; linked folders included (checked)."""
+    return {rid.lower(): (rid, folder, link) for rid, folder, link in store_scan.repo_folders(root)}
+
+
+def _listing(run: _Run, model: str | None, folder: Path) -> list[store_scan.SnapshotFile]:
+    """store.scan's walk of a snapshot, or a finding (and nothing) when the folder cannot be listed."""
     try:
-        with os.scandir(root) as it:
-            for e in it:
-                if e.name.startswith("models--") and e.is_dir():
-                    out[e.name[len("models--"):].replace("--", "/").lower()] = Path(e.path)
-    except OSError:
-        pass
-    return out
-
-
-def _walk_files(folder: Path, prefix: str = "", seen: set[str] | None = None) -> Iterator[str]:
-    """Relative POSIX paths of every non-directory entry (links included, dangling or not).
-
-    Directory links are followed, like store.snapshot_files; one that leads back to a folder already
-    walked (a cycle) is yielded as an entry instead, so it is reported once rather than walked forever."""
-    seen = {os.path.realpath(folder)} if seen is None else seen
-    with os.scandir(folder) as it:
-        for e in it:
-            rel = prefix + e.name
-            if e.is_dir():
-                real = os.path.realpath(e.path)
-                if real not in seen:
-                    seen.add(real)
-                    yield from _walk_files(Path(e.path), rel + "/", seen)
-                    continue
-            yield rel
-
-
-def _listing(run: _Run, model: str | None, folder: Path) -> list[str]:
-    """Sorted _walk_files, or a finding (and nothing) when the folder cannot be listed."""
-    try:
-        return sorted(_walk_files(folder))
+        return sorted(store_scan.walk_snapshot(folder), key=lambda f: f.rel)
     except OSError as err:
         run.add("missing", model, folder, f"{folder} cannot be listed: {err.strerror or err}")
         return []
@@ -296,9 +270,9 @@ def _check_snapshot(run: _Run, model: str, snap: Path, files: dict[str, FileEntr
             if actual != strip_prefix(entry.sha256):
                 run.add("corrupt", model, p, f"{model}: {rel} has the wrong sha256", expected=entry.sha256,
                         actual=with_prefix(actual))
-    for rel in _listing(run, model, snap):
-        if rel not in files:
-            run.add("extra", model, snap / rel, f"{model}: {rel} is in the snapshot but not listed in {what}")
+    for f in _listing(run, model, snap):
+        if f.rel not in files:
+            run.add("extra", model, f.path, f"{model}: {f.rel} is in the snapshot but not listed in {what}")
 
 
 def _check_inside(run: _Run, model: str | None, path: Path, what: str) -> bool:
@@ -314,40 +288,30 @@ def _check_inside(run: _Run, model: str | None, path: Path, what: str) -> bool:
 def _check_volume(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock | None) -> None:
     """With a lock: the commits it pins (and nothing else: other commits belong to other locks' pods).
     Without: every recorded commit of every model. Unrecorded snapshots and models are warnings."""
-    repos = _repo_dirs(run.root)
+    repos = _repos(run.root)
     wanted = _compare_lock(run, man, lock) if lock is not None else {
         rid: set(rec.commits) for rid, rec in man.models.items()}
     for rid, rec in sorted(man.models.items()):
-        rdir = repos.get(rid.lower())
+        found = repos.get(rid.lower())
         commits = sorted(wanted.get(rid, ()))
-        if rdir is None:
+        if found is None:
             if commits:
                 run.models += 1
-                run.add("missing", rid, run.root / f"models--{rid.replace('/', '--')}",
+                run.add("missing", rid, repo_dir(run.root, rid),
                         f"{rid}: listed in the manifest but its folder is absent", expected=", ".join(commits))
             continue
+        _rid, folder, is_link = found
         for commit in commits:
-            _check_snapshot(run, rid, rdir / "snapshots" / commit, rec.commits[commit].files, "the manifest")
-        for other in _snapshot_names(rdir):
-            if other not in rec.commits:
-                run.add("extra", rid, rdir / "snapshots" / other,
-                        f"{rid}: snapshot {other} is not recorded in the manifest (recorded: "
-                        f"{', '.join(c[:12] for c in sorted(rec.commits))}); `smm prune` removes it",
-                        severity="warning")
+            _check_snapshot(run, rid, snapshots_dir(folder) / commit, rec.commits[commit].files, "the manifest")
+        fix = "remove it by hand (prune leaves a linked model folder alone)" if is_link else "`smm prune` removes it"
+        for rev in (r for r in store_scan.read_revisions(folder) if r.commit not in rec.commits):
+            run.add("extra", rid, rev.path, f"{rid}: snapshot {rev.commit} is not recorded in the manifest "
+                    f"(recorded: {', '.join(c[:12] for c in sorted(rec.commits))}); {fix}", severity="warning")
     listed = {rid.lower() for rid in man.models}
-    for low, rdir in sorted(repos.items()):
+    for low, (rid, folder, _link) in sorted(repos.items()):
         if low not in listed:
-            rid = rdir.name[len("models--"):].replace("--", "/")
-            run.add("extra", rid, rdir, f"{rid} ({rdir.name}) is on the volume but not listed in the manifest",
+            run.add("extra", rid, folder, f"{rid} ({folder.name}) is on the volume but not listed in the manifest",
                     severity="warning")
-
-
-def _snapshot_names(rdir: Path) -> list[str]:
-    try:
-        with os.scandir(rdir / "snapshots") as it:
-            return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
-    except OSError:
-        return []
 
 
 def _describe(entry: FileEntry | None) -> str | None:
@@ -388,49 +352,49 @@ def _compare_lock(run: _Run, man: manifest_mod.Manifest, lock: lockfile.Lock) ->
 
 
 def _check_against_lock(run: _Run, lock: lockfile.Lock) -> None:
-    repos = _repo_dirs(run.root)
+    repos = _repos(run.root)
     for alias, le in sorted(lock.models.items()):
-        rdir = repos.get(le.repo_id.lower())
-        if rdir is None:
+        found = repos.get(le.repo_id.lower())
+        if found is None:
             run.models += 1
-            run.add("missing", le.repo_id, run.root / f"models--{le.repo_id.replace('/', '--')}",
+            run.add("missing", le.repo_id, repo_dir(run.root, le.repo_id),
                     f"{le.repo_id} (locked as {alias!r}) is not in {run.root}; fetch it with `smm pull`",
                     expected=le.commit)
             continue
-        _check_snapshot(run, le.repo_id, rdir / "snapshots" / le.commit, le.files, "models.lock")
+        _check_snapshot(run, le.repo_id, snapshots_dir(found[1]) / le.commit, le.files, "models.lock")
 
 
 def _check_structure(run: _Run) -> None:
     """No manifest, no lock: refs must point to snapshots and links to blobs; full also hashes sha256 blobs."""
-    for low, rdir in sorted(_repo_dirs(run.root).items()):
+    for low, (rid, folder, _link) in sorted(_repos(run.root).items()):
+        repo = store_scan.read_repo(folder, rid)
         run.models += 1
-        refs = rdir / "refs"
-        for rel in _listing(run, low, refs) if refs.is_dir() else []:
-            try:
-                commit = (refs / rel).read_text(encoding="utf-8", errors="replace").strip()
-            except OSError as err:
-                run.add("missing", low, refs / rel, f"{low}: ref {rel} cannot be read: {err.strerror or err}")
-                continue
-            if not (rdir / "snapshots" / commit).is_dir():
-                run.add("missing", low, refs / rel, f"{low}: ref {rel} points to snapshot {commit[:12]}, which "
-                        "is absent", expected=commit)
-        for name in _snapshot_names(rdir):
-            snap = rdir / "snapshots" / name
-            if not _check_inside(run, low, snap, f"{low}: snapshot {name[:12]}"):
-                continue  # every file below is outside too: one finding says it (same rule as with a lock)
-            for rel in _listing(run, low, snap):
-                if rel.endswith(_SKIP_SUFFIXES):
-                    continue
-                run.files += 1
-                p = snap / rel
-                if not p.exists():
-                    run.add("missing", low, p, f"{low}: {name[:12]}/{rel} is a link to a missing blob")
-                    continue
-                if not _check_inside(run, low, p, f"{low}: {name[:12]}/{rel}"):
-                    continue
-                blob = os.path.basename(os.path.realpath(p))
-                if run.full and len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):
-                    actual = run.sha256(p)
-                    if actual != blob:  # blobs named by sha256 (LFS files, our imports) carry their digest
-                        run.add("corrupt", low, p, f"{low}: {name[:12]}/{rel} has the wrong sha256",
-                                expected=with_prefix(blob), actual=with_prefix(actual))
+        for ref in repo.refs:
+            if ref.commit is None:
+                run.add("missing", low, ref.path, f"{low}: ref {ref.name} cannot be read as a commit id (40 hex)")
+            elif not (snapshots_dir(repo.path) / ref.commit).is_dir():
+                run.add("missing", low, ref.path, f"{low}: ref {ref.name} points to snapshot {ref.commit[:12]}, "
+                        "which is absent", expected=ref.commit)
+        for rev in repo.revisions:
+            if _check_inside(run, low, rev.path, f"{low}: snapshot {rev.commit[:12]}"):
+                _check_structure_files(run, low, rev)
+            # else every file below is outside too: one finding says it (same rule as with a lock)
+
+
+def _check_structure_files(run: _Run, low: str, rev: store_scan.Revision) -> None:
+    name = rev.commit  # what messages show of it: the first 12 characters
+    for f in _listing(run, low, rev.path):
+        if f.temp or f.kind == "cycle":
+            continue  # a download in progress (huggingface_hub fills snapshots file by file); no file
+        run.files += 1
+        if f.kind == "dangling":
+            run.add("missing", low, f.path, f"{low}: {name[:12]}/{f.rel} is a link to a missing blob")
+            continue
+        if not _check_inside(run, low, f.path, f"{low}: {name[:12]}/{f.rel}"):
+            continue
+        blob = os.path.basename(os.path.realpath(f.path))
+        if run.full and f.kind == "file" and is_sha256(blob):
+            actual = run.sha256(f.path)
+            if actual != blob:  # blobs named by sha256 (LFS files, our imports) carry their digest
+                run.add("corrupt", low, f.path, f"{low}: {name[:12]}/{f.rel} has the wrong sha256",
+                        expected=with_prefix(blob), actual=with_prefix(actual))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import MissingFileError
 from ..store import cache as store
+from ..store.scan import snapshot_files
 from .base import Request, Resolved, Unavailable, Verified, read_schema
 from .verify import verify_folder
 
@@ -40,7 +41,7 @@ class CacheSource:
             verified = Verified(request.verify)
         else:  # nothing pinned to check bytes against; still, nothing may come from outside the cache
             store.check_inside(self.cache_dir, snap, f"{request.repo_id}: snapshot {snap.name}")
-            for rel, p in store.snapshot_files(snap).items():
+            for rel, p in snapshot_files(snap).items():
                 store.check_inside(self.cache_dir, p, f"{request.repo_id}: {rel}")
         labels, dim = read_schema(snap)
         return Resolved(repo_id=request.repo_id, source=self.name, path=snap, commit=snap.name,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .._layout import CI_VARIABLES
 from ..settings import Settings, parse_bool
+from ..store.scan import read_revisions, repo_folders
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # say each unusable TESTING value once per process
@@ -45,14 +46,7 @@ def _truthy_ci(name: str, value: str) -> bool:
 
 def cache_has_models(cache_dir: Path) -> bool:
     """True when the HF cache folder holds at least one model snapshot. Never creates anything."""
-    try:
-        for repo in cache_dir.glob("models--*"):
-            snaps = repo / "snapshots"
-            if snaps.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in snaps.iterdir()):
-                return True
-    except OSError:
-        return False
-    return False
+    return any(read_revisions(folder) for _repo_id, folder, _link in repo_folders(cache_dir))
 
 
 def detect(settings: Settings) -> Detection:

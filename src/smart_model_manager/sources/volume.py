@@ -13,6 +13,7 @@ from ..errors import ConfigurationError, IntegrityError
 from ..formats import manifest as manifest_mod
 from ..formats.pins import pin_differences
 from ..store import cache as store
+from ..store.layout import snapshot_dir
 from .base import Request, Resolved, Unavailable, Verified
 from .verify import verify_folder
 
@@ -63,7 +64,7 @@ class VolumeSource:
         pinned = request.pinned
         if pinned is not None and pinned.commit == entry.commit:
             self._check_pins(entry, dict(pinned.files))
-        snap = store.repo_dir(self.volume_dir, record.repo_id) / "snapshots" / entry.commit
+        snap = snapshot_dir(self.volume_dir, record.repo_id, entry.commit)
         if not snap.is_dir():
             raise IntegrityError(
                 f"{record.repo_id}: the manifest {self.manifest_path} lists commit {entry.commit} but {snap} is missing",

@@ -1,6 +1,7 @@
-"""Verified publishing into an HF-cache layout root: fetch-into, staging, leftovers cleanup, space checks.
+"""Verified downloads into an HF-cache layout root (:func:`fetch_into`) and the space check before them.
 
-Beside :mod:`store` (which owns the layout and its write primitives); what bytes come from is a
+Staging, leftovers cleanup and snapshot assembly are :mod:`store.writer`'s (the one snapshot writer, which
+``smm import`` uses too); the locks are :mod:`store.locks`'. What bytes come from is a
 :class:`Downloader`, so any transport (the Hub client, a plain-HTTP or S3 client, a test fake) publishes
 the same way.
 
@@ -9,31 +10,35 @@ Publishing protocol (:func:`fetch_into`), under the per-repo writer lock:
 2. the rest stream into ``<root>/.staging/<uuid>/`` (same filesystem), guarded by an owner lock so a
    later run can tell a dead writer's leftovers from a live one's;
 3. every sha256 is checked; one mismatch -> IntegrityError, nothing is published, no retry, no fallthrough;
-4. blobs move into ``blobs/<sha256>`` by rename; a new snapshot is assembled in staging and appears as
-   ``snapshots/<commit>`` by one rename; then ``refs/<revision>``.
+4. blobs move into ``blobs/<sha256>`` by rename; :func:`store.writer.write_snapshot` assembles a new
+   snapshot in staging, which appears as ``snapshots/<commit>`` by one rename; then ``refs/<revision>``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import shutil
 import threading
-import time
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn, Protocol
 
-from .._layout import INCOMPLETE_SUFFIX, LOCKS_DIR, STAGING_DIR, TMP_PREFIX, tmp_name
 from ..errors import IntegrityError, SourceError
 from ..remote.base import Downloader, NullProgress, ProgressHook
-from . import cache as store
+from .cache import atomic_write_text
 from .hashing import PREFIX, sha256_file, strip_prefix
+from .layout import BLOBS, INCOMPLETE_SUFFIX, LOCKS_DIR, REFS, SNAPSHOTS, STAGING_DIR, repo_dir
+from .locks import repo_lock
+from .writer import (
+    clean_leftovers as clean_leftovers,
+    clean_stale_staging as clean_stale_staging,
+    staging_dir as staging_dir,
+    write_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,112 +65,6 @@ class Want:
     @classmethod
     def from_entry(cls, entry: PinnedFile) -> Want:
         return cls(size=entry.size, sha256=strip_prefix(entry.sha256))
-
-
-# -- staging ----------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def staging_dir(root: Path) -> Iterator[Path]:
-    """``<root>/.staging/<uuid>/``, held by an owner lock for its lifetime, removed afterwards.
-
-    A SIGKILLed writer's folder stays behind; :func:`clean_stale_staging` removes it once nobody holds
-    its lock (the kernel drops a dead process's locks), so a rerun starts clean.
-    """
-    from filelock import FileLock
-
-    base = Path(root) / STAGING_DIR
-    name = uuid.uuid4().hex
-    owner = FileLock(str(base / f"{name}.lock"))
-    for attempt in range(5):
-        base.mkdir(parents=True, exist_ok=True)
-        try:
-            owner.acquire()
-            break
-        except FileNotFoundError:  # another writer removed the empty base between our mkdir and here
-            if attempt == 4:
-                raise
-    path = base / name
-    try:
-        path.mkdir()
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            os.unlink(base / f"{name}.lock")
-        owner.release()
-        # The last writer out removes the empty base, so a good volume holds no bookkeeping folder
-        # that `hf cache ls` would report. rmdir fails harmlessly if anyone is inside.
-        with contextlib.suppress(OSError):
-            base.rmdir()
-
-
-def clean_stale_staging(root: Path, *, max_lock_age: float = 3600.0) -> int:
-    """Remove staging folders whose owner is gone. Returns how many were removed. Never blocks."""
-    from filelock import FileLock, Timeout
-
-    base = Path(root) / STAGING_DIR
-    try:
-        entries = list(base.iterdir())
-    except OSError:
-        return 0
-    removed = 0
-    for d in entries:
-        if not d.is_dir():
-            continue
-        lock_path = base / f"{d.name}.lock"
-        lock = FileLock(str(lock_path), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            continue  # a live writer
-        try:
-            shutil.rmtree(d, ignore_errors=True)
-            removed += 1
-            log.info("removed stale staging folder %s (its writer died)", d)
-            with contextlib.suppress(OSError):  # its uuid name is never used again
-                lock_path.unlink()
-        finally:
-            lock.release()
-    now = time.time()
-    for f in base.glob("*.lock"):  # lock files of dead writers; never young ones (their owner may be starting)
-        with contextlib.suppress(OSError):
-            if not (base / f.stem).exists() and now - f.stat().st_mtime > max_lock_age:
-                f.unlink()
-    return removed
-
-
-def clean_leftovers(root: Path, repo_id: str) -> int:
-    """Under the repo writer lock: drop what killed writers leave behind. Returns how many entries went.
-
-    ``blobs/*.incomplete`` nobody is writing (huggingface_hub #3371 reuses them), and our ``.tmp-*`` names
-    in ``refs/`` and inside snapshots (a kill between ``symlink`` and ``rename`` leaves one; ``hf cache
-    scan`` would read it as a ref or a file).
-    """
-    from filelock import FileLock, Timeout
-
-    rdir = store.repo_dir(Path(root), repo_id)
-    removed = 0
-    for sub in ("refs", "snapshots"):
-        for dirpath, dirnames, filenames in os.walk(rdir / sub):
-            for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-                if name.startswith(TMP_PREFIX):
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(dirpath, name))
-                        removed += 1
-    for f in (rdir / "blobs").glob("*" + INCOMPLETE_SUFFIX) if (rdir / "blobs").is_dir() else []:
-        if f.name.startswith(TMP_PREFIX):  # ours (store.publish_blob): writers hold the repo lock we hold
-            f.unlink(missing_ok=True)
-            removed += 1
-            continue
-        # huggingface_hub's: it holds .locks/<repo>/<etag>.lock while writing <etag>.incomplete
-        hf_lock = FileLock(str(Path(root) / LOCKS_DIR / rdir.name / (f.name[:-len(INCOMPLETE_SUFFIX)] + ".lock")),
-                           timeout=0)
-        try:
-            with hf_lock:
-                f.unlink(missing_ok=True)
-                removed += 1
-        except Timeout:
-            continue
-    return removed
 
 
 def check_space(root: Path, needed: int, *, what: str) -> None:
@@ -222,18 +121,6 @@ def _existing(snap: Path, blobs: Path, rel: str, want: Want) -> tuple[Path | Non
     return None, broken
 
 
-def _relink(path: Path, target: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / tmp_name(path.name)
-    os.symlink(target, tmp)
-    os.replace(tmp, path)
-
-
-def _complete(snap: Path, files: Mapping[str, Want], local: Mapping[str, Path]) -> bool:
-    """Whether every entry of an existing snapshot already points at the verified copy."""
-    return all((snap / rel).is_file() and os.path.samefile(snap / rel, local[rel]) for rel in files)
-
-
 def _mismatch(repo_id: str, rel: str, want: Want, size: int, sha: str, endpoint: str) -> NoReturn:
     if want.size is not None and size != want.size:
         raise IntegrityError(
@@ -249,66 +136,67 @@ def _mismatch(repo_id: str, rel: str, want: Want, size: int, sha: str, endpoint:
 def fetch_into(root: Path, client: Downloader, repo_id: str, commit: str, files: Mapping[str, Want], *,
                revision: str | None = None, jobs: int = 4, progress: ProgressHook | None = None,
                lock_timeout: float = 3600.0) -> FetchResult:
-    """Make ``<root>/models--.../snapshots/<commit>`` hold ``files``, verified. Safe across processes."""
+    """Make ``<root>/<repo folder>/<snapshot of commit>`` hold ``files``, verified. Safe across processes."""
     from filelock import Timeout
 
     root = Path(root)
-    rdir = store.repo_dir(root, repo_id)
-    snap, blobs = rdir / "snapshots" / commit, rdir / "blobs"
-    progress = progress or NullProgress()
+    rdir = repo_dir(root, repo_id)
+    snap, blobs = rdir / SNAPSHOTS / commit, rdir / BLOBS
     result = FetchResult(repo_id, commit, snap)
+    staged: dict[str, tuple[Path, int, str]] = {}
     try:
-        with store.repo_lock(root, repo_id, timeout=lock_timeout):
+        with repo_lock(root, repo_id, timeout=lock_timeout):
             # Re-check presence only now: another process may have finished while we waited.
             clean_leftovers(root, repo_id)
-            local: dict[str, Path] = {}
-            broken: set[str] = set()
-            missing: list[str] = []
-            for rel, want in sorted(files.items()):
-                have, bad = _existing(snap, blobs, rel, want)
-                if bad:
-                    broken.add(rel)
-                if have is None:
-                    missing.append(rel)
-                else:
-                    local[rel] = have
+            local, broken, missing = _inventory(snap, blobs, files)
             check_space(root, sum(files[r].size or 0 for r in missing), what=f"{repo_id}@{commit[:12]}")
-            staged: dict[str, tuple[Path, int, str]] = {}
             with staging_dir(root) as stage:
                 if missing:
-                    _download_all(client, repo_id, commit, files, missing, stage, staged, jobs, progress)
+                    _download_all(client, repo_id, commit, files, missing, stage, staged, jobs,
+                                  progress or NullProgress())
                 # Every download verified; publish blobs by rename (content-addressed, so idempotent).
                 for rel, (tmp, size, sha) in sorted(staged.items()):
-                    blob = blobs / sha
-                    blobs.mkdir(parents=True, exist_ok=True)
-                    if not (blob.is_file() and blob.stat().st_size == size and sha256_file(blob) == sha):
-                        os.replace(tmp, blob)
-                    local[rel] = blob
+                    local[rel] = _publish_staged(blobs, tmp, size, sha)
                     result.bytes_downloaded += size
-                # The snapshot: a new one appears complete by one rename; an existing one is fixed per file.
-                if not snap.is_dir():
-                    tmp_snap = stage / "snapshot"
-                    for rel in sorted(files):
-                        target = os.path.relpath(local[rel], (snap / rel).parent)
-                        (tmp_snap / rel).parent.mkdir(parents=True, exist_ok=True)
-                        os.symlink(target, tmp_snap / rel)
-                    snap.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        os.rename(tmp_snap, snap)
-                    except OSError:
-                        if not snap.is_dir():  # a writer outside our lock (huggingface_hub) made it meanwhile
-                            raise
-                if snap.is_dir() and not _complete(snap, files, local):
-                    for rel in sorted(files):
-                        if rel in staged or rel in broken or not (snap / rel).is_file():
-                            _relink(snap / rel, os.path.relpath(local[rel], (snap / rel).parent))
+                write_snapshot(root, repo_id, commit, local, stage, replace=set(staged) | broken)
             if revision and revision != commit:
-                store.atomic_write_text(rdir / "refs" / revision, commit)
+                atomic_write_text(rdir / REFS / revision, commit)
     except Timeout as err:
-        raise SourceError(f"{repo_id}: another process has held the writer lock under {root}/.locks for "
+        raise SourceError(f"{repo_id}: another process has held the writer lock under {root / LOCKS_DIR} for "
                           f"{lock_timeout:g}s; is a download stuck?") from err
+    _report(result, files, staged, broken)
+    return result
+
+
+def _inventory(snap: Path, blobs: Path, files: Mapping[str, Want]) -> tuple[dict[str, Path], set[str], list[str]]:
+    """(verified local copies, broken snapshot entries, files to download)."""
+    local: dict[str, Path] = {}
+    broken: set[str] = set()
+    missing: list[str] = []
     for rel, want in sorted(files.items()):
-        p = snap / rel
+        have, bad = _existing(snap, blobs, rel, want)
+        if bad:
+            broken.add(rel)
+        if have is None:
+            missing.append(rel)
+        else:
+            local[rel] = have
+    return local, broken, missing
+
+
+def _publish_staged(blobs: Path, tmp: Path, size: int, sha: str) -> Path:
+    blob = blobs / sha
+    blobs.mkdir(parents=True, exist_ok=True)
+    if not (blob.is_file() and blob.stat().st_size == size and sha256_file(blob) == sha):
+        os.replace(tmp, blob)
+    return blob
+
+
+def _report(result: FetchResult, files: Mapping[str, Want], staged: Mapping[str, tuple[Path, int, str]],
+            broken: set[str]) -> None:
+    repo_id, commit = result.repo_id, result.commit
+    for rel, want in sorted(files.items()):
+        p = result.snapshot / rel
         if rel in staged:
             (result.repaired if rel in broken else result.downloaded).append(rel)
         else:
@@ -322,7 +210,6 @@ def fetch_into(root: Path, client: Downloader, repo_id: str, commit: str, files:
     if result.unverified:
         log.warning("%s@%s: %d file(s) published WITHOUT a pinned sha256 (no lock entry): %s; pin them with "
                     "`smm lock`", repo_id, commit[:12], len(result.unverified), ", ".join(result.unverified))
-    return result
 
 
 def _download_all(client: Downloader, repo_id: str, commit: str, files: Mapping[str, Want], missing: list[str],
