@@ -1,4 +1,4 @@
-"""Turn a verified local model folder into a runner (layer 5). Heavy imports happen inside functions.
+"""Turn a verified local model folder into a runner (layer 6). Heavy imports happen inside functions.
 
 Backends (``SMM_BACKEND`` / ``load_model(..., backend=...)``):
 
