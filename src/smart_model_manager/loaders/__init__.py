@@ -164,12 +164,14 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
                          folder)
                 continue
             from .onnx import load_onnx_runner
-            runner = load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads,
-                                      labels=labels, verify=verify, token_budget=token_budget)
             if onnx_file.name != Path(INT8_FILE).name:
-                return runner
-            from .int8_check import checked_int8
-            return checked_int8(runner, folder, model_type, backend=backend, model_ref=ref, verdicts=int8_verdicts,
+                return load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads,
+                                        labels=labels, verify=verify, token_budget=token_budget)
+            from .int8_check import PriorCheck, checked_int8
+            prior = PriorCheck(folder, int8_verdicts)  # read while the session builds
+            runner = load_onnx_runner(folder, model_type, onnx_file=onnx_file, threads=n_threads, labels=labels,
+                                      verify=verify, token_budget=token_budget, while_loading=prior.prepare)
+            return checked_int8(runner, folder, model_type, backend=backend, model_ref=ref, prior=prior,
                                 load_fp32=lambda: load_onnx_runner(
                                     folder, model_type, onnx_file=folder / FP32_FILE, threads=n_threads,
                                     labels=labels, verify=verify, token_budget=token_budget))

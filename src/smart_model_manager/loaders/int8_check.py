@@ -85,22 +85,45 @@ def write_verdicts(path: Path, checks: list[dict[str, Any]]) -> None:
             os.unlink(tmp)
 
 
+class PriorCheck:
+    """What the int8 re-check needs before the runner exists (``quality.json``, this CPU's features, a
+    recorded verdict), read by :meth:`prepare` while the session is being built (``while_loading``)."""
+
+    def __init__(self, folder: Path, verdicts: Path | None = None):
+        self.folder, self.verdicts = folder, verdicts
+        self.quality: dict[str, Any] | None = None
+        self.cpu: dict[str, Any] = {}
+        self.verdict: Any = None
+
+    def prepare(self) -> None:
+        from ..cpu import cpu_features
+        from ..int8_gate import recheck  # noqa: F401  (imported here, while the session builds)
+        from ._common import read_json
+
+        self.quality = read_json(self.folder / ONNX_QUALITY_FILE)
+        self.cpu = cpu_features()
+        self.verdict = read_verdict(self.verdicts, self.quality, self.cpu)
+
+    def result(self, runner: Any, model_type: str) -> Any:
+        from ..int8_gate import recheck
+
+        if self.quality is None:
+            self.prepare()
+        assert self.quality is not None
+        return self.verdict or recheck(self.quality, model_type, runner, cpu=self.cpu)
+
+
 def check_int8_runner(runner: Any, folder: Path, model_type: str, verdicts: Path | None = None) -> Any:
     """:class:`..int8_gate.Recheck` of ``runner`` (an int8 runner of ``folder``) on this CPU: the recorded
     verdict for this file and CPU if ``verdicts`` has one, else measured now."""
-    from ..cpu import cpu_features
-    from ..int8_gate import recheck
-    from ._common import read_json
-
-    quality = read_json(folder / ONNX_QUALITY_FILE)
-    cpu = cpu_features()
-    return read_verdict(verdicts, quality, cpu) or recheck(quality, model_type, runner, cpu=cpu)
+    return PriorCheck(folder, verdicts).result(runner, model_type)
 
 
 def checked_int8(runner: Any, folder: Path, model_type: str, *, backend: str, model_ref: str,
-                 load_fp32: Callable[[], Any], verdicts: Path | None = None) -> Any:
-    """``runner`` if the int8 file holds up on this CPU, else the fp32 runner (``auto``/``onnx``)."""
-    result = check_int8_runner(runner, folder, model_type, verdicts)
+                 load_fp32: Callable[[], Any], verdicts: Path | None = None, prior: PriorCheck | None = None) -> Any:
+    """``runner`` if the int8 file holds up on this CPU, else the fp32 runner (``auto``/``onnx``).
+    ``prior``: the :class:`PriorCheck` already prepared while ``runner`` loaded (else read now)."""
+    result = (prior or PriorCheck(folder, verdicts)).result(runner, model_type)
     if result.status == "passed":
         runner.int8_check = result.as_dict()
         log.debug("int8 re-check of %s passed in %.3fs: %s", model_ref, result.seconds, result.reason)
@@ -161,4 +184,4 @@ def check_tree(root: Path, *, hash_fp32: bool = True) -> list[dict[str, Any]]:
             continue
         out.append({"path": rel, "int8_sha256": _int8_digest(quality), **result.as_dict()})
     return out
-__all__ = ["check_int8_runner", "check_tree", "checked_int8", "read_verdict", "write_verdicts"]
+__all__ = ["PriorCheck", "check_int8_runner", "check_tree", "checked_int8", "read_verdict", "write_verdicts"]

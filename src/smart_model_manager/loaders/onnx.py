@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,15 @@ log = logging.getLogger(__name__)
 
 
 
+def tokenizer_file(folder: Path) -> Path:
+    """``tokenizer.json`` of ``folder``; BackendError (how to make one) if it does not exist."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise BackendError(f"the ONNX backend needs {path} (a fast-tokenizer file), which does not "
+                           "exist; re-save the tokenizer with transformers or use backend 'torch'")
+    return path
+
+
 def make_tokenizer(folder: Path, max_len: int) -> Any:
     """``tokenizers.Tokenizer`` from ``tokenizer.json``: truncation at ``max_len``, no padding.
 
@@ -63,10 +72,7 @@ def make_tokenizer(folder: Path, max_len: int) -> Any:
     """
     from tokenizers import Tokenizer
 
-    path = folder / "tokenizer.json"
-    if not path.is_file():
-        raise BackendError(f"the ONNX backend needs {path} (a fast-tokenizer file), which does not "
-                           "exist; re-save the tokenizer with transformers or use backend 'torch'")
+    path = tokenizer_file(folder)
     try:
         tok = Tokenizer.from_file(str(path))
     except Exception as err:  # tokenizers raises a bare Exception on malformed files
@@ -280,11 +286,14 @@ def check_recorded_size(folder: Path, onnx_file: Path) -> None:
 def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Path | None = None,
                      threads: int | None = None, labels: Sequence[str] | None = None,
                      verify: Any = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                     device: DeviceChoice | None = None, token_budget: int | None = None) -> OnnxRunner:
+                     device: DeviceChoice | None = None, token_budget: int | None = None,
+                     while_loading: Callable[[], None] | None = None) -> OnnxRunner:
     """Load ``onnx_file`` (default ``onnx/model.onnx``) of ``folder`` into an :class:`OnnxRunner`.
 
     ``verify(path)`` is called before ONNX Runtime opens the file; it should raise if the file is
-    not the pinned one.
+    not the pinned one. On the CPU the session is built on a second thread (ONNX Runtime releases the
+    GIL while it parses and optimises the graph) while this thread reads the tokenizer and runs
+    ``while_loading()``: a cold start pays for the longer of the two, not their sum.
     """
     from ..cpu import default_threads
 
@@ -301,29 +310,23 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
                            f"them with: {ONNX_INSTALL}") from err
 
     meta = read_folder_meta(folder, model_type, labels)
-    config, tokenizer_config, found_labels, max_len = (meta.config, meta.tokenizer_config, meta.labels,
-                                                       meta.max_length)
-    tokenizer = make_tokenizer(folder, max_len)
-    pad_token = tokenizer_config.get("pad_token") or "[PAD]"
-    if isinstance(pad_token, dict):  # older files store an AddedToken dict
-        pad_token = pad_token.get("content") or "[PAD]"
-    pad_id = tokenizer.token_to_id(str(pad_token))
-    if pad_id is None:
-        pad_id = int(config.get("pad_token_id") or 0)
-
+    tokenizer_file(folder)  # a missing tokenizer.json is refused before the model file is verified or opened
     if verify is not None:
         verify(onnx_path)
     check_recorded_size(folder, onnx_path)
+    build = SessionBuild(onnx_path, session_options(default_threads(threads)), device, folder)
     try:
-        session, actual_device = create_session(onnx_path, session_options(default_threads(threads)), device)
-    except BackendError:
+        tokenizer = make_tokenizer(folder, meta.max_length)
+        pad_id = pad_token_id(tokenizer, meta.config, meta.tokenizer_config)
+        if while_loading is not None:
+            while_loading()
+    except BaseException:
+        build.wait()  # this error is the one to report; the half-built session is dropped
         raise
-    except Exception as err:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
-        raise BackendError(f"ONNX Runtime cannot load {onnx_path}: {err}. The file may be corrupt; "
-                           f"re-export it with 'smm export onnx {folder}'") from err
+    session, actual_device = build.result()
     backend = "onnx-int8" if onnx_path.name == Path(ONNX_INT8_FILE).name else "onnx"
-    runner = OnnxRunner(session, tokenizer, model_type=model_type, labels=found_labels,
-                        max_length=max_len, pad_id=pad_id, backend=backend, onnx_file=onnx_path,
+    runner = OnnxRunner(session, tokenizer, model_type=model_type, labels=meta.labels,
+                        max_length=meta.max_length, pad_id=pad_id, backend=backend, onnx_file=onnx_path,
                         batch_size=batch_size, token_budget=token_budget)
     runner.device = actual_device
     if actual_device != "cpu":
@@ -331,8 +334,63 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
 
         runner.batch_size = max(batch_size, 256)  # a GPU wants large batches; texts are length-sorted
         runner.token_budget = token_budget or DEFAULT_TOKEN_BUDGET
-    log.debug("onnx runner for %s: %s, %s, max_length=%d", folder, onnx_path.name, model_type, max_len)
+    log.debug("onnx runner for %s: %s, %s, max_length=%d", folder, onnx_path.name, model_type, meta.max_length)
     return runner
 
 
-__all__ = ["OnnxRunner", "load_onnx_runner", "make_tokenizer", "session_options"]
+def pad_token_id(tokenizer: Any, config: dict[str, Any], tokenizer_config: dict[str, Any]) -> int:
+    """The id padding uses: ``tokenizer_config.json``'s pad token, else ``config.json``'s pad_token_id."""
+    pad_token = tokenizer_config.get("pad_token") or "[PAD]"
+    if isinstance(pad_token, dict):  # older files store an AddedToken dict
+        pad_token = pad_token.get("content") or "[PAD]"
+    pad_id = tokenizer.token_to_id(str(pad_token))
+    if pad_id is None:
+        pad_id = int(config.get("pad_token_id") or 0)
+    return int(pad_id)
+
+
+class SessionBuild:
+    """``create_session`` started now: on a second thread for the CPU provider, inline for a GPU (whose
+    provider warnings are caught with ``warnings.catch_warnings``, which is not thread-safe).
+    :meth:`result` joins it and raises what it raised, as BackendError unless it already was one."""
+
+    def __init__(self, path: Path, options: Any, choice: DeviceChoice | None, folder: Path):
+        self.path, self.options, self.choice, self.folder = path, options, choice, folder
+        self._value: tuple[Any, str] | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if choice is not None and choice.is_cuda:
+            self._run()
+        else:
+            self._thread = threading.Thread(target=self._run, name="smm-onnx-session", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            if self.choice is not None and self.choice.is_cuda:
+                self._value = create_session(self.path, self.options, self.choice)
+            else:
+                import onnxruntime as ort
+
+                self._value = ort.InferenceSession(str(self.path), self.options, providers=[CPU_EP]), "cpu"
+        except Exception as err:  # noqa: BLE001 - re-raised on the caller's thread by result()
+            self._error = err
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> tuple[Any, str]:
+        self.wait()
+        err = self._error
+        if isinstance(err, BackendError):
+            raise err
+        if err is not None:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
+            raise BackendError(f"ONNX Runtime cannot load {self.path}: {err}. The file may be corrupt; "
+                               f"re-export it with 'smm export onnx {self.folder}'") from err
+        assert self._value is not None
+        return self._value
+
+
+__all__ = ["OnnxRunner", "SessionBuild", "load_onnx_runner", "make_tokenizer", "pad_token_id", "session_options",
+           "tokenizer_file"]
