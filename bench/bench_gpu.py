@@ -90,7 +90,7 @@ def demo_model() -> Path | None:
         if (folder / "config.json").is_file():
             return folder
         try:
-            from smart_model_manager.demo import build_demo_model
+            from smart_model_manager.demo.build import build_demo_model
         except ImportError:
             return None
         try:
@@ -211,8 +211,8 @@ def free(obj: Any) -> None:
 def bench_model(label: str, folder: Path, args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     import traceback
 
-    from smart_model_manager.device import choose_device, ort_providers
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.loaders.device import choose_device, ort_providers
     from smart_model_manager.loaders.onnx import CUDA_EP
 
     choice = choose_device(args.device, "auto")
@@ -341,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu-threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    from smart_model_manager.device import choose_device
     from smart_model_manager.errors import ConfigurationError
+    from smart_model_manager.loaders.device import choose_device
 
     try:  # fail fast, before building anything
         print(f"device: {choose_device(args.device, 'auto').reason}", file=sys.stderr)
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         names = list(dirs) or ["finbert-shaped", "demo"]
     texts = headlines(args.n)
 
-    from smart_model_manager.device import ort_providers
+    from smart_model_manager.loaders.device import ort_providers
 
     results: dict[str, Any] = {}
     for name in names:

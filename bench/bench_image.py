@@ -37,9 +37,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_util import RESULTS, machine  # noqa: E402
 
+from smart_model_manager.formats.lockfile import Lock, LockEntry  # noqa: E402
 from smart_model_manager.image.build import build_image  # noqa: E402
-from smart_model_manager.lockfile import Lock, LockEntry  # noqa: E402
-from smart_model_manager.pull import provision_from_folder  # noqa: E402
+from smart_model_manager.ops.pull import provision_from_folder  # noqa: E402
 
 
 def lock_for(folder: Path, cache: Path, repo_id: str) -> tuple[Lock, Path]:

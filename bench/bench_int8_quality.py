@@ -2,7 +2,7 @@
 """The int8 recipes on the shipped demo model, per CPU: samples, agreement, bound, accuracy, size, speed.
 
 1. The demo sentiment model (MiniLM encoder + 3-label head trained on data/headlines/train.jsonl,
-   built with ``smart_model_manager.demo.build_demo_model``), exported to fp32 ONNX once. BASELINE:
+   built with ``smart_model_manager.demo.build.build_demo_model``), exported to fp32 ONNX once. BASELINE:
    that fp32 graph, in the same run. For every int8 recipe (``quantize.INT8_RECIPES``):
    * the gate on the export's default gate sample (``int8_gate.gate_samples``, 3,000 texts; ``--samples``):
      agreement with fp32, changed labels, the lower 95 % Wilson bound, pass/fail at 0.99, and the
@@ -40,7 +40,7 @@ def read_split(name: str) -> list[tuple[str, str]]:
 
 
 def demo_folder() -> Path:
-    from smart_model_manager.demo import build_demo_model
+    from smart_model_manager.demo.build import build_demo_model
 
     folder = MODELS / "demo"
     if not (folder / "config.json").is_file():
@@ -82,12 +82,12 @@ def speed(runners: dict, texts: list[str], rounds: int) -> dict:
 
 
 def sentiment(train: list[str], rounds: int, recipes: list[str], default_export: bool, n_samples: int) -> dict:
-    from smart_model_manager.cpu import cpu_features, isa_name
-    from smart_model_manager.export import export_onnx
-    from smart_model_manager.int8_gate import gate_samples
+    from smart_model_manager.loaders.cpu import cpu_features, isa_name
     from smart_model_manager.loaders.onnx import load_onnx_runner
-    from smart_model_manager.quantize import CALIBRATION_MAX, _subsample, gate, quantize_recipe
-    from smart_model_manager.samples import calibration_texts
+    from smart_model_manager.onnx.export import export_onnx
+    from smart_model_manager.onnx.gate import gate_samples
+    from smart_model_manager.onnx.quantize import CALIBRATION_MAX, _subsample, gate, quantize_recipe
+    from smart_model_manager.onnx.samples import calibration_texts
 
     folder = demo_folder()
     fp32_path = folder / "onnx" / "model.onnx"
@@ -143,8 +143,8 @@ def sentiment(train: list[str], rounds: int, recipes: list[str], default_export:
 
 
 def embeddings(train: list[str], test: list[tuple[str, str]]) -> dict:
-    from smart_model_manager.export import export_onnx
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = minilm_folder()
     report = export_onnx(folder, "embeddings")
@@ -167,8 +167,8 @@ def embeddings(train: list[str], test: list[tuple[str, str]]) -> dict:
 
 
 def main() -> None:
-    from smart_model_manager.int8_gate import MIN_SAMPLES
-    from smart_model_manager.quantize import INT8_RECIPES
+    from smart_model_manager.onnx.gate import MIN_SAMPLES
+    from smart_model_manager.onnx.quantize import INT8_RECIPES
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)

@@ -56,7 +56,7 @@ VARIANTS = ("old", "new", "new-read")
 
 
 def make_root(base: Path, size: int) -> Path:
-    from smart_model_manager.store import import_folder
+    from smart_model_manager.store.cache import import_folder
 
     src = base / "src"
     src.mkdir()

@@ -58,8 +58,9 @@ VARIANTS = {"shared": {"SMM_SERVICE_MODEL_EXECUTOR": "shared"},
 def demo_folder(arg: str | None) -> Path:
     if arg:
         return Path(arg).resolve()
-    from smart_model_manager import Settings, store
-    from smart_model_manager.known_models import DEMO_REPO_ID
+    from smart_model_manager import Settings
+    from smart_model_manager.sources.known_models import DEMO_REPO_ID
+    from smart_model_manager.store import cache as store
 
     snap = store.find_snapshot(Settings.from_env().cache_dir, DEMO_REPO_ID)
     if snap is None:
@@ -69,9 +70,10 @@ def demo_folder(arg: str | None) -> Path:
 
 def make_volume(folders: dict[str, Path], root: Path) -> dict[str, str]:
     """One production-style volume holding both models; returns route -> commit."""
-    from smart_model_manager import manifest, store
-    from smart_model_manager.manifest import FileEntry, Manifest, ModelEntry
+    from smart_model_manager.formats import manifest
+    from smart_model_manager.formats.manifest import FileEntry, Manifest, ModelEntry
     from smart_model_manager.sources.base import read_schema
+    from smart_model_manager.store import cache as store
 
     entries, commits = [], {}
     for route, folder in folders.items():

@@ -67,8 +67,9 @@ def find_or_build_model(arg: str | None) -> tuple[Path, str]:
         if not (folder / "config.json").is_file():
             sys.exit(f"--model-dir {folder}: no config.json there; give a transformers model folder")
         return folder, f"given folder {folder}"
-    from smart_model_manager import Settings, store
-    from smart_model_manager.known_models import DEMO_REPO_ID
+    from smart_model_manager import Settings
+    from smart_model_manager.sources.known_models import DEMO_REPO_ID
+    from smart_model_manager.store import cache as store
 
     snap = store.find_snapshot(Settings.from_env().cache_dir, DEMO_REPO_ID)
     if snap is not None:
@@ -100,9 +101,10 @@ def build_tiny_bert(out: Path) -> None:
 
 def make_volume(folder: Path, root: Path) -> str:
     """Provision ``root`` like production: HF-cache layout + model-metadata.yaml written last."""
-    from smart_model_manager import manifest, store
-    from smart_model_manager.manifest import FileEntry, Manifest, ModelEntry
+    from smart_model_manager.formats import manifest
+    from smart_model_manager.formats.manifest import FileEntry, Manifest, ModelEntry
     from smart_model_manager.sources.base import read_schema
+    from smart_model_manager.store import cache as store
 
     res = store.import_folder(folder, root, BENCH_REPO_ID)
     labels, _ = read_schema(res.snapshot)

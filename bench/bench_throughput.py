@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_util import load_guard, headlines, machine, median, rotated, versions, write_result  # noqa: E402
+from _bench_util import headlines, load_guard, machine, median, rotated, versions, write_result  # noqa: E402
 from make_finbert_shaped import ensure  # noqa: E402
 
 TARGETS = {"onnx-int8": 2.5, "onnx-fp32": 1.3, "ours-torch": 1.1}
@@ -46,8 +46,8 @@ def main() -> None:
 
     from transformers import pipeline
 
-    from smart_model_manager.cpu import default_threads
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.loaders.cpu import default_threads
 
     threads = default_threads(None)
     runners = {

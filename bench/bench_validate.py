@@ -84,8 +84,8 @@ def main() -> int:
 
     before = load_guard(args.force)
 
-    from smart_model_manager import store
-    from smart_model_manager.validate import validate
+    from smart_model_manager.ops.validate import validate
+    from smart_model_manager.store import cache as store
 
     smm = Path(sys.executable).with_name("smm")
     probe_cmd = [str(smm)] if smm.exists() else [sys.executable, "-m", "smart_model_manager.cli.main"]

@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from _bench_util import load_guard, machine, write_result  # noqa: E402
 
-from smart_model_manager import _yaml  # noqa: E402
 from smart_model_manager.errors import FormatError  # noqa: E402
+from smart_model_manager.formats import _yaml  # noqa: E402
 
 LIMIT = 1_000_000
 SHA = "sha256:" + "ab" * 32

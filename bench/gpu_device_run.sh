@@ -20,7 +20,7 @@ PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/nvidia-smi.txt"
 # the selection rules against the real device: auto must pick cuda:0 with bf16 (>= sm80) or fp16
 "$PY" - <<'PY' | tee "$OUT/gpu_choice.txt"
-from smart_model_manager.device import choose_device, probe
+from smart_model_manager.loaders.device import choose_device, probe
 print(probe())
 for dev, dt in (("auto", "auto"), ("cuda", "fp16"), ("cuda:0", "fp32")):
     try:

@@ -63,7 +63,7 @@ def build(folder: Path, vocab: Path | None = None) -> None:
 
 def ensure(force: bool = False) -> Path:
     """The folder with model + onnx/model.onnx + onnx/model.int8.onnx (if its gate passed)."""
-    from smart_model_manager.export import export_onnx
+    from smart_model_manager.onnx.export import export_onnx
 
     if force:
         shutil.rmtree(FOLDER, ignore_errors=True)

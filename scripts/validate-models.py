@@ -79,7 +79,7 @@ def render(report: dict[str, Any]) -> str:
     from dataclasses import fields
 
     from smart_model_manager.cli.validate import render as render_report
-    from smart_model_manager.validate import Finding, ValidationReport
+    from smart_model_manager.ops.validate import Finding, ValidationReport
 
     names = {f.name for f in fields(ValidationReport)}
     data = {k: v for k, v in report.items() if k in names and k != "findings"}

@@ -11,9 +11,10 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from smart_model_manager import lockfile, manifest, store
-from smart_model_manager.manifest import FileEntry, Manifest, ModelEntry
+from smart_model_manager.formats import lockfile, manifest
+from smart_model_manager.formats.manifest import FileEntry, Manifest, ModelEntry
 from smart_model_manager.sources.base import read_schema
+from smart_model_manager.store import cache as store
 
 
 def make_model_folder(folder: Path, files: Mapping[str, bytes] | None = None, *,

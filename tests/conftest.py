@@ -73,7 +73,7 @@ def live_progress(pytestconfig: pytest.Config) -> Callable[[str], Callable[[str]
 @pytest.fixture(scope="session")
 def demo_model_dir(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
     """The real offline demo model, built once per session (seeded, 1-2 min on 2 cores; it says so as it goes)."""
-    from smart_model_manager.demo import build_demo_model
+    from smart_model_manager.demo.build import build_demo_model
 
     say = fixture_progress(pytestconfig, "demo model fixture")
     say("building the offline demo model once for this session (1-2 min on 2 cores)")

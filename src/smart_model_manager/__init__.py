@@ -32,9 +32,9 @@ from .registry import ModelType, get_model_type, model_types, register_model_typ
 
 if TYPE_CHECKING:
     from .api import ModelManager, get_model_manager, load_model, reset_model_manager
-    from .environment import Detection, detect
     from .model import LoadInfo, Model
     from .settings import Settings
+    from .sources.environment import Detection, detect
 
 
 def __getattr__(name: str) -> Any:
@@ -44,7 +44,7 @@ def __getattr__(name: str) -> Any:
         from . import api
         value = getattr(api, name)
     elif name in ("Detection", "detect"):
-        from . import environment
+        from .sources import environment
         value = getattr(environment, name)
     elif name in ("LoadInfo", "Model"):
         from . import model

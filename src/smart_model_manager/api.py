@@ -15,17 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import known_models, telemetry
+from . import telemetry
 from ._layout import LOCK_NAME
-from .environment import Detection, detect
 from .errors import ConfigurationError, SignatureError
-from .labels import parse_id2label, read_config
+from .formats.labels import parse_id2label, read_config
 from .loaders.mock import mock_runner
 from .model import LoadInfo, Model
 from .registry import get_model_type
 from .settings import BACKENDS, ENVIRONMENTS, Settings, parse_device, parse_dtype
+from .sources import known_models
 from .sources.base import Request, Resolved, Source
 from .sources.chains import build_chain
+from .sources.environment import Detection, detect
 from .sources.folder import is_folder_ref
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class ModelManager:
                                              "lock, but there is none: set SMM_LOCK")
                 self._lock_obj = False  # no lock: skip importing the YAML machinery (mock cold start)
             else:
-                from . import lockfile
+                from .formats import lockfile
 
                 lock = lockfile.find_lock(self.settings)
                 if signed and lock is not None:
@@ -95,7 +96,7 @@ class ModelManager:
 
     def _check_signature(self, lock: Any) -> None:
         """Nothing is loaded from a lock whose signature is missing, malformed or by a key not accepted."""
-        from .signing import signature_path, signed_digest, verify_lock
+        from .ops.signing import signature_path, signed_digest, verify_lock
 
         verify_lock(Path(lock.path), self.settings.signature_public_keys)
         if signed_digest(signature_path(Path(lock.path))) != lock.digest:  # the file changed between the reads
@@ -135,7 +136,7 @@ class ModelManager:
                 model_type: str = "sentiment") -> Resolved:
         """The verified local folder, commit and source, without loading anything (no name: the
         default model)."""
-        from .resolver import resolve_chain
+        from .sources.resolver import resolve_chain
 
         if name_or_alias is None:
             name_or_alias = known_models.default_model(self.settings)
@@ -156,7 +157,7 @@ class ModelManager:
         if revision is not None:
             raise ConfigurationError(f"{name!r} is a local folder; it has no revisions (drop revision=)")
         if self.environment == "test":
-            from .labels import read_schema
+            from .formats.labels import read_schema
             from .sources.base import Verified
 
             folder = Path(name).expanduser()
@@ -212,7 +213,7 @@ class ModelManager:
         mt = get_model_type(model_type)
         choice = None
         if self.environment != "test":  # mocks compute nothing on a device: the test environment never probes
-            from .device import choose_device
+            from .loaders.device import choose_device
 
             choice = choose_device(device, dtype)  # before any download: a device that cannot be had fails fast
         with telemetry.span("smm.resolve", model=name, revision=revision) as s:
@@ -223,8 +224,8 @@ class ModelManager:
             runner = mock_runner(resolved.repo_id, model_type, labels=resolved.labels, dimension=resolved.dimension)
             labels = resolved.labels
         else:
-            from .device import choose_device
             from .loaders import load_runner
+            from .loaders.device import choose_device
             from .sources.verify import pinned_file_verifier
 
             choice = choice or choose_device(device, dtype)

@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .errors import ConfigurationError
-from .known_models import known_polarity
-from .labels import POLARITIES
+from .formats.labels import POLARITIES
+from .sources.known_models import known_polarity
 
 POSITIVE, NEGATIVE, NEUTRAL = POLARITIES
 

@@ -110,9 +110,9 @@ def model_manager(request: pytest.FixtureRequest) -> Any:
 def real_model_manager(request: pytest.FixtureRequest) -> Any:
     """A non-test manager that sees only what is on disk (local cache, volume), unless downloads are allowed."""
     from .api import ModelManager
-    from .environment import detect
     from .settings import Settings
     from .sources.cache import CacheSource
+    from .sources.environment import detect
     from .sources.volume import VolumeSource
 
     settings = Settings.from_env()

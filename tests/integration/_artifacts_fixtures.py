@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from smart_model_manager.hashing import content_commit
+from smart_model_manager.store.hashing import content_commit
 
 ROOT = Path(__file__).resolve().parents[2]
 LFS_MIN = 10_000  # files at least this big are "LFS" (sha256 blob names); smaller ones are git blobs (sha1)

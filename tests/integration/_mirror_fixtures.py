@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager.store import import_folder
+from smart_model_manager.store.cache import import_folder
 
 WEIRD_NAME = "with space+plus #1.txt"
 REPO = "org/tinybert"

@@ -40,7 +40,7 @@ def test_smoke_mode_measures_every_cpu_path(tiny_bert_dir: Path, tmp_path: Path)
 
 
 def test_asking_for_cuda_without_a_gpu_fails_clearly(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    from smart_model_manager.device import gpu_driver_present
+    from smart_model_manager.loaders.device import gpu_driver_present
 
     if gpu_driver_present():
         pytest.skip("this machine has a GPU driver")

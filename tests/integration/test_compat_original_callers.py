@@ -28,8 +28,8 @@ from smart_model_manager.compat import (
     SmartModelManager,
     get_model_manager,
 )
-from smart_model_manager.demo import DEMO_REPO_ID
-from smart_model_manager.pull import provision_from_folder
+from smart_model_manager.demo.build import DEMO_REPO_ID
+from smart_model_manager.ops.pull import provision_from_folder
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager.demo import DEMO_REPO_ID, LABELS, build_demo_model, read_examples
-from smart_model_manager.hashing import content_commit, sha256_file
+from smart_model_manager.demo.build import DEMO_REPO_ID, LABELS, build_demo_model, read_examples
+from smart_model_manager.store.hashing import content_commit, sha256_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models, pytest.mark.slow]  # trains with torch
 
@@ -154,7 +154,7 @@ def test_the_digest_the_docs_quote_is_what_a_fresh_build_gives(demo_model_dir: P
     import re
     from importlib.metadata import version
 
-    from smart_model_manager.cpu import cpu_features, isa_name
+    from smart_model_manager.loaders.cpu import cpu_features, isa_name
 
     doc = (REPO / "docs" / "demo-model.md").read_text()
     m = re.search(r"`model.safetensors` \| ([\d,]+) bytes, sha256 `([0-9a-f]{64})` \(([a-z0-9-]+), with the pins "

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import ModelManager, lockfile
+from smart_model_manager import ModelManager
 from smart_model_manager.cli.main import main
+from smart_model_manager.formats import lockfile
 from smart_model_manager.mirror import MirrorServer
 
 try:

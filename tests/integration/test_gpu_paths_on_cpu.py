@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager.device import DeviceChoice
 from smart_model_manager.errors import BackendError
+from smart_model_manager.loaders.device import DeviceChoice
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 
@@ -171,8 +171,8 @@ def test_gpu_runner_embeddings_match_cpu(tmp_path: Path) -> None:
 
 
 def test_load_model_with_device_cpu_reports_device_and_dtype(tiny_bert_dir: Path) -> None:
-    from smart_model_manager.device import choose_device
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.loaders.device import choose_device
 
     runner = load_runner(tiny_bert_dir, "sentiment", backend="torch", threads=1, device=choose_device("cpu"))
     assert (runner.device, runner.dtype) == ("cpu", "fp32")
@@ -181,12 +181,14 @@ def test_load_model_with_device_cpu_reports_device_and_dtype(tiny_bert_dir: Path
 
 # -- the whole chain: settings -> ModelManager -> choose_device -> load_runner -> LoadInfo -------------
 def test_load_model_device_rules_end_to_end(tiny_bert_dir: Path, smm_cache: Path, monkeypatch, caplog) -> None:
-    from smart_model_manager import ConfigurationError, ModelManager, device as dev, store
-    from smart_model_manager.device import Probe
+    from smart_model_manager import ConfigurationError, ModelManager
+    from smart_model_manager.loaders import device as dev
+    from smart_model_manager.loaders.device import Probe
+    from smart_model_manager.store import cache as store
 
     store.import_folder(tiny_bert_dir, smm_cache, "org/tiny")
     monkeypatch.setattr(dev, "_logged", set())
-    caplog.set_level(logging.INFO, logger="smart_model_manager.device")
+    caplog.set_level(logging.INFO, logger="smart_model_manager.loaders.device")
     monkeypatch.setattr(dev, "probe", lambda: Probe(True, (), "torch sees no GPU (faked)"))
     # auto without a GPU: the CPU path users always had, logged once
     m = ModelManager(environment="dev", backend="torch").load_model("org/tiny")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from smart_model_manager.errors import SourceError
-from smart_model_manager.hub_client import HubClient, _retry_after
+from smart_model_manager.remote.hub import HubClient, _retry_after
 
 pytestmark = pytest.mark.integration
 
@@ -142,7 +142,7 @@ def test_a_429_injected_by_the_mirror_is_waited_out_as_its_retry_after_says(tmp_
     """The same rule against the project's own mirror and its fault injection: a 429 with Retry-After: 3
     on the file's GET; the download succeeds on the retry, and not before those 3 s have passed."""
     from smart_model_manager.mirror import Fault, MirrorServer
-    from smart_model_manager.store import import_folder
+    from smart_model_manager.store.cache import import_folder
 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "model.bin").write_bytes(BODY)

@@ -12,14 +12,14 @@ import pytest
 
 from smart_model_manager import ModelManager, Settings
 from smart_model_manager.errors import IntegrityError, ModelNotFoundError, SourceError
-from smart_model_manager.locking import resolve_lock
+from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import Fault, MirrorServer
-from smart_model_manager.resolver import resolve_chain
+from smart_model_manager.ops.lock import resolve_lock
+from smart_model_manager.remote.hub import HubClient
 from smart_model_manager.sources.base import Request, Resolved, Unavailable
 from smart_model_manager.sources.cache import CacheSource
-from smart_model_manager.hub_client import HubClient
 from smart_model_manager.sources.hub import HubSource
-from smart_model_manager.spec import loads as load_spec
+from smart_model_manager.sources.resolver import resolve_chain
 
 try:
     from ._artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, silent_listener
@@ -109,7 +109,7 @@ def test_tampered_mirror_raises_integrity_error_and_publishes_nothing(upstream, 
 def test_without_a_lock_files_are_published_unverified_and_logged(upstream, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     mirror, _root, src, commit, _lock = upstream
     cache = tmp_path / "cache"
-    with caplog.at_level(logging.WARNING, logger="smart_model_manager.publish"):
+    with caplog.at_level(logging.WARNING, logger="smart_model_manager.store.fetch"):
         resolved = ModelManager("dev", settings=settings_for(mirror.url, cache), lock=False).resolve(REPO)
     assert resolved.source == "hub" and resolved.commit == commit
     assert resolved.verified == "lfs-only"  # the weights matched the sha256 the endpoint lists
@@ -226,7 +226,7 @@ def test_a_local_write_error_is_not_retried_nor_called_a_network_error(upstream,
         def write(self, data: bytes) -> int:
             raise OSError(errno_mod.ENOSPC, "No space left on device")
 
-    import smart_model_manager.hub_client as hub_client_mod
+    import smart_model_manager.remote.hub as hub_client_mod
 
     monkeypatch.setattr(hub_client_mod, "open", FullDisk, raising=False)
     client = HubClient(mirror.url, timeout=5, retries=3, backoff=0.05)

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import lockfile
 from smart_model_manager.cli.main import main
 from smart_model_manager.errors import IntegrityError, MissingFileError
+from smart_model_manager.formats import lockfile
 from smart_model_manager.image.build import build_image, group
 from smart_model_manager.image.layout import read_image
-from smart_model_manager.pull import pull
-from smart_model_manager.store import repo_dir
-from smart_model_manager.validate import validate
+from smart_model_manager.ops.pull import pull
+from smart_model_manager.ops.validate import validate
+from smart_model_manager.store.cache import repo_dir
 
 try:
     from ._image_fixtures import REPO_ID, TwoVersions, two_versions
@@ -173,8 +173,8 @@ def test_a_missing_file_is_refused_and_an_existing_image_is_kept(versions: TwoVe
 
 
 def test_layer_grouping_stays_under_the_overlay_limit() -> None:
+    from smart_model_manager.formats.lockfile import LockEntry
     from smart_model_manager.image.build import MAX_LAYERS, PlannedFile
-    from smart_model_manager.lockfile import LockEntry
 
     e = LockEntry("m", "org/m", "main", "a" * 40, "sentiment", {})
     files = [PlannedFile(e, f"shard-{i:03d}.bin", Path("x"), (2 << 20) + i, f"{i:064x}") for i in range(200)]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import lockfile
 from smart_model_manager.cli.main import main
 from smart_model_manager.errors import IntegrityError
+from smart_model_manager.formats import lockfile
 from smart_model_manager.image.build import build_image
 from smart_model_manager.image.layout import read_image
 from smart_model_manager.image.registry import RegistryClient, RegistryError, parse_reference
@@ -75,7 +75,7 @@ def test_push_keeps_the_digest_and_v2_moves_only_changed_layers(images: tuple[Tw
         assert p2.digest == r2.digest and p2.bytes_downloaded == changed + read_image(v2).manifest["config"]["size"]
         assert p2.bytes_reused == sum(s for d, s in new_layers.items() if d in old_layers)
         print(f"v2 after v1: downloaded {p2.bytes_downloaded} bytes, reused {p2.bytes_reused}")
-        report = __import__("smart_model_manager.validate", fromlist=["validate"]).validate(
+        report = __import__("smart_model_manager.ops.validate", fromlist=["validate"]).validate(
             unpack(dest, tmp_path / "rootfs"), lock=lockfile.load(v.lock2), mode="full", require_manifest=True)
         assert report.ok, report.errors
 

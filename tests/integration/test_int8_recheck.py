@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-
 from _service_fixtures import serve, wait_for_ready
 from _volumes import make_volume
+
 from smart_model_manager import ModelManager
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
@@ -24,7 +24,7 @@ VNNI = {"machine": "x86_64", "model": "Fake Xeon", "flags": ["avx2", "avx512f", 
 
 @pytest.fixture(scope="module")
 def exported_int8(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from smart_model_manager.export import export_onnx
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = tmp_path_factory.mktemp("tiny-int8") / "model"
     shutil.copytree(tiny_bert_dir, folder)
@@ -38,7 +38,7 @@ def exported_int8(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture()
 def disagreeing_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process runs on a 'different CPU': its int8 runner flips the labels of a few texts."""
-    from smart_model_manager import cpu
+    from smart_model_manager.loaders import cpu
     from smart_model_manager.loaders.onnx import OnnxRunner
 
     real = OnnxRunner.__call__
@@ -54,7 +54,7 @@ def disagreeing_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_quality_json_carries_references_and_the_gate_cpu(exported_int8: Path) -> None:
-    from smart_model_manager.hashing import sha256_file
+    from smart_model_manager.store.hashing import sha256_file
 
     int8 = json.loads((exported_int8 / "onnx" / "quality.json").read_text())["int8"]
     refs = int8["references"]
@@ -104,7 +104,7 @@ def test_validate_full_rechecks_int8_on_this_cpu(exported_int8: Path, tmp_path: 
     assert main(["validate", "--full", "--dir", str(tmp_path / "vol"), "--no-lock"]) == 0
     out = capsys.readouterr().out
     assert "int8      models--org--tiny/snapshots/" in out and ": passed: this CPU" in out
-    from smart_model_manager import cpu
+    from smart_model_manager.loaders import cpu
     from smart_model_manager.loaders.onnx import OnnxRunner
 
     real = OnnxRunner.__call__
@@ -151,8 +151,8 @@ def test_missing_or_foreign_references_load_fp32_with_one_warning(exported_int8:
 def test_init_container_verdicts_replace_the_check_at_load(exported_int8: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from smart_model_manager import cpu
     from smart_model_manager.cli.main import main
+    from smart_model_manager.loaders import cpu
     from smart_model_manager.loaders.onnx import OnnxRunner
 
     make_volume(tmp_path / "vol", {"org/tiny": exported_int8})

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from _artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env
 
-from smart_model_manager import lockfile
-from smart_model_manager.locking import resolve_lock
+from smart_model_manager.formats import lockfile
+from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import MirrorServer
-from smart_model_manager.spec import loads as load_spec
+from smart_model_manager.ops.lock import resolve_lock
 
 pytestmark = pytest.mark.integration
 

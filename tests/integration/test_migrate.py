@@ -12,7 +12,7 @@ import pytest
 
 from smart_model_manager import ModelManager
 from smart_model_manager.cli.main import main
-from smart_model_manager.manifest import load as load_manifest
+from smart_model_manager.formats.manifest import load as load_manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 

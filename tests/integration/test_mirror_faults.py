@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from smart_model_manager.mirror import Fault, MirrorServer
-from smart_model_manager.store import import_folder
+from smart_model_manager.store.cache import import_folder
 
 try:
     from ._mirror_fixtures import raw_request

@@ -18,11 +18,29 @@ import pytest
 from smart_model_manager.mirror import MirrorServer
 
 try:
-    from ._mirror_fixtures import (REPO, WEIRD_NAME, digests, hf_env, pseudo_random_bytes, raw_request,
-                                   sha256_of, small_root, tiny_bert_root)
+    from ._mirror_fixtures import (
+        REPO,
+        WEIRD_NAME,
+        digests,
+        hf_env,
+        pseudo_random_bytes,
+        raw_request,
+        sha256_of,
+        small_root,
+        tiny_bert_root,
+    )
 except ImportError:  # tests/ is not a package: pytest put this folder on sys.path
-    from _mirror_fixtures import (REPO, WEIRD_NAME, digests, hf_env, pseudo_random_bytes, raw_request,
-                                  sha256_of, small_root, tiny_bert_root)
+    from _mirror_fixtures import (
+        REPO,
+        WEIRD_NAME,
+        digests,
+        hf_env,
+        pseudo_random_bytes,
+        raw_request,
+        sha256_of,
+        small_root,
+        tiny_bert_root,
+    )
 
 pytestmark = pytest.mark.integration
 _FIXTURES = (small_root, tiny_bert_root)  # imported for pytest's fixture lookup
@@ -104,8 +122,12 @@ def test_subfolder_single_segment_repo_and_commit_revision(hub, small_mirror, tm
 
 
 def test_unknown_repo_revision_and_file_raise_the_exact_hub_errors(hub, small_mirror, tmp_path: Path) -> None:
-    from huggingface_hub.errors import (EntryNotFoundError, RemoteEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     server, _src, commit = small_mirror
     kw = {"endpoint": server.url, "cache_dir": tmp_path, "token": False}
@@ -239,7 +261,7 @@ def test_transformers_auto_classes_through_the_mirror(bert_mirror, tmp_path: Pat
 
 def test_pull_request_revision_travels_percent_encoded(hub, small_root, tmp_path: Path) -> None:
     """``refs/pr/1`` arrives as ``refs%2Fpr%2F1``: split the raw path first, then decode (as huggingface_hub quotes it)."""
-    from smart_model_manager.store import import_folder
+    from smart_model_manager.store.cache import import_folder
 
     _root, src, main_commit = small_root
     root = tmp_path / "root"

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from smart_model_manager.mirror import MirrorServer
-from smart_model_manager.mirror import server as server_mod
+from smart_model_manager.mirror import MirrorServer, server as server_mod
 from smart_model_manager.mirror.server import MAX_REQUEST_LINE, parse_range
 from smart_model_manager.mirror.stats import MirrorStats
 

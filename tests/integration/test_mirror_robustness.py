@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from smart_model_manager.mirror import MirrorServer
-from smart_model_manager.store import import_folder
+from smart_model_manager.store.cache import import_folder
 
 try:
     from ._mirror_fixtures import pseudo_random_bytes, raw_request, small_root

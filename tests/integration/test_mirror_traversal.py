@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from smart_model_manager.mirror import MirrorServer
-from smart_model_manager.store import import_folder
+from smart_model_manager.store.cache import import_folder
 
 try:
     from ._mirror_fixtures import make_small_repo, raw_request

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import lockfile
 from smart_model_manager.cli.main import main
-from smart_model_manager.locking import resolve_lock
+from smart_model_manager.formats import lockfile
+from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import MirrorServer
-from smart_model_manager.spec import loads as load_spec
+from smart_model_manager.ops.lock import resolve_lock
 
 try:
     from ._artifacts_fixtures import closed_port, hub_like_root, make_sentiment_folder, write

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import ModelManager, store
+from smart_model_manager import ModelManager
 from smart_model_manager.cli.main import main
+from smart_model_manager.store import cache as store
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 

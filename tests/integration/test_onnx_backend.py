@@ -61,7 +61,7 @@ def build_tiny(out: Path, kind: str) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    from smart_model_manager.export import export_onnx
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = build_tiny(tmp_path_factory.mktemp("tiny-sent") / "model", "sentiment")
     return folder, export_onnx(folder, "sentiment")
@@ -69,7 +69,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 
 @pytest.fixture(scope="module")
 def exported_emb(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    from smart_model_manager.export import export_onnx
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = build_tiny(tmp_path_factory.mktemp("tiny-emb") / "model", "embeddings")
     return folder, export_onnx(folder, "embeddings")
@@ -95,7 +95,7 @@ def max_abs(a: list[list[float]], b: list[list[float]]) -> float:
 # -- export ---------------------------------------------------------------------------------------
 
 def test_export_writes_files_and_canonical_quality_json(exported: tuple[Path, Any]) -> None:
-    from smart_model_manager.hashing import sha256_file
+    from smart_model_manager.store.hashing import sha256_file
 
     folder, report = exported
     onnx_dir = folder / "onnx"
@@ -139,8 +139,8 @@ def test_auto_uses_int8_and_it_agrees_with_fp32(exported: tuple[Path, Any], torc
 
 
 def test_int8_refused_when_gate_fails(exported: tuple[Path, Any], tmp_path: Path) -> None:
-    from smart_model_manager.export import export_onnx
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = copy_model(exported[0], tmp_path / "model")
     assert (folder / "onnx" / "model.int8.onnx").is_file()  # a stale int8 from the first export
@@ -162,9 +162,9 @@ def test_sensitive_recipe_keeps_the_measured_nodes_in_float_and_is_reproducible(
     import onnx
     from onnx import TensorProto
 
-    from smart_model_manager.export import export_onnx
-    from smart_model_manager.hashing import sha256_file
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.onnx.export import export_onnx
+    from smart_model_manager.store.hashing import sha256_file
 
     digests = []
     for name in ("a", "b"):
@@ -199,7 +199,7 @@ def test_sensitive_recipe_keeps_the_measured_nodes_in_float_and_is_reproducible(
     (["BertForMaskedLM"], None),
 ])
 def test_infer_model_type(tmp_path: Path, archs: list[str] | None, expected: str | None) -> None:
-    from smart_model_manager.export import infer_model_type
+    from smart_model_manager.onnx.export import infer_model_type
 
     (tmp_path / "config.json").write_text(json.dumps({"architectures": archs} if archs else {}))
     if expected is None:
@@ -210,7 +210,7 @@ def test_infer_model_type(tmp_path: Path, archs: list[str] | None, expected: str
 
 
 def test_default_sample_texts_are_held_out_headlines() -> None:
-    from smart_model_manager.export import BUILTIN_SAMPLES, default_sample_texts
+    from smart_model_manager.onnx.export import BUILTIN_SAMPLES, default_sample_texts
 
     texts = default_sample_texts()
     repo = Path(__file__).resolve().parents[2]
@@ -223,7 +223,7 @@ def test_default_sample_texts_are_held_out_headlines() -> None:
 
 
 def test_export_rejects_unknown_model_type(tmp_path: Path) -> None:
-    from smart_model_manager.export import export_onnx
+    from smart_model_manager.onnx.export import export_onnx
 
     with pytest.raises(UnknownModelTypeError, match="sentiment, embeddings"):
         export_onnx(tmp_path, "translation")
@@ -324,9 +324,9 @@ def test_corrupt_same_size_onnx_is_a_backend_error_naming_the_file(exported: tup
 
 def test_smm_backend_onnx_without_export_names_file_and_command(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from smart_model_manager import store
     from smart_model_manager.api import ModelManager
     from smart_model_manager.settings import Settings
+    from smart_model_manager.store import cache as store
 
     folder = build_tiny(tmp_path / "src", "sentiment")
     settings = Settings.from_env()
@@ -379,9 +379,9 @@ def test_empty_string_has_a_defined_result(small_batch_runner: Any, torch_runner
 
 def test_cli_export_repo_id_adds_files_to_cache_snapshot(exported: tuple[Path, Any], tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from smart_model_manager import store
     from smart_model_manager.cli.main import main
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.store import cache as store
 
     src = copy_model(exported[0], tmp_path / "src")
     shutil.rmtree(src / "onnx")
@@ -410,8 +410,8 @@ def test_cli_export_unknown_repo_is_an_error(tmp_path: Path, capsys: pytest.Capt
 
 @pytest.mark.slow
 def test_demo_model_fp32_onnx_matches_torch(demo_model_dir: Path, tmp_path: Path) -> None:
-    from smart_model_manager.export import export_onnx
     from smart_model_manager.loaders import load_runner
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = copy_model(demo_model_dir, tmp_path / "demo")  # never export into the shared fixture
     report = export_onnx(folder, "sentiment", int8=False)

@@ -38,7 +38,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-    from smart_model_manager.export import export_onnx
+    from smart_model_manager.onnx.export import export_onnx
 
     out = tmp_path_factory.mktemp("session-build") / "model"
     torch.manual_seed(0)

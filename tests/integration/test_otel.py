@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from _mirror_fixtures import build_tiny_bert
-from smart_model_manager.pull import provision_from_folder
+from smart_model_manager.ops.pull import provision_from_folder
 src = build_tiny_bert(Path({tmp!r}) / "src")
 provision_from_folder(src, Path({tmp!r}) / "vol", "org/tiny", model_type="sentiment", alias="tiny",
                       write_manifest=True)

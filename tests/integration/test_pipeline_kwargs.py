@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from smart_model_manager import ModelManager
-from smart_model_manager.demo import DEMO_REPO_ID
-from smart_model_manager.pull import provision_from_folder
+from smart_model_manager.demo.build import DEMO_REPO_ID
+from smart_model_manager.ops.pull import provision_from_folder
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 
@@ -130,9 +130,9 @@ def test_truncation_false_refuses_a_text_longer_than_the_model(torch_model: Any)
 
 
 def test_onnx_runner_honours_the_same_keywords(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    from smart_model_manager.export import export_onnx
     from smart_model_manager.loaders import load_runner
     from smart_model_manager.model import LoadInfo, Model
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = tmp_path / "tiny"
     shutil.copytree(tiny_bert_dir, folder)
@@ -154,7 +154,7 @@ def test_onnx_runner_honours_the_same_keywords(tiny_bert_dir: Path, tmp_path: Pa
 
 
 def test_gpu_runner_on_cpu_honours_the_same_options(tiny_bert_dir: Path) -> None:
-    from smart_model_manager.device import DeviceChoice
+    from smart_model_manager.loaders.device import DeviceChoice
     from smart_model_manager.loaders.torch import load_torch_runner
     from smart_model_manager.loaders.torch_cuda import load_cuda_runner
     from smart_model_manager.pipeline_call import RunOptions

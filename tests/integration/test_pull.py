@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import lockfile, manifest
 from smart_model_manager.cli.main import main
-from smart_model_manager.locking import resolve_lock
+from smart_model_manager.formats import lockfile, manifest
+from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import MirrorServer
-from smart_model_manager.pull import provision_from_folder, pull
+from smart_model_manager.ops.lock import resolve_lock
+from smart_model_manager.ops.pull import provision_from_folder, pull
 from smart_model_manager.sources.base import Request, Unavailable
 from smart_model_manager.sources.volume import VolumeSource
-from smart_model_manager.spec import loads as load_spec
 
 try:
     from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_env

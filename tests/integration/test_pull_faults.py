@@ -14,17 +14,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from _volumes import lock_for, make_model_folder, make_volume
-from smart_model_manager import store
+
 from smart_model_manager.errors import IntegrityError, ModelNotFoundError, SourceError
-from smart_model_manager.hub_client import HubClient
-from smart_model_manager.mirror import Fault, MirrorServer
-from smart_model_manager.mirror import server as server_mod
-from smart_model_manager.publish import Want, fetch_into
-from smart_model_manager.resolver import resolve_chain
+from smart_model_manager.mirror import Fault, MirrorServer, server as server_mod
+from smart_model_manager.remote.hub import HubClient
 from smart_model_manager.sources.base import Request, Resolved, Unavailable
 from smart_model_manager.sources.cache import CacheSource
+from smart_model_manager.sources.resolver import resolve_chain
+from smart_model_manager.store import cache as store
+from smart_model_manager.store.fetch import Want, fetch_into
 
 try:
     from ._artifacts_fixtures import hub_like_root, make_sentiment_folder

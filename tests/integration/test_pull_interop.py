@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import ModelManager, Settings, lockfile
-from smart_model_manager.locking import resolve_lock
+from smart_model_manager import ModelManager, Settings
+from smart_model_manager.formats import lockfile
+from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import MirrorServer
-from smart_model_manager.pull import pull
-from smart_model_manager.spec import loads as load_spec
+from smart_model_manager.ops.lock import resolve_lock
+from smart_model_manager.ops.pull import pull
 
 try:
     from ._artifacts_fixtures import hub_like_root, smm_env

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import lockfile, manifest
-from smart_model_manager.locking import resolve_lock
+from smart_model_manager.formats import lockfile, manifest
+from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import Fault, MirrorServer
+from smart_model_manager.ops.lock import resolve_lock
 from smart_model_manager.sources.base import Request
 from smart_model_manager.sources.volume import VolumeSource
-from smart_model_manager.spec import loads as load_spec
 
 try:
     from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, snapshot_problems, wait_for

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from _volumes import make_volume
 
-from smart_model_manager import manifest, store
+from smart_model_manager.formats import manifest
+from smart_model_manager.store import cache as store
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models, pytest.mark.slow]
 

@@ -419,7 +419,7 @@ def test_unchanged_service_gets_the_mock_in_the_test_environment():
 def demo_volume(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from _volumes import make_volume
 
-    from smart_model_manager.known_models import DEMO_REPO_ID
+    from smart_model_manager.sources.known_models import DEMO_REPO_ID
 
     root = tmp_path_factory.mktemp("service-volume")
     make_volume(root, {DEMO_REPO_ID: demo_model_dir})
@@ -430,7 +430,7 @@ def demo_volume(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.mark.slow
 def test_unchanged_service_gets_the_real_demo_model_from_a_production_volume(demo_volume: Path, tmp_path: Path):
     """Same file, same code: SMM_ENV=production + SMM_VOLUME_DIR -> the real model, verified, no mock."""
-    from smart_model_manager import manifest
+    from smart_model_manager.formats import manifest
 
     port = free_port()
     env = child_env(SMM_ENV="production", SMM_VOLUME_DIR=str(demo_volume), SMM_BACKEND="torch",

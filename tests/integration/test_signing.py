@@ -126,7 +126,7 @@ def test_every_bad_signature_is_refused_and_changes_nothing(setup: tuple[TwoVers
 def test_two_keys_during_a_rotation_and_the_environment(setup: tuple[TwoVersions, Path], tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from smart_model_manager.signing import sign_lock, verify_lock
+    from smart_model_manager.ops.signing import sign_lock, verify_lock
 
     v, _ = setup
     lock = tmp_path / "models.lock"
@@ -151,7 +151,7 @@ def test_two_keys_during_a_rotation_and_the_environment(setup: tuple[TwoVersions
 def test_signing_is_not_imported_by_the_package() -> None:
     r = subprocess.run([sys.executable, "-c", "import sys, smart_model_manager, smart_model_manager.cli.main; "
                         "print(sorted(m for m in sys.modules if m.startswith(('model_signing', 'sigstore', "
-                        "'smart_model_manager.signing', 'smart_model_manager.image'))))"],
+                        "'smart_model_manager.ops.signing', 'smart_model_manager.image'))))"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
 
@@ -159,8 +159,8 @@ def test_signing_is_not_imported_by_the_package() -> None:
 def test_load_model_in_production_refuses_a_lock_signed_by_another_key(setup: tuple[TwoVersions, Path],
                                                                       tmp_path: Path) -> None:
     from smart_model_manager.api import ModelManager
+    from smart_model_manager.ops.signing import sign_lock
     from smart_model_manager.settings import Settings
-    from smart_model_manager.signing import sign_lock
 
     v, _ = setup
     lock = tmp_path / "models.lock"
@@ -183,7 +183,7 @@ def test_load_model_in_production_refuses_a_lock_signed_by_another_key(setup: tu
 def test_smm_lock_sign_writes_a_verifiable_signature(setup: tuple[TwoVersions, Path], tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     from smart_model_manager.mirror import MirrorServer
-    from smart_model_manager.signing import verify_lock
+    from smart_model_manager.ops.signing import verify_lock
 
     try:
         from ._image_fixtures import SPEC

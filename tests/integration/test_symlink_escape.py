@@ -14,11 +14,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from _volumes import lock_for, make_model_folder, make_volume
-from smart_model_manager import IntegrityError, ModelManager, manifest, store
+
+from smart_model_manager import IntegrityError, ModelManager
+from smart_model_manager.formats import manifest
+from smart_model_manager.ops.validate import KINDS, validate
 from smart_model_manager.settings import Settings
-from smart_model_manager.validate import KINDS, validate
+from smart_model_manager.store import cache as store
 
 pytestmark = pytest.mark.integration
 REPO = "org/model"

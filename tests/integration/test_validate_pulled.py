@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import lockfile, maintenance
 from smart_model_manager.cli.main import main
-from smart_model_manager.locking import resolve_lock
+from smart_model_manager.formats import lockfile
+from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import MirrorServer
-from smart_model_manager.pull import pull
-from smart_model_manager.spec import loads as load_spec
-from smart_model_manager.validate import validate
+from smart_model_manager.ops import maintenance
+from smart_model_manager.ops.lock import resolve_lock
+from smart_model_manager.ops.pull import pull
+from smart_model_manager.ops.validate import validate
 
 try:
     from ._artifacts_fixtures import hub_like_root, make_sentiment_folder

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import ModelManager, lockfile, manifest
+from smart_model_manager import ModelManager
 from smart_model_manager.cli.main import main
-from smart_model_manager.locking import resolve_lock
+from smart_model_manager.formats import lockfile, manifest
+from smart_model_manager.formats.spec import loads as load_spec
 from smart_model_manager.mirror import MirrorServer
-from smart_model_manager.pull import pull
+from smart_model_manager.ops.lock import resolve_lock
+from smart_model_manager.ops.pull import pull
+from smart_model_manager.ops.validate import validate
 from smart_model_manager.sources.verify import pinned_file_verifier
-from smart_model_manager.spec import loads as load_spec
-from smart_model_manager.validate import validate
 
 try:
     from ._artifacts_fixtures import hub_like_root, make_sentiment_folder, smm_cmd, smm_env, write
@@ -223,7 +224,7 @@ def test_prune_keep_locks_removes_only_commits_no_recent_lock_references(upstrea
 
 
 def maintenance_plan(vol: Path, **kw) -> set[str]:  # type: ignore[no-untyped-def]
-    from smart_model_manager import maintenance
+    from smart_model_manager.ops import maintenance
 
     plan = maintenance.plan_prune(vol, min_age=0, **kw)
     return {Path(i.path).name for i in plan.items if i.kind == "revision"}

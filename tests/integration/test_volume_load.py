@@ -10,18 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _volumes import make_volume
-from smart_model_manager import (
-    IntegrityError,
-    ManifestError,
-    MissingFileError,
-    ModelManager,
-    ModelNotFoundError,
-    manifest,
-    store,
-)
-from smart_model_manager.known_models import DEMO_REPO_ID
+
+from smart_model_manager import IntegrityError, ManifestError, MissingFileError, ModelManager, ModelNotFoundError
+from smart_model_manager.formats import manifest
+from smart_model_manager.sources.known_models import DEMO_REPO_ID
+from smart_model_manager.store import cache as store
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 

@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from _volumes import make_volume
+
 from smart_model_manager import IntegrityError, ModelManager
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 
 @pytest.fixture(scope="module")
 def exported_tiny(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from smart_model_manager.export import export_onnx
+    from smart_model_manager.onnx.export import export_onnx
 
     folder = tmp_path_factory.mktemp("tiny-onnx") / "model"
     shutil.copytree(tiny_bert_dir, folder)

@@ -157,7 +157,7 @@ def test_missing_torch_extra(tmp_path: Path, fakes: tuple[Recorder, Recorder], m
 
 def test_threads_default_from_cpu_module(tmp_path: Path, fakes: tuple[Recorder, Recorder],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import smart_model_manager.cpu as cpu
+    import smart_model_manager.loaders.cpu as cpu
 
     _, torch_fake = fakes
     monkeypatch.setattr(cpu, "available_cpus", lambda **_: 5)

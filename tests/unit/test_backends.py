@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from smart_model_manager import backends, loaders, settings, spec
+from smart_model_manager import backends, loaders, settings
 from smart_model_manager.errors import ConfigurationError
+from smart_model_manager.formats import spec
 from smart_model_manager.settings import Settings
 
 pytestmark = pytest.mark.unit

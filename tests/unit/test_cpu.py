@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager.cpu import available_cpus, cgroup_quota, cpu_limits, default_threads
 from smart_model_manager.errors import ConfigurationError
+from smart_model_manager.loaders.cpu import available_cpus, cgroup_quota, cpu_limits, default_threads
 
 pytestmark = pytest.mark.unit
 

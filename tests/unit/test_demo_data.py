@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager.demo import LABELS, classification_metrics, default_data_dir, read_examples
+from smart_model_manager.demo.build import LABELS, classification_metrics, default_data_dir, read_examples
 from smart_model_manager.errors import FormatError
 
 pytestmark = pytest.mark.unit

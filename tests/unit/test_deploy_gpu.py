@@ -10,7 +10,7 @@ import yaml
 from _k8s_policy import K3S, render
 
 from smart_model_manager import ConfigurationError
-from smart_model_manager.device import Probe, choose_device
+from smart_model_manager.loaders.device import Probe, choose_device
 from smart_model_manager.settings import Settings
 
 pytestmark = pytest.mark.unit

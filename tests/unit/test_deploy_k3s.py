@@ -536,7 +536,7 @@ def test_the_overlays_serve_two_models_from_one_lock(overlay: str) -> None:
     """One pod, two routes (crypto, stock): the service config the pod gets parses into two routes named
     after the keyword detector's markets, each naming a model the one lock pins (the init container's
     `smm validate --lock` then checks both)."""
-    from smart_model_manager.lockfile import loads as load_lock
+    from smart_model_manager.formats.lockfile import loads as load_lock
     from smart_model_manager.service.config import ServiceConfig
 
     objs = render(K3S / "overlays" / overlay)

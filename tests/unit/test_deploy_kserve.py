@@ -14,7 +14,7 @@ import yaml
 from _crd_schemas import custom_violations, embedded_pods, is_custom
 from _k8s_policy import REPO, render, restricted_violations
 
-from smart_model_manager import lockfile
+from smart_model_manager.formats import lockfile
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,9 @@ import sys
 
 import pytest
 
-from smart_model_manager import ConfigurationError, Settings, device as dev
-from smart_model_manager.device import DeviceChoice, Gpu, Probe, choose_device
+from smart_model_manager import ConfigurationError, Settings
+from smart_model_manager.loaders import device as dev
+from smart_model_manager.loaders.device import DeviceChoice, Gpu, Probe, choose_device
 
 pytestmark = pytest.mark.unit
 
@@ -80,7 +81,7 @@ def test_cpu_with_half_precision_is_refused(dtype):
 
 
 def test_auto_without_gpu_is_the_cpu_path_and_logs_it_once(caplog):
-    caplog.set_level(logging.INFO, logger="smart_model_manager.device")
+    caplog.set_level(logging.INFO, logger="smart_model_manager.loaders.device")
     for _ in range(3):
         c = choose_device("auto", "auto", probe_fn=lambda: NO_GPU)
         assert (c.device, c.dtype) == ("cpu", "fp32")
@@ -90,7 +91,7 @@ def test_auto_without_gpu_is_the_cpu_path_and_logs_it_once(caplog):
 
 
 def test_auto_without_gpu_ignores_a_half_dtype_with_a_warning(caplog):
-    caplog.set_level(logging.INFO, logger="smart_model_manager.device")
+    caplog.set_level(logging.INFO, logger="smart_model_manager.loaders.device")
     c = choose_device("auto", "fp16", probe_fn=lambda: NO_GPU)
     assert (c.device, c.dtype, c.requested_dtype) == ("cpu", "fp32", "fp16")
     assert any(r.levelno == logging.WARNING and "SMM_DTYPE=fp16 ignored" in r.getMessage() for r in caplog.records)
@@ -159,7 +160,7 @@ def test_bad_argument_values_are_refused_before_probing():
 def test_probe_without_a_driver_answers_without_importing_torch():
     if dev.gpu_driver_present():
         pytest.skip("this machine has a GPU driver")
-    code = ("import sys, json\nfrom smart_model_manager.device import choose_device\n"
+    code = ("import sys, json\nfrom smart_model_manager.loaders.device import choose_device\n"
             "c = choose_device('auto', 'auto')\nprint(json.dumps([c.device, c.reason, 'torch' in sys.modules]))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     device, reason, torch_loaded = json.loads(r.stdout.strip().splitlines()[-1])

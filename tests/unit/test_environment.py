@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from smart_model_manager import ConfigurationError
-from smart_model_manager.environment import detect
 from smart_model_manager.settings import CI_VARIABLES, Settings
+from smart_model_manager.sources.environment import detect
 
 pytestmark = pytest.mark.unit
 

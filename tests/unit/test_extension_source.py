@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import store
 from smart_model_manager.api import ModelManager
 from smart_model_manager.errors import IntegrityError, ModelNotFoundError, Unavailable
-from smart_model_manager.hashing import content_commit
-from smart_model_manager.publish import ProgressHook, Want, fetch_into
 from smart_model_manager.settings import Settings
 from smart_model_manager.sources import chains
 from smart_model_manager.sources.base import Request, Resolved, Verified, read_schema
+from smart_model_manager.store import cache as store
+from smart_model_manager.store.fetch import ProgressHook, Want, fetch_into
+from smart_model_manager.store.hashing import content_commit
 
 pytestmark = pytest.mark.unit
 REPO = "org/local-fin"

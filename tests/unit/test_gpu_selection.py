@@ -12,10 +12,10 @@ import pytest
 from test_backend_selection import Recorder, make_folder
 
 import smart_model_manager.loaders as loaders
-from smart_model_manager.device import DeviceChoice
 from smart_model_manager.errors import BackendError
 from smart_model_manager.loaders import load_runner
 from smart_model_manager.loaders._common import token_budget_batches
+from smart_model_manager.loaders.device import DeviceChoice
 from smart_model_manager.loaders.onnx import providers_for
 
 pytestmark = pytest.mark.unit
@@ -174,8 +174,9 @@ def test_model_manager_validates_device_and_dtype_arguments() -> None:
 
 
 def test_an_impossible_device_fails_before_any_download(monkeypatch: pytest.MonkeyPatch) -> None:
-    from smart_model_manager import ConfigurationError, ModelManager, device as dev
-    from smart_model_manager.device import Probe
+    from smart_model_manager import ConfigurationError, ModelManager
+    from smart_model_manager.loaders import device as dev
+    from smart_model_manager.loaders.device import Probe
 
     monkeypatch.setattr(dev, "probe", lambda: Probe(True, (), "torch sees no GPU (faked)"))
     m = ModelManager("dev", device="cuda")

@@ -80,7 +80,7 @@ def test_smm_env_says_offline_and_why(monkeypatch: pytest.MonkeyPatch, capsys) -
 
 def test_transformers_offline_refuses_downloads_naming_the_variable() -> None:
     from smart_model_manager.errors import Unavailable
-    from smart_model_manager.hub_client import HubClient
+    from smart_model_manager.remote.hub import HubClient
 
     client = HubClient.from_settings(Settings.from_env({"TRANSFORMERS_OFFLINE": "1"}))
     with pytest.raises(Unavailable, match="TRANSFORMERS_OFFLINE") as exc:
@@ -90,7 +90,7 @@ def test_transformers_offline_refuses_downloads_naming_the_variable() -> None:
 
 # -- HF_HUB_DOWNLOAD_TIMEOUT ---------------------------------------------------------------------------------
 def test_download_timeout_applies_and_smm_timeout_wins() -> None:
-    from smart_model_manager.hub_client import HubClient
+    from smart_model_manager.remote.hub import HubClient
 
     s = Settings.from_env({"HF_HUB_DOWNLOAD_TIMEOUT": "7.5"})
     assert (s.timeout, s.timeout_origin) == (7.5, "HF_HUB_DOWNLOAD_TIMEOUT")

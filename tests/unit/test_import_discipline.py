@@ -46,7 +46,7 @@ def test_mock_start_defers_what_only_writes_and_real_loads_need():
             "from smart_model_manager import get_model_manager\n"
             "get_model_manager().load_model('ProsusAI/finbert', 'sentiment')('BTC up')\n"
             "deferred = ['shutil', 'uuid', 'platform', '_hashlib', 'hashlib', 'json', 'bz2', 'lzma',\n"
-            "            'smart_model_manager.device', 'smart_model_manager.hashing']\n"
+            "            'smart_model_manager.loaders.device', 'smart_model_manager.store.hashing']\n"
             "print(sorted(m for m in deferred if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager.cpu import cpu_features, isa_name
 from smart_model_manager.errors import FormatError
-from smart_model_manager.int8_gate import (
+from smart_model_manager.loaders.cpu import cpu_features, isa_name
+from smart_model_manager.onnx.gate import (
     GOLDEN_SIZE,
     MIN_SAMPLES,
     Sample,
@@ -19,7 +19,7 @@ from smart_model_manager.int8_gate import (
     references,
     wilson_interval,
 )
-from smart_model_manager.quantize import gate
+from smart_model_manager.onnx.quantize import gate
 
 pytestmark = pytest.mark.unit
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from smart_model_manager import _layout, lockfile, manifest, spec, store
+from smart_model_manager import _layout
 from smart_model_manager.errors import ConfigurationError, FormatError
+from smart_model_manager.formats import lockfile, manifest, spec
 from smart_model_manager.mirror.index import valid_repo_id
+from smart_model_manager.store import cache as store
 
 pytestmark = pytest.mark.unit
 

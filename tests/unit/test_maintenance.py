@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from _volumes import lock_for, make_model_folder, make_volume
 
-from smart_model_manager import maintenance, manifest, store
 from smart_model_manager.cli.main import main
-from smart_model_manager.validate import validate
+from smart_model_manager.formats import manifest
+from smart_model_manager.ops import maintenance
+from smart_model_manager.ops.validate import validate
+from smart_model_manager.store import cache as store
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import ManifestError, manifest
+from smart_model_manager import ManifestError
+from smart_model_manager.formats import manifest
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import ManifestError, MissingFileError, manifest
-from smart_model_manager.manifest import FileEntry, LockRecord, Manifest, ModelEntry
+from smart_model_manager import ManifestError, MissingFileError
+from smart_model_manager.formats import manifest
+from smart_model_manager.formats.manifest import FileEntry, LockRecord, Manifest, ModelEntry
 
 pytestmark = pytest.mark.unit
 

@@ -79,7 +79,7 @@ def test_unknown_model_gets_the_documented_default_schema():
 
 
 def test_labels_come_from_a_local_config_json(smm_cache, tmp_path):
-    from smart_model_manager import store
+    from smart_model_manager.store import cache as store
 
     src = tmp_path / "m"
     src.mkdir()

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from smart_model_manager import lockfile, polarity, spec
+from smart_model_manager import polarity
 from smart_model_manager.errors import ConfigurationError, LockfileError
+from smart_model_manager.formats import lockfile, spec
 from smart_model_manager.loaders.mock import MockSentimentRunner
 from smart_model_manager.service import market
 from smart_model_manager.service.config import ServiceConfig
@@ -239,8 +240,8 @@ def test_models_yaml_takes_a_polarity_map_with_line_numbered_errors():
 
 
 def test_smm_lock_checks_the_declared_map_against_the_pinned_labels_and_the_manager_reads_it():
-    from smart_model_manager import locking
     from smart_model_manager.api import ModelManager
+    from smart_model_manager.ops import lock as locking
 
     entry = spec.loads("models:\n  cryptobert:\n    repo_id: kk08/CryptoBERT\n    model_type: sentiment\n"
                        "    polarity: {LABEL_1: positive, LABEL_0: negative}\n", "models.yaml").models["cryptobert"]

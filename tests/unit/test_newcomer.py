@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import demo
 from smart_model_manager.cli.main import main
+from smart_model_manager.demo import build as demo
 
 pytestmark = pytest.mark.unit
 
@@ -108,7 +108,8 @@ def _folder(tmp_path: Path, archs: list[str], name: str = "my-model") -> Path:
 
 
 def test_a_folder_resolves_in_dev_hashed_with_the_import_commit(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from smart_model_manager import ModelManager, store
+    from smart_model_manager import ModelManager
+    from smart_model_manager.store import cache as store
 
     d = _folder(tmp_path, ["BertForSequenceClassification"])
     monkeypatch.chdir(tmp_path)
@@ -179,10 +180,10 @@ def test_ls_and_prune_on_a_missing_dir_exit_2(command: str, tmp_path: Path, caps
 
 
 def test_testing_maybe_warns_and_is_ignored(caplog) -> None:  # type: ignore[no-untyped-def]
-    from smart_model_manager.environment import detect
     from smart_model_manager.settings import Settings
+    from smart_model_manager.sources.environment import detect
 
-    with caplog.at_level("WARNING", logger="smart_model_manager.environment"):
+    with caplog.at_level("WARNING", logger="smart_model_manager.sources.environment"):
         d = detect(Settings.from_env({"TESTING": "maybe", "MODEL_CACHE_DIR": "/nonexistent-cache"}))
     assert d.environment == "hub"
     assert any("TESTING='maybe' is not a boolean" in r.getMessage() for r in caplog.records)
@@ -221,7 +222,7 @@ def test_smm_retries_negative_says_ge_0() -> None:
 def test_env_shows_the_thread_count_that_will_be_used(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from smart_model_manager.cpu import default_threads
+    from smart_model_manager.loaders.cpu import default_threads
 
     assert main(["env", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -36,8 +36,8 @@ def test_offline_pull_with_everything_present_still_verifies(tmp_path: Path, cap
     """Offline forbids the network, not the pull: nothing to fetch means nothing fails."""
     import hashlib
 
-    from smart_model_manager import lockfile
-    from smart_model_manager.manifest import FileEntry
+    from smart_model_manager.formats import lockfile
+    from smart_model_manager.formats.manifest import FileEntry
 
     data = b'{"model_type": "bert"}'
     sha = hashlib.sha256(data).hexdigest()

@@ -10,13 +10,11 @@ anything else (before the fix: ValueError, KeyError, AttributeError, RecursionEr
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from smart_model_manager import lockfile, manifest, spec
-from smart_model_manager.errors import LockfileError, ManifestError
-
+from hypothesis import HealthCheck, given, settings, strategies as st
 from test_yaml_hostile import LOCK, MANIFEST, SPEC
+
+from smart_model_manager.errors import LockfileError, ManifestError
+from smart_model_manager.formats import lockfile, manifest, spec
 
 pytestmark = pytest.mark.unit
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from smart_model_manager.quantize import GATE_THRESHOLDS, INT8_RECIPES, gate, most_sensitive
-from smart_model_manager.samples import (
+from smart_model_manager.onnx.quantize import GATE_THRESHOLDS, INT8_RECIPES, gate, most_sensitive
+from smart_model_manager.onnx.samples import (
     BUILTIN_SAMPLES,
     CALIBRATION_HEADLINES,
     calibration_texts,
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_the_gate_sample_keeps_held_out_text_apart_from_calibration_text() -> None:
-    from smart_model_manager.int8_gate import builtin_samples
+    from smart_model_manager.onnx.gate import builtin_samples
 
     gate_texts, calib = set(default_sample_texts()), set(calibration_texts())
     assert len(gate_texts) > 100 and len(calib) > 100  # checkout: held-out split + built-ins / train split
@@ -54,7 +54,7 @@ def test_gate_counts_label_agreement_and_cosine() -> None:
 
 
 def test_recipes_are_named_in_ladder_order() -> None:
-    from smart_model_manager.export import DEFAULT_INT8_RECIPES
+    from smart_model_manager.onnx.export import DEFAULT_INT8_RECIPES
 
     assert INT8_RECIPES[0] == "all" and set(DEFAULT_INT8_RECIPES) <= set(INT8_RECIPES)
     assert {"all-reduce-range", "all-u8u8", "all-pre", "static-qdq", "static-qdq-s8s8", "sensitive-fp32"} \

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import fastapi.routing
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from smart_model_manager.model import LoadInfo, Model
 from smart_model_manager.service import app as service_app

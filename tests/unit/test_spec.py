@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import lockfile, spec
 from smart_model_manager.errors import ConfigurationError, LockfileError
+from smart_model_manager.formats import lockfile, spec
 
 pytestmark = pytest.mark.unit
 

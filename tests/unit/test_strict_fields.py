@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from smart_model_manager import lockfile, manifest, spec
 from smart_model_manager.errors import LockfileError, ManifestError
+from smart_model_manager.formats import lockfile, manifest, spec
 
 pytestmark = pytest.mark.unit
 

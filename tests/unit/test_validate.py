@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from _volumes import lock_for, make_model_folder, make_volume
 
-from smart_model_manager import lockfile, manifest, store, validate as validate_mod
 from smart_model_manager.cli.main import main
 from smart_model_manager.errors import ConfigurationError
-from smart_model_manager.validate import validate
+from smart_model_manager.formats import lockfile, manifest
+from smart_model_manager.ops import validate as validate_mod
+from smart_model_manager.ops.validate import validate
+from smart_model_manager.store import cache as store
 
 pytestmark = pytest.mark.unit
 
@@ -104,7 +106,7 @@ def test_quick_never_hashes_and_full_hashes_each_blob_once(vol: Path, monkeypatc
 
     def counting_sha256(path: str) -> str:
         calls.append(path)
-        from smart_model_manager.hashing import sha256_file
+        from smart_model_manager.store.hashing import sha256_file
         return sha256_file(path)
 
     monkeypatch.setattr(validate_mod, "sha256_file", counting_sha256)

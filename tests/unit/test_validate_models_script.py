@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _volumes import make_model_folder, make_volume
 
 pytestmark = pytest.mark.unit

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from _volumes import make_model_folder
 
-from smart_model_manager import ConfigurationError, IntegrityError, ModelManager, ModelNotFoundError, manifest, store
+from smart_model_manager import ConfigurationError, IntegrityError, ModelManager, ModelNotFoundError
 from smart_model_manager.cli.main import main
-from smart_model_manager.lockfile import Lock, LockEntry, write_lock
-from smart_model_manager.manifest import FileEntry, ModelEntry
-from smart_model_manager.validate import validate, wait_until_valid
+from smart_model_manager.formats import manifest
+from smart_model_manager.formats.lockfile import Lock, LockEntry, write_lock
+from smart_model_manager.formats.manifest import FileEntry, ModelEntry
+from smart_model_manager.ops.validate import validate, wait_until_valid
+from smart_model_manager.store import cache as store
 
 pytestmark = pytest.mark.unit
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from smart_model_manager import manifest, store
 from smart_model_manager.errors import IntegrityError, ManifestError
-from smart_model_manager.manifest import FileEntry, Manifest, ModelEntry
+from smart_model_manager.formats import manifest
+from smart_model_manager.formats.manifest import FileEntry, Manifest, ModelEntry
+from smart_model_manager.store import cache as store
 
 pytestmark = pytest.mark.unit
 SHA = "sha256:" + "ab" * 32

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from smart_model_manager import _yaml, lockfile, manifest, spec
 from smart_model_manager.errors import FormatError, LockfileError, ManifestError
+from smart_model_manager.formats import _yaml, lockfile, manifest, spec
 
 pytestmark = pytest.mark.unit
 

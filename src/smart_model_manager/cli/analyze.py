@@ -11,8 +11,8 @@ from typing import Any, BinaryIO, TextIO
 
 import click
 
-from ..known_models import default_model
 from ..settings import Settings
+from ..sources.known_models import default_model
 
 BATCH = 32
 

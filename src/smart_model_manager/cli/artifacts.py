@@ -1,6 +1,6 @@
 """`smm lock`, `smm pull`, `smm import`: pin models, fetch them verified, provision volumes.
 
-Thin: parse arguments, call :mod:`smart_model_manager.locking` / :mod:`smart_model_manager.pull`, print a
+Thin: parse arguments, call :mod:`smart_model_manager.ops.lock` / :mod:`smart_model_manager.ops.pull`, print a
 summary. Exceptions become exit codes in ``cli.main`` (0 ok, 1 failure, 2 usage).
 """
 
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import lockfile, spec as spec_mod
 from ..errors import FormatError, IntegrityError, ModelNotFoundError, SmmError, SourceError
+from ..formats import lockfile, spec as spec_mod
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class FailedUsage(Failed):
 def _hub(settings: Settings, endpoint: str) -> Any:
     """The Hub transport for lock and pull: every network setting from the environment (timeout, retries, the
     retry budget, offline and which variable set it), at the endpoint the command was given."""
-    from ..hub_client import HubClient
+    from ..remote.hub import HubClient
 
     return HubClient(endpoint, settings.token, timeout=settings.timeout, retries=settings.retries,
                      retry_budget=settings.retry_budget, offline=settings.offline,
@@ -72,7 +72,7 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
       smm lock --check                           # in CI: fail when models.lock is stale
       smm lock --sign approver.key.pem           # and write models.lock.sig
     """
-    from ..locking import diff, resolve_lock
+    from ..ops.lock import diff, resolve_lock
 
     if check and sign_key is not None:
         raise click.UsageError("--check writes nothing; sign with `smm sign` instead")
@@ -107,7 +107,7 @@ def lock(spec_path: Path, lock_path: Path | None, endpoint: str | None, check: b
         raise Failed(f"{path} is out of date with {spec_path} / the endpoint:\n{lines}\nRun `smm lock` and commit it.")
     written = lockfile.write_lock(path, new)
     if sign_key is not None:
-        from ..signing import sign_lock
+        from ..ops.signing import sign_lock
 
         click.echo(f"signed {path} -> {sign_lock(path, sign_key)}", err=True)
     if as_json:
@@ -157,7 +157,7 @@ def pull(refs: tuple[str, ...], lock_path: Path | None, spec_path: Path, model_t
       HF_ENDPOINT=http://mirror:8080 smm pull --target /mnt/models --jobs 8
       smm pull --only finbert --cache-dir /tmp/hf
     """
-    from ..pull import pull as run_pull
+    from ..ops.pull import pull as run_pull
 
     if target is not None and cache_dir is not None:
         raise click.UsageError("--target and --cache-dir exclude each other")
@@ -167,8 +167,8 @@ def pull(refs: tuple[str, ...], lock_path: Path | None, spec_path: Path, model_t
     url = endpoint or settings.endpoint
     path = _lock_path(lock_path, settings)
     if refs:
-        from ..pull import ensure_writable
-        from ..quickpull import add_model
+        from ..ops.pull import ensure_writable
+        from ..ops.quickpull import add_model
 
         # the destination first: pinning must not touch models.yaml/models.lock for a pull that cannot land
         ensure_writable(target or cache_dir or settings.cache_dir, what="target" if target else "cache folder")
@@ -228,7 +228,7 @@ def import_(folder: Path, repo_id: str, target: Path | None, cache_dir: Path | N
       smm import ./finbert-tuned --as myorg/finbert-tuned --target /mnt/models --alias finbert
       smm import ./minilm --as sentence-transformers/all-MiniLM-L6-v2 --model-type embeddings
     """
-    from ..pull import provision_from_folder
+    from ..ops.pull import provision_from_folder
 
     if target is not None and cache_dir is not None:
         raise click.UsageError("--target and --cache-dir exclude each other")

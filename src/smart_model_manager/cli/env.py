@@ -6,8 +6,8 @@ import json
 
 import click
 
-from ..doctor import report
 from ..settings import Settings
+from .doctor import report
 
 
 @click.command("env")

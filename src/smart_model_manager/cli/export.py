@@ -14,11 +14,11 @@ from typing import Any
 
 import click
 
-from .. import store
 from .._layout import MANIFEST_NAME
-from ..known_models import resolve_alias
-from ..quantize import INT8_RECIPES
+from ..onnx.quantize import INT8_RECIPES
 from ..settings import Settings
+from ..sources.known_models import resolve_alias
+from ..store import cache as store
 from .models import cli_progress
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str
       smm export onnx ./my-model --recipe all-u8u8 --recipe static-qdq
       SMM_BACKEND=onnx smm analyze "Stocks rally" # then use it
     """
-    from ..export import DEFAULT_INT8_RECIPES, export_onnx, infer_model_type
-    from ..int8_gate import MIN_SAMPLES
+    from ..onnx.export import DEFAULT_INT8_RECIPES, export_onnx, infer_model_type
+    from ..onnx.gate import MIN_SAMPLES
 
     given = Path(model_or_path).expanduser()
     target: tuple[Path, str, str] | None
@@ -98,7 +98,7 @@ def onnx(model_or_path: str, int8: bool, cache_dir: Path | None, model_type: str
             "without ONNX files\"); nothing was written")
     mtype = model_type or infer_model_type(folder)
     if samples is not None and int8:  # a bad golden file fails now, not after torch has loaded
-        from ..export import check_golden_file
+        from ..onnx.export import check_golden_file
 
         check_golden_file(folder, mtype, samples)
     gate_args: dict[str, Any] = {"golden_file": samples, "min_samples": min_samples or MIN_SAMPLES,

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .. import lockfile
+from ..formats import lockfile
 from ..settings import Settings
 from .artifacts import _lock_path
 
@@ -68,7 +68,7 @@ def build(lock_path: Path | None, source: Path | None, endpoint: str | None, out
         report = build_image(lock, (source or settings.cache_dir).expanduser(), output, tag=tag, platform=platform,
                              labels=extra)
     else:
-        from ..pull import pull
+        from ..ops.pull import pull
 
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.download-", dir=output.parent))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .. import lockfile, maintenance
+from ..formats import lockfile
+from ..ops import maintenance
 from ..settings import Settings
 
 

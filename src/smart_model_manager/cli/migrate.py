@@ -30,7 +30,7 @@ def migrate(source: Path, target: Path, maps: tuple[str, ...], dry_run: bool, al
       smm migrate /app/models --target /mnt/new-models --map finbert=ProsusAI/finbert
       smm migrate ./old-volume --target ./volume --allow-pickle && smm validate --dir ./volume --full
     """
-    from ..migrate import make_plan, migrate as run_migrate, parse_map
+    from ..ops.migrate import make_plan, migrate as run_migrate, parse_map
 
     plan = make_plan(source, target, parse_map(list(maps)), allow_pickle=allow_pickle)
     click.echo(plan.render())

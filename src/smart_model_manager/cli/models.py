@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from .. import store
 from .._layout import MANIFEST_NAME, ONNX_FP32_FILE
-from ..known_models import DEMO_REPO_ID
 from ..progress import Progress
 from ..settings import Settings
+from ..sources.known_models import DEMO_REPO_ID
+from ..store import cache as store
 
 
 @click.group("models")
@@ -51,8 +51,8 @@ def build_demo(cache_dir: Path | None, target: Path | None, force: bool, seed: i
     if complete and not force:
         click.echo(f"demo model already built: {existing}")
         return
-    from ..demo import build_demo_model
-    from ..pull import ensure_writable, provision_from_folder
+    from ..demo.build import build_demo_model
+    from ..ops.pull import ensure_writable, provision_from_folder
 
     # Fail before minutes of training, not after: the destination must take files now.
     ensure_writable(root, what="target" if target is not None else "cache folder")
@@ -78,7 +78,7 @@ def cli_progress() -> Progress:
 
 def _export(folder: Path, progress: Progress) -> None:
     try:
-        from ..export import export_onnx
+        from ..onnx.export import export_onnx
     except ModuleNotFoundError as err:  # pragma: no cover - export ships with the package
         raise click.ClickException(f"ONNX export is not available ({err}); "
                                    "install it with: pip install 'smart-model-manager[export]'") from None

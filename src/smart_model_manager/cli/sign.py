@@ -26,7 +26,7 @@ def sign(lock_path: Path | None, key: Path, signature: Path | None) -> None:
       model_signing verify key models.lock --signature models.lock.sig --public_key approver.pub.pem
       smm validate --verify-signature --public-key approver.pub.pem --dir /app/models
     """
-    from ..signing import sign_lock
+    from ..ops.signing import sign_lock
 
     path = _lock_path(lock_path, Settings.from_env())
     out = sign_lock(path, key, signature)

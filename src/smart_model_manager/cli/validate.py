@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from ..lockfile import DEFAULT_NAME
+from ..formats.lockfile import DEFAULT_NAME
+from ..ops.validate import ValidationReport, validate as run_validate, wait_until_valid
 from ..settings import Settings
-from ..validate import ValidationReport, validate as run_validate, wait_until_valid
 
 
 @click.command("validate")
@@ -122,7 +122,7 @@ def validate(directory: Path | None, use_cache: bool, lock_path: Path | None, no
 
 def _check_signature(lock_path: Path | None, keys: tuple[Path, ...], signature: Path | None) -> None:
     """Before any model file is read: the lock must carry a signature by an accepted key."""
-    from ..signing import verify_lock
+    from ..ops.signing import verify_lock
 
     if lock_path is None:
         raise click.UsageError("signature verification needs the lock: --lock PATH or SMM_LOCK")

@@ -32,14 +32,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import manifest as manifest_mod, store
 from .._layout import MANIFEST_NAME
 from ..errors import ConfigurationError, IntegrityError, MissingFileError
-from ..hashing import sha256_file
-from ..lockfile import Lock, LockEntry
-from ..manifest import LockRecord, Manifest
-from ..publish import check_space
-from ..pull import _manifest_entry, generated_by, lock_digest
+from ..formats import manifest as manifest_mod
+from ..formats.lockfile import Lock, LockEntry
+from ..formats.manifest import LockRecord, Manifest
+from ..ops.pull import _manifest_entry, generated_by, lock_digest
+from ..store import cache as store
+from ..store.fetch import check_space
+from ..store.hashing import sha256_file
 from . import layout as oci
 from .tarlayer import Entry, Layer, write_layer
 

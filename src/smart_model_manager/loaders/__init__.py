@@ -14,7 +14,7 @@ onnx-fp32  the fp32 file only
 An explicit ONNX backend with no exported file is an error naming the missing file and the
 ``smm export onnx ...`` command that creates it: we never switch to torch behind your back.
 
-On a CUDA device (``device=DeviceChoice`` from :func:`smart_model_manager.device.choose_device`)
+On a CUDA device (``device=DeviceChoice`` from :func:`smart_model_manager.loaders.device.choose_device`)
 ``auto`` prefers torch on the GPU in bf16/fp16, then ``onnx/model.onnx`` (fp32) on ONNX Runtime's
 CUDAExecutionProvider; the int8 file is a CPU artifact and is refused on a GPU (docs/gpu.md).
 """
@@ -38,7 +38,7 @@ from ..model import Runner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # device.py is imported when a runner is loaded: a mock start does not need it
-    from ..device import DeviceChoice
+    from .device import DeviceChoice
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
     """A runner for the model in ``folder``.
 
     ``threads``: explicit thread count (``settings.num_threads``); None sizes it from the CPU
-    quota (:func:`smart_model_manager.cpu.default_threads`). ``labels``: the label order pinned by
+    quota (:func:`smart_model_manager.loaders.cpu.default_threads`). ``labels``: the label order pinned by
     a manifest/lock, checked against ``config.json``. ``verify``: called with each ``.onnx`` path
     before ONNX Runtime sees it. ``model_ref``: repo id used in error messages. ``device``: where
     and in which precision (default: the CPU, fp32). ``token_budget``: padded tokens per model call
@@ -122,7 +122,7 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
     ``int8_verdicts``: a file of int8 re-checks ``smm validate --int8-verdicts`` wrote on this node; a verdict
     for this int8 file and this CPU is used instead of re-checking at load (:mod:`.int8_check`).
     """
-    from ..cpu import default_threads
+    from .cpu import default_threads
 
     folder = Path(folder)
     if backend not in BACKENDS:
@@ -133,7 +133,7 @@ def load_runner(folder: Path, model_type: str, *, backend: str = "auto", allow_p
     n_threads = default_threads(threads)
     ref = model_ref or str(folder)
 
-    from ..device import CPU
+    from .device import CPU
 
     choice = device or CPU
     if choice.is_cuda:

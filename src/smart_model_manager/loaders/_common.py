@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, FormatError, UnknownModelTypeError
-from ..labels import parse_id2label
+from ..formats.labels import parse_id2label
 from ..registry import ModelType, get_model_type, runnable_types
 
 DEFAULT_BATCH_SIZE = 32

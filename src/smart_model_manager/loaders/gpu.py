@@ -20,8 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..device import DeviceChoice
 from ..errors import BackendError
+from .device import DeviceChoice
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _onnx_problem(folder: Path, choice: DeviceChoice, model_ref: str, onnx_avail
                   torch_available: Callable[[], bool]) -> str | None:
     from .._layout import ONNX_FP32_FILE
     from ..backends import TORCH_INSTALL, export_command
-    from ..device import GPU_INSTALL
+    from .device import GPU_INSTALL
 
     fp32 = folder / ONNX_FP32_FILE
     if choice.requested_dtype in ("fp16", "bf16"):

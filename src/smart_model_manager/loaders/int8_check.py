@@ -2,7 +2,7 @@
 
 ONNX Runtime's int8 kernels differ by instruction set (AVX2, AVX-512, VNNI, AMX, ARM), so a gate passed on
 the export machine says nothing certain about another node. ``onnx/quality.json`` carries fp32 reference
-outputs for a golden subset (:mod:`..int8_gate`); before the int8 runner is handed out it runs on them here:
+outputs for a golden subset (:mod:`..onnx.gate`); before the int8 runner is handed out it runs on them here:
 
 - ``passed``: the int8 runner is used;
 - ``fallback``: this CPU disagrees beyond the bound: the fp32 runner is used for this process, with ONE
@@ -44,11 +44,11 @@ def _cpu_key(cpu: dict[str, Any]) -> list[Any]:
 
 
 def read_verdict(path: Path | None, quality: dict[str, Any], cpu: dict[str, Any]) -> Any:
-    """The :class:`..int8_gate.Recheck` ``smm validate --int8-verdicts`` recorded for this int8 file (by its
+    """The :class:`..onnx.gate.Recheck` ``smm validate --int8-verdicts`` recorded for this int8 file (by its
     sha256) on a CPU like this one (same model and int8 flags), or None."""
     import json
 
-    from ..int8_gate import Recheck
+    from ..onnx.gate import Recheck
 
     digest = _int8_digest(quality)
     if path is None or digest is None or not path.is_file():
@@ -96,16 +96,16 @@ class PriorCheck:
         self.verdict: Any = None
 
     def prepare(self) -> None:
-        from ..cpu import cpu_features
-        from ..int8_gate import recheck  # noqa: F401  (imported here, while the session builds)
+        from ..onnx.gate import recheck  # noqa: F401  (imported here, while the session builds)
         from ._common import read_json
+        from .cpu import cpu_features
 
         self.quality = read_json(self.folder / ONNX_QUALITY_FILE)
         self.cpu = cpu_features()
         self.verdict = read_verdict(self.verdicts, self.quality, self.cpu)
 
     def result(self, runner: Any, model_type: str) -> Any:
-        from ..int8_gate import recheck
+        from ..onnx.gate import recheck
 
         if self.quality is None:
             self.prepare()
@@ -114,7 +114,7 @@ class PriorCheck:
 
 
 def check_int8_runner(runner: Any, folder: Path, model_type: str, verdicts: Path | None = None) -> Any:
-    """:class:`..int8_gate.Recheck` of ``runner`` (an int8 runner of ``folder``) on this CPU: the recorded
+    """:class:`..onnx.gate.Recheck` of ``runner`` (an int8 runner of ``folder``) on this CPU: the recorded
     verdict for this file and CPU if ``verdicts`` has one, else measured now."""
     return PriorCheck(folder, verdicts).result(runner, model_type)
 
@@ -153,8 +153,8 @@ def check_tree(root: Path, *, hash_fp32: bool = True) -> list[dict[str, Any]]:
     """Re-check every published int8 file under ``root`` (a volume or a cache) on this CPU, hashing each
     fp32 file for the reference digest (``smm validate --full``: the node-cache DaemonSet and the provision
     Job run it on a node). One dict per file: ``path``, ``status``, ``reason``, ``seconds``."""
-    from ..hashing import sha256_file, with_prefix
-    from ..int8_gate import recheck
+    from ..onnx.gate import recheck
+    from ..store.hashing import sha256_file, with_prefix
     from ._common import read_json
 
     out: list[dict[str, Any]] = []
@@ -174,7 +174,7 @@ def check_tree(root: Path, *, hash_fp32: bool = True) -> list[dict[str, Any]]:
         else:  # quick mode trusts the digest quality.json recorded (the size check already ran)
             digest = with_prefix(sha256_file(fp32)) if hash_fp32 else None
         try:
-            from ..cpu import cpu_features
+            from .cpu import cpu_features
             from .onnx import load_onnx_runner
 
             runner = load_onnx_runner(folder, model_type, onnx_file=int8_path)

@@ -7,7 +7,7 @@ is ``tokenizer.json`` read by the Rust ``tokenizers`` library, configured from
 (same truncation length, same right padding), so both backends see the same token ids.
 
 Session options, and why:
-- ``intra_op_num_threads`` from :mod:`smart_model_manager.cpu` (cgroup quota aware), because
+- ``intra_op_num_threads`` from :mod:`smart_model_manager.loaders.cpu` (cgroup quota aware), because
   ONNX Runtime's default is one thread per *host* core, which a CPU-limited pod cannot have;
 - ``inter_op_num_threads=1`` + sequential execution: BERT graphs are a chain, parallel branches
   buy nothing and a second pool competes for the same cores;
@@ -19,7 +19,7 @@ Session options, and why:
   without it each run's buffers are freed when the run ends. Batches are bounded by a token
   budget (:data:`~._common.CPU_TOKEN_BUDGET`), so the peak of one run is bounded too.
 
-On a CUDA device (``device=`` a :class:`~smart_model_manager.device.DeviceChoice`) the session asks
+On a CUDA device (``device=`` a :class:`~smart_model_manager.loaders.device.DeviceChoice`) the session asks
 for CUDAExecutionProvider first. If ONNX Runtime has no such provider, or the session comes up on the
 CPU provider anyway (no driver, no GPU), device ``auto`` logs the fallback and runs on the CPU; an
 explicit ``SMM_DEVICE=cuda`` raises: never a silent CPU run.
@@ -35,7 +35,6 @@ from typing import Any
 
 from .._layout import ONNX_FP32_FILE, ONNX_INT8_FILE, ONNX_QUALITY_FILE
 from ..backends import ONNX_INSTALL
-from ..device import DeviceChoice
 from ..errors import BackendError
 from ..registry import get_model_type
 from ._common import (
@@ -49,6 +48,7 @@ from ._common import (
     read_json,
     token_budget_batches,
 )
+from .device import DeviceChoice
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
     GIL while it parses and optimises the graph) while this thread reads the tokenizer and runs
     ``while_loading()``: a cold start pays for the longer of the two, not their sum.
     """
-    from ..cpu import default_threads
+    from .cpu import default_threads
 
     folder = Path(folder)
     check_model_type(model_type)

@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..device import DeviceChoice
 from ..errors import BackendError
 from ..registry import get_model_type
 from ._common import (
@@ -39,6 +38,7 @@ from ._common import (
     read_folder_meta,
     token_budget_batches,
 )
+from .device import DeviceChoice
 from .torch import INSTALL_HINT, TorchRunner, check_weights, quiet_load_bars
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .._layout import COMMIT as HEX40, HEX64, is_repo_id
 from ..errors import MirrorError
-from ..hashing import sha256_file
+from ..store.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 

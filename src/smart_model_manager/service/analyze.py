@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..labels import POLARITIES
+from ..formats.labels import POLARITIES
 from .multi import Route
 from .symbols import Scored, aggregate_scored
 

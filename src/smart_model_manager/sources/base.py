@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import Unavailable as Unavailable  # its home is errors.py; imported from here by sources
-from ..labels import read_schema as read_schema  # its home is labels.py; imported from here by sources
+from ..formats.labels import read_schema as read_schema  # its home is labels.py; imported from here by sources
 
 if TYPE_CHECKING:  # keep the mock path free of PyYAML
-    from ..manifest import FileEntry
+    from ..formats.manifest import FileEntry
 
 
 class Pinned(Protocol):

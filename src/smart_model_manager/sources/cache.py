@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import store
 from ..errors import MissingFileError
+from ..store import cache as store
 from .base import Request, Resolved, Unavailable, Verified, read_schema
 from .verify import verify_folder
 

@@ -39,9 +39,9 @@ class FolderSource:
             raise ConfigurationError(f"{folder} has no config.json, so it is not a model folder "
                                      "(save one with save_pretrained(), or pass a repo id)")
         # only on this path: hashing (OpenSSL), the store and PyYAML stay off a mock start
-        from .. import store
-        from ..hashing import content_commit, with_prefix
-        from ..manifest import FileEntry
+        from ..formats.manifest import FileEntry
+        from ..store import cache as store
+        from ..store.hashing import content_commit, with_prefix
 
         folder = folder.resolve()
         hashed = store.hash_folder(folder)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..hub_client import HubClient, NullProgress, ProgressHook, RemoteFile, RemoteRevision
-from ..publish import (
+from ..remote.hub import HubClient, NullProgress, ProgressHook, RemoteFile, RemoteRevision
+from ..settings import Settings
+from ..store.fetch import (
     FetchResult,
     Want,
     check_space,
@@ -20,7 +21,6 @@ from ..publish import (
     fetch_into,
     staging_dir,
 )
-from ..settings import Settings
 from .base import Request, Resolved, Unavailable, Verified, read_schema
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class HubSource:
         self.jobs = jobs
 
     def resolve(self, request: Request) -> Resolved:
-        from ..spec import select_files
+        from ..formats.spec import select_files
 
         if self.settings.offline:
             name = self.settings.offline_origin or "HF_HUB_OFFLINE"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import known_models, store
 from .._layout import MANIFEST_NAME
 from ..errors import FormatError
 from ..registry import get_model_type
+from ..store import cache as store
+from . import known_models
 from .base import Request, Resolved, Verified, read_schema
 
 
@@ -31,7 +32,7 @@ class MockSource:
                 if labels or dim:
                     return labels, dim, f"{where} config.json"
         if self.volume_dir is not None and (self.volume_dir / MANIFEST_NAME).is_file():
-            from .. import manifest as manifest_mod  # PyYAML only when there is a manifest to read
+            from ..formats import manifest as manifest_mod  # PyYAML only when there is a manifest to read
 
             try:
                 record = manifest_mod.load(self.volume_dir / MANIFEST_NAME).find(repo_id)

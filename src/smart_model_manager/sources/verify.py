@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import IntegrityError, MissingFileError
-from ..hashing import verify_file
-from ..store import check_inside
+from ..store.cache import check_inside
+from ..store.hashing import verify_file
 from ..telemetry import span
 
 if TYPE_CHECKING:
-    from ..manifest import FileEntry
+    from ..formats.manifest import FileEntry
     from .base import Resolved
 
 

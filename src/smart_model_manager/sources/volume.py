@@ -9,13 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import manifest as manifest_mod, store
 from ..errors import ConfigurationError, IntegrityError
+from ..formats import manifest as manifest_mod
+from ..store import cache as store
 from .base import Request, Resolved, Unavailable, Verified
 from .verify import verify_folder
 
 if TYPE_CHECKING:
-    from ..manifest import FileEntry
+    from ..formats.manifest import FileEntry
 
 
 class VolumeSource:
