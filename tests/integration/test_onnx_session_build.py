@@ -1,4 +1,4 @@
-"""The ONNX session built on a second thread while the tokenizer loads (the cold-start overlap).
+"""The tokenizer read on a second thread while the ONNX session builds (the cold-start overlap).
 
 The shortcut must not change behaviour: a runner from :func:`load_onnx_runner` / :func:`load_runner`
 gives bit-for-bit the outputs of a runner assembled the slow way (session first, then tokenizer, on one
@@ -77,7 +77,7 @@ def sequential_runner(folder: Path, onnx_file: Path) -> Any:
 
 
 def build_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "smm-onnx-session"]
+    return [t for t in threading.enumerate() if t.name == "smm-onnx-side-load"]
 
 
 @pytest.mark.parametrize("name", ["model.onnx", "model.int8.onnx"])
@@ -113,10 +113,11 @@ def test_load_runner_int8_matches_sequential_and_uses_the_prepared_check(exporte
         k: v for k, v in direct.items() if k != "seconds"}
 
 
-def test_the_session_builds_while_the_caller_reads_the_tokenizer(exported: Path,
+def test_the_tokenizer_is_read_while_the_session_builds(exported: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The session build waits (up to 30 s) for ``while_loading`` to have run: it can only finish in time
-    if the two overlap, and ``while_loading`` runs once, on the calling thread."""
+    if the two overlap. The session is built on the calling thread (its memory stays in that thread's
+    malloc arena), ``while_loading`` runs once, on the side-load thread."""
     import onnxruntime
 
     from smart_model_manager.loaders.onnx import load_onnx_runner
@@ -136,8 +137,8 @@ def test_the_session_builds_while_the_caller_reads_the_tokenizer(exported: Path,
         ran.set()
 
     runner = load_onnx_runner(exported, "sentiment", threads=1, while_loading=prepare)
-    assert seen == [threading.current_thread().name]
-    assert waited == [("smm-onnx-session", True)]
+    assert seen == ["smm-onnx-side-load"]
+    assert waited == [(threading.current_thread().name, True)]
     assert runner(TEXTS[:3]) == sequential_runner(exported, exported / "onnx" / "model.onnx")(TEXTS[:3])
     assert not build_threads()
 
