@@ -362,7 +362,7 @@ class SideLoad:
     returns its value or raises its error.
 
     :func:`load_onnx_runner` reads the tokenizer this way while the calling thread builds the session
-    (ONNX Runtime releases the GIL while it parses, optimises and pre-packs). The session stays on the
+    (ONNX Runtime releases the GIL while it initialises the session). The session stays on the
     calling thread on purpose: built on a helper thread, its allocations went to a second glibc malloc
     arena and the process's peak RSS grew by ~14 MB on a BERT-base. Not threaded on a GPU, where the
     session's provider warnings are caught with ``warnings.catch_warnings`` (not thread-safe).
