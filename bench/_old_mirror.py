@@ -115,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
                                 self._sent)
 
     def _handle_one_request(self) -> None:
-        """The stdlib's handle_one_request with our request-line limit (it allows 64 KiB, issue 9 B6)."""
+        """The stdlib's handle_one_request with our request-line limit (the stdlib allows 64 KiB)."""
         try:
             self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
             if len(self.raw_requestline) > MAX_REQUEST_LINE:
@@ -350,7 +350,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
 
     Malformed or multi-range headers are ignored (RFC 9110 §14.2 allows answering 200 with the whole body);
     a well-formed range that does not overlap the file gives ``"unsatisfiable"`` (416). Digits are ASCII
-    only: ``str.isdigit()`` also accepts '²' (0xB2), which ``int()`` then refused (issue 9, B5).
+    only: ``str.isdigit()`` also accepts '²' (0xB2), which ``int()`` then refused.
     """
     if not header:
         return None

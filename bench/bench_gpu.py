@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""GPU benchmark (issue 14): smm on CUDA against `pipeline(device=0)` and a lean reference runner.
+"""GPU benchmark: smm on CUDA against `pipeline(device=0)` and a lean reference runner.
 
 One process, one GPU, every path on the same texts, one after the other (the GPU is not shared):
 
 * ``cpu-fp32``       smm's torch runner on the CPU, fp32: the REFERENCE for label agreement (and the
-                     "model stays on the CPU" number of the issue)
+                     "model stays on the CPU" number)
 * ``smm-default``    ``load_runner(backend="auto", device=choose_device("auto"))``: what a user gets
                      on this node with no settings (torch on the GPU, bf16/fp16, token-budget batches)
 * ``smm-budget-N``   the same runner with token budget N (``--budgets``): measures the default
@@ -104,7 +104,7 @@ def demo_model() -> Path | None:
 
 # -- the paths ---------------------------------------------------------------------------------------
 class LeanRunner:
-    """The issue's reference: half precision, length-sorted batches of 256, tokenization included."""
+    """The named baseline, a lean hand-written runner: half precision, length-sorted batches of 256, tokenization included."""
 
     def __init__(self, folder: Path, device: str, dtype: str, batch: int = 256):
         import torch
@@ -220,7 +220,7 @@ def bench_model(label: str, folder: Path, args: argparse.Namespace, texts: list[
     cuda = choice.is_cuda
     import torch
 
-    # the issue's lean reference is bf16 where the GPU has it natively (compute capability >= 8.0)
+    # the lean reference is bf16 where the GPU has it natively (compute capability >= 8.0)
     native_bf16 = cuda and torch.cuda.get_device_capability(choice.index)[0] >= 8
     half = "bf16" if native_bf16 else "fp16"
     print(f"{label}: {folder} on {device} ({choice.reason})", file=sys.stderr)

@@ -13,7 +13,7 @@ completed load is 50/50, in three ways of sharing the CPU between the two runner
 * ``per-model, 1 thread``: each its own thread, each runner held to 1 thread (``SMM_NUM_THREADS=1``, what
   the Kubernetes pod sets with ``requests.cpu: 1``): the cores split between the models.
 
-Targets (the issue's): mixed saturation >= 0.8 x the harmonic mean of the two single-model saturations
+Targets: mixed saturation >= 0.8 x the harmonic mean of the two single-model saturations
 (which is exactly what perfect time sharing gives for a 50/50 mix: each pair of requests costs
 1/sat_A + 1/sat_B seconds), and RSS of the two-model process <= (RSS_A + RSS_B) x 1.1.
 

@@ -138,7 +138,7 @@ def run_bursts(name: str, env_extra: dict[str, str], volume: Path, backend: str,
 
 
 def verdict(b: dict[str, Any], deadline_s: float) -> dict[str, bool]:
-    """The issue's targets, checked on the bounded server's numbers."""
+    """The targets (goodput >= 0.9x, refusals answered within 50 ms at p99), checked on the bounded server's numbers."""
     v: dict[str, bool] = {}
     for k, r in b["bursts"].items():
         v[f"{k}_goodput_ge_0.9"] = r["goodput_x"] >= 0.9
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="auto", help="SMM_BACKEND for the server (default auto: int8 ONNX if gated in)")
     ap.add_argument("--write", action="store_true", help="write bench/results/overload.json and docs/benchmarks.md")
     ap.add_argument("--force", action="store_true", help="write even if the machine was busy (recorded)")
-    ap.add_argument("--burst-seconds", type=float, default=20.0, help="length of each burst (default 20, the issue's)")
+    ap.add_argument("--burst-seconds", type=float, default=20.0, help="length of each burst (default 20)")
     ap.add_argument("--_loadgen", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._loadgen:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Service memory under the worst allowed request, and what bounding it costs (issue 9, B1).
+"""Service memory under the worst allowed request, and what bounding it costs.
 
 Two variants of the same service, same volume, same run, alternated round by round:
 
@@ -20,7 +20,7 @@ Per variant and round, one fresh server process (``SMM_ENV=production`` on a vol
 4. the worst allowed request (64 texts x 2,000 characters, the service's own limits) sent 20 times,
    one after the other, RSS sampled every 10 ms: peak RSS; RSS again after 2 s of quiet ("after").
 
-Acceptance (issue 9): ours peak <= 1.5x idle; ours throughput >= 0.9x old. Medians over --rounds.
+Acceptance: ours peak <= 1.5x idle; ours throughput >= 0.9x old. Medians over --rounds.
 JSON to bench/results/service_memory.json; ``--update-docs`` rewrites the block between the
 ``bench_service_memory`` markers in docs/benchmarks.md.
 

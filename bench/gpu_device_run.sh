@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot GPU check for issue 14, sized for a 15-minute device lease (about 3-5 minutes of work).
+# One-shot GPU check of the CUDA path (bench/bench_gpu.py and the GPU tests), sized for a 15-minute device lease (about 3-5 minutes of work).
 #
 # Runs on a GPU machine whose python3 has CUDA torch + transformers + tokenizers (no install: the
 # package runs from src/). Needs a bert-base-uncased vocab.txt to build the FinBERT-shaped model:

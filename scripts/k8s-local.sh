@@ -296,10 +296,10 @@ check() {
   need podman
   [ -f "$STATE/v1/play.json" ] || die "run up first"
   # A volume that keeps several commits per model (so an old lock still loads after a new one is provisioned)
-  # is issue 8 §3; until `smm prune --keep-locks` exists, those checks are reported as skipped, not passed.
+  # needs `smm prune --keep-locks`; an smm built without it gets those checks reported as skipped, not passed.
   local skip=()
   "$SMM" prune --help 2> /dev/null | grep -q -- --keep-locks \
-    || skip=(--skip-multi-commit "the volume keeps one commit per model in this tree (issue 8 §3 not landed)")
+    || skip=(--skip-multi-commit "this smm has no prune --keep-locks: the volume keeps one commit per model")
   "$PY" "$HERE/k8s_local_check.py" --state "$STATE" --image "$IMAGE" --prefix "$PREFIX" \
     --mirror "http://127.0.0.1:$(mirror_port)" --base-port "$BASE_PORT" --repo "$REPO" "${skip[@]}"
 }

@@ -1,9 +1,11 @@
 """Model types. New types register here; unknown names fail with the list of known ones.
 
-A type carries what every layer needs to know about it, so nobody compares names (``== "sentiment"``):
-whether it outputs per-label scores (``has_labels``), its mock defaults, and the ``head`` a runner puts on
-the encoder (``CLASSIFICATION``: softmax over labels; ``POOLING``: mean-pooled, L2-normalised vector).
-A type registered without a head can be locked and pulled, but no loader runs it.
+A type carries what the sources, loaders and runners need to know about it, so they do not compare names
+(``== "sentiment"``): whether it outputs per-label scores (``has_labels``), its mock defaults, and the
+``head`` a runner puts on the encoder (``CLASSIFICATION``: softmax over labels; ``POOLING``: mean-pooled,
+L2-normalised vector). A type registered without a head can be locked and pulled, but no loader runs it.
+The ONNX export and its int8 gate, ``smm migrate`` and the service still branch on the names of the two
+types they support ("sentiment", "embeddings").
 """
 
 from __future__ import annotations

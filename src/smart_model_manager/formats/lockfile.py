@@ -29,7 +29,8 @@ from ..errors import ConfigurationError, LockfileError
 from ..settings import Settings
 from . import _fields, _yaml
 from ._fields import is_alias, is_format_int, is_model_type, is_revision
-from .manifest import FileEntry, parse_files
+from ._manifest_read import parse_files
+from .manifest import FileEntry
 
 VERSION = 1
 DEFAULT_NAME = LOCK_NAME

@@ -18,15 +18,15 @@ from ..registry import ModelType, get_model_type, runnable_types
 
 DEFAULT_BATCH_SIZE = 32
 #: Padded tokens (rows x longest row) per model call on the CPU; ``SMM_TOKEN_BUDGET`` overrides it.
-#: It bounds a call's activation memory whatever a caller sends: before it a request of
-#: 64 texts x 2,000 characters ran as 32 x 512-token batches and took the service from ~200 MB to ~2 GB.
-#: 2,048 lets a service batch of 32 headlines of up to 64 tokens run as ONE call (1,024 split them, and
-#: 64-headline requests ran at 0.76x the old throughput); long rows are bounded by the next constant.
+#: It bounds a call's activation memory whatever a caller sends (without it, 64 texts x 2,000 characters
+#: run as 32 x 512-token batches). 2,048 lets a service batch of 32 headlines of up to 64 tokens run as ONE
+#: call; long rows are bounded by the next constant. What other budgets measured: docs/benchmarks.md,
+#: "Service memory under the worst allowed request".
 CPU_TOKEN_BUDGET = 2048
 #: Attention grows with the square of the length, so on the CPU long rows are bounded by rows x longest
 #: row **squared** <= token budget x ATTENTION_WIDTH, not by the token budget alone. With the default
-#: budget: two full-length 512-token rows per call, which keeps the worst request's peak at 1.38x idle on
-#: the demo model (4 rows: 1.75x); rows under 256 tokens are bounded by the token budget first. One knob:
+#: budget: two full-length 512-token rows per call, which keeps the worst request's peak memory within
+#: the service's bound (docs/benchmarks.md); rows under 256 tokens are bounded by the token budget first. One knob:
 #: ``SMM_TOKEN_BUDGET`` scales both. A text longer than the budgets still runs, alone.
 ATTENTION_WIDTH = 256
 # tokenizer_config.json uses a huge sentinel (int(1e30)) for "no limit"; anything above this is that.

@@ -4,7 +4,7 @@
 
 - ``model.onnx``: fp32, dynamic batch and sequence axes; checked against torch on sample texts
   (max |difference| of the raw outputs must stay below ``FP32_TOLERANCE``, else nothing is
-  published: a wrong export is worse than none);
+  published: a wrong export is worse than none; :mod:`smart_model_manager.onnx.fp32`);
 - ``model.int8.onnx``: int8 weights, kept only if the **quality gate** passes on the gate sample
   (:mod:`smart_model_manager.onnx.gate`: 3,000 texts by default): the lower 95 % bound of the label
   agreement (sentiment) / mean cosine (embeddings) with fp32 must be >= 0.99. The recipes
@@ -21,7 +21,6 @@ torch, transformers, onnx and onnxruntime are imported inside functions only (la
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Sequence
@@ -32,8 +31,9 @@ from typing import Any
 from ..errors import BackendError, UnknownModelTypeError
 from ..progress import ProgressFn
 from ..store.hashing import sha256_file, with_prefix
+from .fp32 import FP32_TOLERANCE, export_graph, fp32_difference, load_for_export
 from .gate import MIN_SAMPLES, Sample, gate_samples, read_golden_file, references
-from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8, quiet
+from .quantize import GATE_THRESHOLDS, INT8_RECIPES, GateResult, _tmp_name, _unlink, build_int8
 from .samples import BUILTIN_SAMPLES, default_sample_texts
 
 # Tried in order until one passes the gate (see quantize.py); ``static-qdq`` is measured in
@@ -41,13 +41,9 @@ from .samples import BUILTIN_SAMPLES, default_sample_texts
 # a calibration run per export.
 DEFAULT_INT8_RECIPES = ("all", "sensitive-fp32")
 
-log = logging.getLogger(__name__)
-
 MODEL_TYPES = ("sentiment", "embeddings")
-FP32_TOLERANCE = 1e-3
 QUALITY_FORMAT = 2  # 2: the gate decides on a 95 % bound and records fp32 references for re-checks
 EXPORT_INSTALL = "pip install 'smart-model-manager[export]'"
-
 
 
 @dataclass(frozen=True)
@@ -125,75 +121,6 @@ def infer_model_type(folder: Path) -> str:
                                 f"{archs}; pass it explicitly (--type sentiment|embeddings)")
 
 
-class _Wrapper:
-    """Built lazily (needs torch): returns only the tensor we export (logits / last_hidden_state)."""
-
-    @staticmethod
-    def build(model: Any, model_type: str) -> Any:
-        import torch
-
-        attr = "logits" if model_type == "sentiment" else "last_hidden_state"
-
-        class Wrapped(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-                kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-                if token_type_ids is not None:
-                    kwargs["token_type_ids"] = token_type_ids
-                return getattr(self.model(**kwargs), attr)
-
-        return Wrapped().eval()
-
-
-def _strip_debug_metadata(path: Path) -> None:
-    """Drop the dynamo exporter's per-node debug metadata (Python stack traces with absolute paths and
-    line numbers, FX node dumps). It is not used at runtime, and it made the bytes of model.onnx, and so
-    the content-derived commit of an exported model, depend on where and from which checkout it was built."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    graphs = [model.graph] + [f for f in model.functions]
-    for g in graphs:
-        for node in g.node:
-            del node.metadata_props[:]
-            node.doc_string = ""
-    onnx.save(model, str(path))
-
-
-def _export_graph(wrapped: Any, example: tuple[Any, ...], input_names: list[str], output: str,
-                  path: Path) -> str:
-    """torch.onnx.export with dynamic batch/sequence axes. Returns which exporter worked.
-
-    The dynamo exporter (torch.export) is the maintained one in torch 2.x; the TorchScript
-    tracer is kept as a fallback for models torch.export cannot capture.
-    """
-    import torch
-
-    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
-    out_axes = {0: "batch"} if output == "logits" else {0: "batch", 1: "sequence"}
-    # exporter internals warn about renamed axes / tracing; not the user's concern
-    with quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"):
-        try:
-            batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-            dyn = {name: {0: batch, 1: seq} for name in input_names}
-            torch.onnx.export(wrapped, example, str(path), input_names=input_names,
-                              output_names=[output], dynamic_shapes=dyn, dynamo=True,
-                              external_data=False, verbose=False)
-            _strip_debug_metadata(path)
-            return "dynamo"
-        except Exception as err:  # noqa: BLE001 - any capture failure: try the tracer instead
-            log.warning("dynamo ONNX export failed (%s: %s); falling back to the TorchScript "
-                        "exporter", type(err).__name__, str(err)[:300])
-            _unlink(path)
-            torch.onnx.export(wrapped, example, str(path), input_names=input_names,
-                              output_names=[output], dynamic_axes={**axes, output: out_axes},
-                              opset_version=17, dynamo=False)
-            return "torchscript"
-
-
 def _file_entry(path: Path) -> dict[str, Any]:
     return {"size": path.stat().st_size, "sha256": with_prefix(sha256_file(path))}
 
@@ -242,6 +169,51 @@ def _sample_summary(samples: Sequence[Sample], golden_file: str | Path | None, m
     return out
 
 
+def _import_export_stack() -> tuple[Any, Any]:
+    """(torch, onnxruntime), or one BackendError that says what to install."""
+    try:
+        import onnxruntime
+        import onnxruntime.quantization  # noqa: F401
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as err:
+        raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
+                           f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
+    return torch, onnxruntime
+
+
+def _check_recipes(int8: bool, int8_recipes: Sequence[str]) -> list[str]:
+    recipes = list(int8_recipes)
+    unknown = [r for r in recipes if r not in INT8_RECIPES]
+    if unknown or (int8 and not recipes):
+        raise ValueError(f"int8_recipes must be a non-empty subset of {list(INT8_RECIPES)}, got {recipes}")
+    return recipes
+
+
+def _int8_step(folder: Path, model_type: str, fp32_path: Path, int8_path: Path, fp32_runner: Any,
+               fp32_out: Any, samples: list[Sample], *, threshold: float, recipes: list[str],
+               threads: int | None, say: ProgressFn, golden_file: str | Path | None, min_samples: int,
+               files: dict[str, dict[str, Any]]) -> tuple[GateResult, Path | None, dict[str, Any]]:
+    """Build and gate the int8 copy: (gate result, the published int8 file or None, quality.json's "int8").
+    Adds the published file to ``files``."""
+    from ..loaders.cpu import cpu_features, isa_name
+
+    labels = fp32_runner.labels
+    outcome = build_int8(folder, model_type, fp32_path, int8_path, samples=samples, fp32_out=fp32_out,
+                         threshold=threshold, recipes=recipes, threads=threads, progress=say,
+                         labels=labels)
+    cpu = cpu_features()  # where the gate ran: its kernels decided the numbers above
+    record = {**outcome.gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,
+              "sample": _sample_summary(samples, golden_file, min_samples),
+              "cpu": {**cpu, "isa": isa_name(cpu)}}
+    if outcome.path is not None and outcome.int8_out is not None:
+        files["onnx/model.int8.onnx"] = _file_entry(outcome.path)
+        record["references"] = references(
+            model_type, samples, fp32_out, outcome.int8_out, labels=labels, cpu=cpu,
+            fp32_sha256=files["onnx/model.onnx"]["sha256"])
+    return outcome.gate, outcome.path, record
+
+
 def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | None = None,
                 int8: bool = True, sample_texts: Sequence[str] | None = None,
                 int8_threshold: float | None = None, threads: int | None = None,
@@ -261,79 +233,26 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         raise UnknownModelTypeError(f"cannot export model type {model_type!r} to ONNX; supported: "
                                     f"{', '.join(MODEL_TYPES)}")
     say("importing torch, transformers and onnxruntime")
-    try:
-        import onnxruntime  # noqa: F401
-        import onnxruntime.quantization  # noqa: F401
-        import torch
-        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-    except ImportError as err:
-        raise BackendError(f"ONNX export needs torch, transformers, onnx, onnxscript and "
-                           f"onnxruntime ({err}); install them with: {EXPORT_INSTALL}") from err
+    torch, onnxruntime = _import_export_stack()
     from ..loaders.onnx import load_onnx_runner
-    from ..loaders.torch import check_weights
 
     samples = _gate_samples(folder, model_type, sample_texts, golden_file, min_samples)
     texts = [s.text for s in samples]
     threshold = GATE_THRESHOLDS[model_type] if int8_threshold is None else float(int8_threshold)
-    recipes = list(int8_recipes)
-    unknown = [r for r in recipes if r not in INT8_RECIPES]
-    if unknown or (int8 and not recipes):
-        raise ValueError(f"int8_recipes must be a non-empty subset of {list(INT8_RECIPES)}, got {recipes}")
+    recipes = _check_recipes(int8, int8_recipes)
     out = Path(out_dir) if out_dir is not None else folder / "onnx"
     out.mkdir(parents=True, exist_ok=True)
     fp32_path, int8_path, quality_path = out / "model.onnx", out / "model.int8.onnx", out / "quality.json"
 
-    # eager attention: a plain matmul/softmax graph that ORT fuses, with the mask always applied
-    use_safetensors = check_weights(folder, allow_pickle=False)
-    cls = AutoModelForSequenceClassification if model_type == "sentiment" else AutoModel
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise inside an export step
-    say(f"loading {folder.name} with torch for the ONNX export")
-    try:
-        model = cls.from_pretrained(folder, use_safetensors=use_safetensors, trust_remote_code=False,
-                                    attn_implementation="eager").eval()
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-    # the order of Wrapped.forward's parameters
-    input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
-                   if n in tokenizer.model_input_names]
-    if input_names[:2] != ["input_ids", "attention_mask"]:
-        raise BackendError(f"{folder}: the tokenizer's inputs {tokenizer.model_input_names} lack "
-                           "input_ids/attention_mask; this model cannot be exported by smm")
-    output = "logits" if model_type == "sentiment" else "last_hidden_state"
-    example = tokenizer(["an example sentence for export", "short"], padding=True,
-                        return_tensors="pt")
-    wrapped = _Wrapper.build(model, model_type)
-
+    model, tokenizer, input_names = load_for_export(folder, model_type, say)
     tmp_fp32 = _tmp_name(out, "model.onnx")
     try:
         say("exporting the ONNX graph (torch.onnx)")
-        exporter = _export_graph(wrapped, tuple(example[n] for n in input_names), input_names,
-                                 output, tmp_fp32)
-        # fp32 check: raw outputs of one padded batch (mixed lengths, so the mask is exercised)
+        exporter, output = export_graph(model, tokenizer, input_names, model_type, tmp_fp32)
         check = texts[:16]
         say(f"checking ONNX fp32 against torch on {len(check)} texts")
-        enc = tokenizer(check, padding=True, truncation=True, return_tensors="pt")
-        with torch.inference_mode():
-            ref = getattr(model(**{n: enc[n] for n in input_names}), output).float()
         fp32_runner = load_onnx_runner(folder, model_type, onnx_file=tmp_fp32, threads=threads)
-        got, _ = fp32_runner.run_batch(fp32_runner.encode(check))
-        got_t = torch.from_numpy(got).float()
-        if got_t.shape != ref.shape:
-            raise BackendError(f"exported ONNX output shape {tuple(got_t.shape)} differs from "
-                               f"torch {tuple(ref.shape)}; not publishing {fp32_path}")
-        if output == "last_hidden_state":  # padded positions are garbage in both; compare real ones
-            mask = enc["attention_mask"].bool()
-            diff = float((got_t - ref).abs()[mask].max())
-        else:
-            diff = float((got_t - ref).abs().max())
-        if not diff <= FP32_TOLERANCE:
-            raise BackendError(f"exported ONNX differs from torch by {diff:.3g} (> {FP32_TOLERANCE}) "
-                               f"on sample texts; not publishing {fp32_path}")
+        diff = fp32_difference(model, tokenizer, input_names, output, fp32_runner, check, fp32_path)
         fp32_out = fp32_runner(texts)
         os.replace(tmp_fp32, fp32_path)
         # keys are where the files live in the model folder, even when written elsewhere first
@@ -349,22 +268,10 @@ def export_onnx(folder: str | Path, model_type: str, *, out_dir: str | Path | No
         gate: GateResult | None = None
         published_int8: Path | None = None
         if int8:
-            labels = fp32_runner.labels
-            outcome = build_int8(folder, model_type, fp32_path, int8_path, samples=samples, fp32_out=fp32_out,
-                                 threshold=threshold, recipes=recipes, threads=threads, progress=say,
-                                 labels=labels)
-            gate, published_int8 = outcome.gate, outcome.path
-            from ..loaders.cpu import cpu_features, isa_name
-
-            cpu = cpu_features()  # where the gate ran: its kernels decided the numbers above
-            quality["int8"] = {**gate.as_dict(), "attempts": outcome.attempts, "per_channel": True,
-                               "sample": _sample_summary(samples, golden_file, min_samples),
-                               "cpu": {**cpu, "isa": isa_name(cpu)}}
-            if published_int8 is not None and outcome.int8_out is not None:
-                files["onnx/model.int8.onnx"] = _file_entry(published_int8)
-                quality["int8"]["references"] = references(
-                    model_type, samples, fp32_out, outcome.int8_out, labels=labels, cpu=cpu,
-                    fp32_sha256=files["onnx/model.onnx"]["sha256"])
+            gate, published_int8, quality["int8"] = _int8_step(
+                folder, model_type, fp32_path, int8_path, fp32_runner, fp32_out, samples,
+                threshold=threshold, recipes=recipes, threads=threads, say=say, golden_file=golden_file,
+                min_samples=min_samples, files=files)
         else:
             quality["int8"] = {"accepted": False, "reason": "not requested"}
             _unlink(int8_path)

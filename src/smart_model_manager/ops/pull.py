@@ -246,7 +246,8 @@ def check_pulled(root: Path, lock: Lock, entries: list[LockEntry]) -> None:
 
 def update_manifest(root: Path, models: dict[str, ModelEntry], *, lock_digest: str | None) -> Path:
     """Record ``models`` (verified, complete snapshots) in ``root/model-metadata.yaml`` next to every commit
-    already recorded. Kept for callers of the format-1 API; the format lives in :mod:`manifest`."""
+    already recorded (written in the current format). ``smm migrate`` records every imported folder with
+    it in one update; the format lives in :mod:`manifest`."""
     manifest_mod.record(root, models.values(), generated_by=generated_by(), lock_digest=lock_digest)
     return root / manifest_mod.MANIFEST_NAME
 

@@ -228,6 +228,35 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
     if declared is None and loader is None:
         declared = default_declared
     state = ServiceState(config, loader or default_loader, metrics, declared)
+    app = FastAPI(
+        title="smart-model-manager sentiment service",
+        version="0.1.0",
+        description="Crypto-news sentiment with per-symbol aggregates. Models: "
+                    f"`{config.model_label}` via smart-model-manager. Limits: {config.max_texts} texts per "
+                    f"request, {config.max_chars} characters per text, {config.max_body_bytes} body bytes.",
+        lifespan=_lifespan(state),
+        docs_url=None,   # served from local files by install_docs (no CDN)
+        redoc_url=None,  # ReDoc would load from a CDN too
+    )
+    app.state.smm = state
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(ShedWhenFull, admission=state.admission, metrics=metrics,
+                       paths=frozenset({"/v1/sentiment", "/v1/analyze", "/predict"}))
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost: sees every response
+    _install_error_handlers(app)
+    install_docs(app, app.title)
+
+    _install_ops_routes(app, state)
+    _install_sentiment_routes(app, state)
+
+    from .tei import install_tei_routes  # TEI-compatible /predict and /info (docs/service.md)
+
+    install_tei_routes(app, state)
+    return app
+
+
+def _lifespan(state: ServiceState) -> Any:
+    """Start loading the models when the server starts; drain the batchers when it stops."""
     routes = state.routes
 
     @asynccontextmanager
@@ -241,23 +270,12 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
             log.info("service stopped", extra={r.name: {"batches": r.batcher.batches, "texts": r.batcher.texts}
                                                for r in routes.routes.values()})
 
-    app = FastAPI(
-        title="smart-model-manager sentiment service",
-        version="0.1.0",
-        description="Crypto-news sentiment with per-symbol aggregates. Models: "
-                    f"`{config.model_label}` via smart-model-manager. Limits: {config.max_texts} texts per "
-                    f"request, {config.max_chars} characters per text, {config.max_body_bytes} body bytes.",
-        lifespan=lifespan,
-        docs_url=None,   # served from local files by install_docs (no CDN)
-        redoc_url=None,  # ReDoc would load from a CDN too
-    )
-    app.state.smm = state
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
-    app.add_middleware(ShedWhenFull, admission=state.admission, metrics=metrics,
-                       paths=frozenset({"/v1/sentiment", "/v1/analyze", "/predict"}))
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost: sees every response
-    _install_error_handlers(app)
-    install_docs(app, app.title)
+    return lifespan
+
+
+def _install_ops_routes(app: FastAPI, state: ServiceState) -> None:
+    """Liveness, readiness and metrics."""
+    routes, metrics = state.routes, state.metrics
 
     @app.get("/healthz", tags=["ops"], summary="Liveness: 200 while the process works (also while loading)")
     async def healthz() -> JSONResponse:
@@ -285,6 +303,11 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
     async def metrics_endpoint() -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
+
+
+def _install_sentiment_routes(app: FastAPI, state: ServiceState) -> None:
+    """The model list, /v1/sentiment (on the direct path) and /v1/analyze."""
+    routes = state.routes
 
     @app.get("/v1/models", tags=["sentiment"], response_model=ModelsResponse, responses=_ERRORS)
     async def models() -> dict[str, Any]:
@@ -326,11 +349,6 @@ def create_app(model: str | None = None, *, config: ServiceConfig | None = None,
         request.scope["smm_n_texts"] = len(items)
         rows = await state.classify_routed([p[0] for p in picks], [it.text for it in items], "/v1/analyze", request)
         return analyze_reply(items, symbols, picks, rows)
-
-    from .tei import install_tei_routes  # TEI-compatible /predict and /info (docs/service.md)
-
-    install_tei_routes(app, state)
-    return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -2,21 +2,17 @@
 
 glibc's malloc raises its mmap threshold dynamically: after the first large block is freed, blocks up
 to 32 MB come from the heap and stay in the process after ``free``. For a service that is the
-difference between memory that comes back after a long request and memory that does not
-(with ONNX Runtime's arena off, ~50-80 MB of a worst-case request's buffers stayed in the process).
-Two measures, both measured by bench/bench_service_memory.py on the demo model (one round each, same
-machine, against the unbounded old behaviour in the same run):
+difference between memory that comes back after a long request and memory that does not. Two measures:
 
 * a fixed mmap threshold of 4 MiB: blocks of 4 MiB or more (a long text's attention and feed-forward
-  buffers) are mapped and unmapped on free; smaller ones (a batch of headlines: ~4 MB at most on the
-  demo model) are reused from the heap. At 1 MiB every headline batch paid fresh page faults
-  (throughput 0.92x / 0.85x of the old on 1- / 64-headline requests); at 8 or 16 MiB the worst
-  request's medium buffers fragmented the heap (peak 1.63x idle, over the 1.5x bound);
+  buffers) are mapped and unmapped on free; smaller ones (a batch of headlines) are reused from the heap.
+  A lower threshold makes every headline batch pay fresh page faults; a higher one lets the worst
+  request's medium buffers fragment the heap;
 * ``malloc_trim(0)`` after any model call on :data:`TRIM_AFTER_CHARS` characters or more, so what a long
   request left in the heap goes back at once (a few ms, only after such calls).
 
-Result at 4 MiB with the trim (2 rounds, docs/benchmarks.md): peak 1.38x idle, 0.88x idle 2 s later;
-throughput 1.00x / 0.93x of the old behaviour. The library itself never calls this; the service owns
+The thresholds tried and what each measured (bench/bench_service_memory.py) are in docs/benchmarks.md,
+"Service memory under the worst allowed request". The library itself never calls this; the service owns
 its process, so it does.
 """
 
@@ -32,7 +28,7 @@ log = logging.getLogger(__name__)
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-DEFAULT_THRESHOLD = 4 << 20  # 4 MiB: see the module docstring for what 1, 8 and 16 MiB measured
+DEFAULT_THRESHOLD = 4 << 20  # 4 MiB: why, in the module docstring; 1, 8 and 16 MiB measured in docs/benchmarks.md
 #: a model call on this many characters or more is followed by :func:`trim` (32 headlines are ~3,000;
 #: the worst allowed request, 64 x 2,000)
 TRIM_AFTER_CHARS = 16_000
