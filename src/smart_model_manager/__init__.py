@@ -4,10 +4,16 @@
     model = get_model_manager().load_model("ProsusAI/finbert", "sentiment")
 
 Importing this package never imports torch, transformers, onnxruntime or huggingface_hub.
+
+The manager's names (``get_model_manager``, ``Model``, ``Settings``, ``detect`` ...) are imported when
+first used (PEP 562 ``__getattr__``), so a process that only needs a submodule, such as a service
+loading a runner through :mod:`smart_model_manager.loaders`, does not pay for the manager, its sources
+and its settings on its way to the first prediction.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .api import ModelManager, get_model_manager, load_model, reset_model_manager
 from .errors import (
     BackendError,
     ConfigurationError,
@@ -22,10 +28,39 @@ from .errors import (
     SourceError,
     UnknownModelTypeError,
 )
-from .model import LoadInfo, Model
 from .registry import ModelType, get_model_type, model_types, register_model_type
-from .settings import Settings
-from .sources.environment import Detection, detect
+
+if TYPE_CHECKING:
+    from .api import ModelManager, get_model_manager, load_model, reset_model_manager
+    from .model import LoadInfo, Model
+    from .settings import Settings
+    from .sources.environment import Detection, detect
+
+
+def __getattr__(name: str) -> Any:
+    """The manager's public names, imported on first use."""
+    value: Any
+    if name in ("ModelManager", "get_model_manager", "load_model", "reset_model_manager"):
+        from . import api
+        value = getattr(api, name)
+    elif name in ("Detection", "detect"):
+        from .sources import environment
+        value = getattr(environment, name)
+    elif name in ("LoadInfo", "Model"):
+        from . import model
+        value = getattr(model, name)
+    elif name == "Settings":
+        from . import settings
+        value = settings.Settings
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "BackendError", "ConfigurationError", "Detection", "FormatError", "IntegrityError", "LoadInfo",

@@ -153,16 +153,17 @@ def _load_onnx(req: LoadRequest) -> Runner | None:
         log.info("%s has no tokenizer.json, which the ONNX backend needs; using torch", folder)
         return None
 
-    def load(path: Path) -> Any:
+    def load(path: Path, while_loading: Callable[[], None] | None = None) -> Any:
         return load_onnx_runner(folder, req.model_type, onnx_file=path, threads=req.threads, labels=req.labels,
-                                verify=req.verify, token_budget=req.token_budget)
+                                verify=req.verify, token_budget=req.token_budget, while_loading=while_loading)
 
-    runner = load(onnx_file)
     if onnx_file.name != Path(ONNX_INT8_FILE).name:
-        return runner
-    from .int8_check import checked_int8
+        return load(onnx_file)
+    from .int8_check import PriorCheck, checked_int8
+    prior = PriorCheck(folder, req.int8_verdicts)  # read while the session builds
+    runner = load(onnx_file, prior.prepare)
     return checked_int8(runner, folder, req.model_type, backend=req.backend, model_ref=req.model_ref,
-                        verdicts=req.int8_verdicts, load_fp32=lambda: load(folder / ONNX_FP32_FILE))
+                        prior=prior, load_fp32=lambda: load(folder / ONNX_FP32_FILE))
 
 
 def _onnx_gpu_problem(req: LoadRequest) -> str | None:

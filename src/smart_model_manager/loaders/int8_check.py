@@ -2,7 +2,7 @@
 
 ONNX Runtime's int8 kernels differ by instruction set (AVX2, AVX-512, VNNI, AMX, ARM), so a gate passed on
 the export machine says nothing certain about another node. ``onnx/quality.json`` carries fp32 reference
-outputs for a golden subset (:mod:`..int8_gate`); before the int8 runner is handed out it runs on them here:
+outputs for a golden subset (:mod:`..onnx.gate`); before the int8 runner is handed out it runs on them here:
 
 - ``passed``: the int8 runner is used;
 - ``fallback``: this CPU disagrees beyond the bound: the fp32 runner is used for this process, with ONE
@@ -45,7 +45,7 @@ def _cpu_key(cpu: dict[str, Any]) -> list[Any]:
 
 
 def read_verdict(path: Path | None, quality: dict[str, Any], cpu: dict[str, Any]) -> Any:
-    """The :class:`..int8_gate.Recheck` ``smm validate --int8-verdicts`` recorded for this int8 file (by its
+    """The :class:`..onnx.gate.Recheck` ``smm validate --int8-verdicts`` recorded for this int8 file (by its
     sha256) on a CPU like this one (same model and int8 flags), or None."""
     import json
 
@@ -86,22 +86,45 @@ def write_verdicts(path: Path, checks: list[dict[str, Any]]) -> None:
             os.unlink(tmp)
 
 
-def check_int8_runner(runner: Any, folder: Path, model_type: str, verdicts: Path | None = None) -> Any:
-    """:class:`..int8_gate.Recheck` of ``runner`` (an int8 runner of ``folder``) on this CPU: the recorded
-    verdict for this file and CPU if ``verdicts`` has one, else measured now."""
-    from ..onnx.gate import recheck
-    from ._common import read_json
-    from .cpu import cpu_features
+class PriorCheck:
+    """What the int8 re-check needs before the runner exists (``quality.json``, this CPU's features, a
+    recorded verdict), read by :meth:`prepare` while the session is being built (``while_loading``)."""
 
-    quality = read_json(folder / ONNX_QUALITY_FILE)
-    cpu = cpu_features()
-    return read_verdict(verdicts, quality, cpu) or recheck(quality, model_type, runner, cpu=cpu)
+    def __init__(self, folder: Path, verdicts: Path | None = None):
+        self.folder, self.verdicts = folder, verdicts
+        self.quality: dict[str, Any] | None = None
+        self.cpu: dict[str, Any] = {}
+        self.verdict: Any = None
+
+    def prepare(self) -> None:
+        from ..onnx.gate import recheck  # noqa: F401  (imported here, while the session builds)
+        from ._common import read_json
+        from .cpu import cpu_features
+
+        self.quality = read_json(self.folder / ONNX_QUALITY_FILE)
+        self.cpu = cpu_features()
+        self.verdict = read_verdict(self.verdicts, self.quality, self.cpu)
+
+    def result(self, runner: Any, model_type: str) -> Any:
+        from ..onnx.gate import recheck
+
+        if self.quality is None:
+            self.prepare()
+        assert self.quality is not None
+        return self.verdict or recheck(self.quality, model_type, runner, cpu=self.cpu)
+
+
+def check_int8_runner(runner: Any, folder: Path, model_type: str, verdicts: Path | None = None) -> Any:
+    """:class:`..onnx.gate.Recheck` of ``runner`` (an int8 runner of ``folder``) on this CPU: the recorded
+    verdict for this file and CPU if ``verdicts`` has one, else measured now."""
+    return PriorCheck(folder, verdicts).result(runner, model_type)
 
 
 def checked_int8(runner: Any, folder: Path, model_type: str, *, backend: str, model_ref: str,
-                 load_fp32: Callable[[], Any], verdicts: Path | None = None) -> Any:
-    """``runner`` if the int8 file holds up on this CPU, else the fp32 runner (``auto``/``onnx``)."""
-    result = check_int8_runner(runner, folder, model_type, verdicts)
+                 load_fp32: Callable[[], Any], verdicts: Path | None = None, prior: PriorCheck | None = None) -> Any:
+    """``runner`` if the int8 file holds up on this CPU, else the fp32 runner (``auto``/``onnx``).
+    ``prior``: the :class:`PriorCheck` already prepared while ``runner`` loaded (else read now)."""
+    result = (prior or PriorCheck(folder, verdicts)).result(runner, model_type)
     if result.status == "passed":
         runner.int8_check = result.as_dict()
         log.debug("int8 re-check of %s passed in %.3fs: %s", model_ref, result.seconds, result.reason)
@@ -162,4 +185,4 @@ def check_tree(root: Path, *, hash_fp32: bool = True) -> list[dict[str, Any]]:
             continue
         out.append({"path": rel, "int8_sha256": _int8_digest(quality), **result.as_dict()})
     return out
-__all__ = ["check_int8_runner", "check_tree", "checked_int8", "read_verdict", "write_verdicts"]
+__all__ = ["PriorCheck", "check_int8_runner", "check_tree", "checked_int8", "read_verdict", "write_verdicts"]

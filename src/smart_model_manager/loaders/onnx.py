@@ -9,10 +9,8 @@ is ``tokenizer.json`` read by the Rust ``tokenizers`` library, configured from
 Session options, and why:
 - ``intra_op_num_threads`` from :mod:`smart_model_manager.loaders.cpu` (cgroup quota aware), because
   ONNX Runtime's default is one thread per *host* core, which a CPU-limited pod cannot have;
-- ``inter_op_num_threads=1`` + sequential execution: BERT graphs are a chain, parallel branches
-  buy nothing and a second pool competes for the same cores;
-- spinning disabled (``session.intra_op.allow_spinning=0``): idle worker threads otherwise
-  busy-wait between requests and burn the CPU quota of a shared pod;
+- ``inter_op_num_threads=1`` + sequential execution: BERT graphs are a chain (a second pool competes);
+- spinning disabled: idle worker threads otherwise busy-wait and burn the CPU quota of a shared pod;
 - all graph optimizations on (attention/GELU/LayerNorm fusion);
 - no CPU memory arena and no memory pattern: the arena keeps the largest batch's activations
   forever (a service went from ~200 MB to ~2 GB after one long request and never came back);
@@ -29,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +53,15 @@ log = logging.getLogger(__name__)
 
 
 
+def tokenizer_file(folder: Path) -> Path:
+    """``tokenizer.json`` of ``folder``; BackendError (how to make one) if it does not exist."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise BackendError(f"the ONNX backend needs {path} (a fast-tokenizer file), which does not "
+                           "exist; re-save the tokenizer with transformers or use backend 'torch'")
+    return path
+
+
 def make_tokenizer(folder: Path, max_len: int) -> Any:
     """``tokenizers.Tokenizer`` from ``tokenizer.json``: truncation at ``max_len``, no padding.
 
@@ -64,10 +71,7 @@ def make_tokenizer(folder: Path, max_len: int) -> Any:
     """
     from tokenizers import Tokenizer
 
-    path = folder / "tokenizer.json"
-    if not path.is_file():
-        raise BackendError(f"the ONNX backend needs {path} (a fast-tokenizer file), which does not "
-                           "exist; re-save the tokenizer with transformers or use backend 'torch'")
+    path = tokenizer_file(folder)
     try:
         tok = Tokenizer.from_file(str(path))
     except Exception as err:  # tokenizers raises a bare Exception on malformed files
@@ -284,11 +288,13 @@ def check_recorded_size(folder: Path, onnx_file: Path) -> None:
 def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Path | None = None,
                      threads: int | None = None, labels: Sequence[str] | None = None,
                      verify: Any = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                     device: DeviceChoice | None = None, token_budget: int | None = None) -> OnnxRunner:
+                     device: DeviceChoice | None = None, token_budget: int | None = None,
+                     while_loading: Callable[[], None] | None = None) -> OnnxRunner:
     """Load ``onnx_file`` (default ``onnx/model.onnx``) of ``folder`` into an :class:`OnnxRunner`.
 
     ``verify(path)`` is called before ONNX Runtime opens the file; it should raise if the file is
-    not the pinned one.
+    not the pinned one. On the CPU a second thread reads the tokenizer and runs ``while_loading()`` while
+    this one builds the session (:class:`SideLoad`): a cold start pays for the longer, not the sum.
     """
     from .cpu import default_threads
 
@@ -305,29 +311,32 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
                            f"them with: {ONNX_INSTALL}") from err
 
     meta = read_folder_meta(folder, model_type, labels)
-    config, tokenizer_config, found_labels, max_len = (meta.config, meta.tokenizer_config, meta.labels,
-                                                       meta.max_length)
-    tokenizer = make_tokenizer(folder, max_len)
-    pad_token = tokenizer_config.get("pad_token") or "[PAD]"
-    if isinstance(pad_token, dict):  # older files store an AddedToken dict
-        pad_token = pad_token.get("content") or "[PAD]"
-    pad_id = tokenizer.token_to_id(str(pad_token))
-    if pad_id is None:
-        pad_id = int(config.get("pad_token_id") or 0)
-
+    tokenizer_file(folder)  # a missing tokenizer.json is refused before the model file is verified or opened
     if verify is not None:
         verify(onnx_path)
     check_recorded_size(folder, onnx_path)
+
+    def side() -> tuple[Any, int]:
+        tokenizer = make_tokenizer(folder, meta.max_length)
+        pad_id = pad_token_id(tokenizer, meta.config, meta.tokenizer_config)
+        if while_loading is not None:
+            while_loading()
+        return tokenizer, pad_id
+
+    side_load = SideLoad(side, threaded=device is None or not device.is_cuda)
     try:
         session, actual_device = create_session(onnx_path, session_options(default_threads(threads)), device)
-    except BackendError:
-        raise
-    except Exception as err:  # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
+    except BaseException as err:
+        side_load.result()  # an error there (read first when loads were sequential) is the one reported
+        if isinstance(err, BackendError) or not isinstance(err, Exception):
+            raise
+        # ORT raises its own exception types (InvalidProtobuf, Fail, ...)
         raise BackendError(f"ONNX Runtime cannot load {onnx_path}: {err}. The file may be corrupt; "
                            f"re-export it with 'smm export onnx {folder}'") from err
+    tokenizer, pad_id = side_load.result()
     backend = "onnx-int8" if onnx_path.name == Path(ONNX_INT8_FILE).name else "onnx"
-    runner = OnnxRunner(session, tokenizer, model_type=model_type, labels=found_labels,
-                        max_length=max_len, pad_id=pad_id, backend=backend, onnx_file=onnx_path,
+    runner = OnnxRunner(session, tokenizer, model_type=model_type, labels=meta.labels,
+                        max_length=meta.max_length, pad_id=pad_id, backend=backend, onnx_file=onnx_path,
                         batch_size=batch_size, token_budget=token_budget)
     runner.device = actual_device
     if actual_device != "cpu":
@@ -335,8 +344,56 @@ def load_onnx_runner(folder: str | Path, model_type: str, *, onnx_file: str | Pa
 
         runner.batch_size = max(batch_size, 256)  # a GPU wants large batches; texts are length-sorted
         runner.token_budget = token_budget or DEFAULT_TOKEN_BUDGET
-    log.debug("onnx runner for %s: %s, %s, max_length=%d", folder, onnx_path.name, model_type, max_len)
+    log.debug("onnx runner for %s: %s, %s, max_length=%d", folder, onnx_path.name, model_type, meta.max_length)
     return runner
 
 
-__all__ = ["OnnxRunner", "load_onnx_runner", "make_tokenizer", "session_options"]
+def pad_token_id(tokenizer: Any, config: dict[str, Any], tokenizer_config: dict[str, Any]) -> int:
+    """The id padding uses: ``tokenizer_config.json``'s pad token, else ``config.json``'s pad_token_id."""
+    pad_token = tokenizer_config.get("pad_token") or "[PAD]"
+    if isinstance(pad_token, dict):  # older files store an AddedToken dict
+        pad_token = pad_token.get("content") or "[PAD]"
+    pad_id = tokenizer.token_to_id(str(pad_token))
+    if pad_id is None:
+        pad_id = int(config.get("pad_token_id") or 0)
+    return int(pad_id)
+
+
+class SideLoad:
+    """``work()`` on a second thread (``threaded``) or right now, on this one; :meth:`result` joins it and
+    returns its value or raises its error.
+
+    :func:`load_onnx_runner` reads the tokenizer this way while the calling thread builds the session
+    (ONNX Runtime releases the GIL while it initialises the session). The session stays on the
+    calling thread on purpose: built on a helper thread, its allocations went to a second glibc malloc
+    arena and the process's peak RSS grew by ~14 MB on a BERT-base. Not threaded on a GPU, where the
+    session's provider warnings are caught with ``warnings.catch_warnings`` (not thread-safe).
+    """
+
+    def __init__(self, work: Callable[[], Any], *, threaded: bool):
+        self._work = work
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="smm-onnx-side-load", daemon=True)
+            self._thread.start()
+        else:
+            self._value = work()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as err:  # noqa: BLE001 - re-raised on the caller's thread by result()
+            self._error = err
+
+    def result(self) -> Any:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+__all__ = ["OnnxRunner", "SideLoad", "load_onnx_runner", "make_tokenizer", "pad_token_id", "session_options",
+           "tokenizer_file"]
