@@ -85,7 +85,7 @@ def main() -> int:
     before = load_guard(args.force)
 
     from smart_model_manager.ops.validate import validate
-    from smart_model_manager.store import cache as store
+    from smart_model_manager.store import layout as store_layout, scan as store_scan
 
     smm = Path(sys.executable).with_name("smm")
     probe_cmd = [str(smm)] if smm.exists() else [sys.executable, "-m", "smart_model_manager.cli.main"]
@@ -94,8 +94,8 @@ def main() -> int:
         t0 = time.perf_counter()
         vol, lock = build(tmp, args.scale)
         build_s = time.perf_counter() - t0
-        files = [str(p) for rid in MODELS for p in store.snapshot_files(
-            next((store.repo_dir(vol, rid) / "snapshots").iterdir())).values()]
+        files = [str(p) for rid in MODELS for p in store_scan.snapshot_files(
+            next((store_layout.repo_dir(vol, rid) / "snapshots").iterdir())).values()]
         total = sum(os.path.getsize(f) for f in files)
         env = {**os.environ, "SMM_VOLUME_DIR": str(vol)}
 

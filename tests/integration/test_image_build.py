@@ -25,7 +25,7 @@ from smart_model_manager.image.layout import read_image
 from smart_model_manager.ops.pull import pull
 from smart_model_manager.ops.validate import validate
 from smart_model_manager.remote.fake import FakeRemote, read_folder
-from smart_model_manager.store.cache import repo_dir
+from smart_model_manager.store.layout import repo_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ from smart_model_manager.remote.hub import HubClient
 from smart_model_manager.sources.base import Request, Resolved, Unavailable
 from smart_model_manager.sources.cache import CacheSource
 from smart_model_manager.sources.resolver import resolve_chain
-from smart_model_manager.store import cache as store
+from smart_model_manager.store import layout as store_layout
 from smart_model_manager.store.fetch import Want, fetch_into
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,7 @@ def test_a_corrupt_pinned_file_in_the_cache_stops_the_chain(tmp_path: Path, veri
     cache = tmp_path / "cache"
     man = make_volume(cache, {"org/model": make_model_folder(tmp_path / "src")}, write_manifest=False)
     lock = lock_for(man)
-    snap = store.repo_dir(cache, "org/model") / "snapshots" / next(iter(man.models["org/model"].commits))
+    snap = store_layout.repo_dir(cache, "org/model") / "snapshots" / next(iter(man.models["org/model"].commits))
     blob = (snap / "model.safetensors").resolve()
     size = blob.stat().st_size
     blob.chmod(0o644)

@@ -20,7 +20,7 @@ import pytest
 from _volumes import make_volume
 
 from smart_model_manager.formats import manifest
-from smart_model_manager.store import cache as store
+from smart_model_manager.store import layout as store_layout
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models, pytest.mark.slow]
 
@@ -101,7 +101,7 @@ def test_production_loads_from_a_read_only_mount_and_writes_nothing(volume: Path
         info = result["info"]
         assert (info["environment"], info["source"], info["backend"]) == ("production", "volume", "torch")
         commit = manifest.load(volume / manifest.MANIFEST_NAME).models[REPO_ID].latest().commit
-        assert info["commit"] == commit and info["path"] == str(mnt / store.repo_folder_name(REPO_ID) / "snapshots"
+        assert info["commit"] == commit and info["path"] == str(mnt / store_layout.repo_folder_name(REPO_ID) / "snapshots"
                                                                / commit)
         assert len(result["out"]) == 2
         for row in result["out"]:
@@ -116,12 +116,12 @@ def test_production_loads_from_a_read_only_mount_and_writes_nothing(volume: Path
     after = snapshot_tree(volume)
     assert after == before  # nothing created, changed or touched (mtimes), lock files and refs included
     assert not [p for p in after if Path(p).name == ".no_exist"]
-    assert sorted(p for p in after if "/refs/" in p) == [f"{store.repo_folder_name(REPO_ID)}/refs/main"]
+    assert sorted(p for p in after if "/refs/" in p) == [f"{store_layout.repo_folder_name(REPO_ID)}/refs/main"]
 
 
 def test_a_flipped_byte_is_refused_under_full_verification(volume: Path, tmp_path: Path) -> None:
     commit = manifest.load(volume / manifest.MANIFEST_NAME).models[REPO_ID].latest().commit
-    weights = store.repo_dir(volume, REPO_ID) / "snapshots" / commit / "model.safetensors"
+    weights = store_layout.repo_dir(volume, REPO_ID) / "snapshots" / commit / "model.safetensors"
     blob = os.path.realpath(weights)
     with open(blob, "r+b") as fh:  # corrupt the source side; the mount shows the same bytes
         fh.seek(os.path.getsize(blob) // 2)

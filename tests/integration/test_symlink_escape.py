@@ -21,7 +21,7 @@ from smart_model_manager import IntegrityError, ModelManager
 from smart_model_manager.formats import manifest
 from smart_model_manager.ops.validate import KINDS, validate
 from smart_model_manager.settings import Settings
-from smart_model_manager.store import cache as store
+from smart_model_manager.store import layout as store_layout
 
 pytestmark = pytest.mark.integration
 REPO = "org/model"
@@ -38,7 +38,7 @@ def volume(tmp_path: Path) -> tuple[Path, manifest.Manifest, Path]:
 
 
 def _snap(root: Path, man: manifest.Manifest) -> Path:
-    return store.repo_dir(root, REPO) / "snapshots" / next(iter(man.models[REPO].commits))
+    return store_layout.repo_dir(root, REPO) / "snapshots" / next(iter(man.models[REPO].commits))
 
 
 def _relink(link: Path, target: Path) -> None:

@@ -15,7 +15,7 @@ from _volumes import make_volume
 from smart_model_manager import IntegrityError, ManifestError, MissingFileError, ModelManager, ModelNotFoundError
 from smart_model_manager.formats import manifest
 from smart_model_manager.sources.known_models import DEMO_REPO_ID
-from smart_model_manager.store import cache as store
+from smart_model_manager.store import cache as store, layout as store_layout
 
 pytestmark = [pytest.mark.integration, pytest.mark.ml_models]
 
@@ -77,7 +77,7 @@ def tiny_volume(tiny_bert_dir: Path, tmp_path: Path) -> Path:
 
 
 def _blob_of(volume: Path, repo_id: str, rel: str) -> Path:
-    snap = store.find_snapshot(volume, repo_id) or next((store.repo_dir(volume, repo_id) / "snapshots").iterdir())
+    snap = store.find_snapshot(volume, repo_id) or next((store_layout.repo_dir(volume, repo_id) / "snapshots").iterdir())
     return (snap / rel).resolve()
 
 

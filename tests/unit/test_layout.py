@@ -8,7 +8,7 @@ from smart_model_manager import _layout
 from smart_model_manager.errors import ConfigurationError, FormatError
 from smart_model_manager.formats import lockfile, manifest, spec
 from smart_model_manager.mirror.index import valid_repo_id
-from smart_model_manager.store import cache as store, layout
+from smart_model_manager.store import layout
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +28,7 @@ def test_every_reader_rejects_the_same_bad_repo_ids(rid: str) -> None:
     assert not _layout.is_repo_id(rid)
     assert not valid_repo_id(rid)
     with pytest.raises(ConfigurationError):
-        store.repo_folder_name(rid)
+        layout.repo_folder_name(rid)
     with pytest.raises(FormatError, match="repo id"):
         spec.loads(f"models:\n  x:\n    repo_id: {rid!r}\n    model_type: sentiment\n", "models.yaml")
     files = "{a.json: {size: 1, sha256: 'sha256:" + "0" * 64 + "'}}"
@@ -43,7 +43,7 @@ def test_every_reader_rejects_the_same_bad_repo_ids(rid: str) -> None:
 @pytest.mark.parametrize("rid", GOOD_IDS)
 def test_every_reader_accepts_the_same_good_repo_ids(rid: str) -> None:
     assert _layout.is_repo_id(rid) and valid_repo_id(rid)
-    folder = store.repo_folder_name(rid)
+    folder = layout.repo_folder_name(rid)
     assert folder.startswith("models--") and layout.repo_id_from_folder(folder) == rid
 
 

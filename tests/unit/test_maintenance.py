@@ -15,7 +15,7 @@ from smart_model_manager.cli.main import main
 from smart_model_manager.formats import manifest
 from smart_model_manager.ops import maintenance
 from smart_model_manager.ops.validate import validate
-from smart_model_manager.store import cache as store
+from smart_model_manager.store import cache as store, layout as store_layout
 
 pytestmark = pytest.mark.unit
 
@@ -43,9 +43,9 @@ def cache(tmp_path: Path) -> dict[str, object]:
                                                                       "vocab.txt": shared}), root, A)
     man = make_volume(root, {B: make_model_folder(tmp_path / "b", {"model.safetensors": os.urandom(3000)})},
                       write_manifest=False)
-    (store.repo_dir(root, B) / "refs" / "main").unlink()  # only the lock keeps B
+    (store_layout.repo_dir(root, B) / "refs" / "main").unlink()  # only the lock keeps B
     lock = lock_for(man, tmp_path / "models.lock")
-    blobs = store.repo_dir(root, A) / "blobs"
+    blobs = store_layout.repo_dir(root, A) / "blobs"
     orphan = blobs / ("e" * 64)
     orphan.write_bytes(os.urandom(1111))
     stale = blobs / f"{'d' * 64}.incomplete"
@@ -105,7 +105,7 @@ def test_without_the_lock_the_lock_only_revision_is_planned_too(cache: dict) -> 
 def test_items_that_became_referenced_after_the_plan_are_skipped(cache: dict) -> None:
     root, old = cache["root"], cache["old"]
     plan = maintenance.plan_prune(root, lock=cache["lock"])
-    store.atomic_write_text(store.repo_dir(root, A) / "refs" / "v0", old.commit)  # a concurrent `pull --revision`
+    store.atomic_write_text(store_layout.repo_dir(root, A) / "refs" / "v0", old.commit)  # a concurrent `pull --revision`
     result = maintenance.execute_prune(plan, lock=cache["lock"])
     skipped = {Path(i.path).name for i, _why in result.skipped}
     assert skipped == {old.commit, old.files["model.safetensors"][1]}
@@ -115,7 +115,7 @@ def test_items_that_became_referenced_after_the_plan_are_skipped(cache: dict) ->
 def test_the_manifest_pins_its_commits_on_a_volume(tmp_path: Path) -> None:
     v = tmp_path / "v"
     man = make_volume(v, {A: make_model_folder(tmp_path / "a")})
-    (store.repo_dir(v, A) / "refs" / "main").unlink()
+    (store_layout.repo_dir(v, A) / "refs" / "main").unlink()
     assert maintenance.plan_prune(v).items == ()
     (v / manifest.MANIFEST_NAME).write_text("format: 1\nmodels: [\n")
     assert main(["prune", "--dir", str(v), "--dry-run"]) == 1  # unreadable manifest: refuse to guess
@@ -147,7 +147,7 @@ def test_ls_shows_revisions_refs_sizes_and_lock_status(cache: dict, tmp_path: Pa
     assert revs[new.commit].refs == ("main",) and revs[old.commit].refs == ()
     assert revs[new.commit].size == sum(s for s, _ in new.files.values())
     assert revs[old.commit].files == 3
-    assert repos[A].size_on_disk == regular_bytes(store.repo_dir(root, A))
+    assert repos[A].size_on_disk == regular_bytes(store_layout.repo_dir(root, A))
     assert main(["ls", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [x["location"] for x in doc] == [str(root)]

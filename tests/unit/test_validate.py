@@ -18,7 +18,7 @@ from smart_model_manager.errors import ConfigurationError
 from smart_model_manager.formats import lockfile, manifest
 from smart_model_manager.ops import validate as validate_mod
 from smart_model_manager.ops.validate import validate
-from smart_model_manager.store import cache as store
+from smart_model_manager.store import cache as store, layout as store_layout
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +37,7 @@ def vol(tmp_path: Path) -> Path:
 
 def snap_file(root: Path, repo_id: str, rel: str) -> Path:
     man = manifest.load(root / manifest.MANIFEST_NAME)
-    return store.repo_dir(root, repo_id) / "snapshots" / man.models[repo_id].latest().commit / rel
+    return store_layout.repo_dir(root, repo_id) / "snapshots" / man.models[repo_id].latest().commit / rel
 
 
 def flip_byte(path: Path, offset: int = 100) -> None:
@@ -216,13 +216,13 @@ def test_cache_against_lock_and_cache_structure(tmp_path: Path, monkeypatch: pyt
     assert main(["validate", "--cache", "--full"]) == 1
     assert main(["validate", "--cache", "--full", "--no-lock"]) == 1  # structure: blob name is its sha256
     # a ref to a snapshot that is not there
-    (store.repo_dir(cache, A) / "refs" / "dev").write_text("e" * 40)
+    (store_layout.repo_dir(cache, A) / "refs" / "dev").write_text("e" * 40)
     r = validate(cache)
     assert kinds(r) == ["missing"] and r.findings[0].expected == "e" * 40
 
 
 def snap_file_from(root: Path, repo_id: str, commit: str, rel: str) -> Path:
-    return store.repo_dir(root, repo_id) / "snapshots" / commit / rel
+    return store_layout.repo_dir(root, repo_id) / "snapshots" / commit / rel
 
 
 def test_default_dir_is_the_volume_and_it_must_have_a_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

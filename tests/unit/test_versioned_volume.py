@@ -17,7 +17,7 @@ from smart_model_manager.formats import manifest
 from smart_model_manager.formats.lockfile import Lock, LockEntry, write_lock
 from smart_model_manager.formats.manifest import FileEntry, ModelEntry
 from smart_model_manager.ops.validate import validate, wait_until_valid
-from smart_model_manager.store import cache as store
+from smart_model_manager.store import cache as store, layout as store_layout
 
 pytestmark = pytest.mark.unit
 
@@ -51,7 +51,7 @@ def two(tmp_path: Path) -> tuple[Path, ModelEntry, ModelEntry, Path, Path]:
 
 
 def snap(vol: Path, commit: str) -> Path:
-    return store.repo_dir(vol, REPO) / "snapshots" / commit
+    return store_layout.repo_dir(vol, REPO) / "snapshots" / commit
 
 
 def test_each_lock_validates_its_own_commit_and_no_lock_validates_every_commit(

@@ -47,7 +47,8 @@ from ..sources.base import read_schema
 from ..store import cache as store
 from ..store.fetch import Want, check_space, clean_stale_staging, fetch_into
 from ..store.hashing import is_sha256, sha256_file, strip_prefix, with_prefix
-from ..store.layout import BLOBS, blobs_dir, snapshot_dir
+from ..store.layout import BLOBS, blobs_dir, repo_dir, snapshot_dir
+from ..store.scan import snapshot_files
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def missing_bytes(root: Path, entries: Iterable[LockEntry]) -> int:
     """Bytes to download: files whose blob is absent or has the wrong size (cheap: no hashing)."""
     total = 0
     for e in entries:
-        blobs = blobs_dir(store.repo_dir(root, e.repo_id))
+        blobs = blobs_dir(repo_dir(root, e.repo_id))
         for f in e.files.values():
             blob = blobs / strip_prefix(f.sha256)
             try:
@@ -224,7 +225,7 @@ def adopt_unrecorded(snapshot: Path, known: set[str]) -> dict[str, FileEntry]:
     verified here and recorded, so the volume validates; anything else stays unrecorded and validation
     reports it."""
     out: dict[str, FileEntry] = {}
-    for rel, p in store.snapshot_files(snapshot).items():
+    for rel, p in snapshot_files(snapshot).items():
         if rel in known:
             continue
         real = Path(os.path.realpath(p))

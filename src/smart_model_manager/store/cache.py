@@ -22,15 +22,12 @@ from .layout import (
     DEFAULT_REVISION,
     REFS,
     SNAPSHOTS,
-    TMP_PREFIX as TMP_PREFIX,
-    repo_dir as repo_dir,
-    repo_folder_name as repo_folder_name,
-    repo_id_from_folder as repo_id_from_folder,
+    repo_dir,
     tmp_name,
 )
-from .locks import repo_lock as repo_lock
-from .scan import read_ref_file, resolves_outside, snapshot_files as snapshot_files
-from .writer import link, publish_blob as publish_blob, staging_dir, write_snapshot
+from .locks import repo_lock
+from .scan import read_ref_file, resolves_outside, snapshot_files
+from .writer import link, publish_blob, staging_dir, write_snapshot
 
 
 def read_ref(root: Path, repo_id: str, revision: str = DEFAULT_REVISION) -> str | None:

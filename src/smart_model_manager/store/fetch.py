@@ -216,7 +216,7 @@ def _download_all(client: Downloader, repo_id: str, commit: str, files: Mapping[
                   stage: Path, staged: dict[str, tuple[Path, int, str]], jobs: int,
                   progress: ProgressHook) -> None:
     # The first terminal failure stops the queue: a worker must not pick up the next file (and run all its
-    # retries against a dead server) in the moment before the main thread cancels what is pending (B7).
+    # retries against a dead server) in the moment before the main thread cancels what is pending.
     stop = threading.Event()
 
     def one(i: int, rel: str) -> None:
