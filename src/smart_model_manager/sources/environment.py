@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._layout import CI_VARIABLES
-from ..settings import Settings, parse_bool
+from ..settings import CI, DEV, HUB, PRODUCTION, TEST, Settings, parse_bool
 from ..store.scan import read_revisions, repo_folders
 
 log = logging.getLogger(__name__)
@@ -53,22 +53,22 @@ def detect(settings: Settings) -> Detection:
     if settings.env_override:
         return Detection(settings.env_override, "SMM_ENV", f"SMM_ENV={settings.env_override} is set")
     if settings.signal("PYTEST_CURRENT_TEST"):
-        return Detection("test", "PYTEST_CURRENT_TEST", "running inside a pytest test (PYTEST_CURRENT_TEST is set)")
+        return Detection(TEST, "PYTEST_CURRENT_TEST", "running inside a pytest test (PYTEST_CURRENT_TEST is set)")
     testing = settings.signal("TESTING")
     if testing is not None and testing.strip().lower() in ("1", "true", "yes", "on"):
-        return Detection("test", "TESTING", f"TESTING={testing} is set")
+        return Detection(TEST, "TESTING", f"TESTING={testing} is set")
     if testing is not None and testing.strip().lower() not in ("", "0", "false", "no", "off") \
             and testing not in _warned:
         _warned.add(testing)
         log.warning("TESTING=%r is not a boolean, so it is ignored (the environment is detected as if "
                     "it were unset); use TESTING=1/true/yes/on for mocks, or 0/false/no/off", testing)
     if settings.manifest_path.is_file():
-        return Detection("production", str(settings.manifest_path),
+        return Detection(PRODUCTION, str(settings.manifest_path),
                          f"a volume manifest exists at {settings.manifest_path}")
     for name in CI_VARIABLES:
         value = settings.signal(name)
         if value is not None and _truthy_ci(name, value):
-            return Detection("ci", name, f"{name}={value} is set")
+            return Detection(CI, name, f"{name}={value} is set")
     if cache_has_models(settings.cache_dir):
-        return Detection("dev", str(settings.cache_dir), f"the local model cache {settings.cache_dir} holds models")
-    return Detection("hub", "fallback", "no test, volume, CI or local-cache signal; falling back to the Hub")
+        return Detection(DEV, str(settings.cache_dir), f"the local model cache {settings.cache_dir} holds models")
+    return Detection(HUB, "fallback", "no test, volume, CI or local-cache signal; falling back to the Hub")

@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 from ..errors import IntegrityError
+from .hashing import with_prefix
 from .layout import BLOBS, SNAPSHOTS, STAGING_DIR, TMP_PREFIX, incomplete_name, repo_dir, tmp_name
 from .locks import owner_lock, unless_huggingface_hub_writes
 
@@ -114,7 +115,7 @@ def publish_blob(blobs: Path, src: Path, sha256: str, size: int) -> Path:
         actual = sha256_file(tmp)
         if actual != sha256:
             raise IntegrityError(f"{src}: changed while importing: expected sha256:{sha256}, actual sha256:{actual}",
-                                 path=src, expected="sha256:" + sha256, actual="sha256:" + actual)
+                                 path=src, expected=with_prefix(sha256), actual=with_prefix(actual))
         os.replace(tmp, blob)
     finally:
         with contextlib.suppress(FileNotFoundError):
