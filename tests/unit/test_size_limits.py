@@ -16,13 +16,6 @@ PKG = Path(__file__).resolve().parents[2] / "src" / "smart_model_manager"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 
-# TEMPORARY: modules that are being rewritten onto the one cache-layout owner in parallel and are over the
-# module limit until that rewrite lands. Empty this when it has; an entry that is no longer needed fails
-# test_the_allow_list_holds_only_modules_still_over_the_limit so it cannot outlive its reason.
-OVERSIZED_MODULES_ALLOWED: dict[str, str] = {
-}
-
-
 def _files() -> list[Path]:
     return sorted(PKG.rglob("*.py"))
 
@@ -49,8 +42,6 @@ def _long_functions(source: str) -> list[tuple[str, int, int]]:
 
 @pytest.mark.parametrize("path", _files(), ids=_rel)
 def test_module_is_at_most_400_lines(path: Path) -> None:
-    if _rel(path) in OVERSIZED_MODULES_ALLOWED:
-        pytest.skip(f"temporarily allowed: {OVERSIZED_MODULES_ALLOWED[_rel(path)]}")
     assert _lines(path) <= MAX_MODULE_LINES, (
         f"{_rel(path)} has {_lines(path)} lines (limit {MAX_MODULE_LINES}); split it along a real seam")
 
@@ -60,12 +51,6 @@ def test_every_function_is_at_most_80_lines(path: Path) -> None:
     long = _long_functions(path.read_text())
     assert long == [], "split into named helpers: " + ", ".join(
         f"{_rel(path)}:{line} {name} ({n} lines, limit {MAX_FUNCTION_LINES})" for name, line, n in long)
-
-
-def test_the_allow_list_holds_only_modules_still_over_the_limit() -> None:
-    stale = [rel for rel in OVERSIZED_MODULES_ALLOWED
-             if not (PKG / rel).is_file() or _lines(PKG / rel) <= MAX_MODULE_LINES]
-    assert stale == [], f"remove from OVERSIZED_MODULES_ALLOWED (no longer over the limit, or gone): {stale}"
 
 
 def test_the_function_measure_counts_nested_functions_and_skips_decorators() -> None:
