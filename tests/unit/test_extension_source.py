@@ -2,7 +2,7 @@
 
 ``LocalDirRemote`` treats a plain folder ``<remote>/<org>/<name>/...`` as a remote. It downloads through
 ``store.fetch.fetch_into`` with a ``Downloader`` (here the fake next to the contract, ``remote.fake``), so it
-gets staging, verification and the HF-cache layout for free. Nothing in api.py, pull.py or locking.py knows about it.
+gets staging, verification and the HF-cache layout for free. Nothing in api.py, ops/pull.py or ops/lock.py knows about it.
 """
 
 from __future__ import annotations
