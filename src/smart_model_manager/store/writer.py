@@ -23,7 +23,6 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 from ..errors import IntegrityError
-from .hashing import with_prefix
 from .layout import BLOBS, SNAPSHOTS, STAGING_DIR, TMP_PREFIX, incomplete_name, repo_dir, tmp_name
 from .locks import owner_lock, unless_huggingface_hub_writes
 
@@ -109,13 +108,14 @@ def publish_blob(blobs: Path, src: Path, sha256: str, size: int) -> Path:
     try:
         import shutil
 
-        from .hashing import sha256_file
+        from .hashing import sha256_file, with_prefix  # hashlib only when a blob is written
 
         shutil.copyfile(src, tmp)
         actual = sha256_file(tmp)
         if actual != sha256:
-            raise IntegrityError(f"{src}: changed while importing: expected sha256:{sha256}, actual sha256:{actual}",
-                                 path=src, expected=with_prefix(sha256), actual=with_prefix(actual))
+            expected, got = with_prefix(sha256), with_prefix(actual)
+            raise IntegrityError(f"{src}: changed while importing: expected {expected}, actual {got}",
+                                 path=src, expected=expected, actual=got)
         os.replace(tmp, blob)
     finally:
         with contextlib.suppress(FileNotFoundError):
