@@ -15,7 +15,7 @@ REPO_FILES = ["config.json", "model.safetensors", "tokenizer.json", "onnx/model.
               "openvino/openvino_model.xml", "openvino/openvino_model.bin", "tf_model.h5"]
 
 
-def test_settings_api_and_loaders_accept_exactly_the_table_with_one_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_settings_api_and_loaders_accept_exactly_the_table_with_one_message(tmp_path) -> None:
     from smart_model_manager.api import ModelManager
     from smart_model_manager.loaders import load_runner
 

@@ -148,7 +148,7 @@ def test_the_route_scores_polarity_with_the_one_signed_score() -> None:
     labels, probs = ("Bearish", "Bullish", "Neutral"), [0.2, 0.7, 0.1]
     pols = [p for _, p in polarity.resolve("org/m", labels)]
     route = SimpleNamespace(model=SimpleNamespace(labels=labels), polarity=pols)
-    assert Route.result(route, probs)["signed_score"] == polarity.signed_score(probs, pols) == pytest.approx(0.5)  # type: ignore[arg-type]
+    assert Route.result(route, probs)["signed_score"] == polarity.signed_score(probs, pols) == pytest.approx(0.5)
     assert signed_score([0.2, 0.7, 0.1], ("negative", "positive", "neutral")) == pytest.approx(0.5)
     with pytest.raises(polarity.PolarityError, match="mean nothing"):
         polarity.resolve("org/m", ("LABEL_0", "LABEL_1"))

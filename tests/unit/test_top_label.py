@@ -37,7 +37,7 @@ def test_every_caller_breaks_a_tie_the_same_way() -> None:
     assert pipeline_call.format_row(LABELS, TIED, call)["label"] == "negative"
     assert polarity.top_polarity(TIED, POLS) == "negative"
     route = SimpleNamespace(model=SimpleNamespace(labels=LABELS), polarity=POLS)
-    got = Route.result(route, TIED)  # type: ignore[arg-type]
+    got = Route.result(route, TIED)
     assert got["label"] == "negative" and got["polarity"] == "negative"
     # the gate: a tie in fp32 and a clear negative in int8 agree; a clear neutral is a flip from negative
     assert score("sentiment", [TIED, TIED], [[0.1, 0.5, 0.4], [0.1, 0.4, 0.5]], labels=LABELS).flips \
