@@ -37,23 +37,20 @@ if TYPE_CHECKING:
     from .sources.environment import Detection, detect
 
 
+_LAZY = {  # public name -> the module that defines it, imported on first use
+    "ModelManager": ".api", "get_model_manager": ".api", "load_model": ".api", "reset_model_manager": ".api",
+    "Detection": ".sources.environment", "detect": ".sources.environment",
+    "LoadInfo": ".model", "Model": ".model", "Settings": ".settings",
+}
+
+
 def __getattr__(name: str) -> Any:
     """The manager's public names, imported on first use."""
-    value: Any
-    if name in ("ModelManager", "get_model_manager", "load_model", "reset_model_manager"):
-        from . import api
-        value = getattr(api, name)
-    elif name in ("Detection", "detect"):
-        from .sources import environment
-        value = getattr(environment, name)
-    elif name in ("LoadInfo", "Model"):
-        from . import model
-        value = getattr(model, name)
-    elif name == "Settings":
-        from . import settings
-        value = settings.Settings
-    else:
+    if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
     globals()[name] = value  # later lookups are plain attribute reads
     return value
 

@@ -45,10 +45,11 @@ from ..remote.base import Downloader, NullProgress, ProgressHook
 from ..remote.hub import HubClient
 from ..sources.base import read_schema
 from ..store import cache as store
-from ..store.fetch import Want, check_space, clean_stale_staging, fetch_into
+from ..store.fetch import Want, check_space, fetch_into
 from ..store.hashing import is_sha256, sha256_file, strip_prefix, with_prefix
 from ..store.layout import BLOBS, blobs_dir, repo_dir, snapshot_dir
 from ..store.scan import snapshot_files
+from ..store.writer import clean_stale_staging
 
 log = logging.getLogger(__name__)
 

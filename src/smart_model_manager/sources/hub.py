@@ -13,7 +13,8 @@ from pathlib import Path
 from ..remote.base import RemoteClient
 from ..remote.hub import HubClient
 from ..settings import Settings
-from ..store.fetch import Want, clean_stale_staging, fetch_into
+from ..store.fetch import Want, fetch_into
+from ..store.writer import clean_stale_staging
 from .base import Request, Resolved, Unavailable, Verified, read_schema
 
 log = logging.getLogger(__name__)

@@ -34,9 +34,8 @@ from .hashing import PREFIX, sha256_file, strip_prefix
 from .layout import BLOBS, INCOMPLETE_SUFFIX, LOCKS_DIR, REFS, SNAPSHOTS, STAGING_DIR, repo_dir
 from .locks import repo_lock
 from .writer import (
-    clean_leftovers as clean_leftovers,
-    clean_stale_staging as clean_stale_staging,
-    staging_dir as staging_dir,
+    clean_leftovers,
+    staging_dir,
     write_snapshot,
 )
 
@@ -255,4 +254,4 @@ def _download_all(client: Downloader, repo_id: str, commit: str, files: Mapping[
         raise errors[0]  # type: ignore[misc]
 
 
-__all__ = ["STAGING", "FetchResult", "PinnedFile", "Want", "check_space", "clean_leftovers", "clean_stale_staging", "fetch_into", "staging_dir"]
+__all__ = ["STAGING", "FetchResult", "PinnedFile", "Want", "check_space", "fetch_into"]
